@@ -1,0 +1,1 @@
+"""The workflow engine: definitions, validation, planning and durable execution."""

@@ -1,0 +1,30 @@
+"""The Celery application: broker from settings, tasks acked late and rejected on worker loss."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from engine.settings import get_settings
+
+
+def create_celery(redis_url: str | None = None) -> Celery:
+    """A Celery app on the settings' Redis (or `redis_url`)."""
+    url = redis_url or get_settings().redis_url or "redis://127.0.0.1:56379/0"
+    app = Celery("flowloom", broker=url, include=["engine.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_default_queue="flowloom",
+    )
+    return app
+
+
+celery_app = create_celery()

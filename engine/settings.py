@@ -1,0 +1,55 @@
+"""Settings from the environment (FLOWLOOM_ prefix) and an optional .env file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OIDCProvider(BaseModel):
+    """One sign-in provider (generic OIDC by issuer URL, or a preset name)."""
+
+    name: str
+    issuer: str = ""
+    preset: str = ""  # google | microsoft | github | "" for generic
+    client_id: str
+    client_secret: SecretStr = SecretStr("")
+    tenant: str = ""  # Microsoft Entra tenant
+
+
+class Settings(BaseSettings):
+    """Flowloom's settings; every field reads FLOWLOOM_<NAME> from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="FLOWLOOM_", env_file=".env", extra="ignore")
+
+    env: str = Field("development", description="development | production")
+    data_dir: Path = Field(Path(".flowloom"), description="where embedded services keep their data")
+    database_url: str = Field("", description="PostgreSQL (with pgvector) URL; empty = embedded")
+    redis_url: str = Field("", description="Redis URL for the Celery broker; empty = embedded")
+    kafka_bootstrap_servers: str = Field("", description="Kafka bootstrap servers; empty = no Kafka")
+    host: str = Field("127.0.0.1", description="address the web app listens on")
+    port: int = Field(3000, description="port of the web app (frontend and backend)")
+    postgres_port: int = Field(55432, description="port of the embedded PostgreSQL")
+    redis_port: int = Field(56379, description="port of the embedded Redis")
+    workers: int = Field(2, ge=1, description="Celery worker processes started by `flowloom up`")
+    secret_key: SecretStr = Field(SecretStr(""), description="signs sessions; generated in data_dir if empty")
+    oidc_providers: list[OIDCProvider] = Field(default_factory=list)
+    admin_emails: list[str] = Field(default_factory=list)
+    # Engine tuning
+    step_lease_s: float = Field(30.0, gt=0, description="a running step's lease; expired = worker died")
+    sweep_interval_s: float = Field(5.0, gt=0, description="how often workers look for lost steps")
+    max_payload_bytes: int = Field(1_000_000, gt=0, description="largest step input/output stored")
+    sql_connections: dict[str, str] = Field(default_factory=dict, description="name -> URL for tool.sql")
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

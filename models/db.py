@@ -1,0 +1,48 @@
+"""Engine and session factory: one SQLAlchemy engine per process and database URL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine
+from sqlmodel import Session
+
+
+def normalise_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain postgresql:// URLs."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """A new engine for `url` (pool sized for a worker process)."""
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 5)
+    kwargs.setdefault("max_overflow", 10)
+    return create_engine(normalise_url(url), **kwargs)
+
+
+@lru_cache(maxsize=8)
+def _engine_for(url: str, pid: int) -> Engine:
+    return make_engine(url)
+
+
+def get_engine(url: str) -> Engine:
+    """The process-wide engine for `url`; a forked child gets its own pool."""
+    return _engine_for(url, os.getpid())
+
+
+@contextmanager
+def session_scope(url: str) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(get_engine(url), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

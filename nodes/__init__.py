@@ -1,0 +1,1 @@
+"""Node types: each module registers one family of nodes with the registry."""
