@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from celery import Celery
 
 from engine.settings import get_settings
@@ -10,7 +12,7 @@ from engine.settings import get_settings
 def create_celery(redis_url: str | None = None) -> Celery:
     """A Celery app on the settings' Redis (or `redis_url`)."""
     url = redis_url or get_settings().redis_url or "redis://127.0.0.1:56379/0"
-    app = Celery("flowloom", broker=url, include=["engine.tasks"])
+    app = Celery("flowloom", broker=url, backend=url, include=["engine.tasks"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -25,6 +27,17 @@ def create_celery(redis_url: str | None = None) -> Celery:
         task_default_queue="flowloom",
     )
     return app
+
+
+@lru_cache(maxsize=4)
+def celery_for(redis_url: str) -> Celery:
+    """A cached app for sending to `redis_url` (settings may be set after import, e.g. in tests)."""
+    return create_celery(redis_url)
+
+
+def current_celery() -> Celery:
+    """The app for the broker the current settings name."""
+    return celery_for(get_settings().redis_url or "redis://127.0.0.1:56379/0")
 
 
 celery_app = create_celery()

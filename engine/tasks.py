@@ -1,9 +1,209 @@
-"""Celery tasks of the engine (filled in by the executor)."""
+"""Celery tasks: run one step durably; the sweeper and lease heartbeat run beside them."""
 
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from sqlalchemy import text
+
+from engine import dispatch, executor
 from engine.celery_app import celery_app
+from engine.definition import RetryPolicy
+from engine.settings import get_settings
+from engine.step_runner import run_node
+from models.db import get_engine
+
+log = logging.getLogger("flowloom.worker")
 
 
-@celery_app.task(name="flowloom.ping")
+def _db():
+    return get_engine(get_settings().database_url)
+
+
+@celery_app.task(name="flowloom.ping", ignore_result=False)
 def ping() -> str:
-    """A no-op used by health checks and the benchmark's baseline."""
+    """A no-op: health checks and the benchmark's baseline."""
     return "pong"
+
+
+@celery_app.task(name=dispatch.STEP_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_step(step_id: str) -> None:
+    """Run one step; a redelivered message for a finished or owned step does nothing."""
+    execute_step(step_id)
+
+
+def execute_step(step_id: str) -> str:
+    """Claim, run and record one step; returns what happened (for logs and tests)."""
+    settings = get_settings()
+    engine = _db()
+    with engine.begin() as conn:
+        step = executor.claim_step(
+            conn, step_id, lease_s=settings.step_lease_s, worker=f"{socket.gethostname()}:{os.getpid()}"
+        )
+        if step is None:
+            return _resume_timer_if_due(step_id)
+        run = executor.load_run(conn, step.run_id)
+        steps = executor.step_outputs(conn, step.run_id)
+    _heartbeat.add(step_id)
+    try:
+        outcome = run_node(
+            step,
+            run,
+            steps,
+            max_payload_bytes=settings.max_payload_bytes,
+            sql_connection=_sql_connection,
+        )
+    finally:
+        _heartbeat.discard(step_id)
+    with engine.begin() as conn:
+        if outcome.suspend is not None:
+            sent = executor.suspend_step(
+                conn, step, kind=outcome.suspend.kind, request=outcome.suspend.request
+            )
+            result = "waiting"
+        elif outcome.error is None:
+            sent = executor.finish_step(conn, step, outputs=outcome.outputs, metrics=outcome.metrics)
+            result = "succeeded"
+        else:
+            node = run.graph.nodes[step.node_id]
+            retry: RetryPolicy = node.retry or run.defn.error_handling.retry
+            if outcome.retryable and step.attempt < retry.max_attempts:
+                delay = min(retry.backoff_s * retry.backoff_factor ** (step.attempt - 1), retry.max_backoff_s)
+                sent = executor.schedule_retry(conn, step, delay_s=delay, error=outcome.error)
+                result = "retrying"
+            else:
+                sent = executor.finish_step(
+                    conn,
+                    step,
+                    outputs={"error": {"message": outcome.error}},
+                    error=outcome.error,
+                    metrics=outcome.metrics,
+                )
+                result = "failed"
+    dispatch.send(sent)
+    return result
+
+
+def _resume_timer_if_due(step_id: str) -> str:
+    """A delay node's timer fired: finish the waiting step with its input passed through."""
+    with _db().begin() as conn:
+        row = conn.execute(
+            text(
+                "SELECT 1 FROM step_runs WHERE id = :id AND status = 'waiting' AND not_before <= now()"
+                " AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.step_id = step_runs.id)"
+            ),
+            {"id": step_id},
+        ).first()
+        step = executor.waiting_step(conn, step_id) if row else None
+        if step is None:
+            return "skipped"
+        sent = executor.finish_step(
+            conn, step, outputs={"out": step.inputs.get("in")}, expected_status="waiting"
+        )
+    dispatch.send(sent)
+    return "resumed"
+
+
+def _sql_connection(name: str) -> str:
+    urls = get_settings().sql_connections
+    if name not in urls:
+        raise KeyError(name)
+    return urls[name]
+
+
+class _Heartbeat:
+    """Extends the lease of every step this process is running, from one thread."""
+
+    def __init__(self) -> None:
+        self._steps: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, step_id: str) -> None:
+        with self._lock:
+            self._steps.add(step_id)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="flowloom-heartbeat", daemon=True)
+                self._thread.start()
+
+    def discard(self, step_id: str) -> None:
+        with self._lock:
+            self._steps.discard(step_id)
+
+    def _loop(self) -> None:
+        lease = get_settings().step_lease_s
+        while True:
+            time.sleep(lease / 3)
+            with self._lock:
+                ids = list(self._steps)
+            if not ids:
+                continue
+            try:
+                with _db().begin() as conn:
+                    conn.execute(
+                        text(
+                            "UPDATE step_runs SET lease_until = now() + make_interval(secs => :lease)"
+                            " WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'running'"
+                        ),
+                        {"lease": lease, "ids": ids},
+                    )
+            except Exception:  # the database is briefly away: the next beat tries again
+                log.warning("lease heartbeat failed", exc_info=True)
+
+
+_heartbeat = _Heartbeat()
+
+
+class _Sweeper(threading.Thread):
+    """Resends steps whose worker died or whose message never left (runs in each worker)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="flowloom-sweeper", daemon=True)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        settings = get_settings()
+        while not self.stopping.wait(settings.sweep_interval_s):
+            try:
+                sweep_once()
+            except Exception:
+                log.warning("sweep failed", exc_info=True)
+
+
+def sweep_once() -> int:
+    """One sweep: resend lost steps; returns how many were resent."""
+    settings = get_settings()
+    with _db().begin() as conn:
+        lost = executor.lost_steps(conn, resend_after_s=settings.step_lease_s)
+    if lost:
+        log.info("resending %d lost step(s)", len(lost))
+    dispatch.send(lost)
+    return len(lost)
+
+
+_sweeper: _Sweeper | None = None
+
+
+@worker_ready.connect
+def _start_sweeper(**_: object) -> None:
+    global _sweeper
+    _sweeper = _Sweeper()
+    _sweeper.start()
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_: object) -> None:
+    if _sweeper is not None:
+        _sweeper.stopping.set()
+
+
+@worker_process_init.connect
+def _reset_after_fork(**_: object) -> None:
+    # Connections and threads do not survive fork: each child builds its own.
+    global _heartbeat
+    _heartbeat = _Heartbeat()

@@ -1,9 +1,19 @@
 """SQLModel tables and the session/engine factory."""
 
+from models.auth import ApiKey, ApprovalVote, AuditLog, User, WorkflowShare
 from models.db import get_engine, make_engine, session_scope
+from models.memory import EMBEDDING_DIM, MemoryChunk, Secret
 from models.tables import Approval, Event, Run, StepRun, Workflow, WorkflowVersion
 
 __all__ = [
+    "EMBEDDING_DIM",
+    "ApiKey",
+    "ApprovalVote",
+    "AuditLog",
+    "MemoryChunk",
+    "Secret",
+    "User",
+    "WorkflowShare",
     "Approval",
     "Event",
     "Run",

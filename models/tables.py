@@ -95,7 +95,7 @@ class StepRun(SQLModel, table=True):
     attempt: int = 0
     inputs: dict | None = _json()
     outputs: dict | None = _json()
-    fired_ports: list | None = Field(default=None, sa_type=JSONB)
+    fired_edges: list | None = Field(default=None, sa_type=JSONB)
     error: str | None = None
     # When the Celery message left (NULL: recorded but not yet sent; the sweeper sends it).
     sent_at: datetime | None = _ts(nullable=True, default=False)

@@ -76,11 +76,12 @@ class NodeType:
         return inspect.iscoroutinefunction(self.run)
 
     def output_ports(self, config: BaseModel | None = None) -> dict[str, Port]:
-        """Declared output ports plus those derived from `config`."""
-        ports = dict(self.outputs)
+        """The ports derived from `config` when it defines any (branches, actions), else the declared ones."""
         if self.dynamic_outputs is not None and config is not None:
-            ports.update(self.dynamic_outputs(config))
-        return ports
+            derived = self.dynamic_outputs(config)
+            if derived:
+                return dict(derived)
+        return dict(self.outputs)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description for the editor palette and docs."""

@@ -1,0 +1,46 @@
+"""The REST API: one FastAPI app under /api, mounted in front of the Reflex backend by app/app.py."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from app import routes
+from app.api import health, workflows
+from app.db import describe_db_error
+from engine.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": describe_db_error(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": describe_db_error(exc)}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def create_api() -> FastAPI:
+    """The API app; its docs live at /api/docs and its schema at /api/openapi.json."""
+    api = FastAPI(
+        title="Flowloom API",
+        version="0.1.0",
+        openapi_url=routes.API_OPENAPI,
+        docs_url=routes.API_DOCS,
+        redoc_url=None,
+    )
+    api.include_router(health.router, prefix=routes.API_PREFIX)
+    api.include_router(workflows.router, prefix=routes.API_PREFIX)
+    api.add_exception_handler(OperationalError, _database_unavailable)
+    api.add_exception_handler(ConfigError, _database_unavailable)
+    api.add_exception_handler(SQLAlchemyError, _database_error)
+    return api
+
+
+api = create_api()

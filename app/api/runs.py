@@ -1,0 +1,172 @@
+"""/api/runs and /api/approvals: start, watch and cancel runs; decide human approvals."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+
+from engine.definition import WorkflowDefinition
+from engine.errors import DefinitionError, ValidationError
+from engine.parse import parse_dict
+from engine.runs import ApprovalError, cancel_run, decide_approval, get_run, start_run
+from engine.settings import get_settings
+from models.db import get_engine
+
+router = APIRouter(tags=["runs"])
+
+
+class RunCreate(BaseModel):
+    """Start a run of a saved workflow (its latest version) or of an inline definition."""
+
+    workflow_id: uuid.UUID | None = None
+    definition: dict[str, Any] | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepPublic(BaseModel):
+    id: uuid.UUID
+    node_id: str
+    node_type: str
+    visit: int
+    status: str
+    attempt: int
+    inputs: Any = None
+    outputs: Any = None
+    error: str | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class RunPublic(BaseModel):
+    id: uuid.UUID
+    status: str
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    steps: list[StepPublic] = Field(default_factory=list)
+
+
+class ApprovalPublic(BaseModel):
+    id: uuid.UUID
+    run_id: uuid.UUID
+    node_id: str
+    status: str
+    title: str
+    body: str
+    request: dict[str, Any] | None = None
+    deadline: datetime | None = None
+    created_at: datetime
+
+
+class Decision(BaseModel):
+    """A human's answer: the action (a branch of the approval node), form values and a comment."""
+
+    action: str = Field(min_length=1, max_length=50)
+    form: dict[str, Any] = Field(default_factory=dict)
+    comment: str = Field("", max_length=5000)
+
+
+def _invalid(exc: DefinitionError | ValidationError) -> HTTPException:
+    if isinstance(exc, ValidationError):
+        detail: Any = [i.to_dict() for i in exc.issues]
+    else:
+        detail = str(exc)
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=detail)
+
+
+def _definition_for(body: RunCreate) -> tuple[WorkflowDefinition, str | None, str | None]:
+    if body.definition is not None:
+        return parse_dict(body.definition), None, None
+    if body.workflow_id is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail="give workflow_id or definition")
+    with get_engine(get_settings().database_url).connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT v.id, v.definition FROM workflow_versions v JOIN workflows w ON w.id = v.workflow_id"
+                " WHERE w.id = :id AND v.version = w.latest_version"
+            ),
+            {"id": body.workflow_id},
+        ).first()
+    if row is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"workflow {body.workflow_id} has no saved version"
+        )
+    return parse_dict(row.definition), str(body.workflow_id), str(row.id)
+
+
+@router.post("/runs", response_model=RunPublic, status_code=status.HTTP_201_CREATED)
+def create_run(body: RunCreate) -> RunPublic:
+    """Start a run; the definition is validated and the inputs checked against its schema."""
+    try:
+        defn, workflow_id, version_id = _definition_for(body)
+        run_id = start_run(defn, body.inputs, workflow_id=workflow_id, version_id=version_id)
+    except (DefinitionError, ValidationError) as exc:
+        raise _invalid(exc) from exc
+    return read_run(uuid.UUID(run_id))
+
+
+@router.get("/runs/{run_id}", response_model=RunPublic, responses={404: {"description": "No such run"}})
+def read_run(run_id: uuid.UUID) -> RunPublic:
+    """A run with its steps."""
+    view = get_run(str(run_id))
+    if view is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"run {run_id} not found")
+    return RunPublic(
+        id=view.id,
+        status=view.status,
+        inputs=view.inputs,
+        outputs=view.outputs,
+        error=view.error,
+        steps=[StepPublic(**s) for s in view.steps],
+    )
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunPublic)
+def cancel(run_id: uuid.UUID) -> RunPublic:
+    """Cancel a run that is still going (409 if it already ended)."""
+    current = read_run(run_id)
+    if not cancel_run(str(run_id)):
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"run {run_id} already {current.status}")
+    return read_run(run_id)
+
+
+@router.get("/approvals", response_model=list[ApprovalPublic])
+def list_approvals(
+    state: str = Query(
+        "pending", alias="status", pattern="^(pending|approved|rejected|decided|expired|cancelled)$"
+    ),
+    limit: int = Query(100, ge=1, le=500),
+) -> list[ApprovalPublic]:
+    """Approvals in a given status, newest first."""
+    with get_engine(get_settings().database_url).connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT id, run_id, node_id, status, title, body, request, deadline, created_at FROM approvals"
+                " WHERE status = :s ORDER BY created_at DESC LIMIT :n"
+            ),
+            {"s": state, "n": limit},
+        ).mappings()
+        return [ApprovalPublic(**r) for r in rows]
+
+
+@router.post(
+    "/approvals/{approval_id}/decision", responses={409: {"description": "Already decided or expired"}}
+)
+def decide(approval_id: uuid.UUID, body: Decision) -> dict[str, Any]:
+    """Decide an approval; the run resumes on the workers with the chosen branch and form values."""
+    try:
+        outputs = decide_approval(
+            str(approval_id), action=body.action, form=body.form, comment=body.comment, decided_by="api"
+        )
+    except ApprovalError as exc:
+        code = {"not_found": status.HTTP_404_NOT_FOUND, "invalid": status.HTTP_422_UNPROCESSABLE_ENTITY}.get(
+            exc.kind, status.HTTP_409_CONFLICT
+        )
+        raise HTTPException(code, detail=str(exc)) from exc
+    return {"status": "decided", "outputs": outputs}

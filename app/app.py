@@ -1,0 +1,14 @@
+"""The Reflex app: the pages of app/pages in the shell of app/layout, and the REST API under /api."""
+
+import reflex as rx
+
+from app.api.main import api
+from app.layout import add_pages
+from app.pages import dashboard, inbox, runs, templates, workflows  # noqa: F401  (importing declares the pages)
+
+app = rx.App(
+    api_transformer=api,
+    head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
+    style={"font_family": "Inter, ui-sans-serif, system-ui, -apple-system, 'Segoe UI', sans-serif"},
+)
+add_pages(app)

@@ -1,0 +1,150 @@
+"""API keys for the REST API: shown once, stored as a SHA-256 hash, scoped to a role, revocable,
+each with its own rate limit.
+
+A key reads `flk_<prefix>_<secret>`: the prefix (stored in clear, indexed) finds the row and tells
+keys apart in lists; the whole key's hash is compared in constant time. 32 random bytes make a
+slow hash unnecessary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+from sqlmodel import Session, col, select
+
+from app.auth.policy import RANK, Role, allows, is_role, lower_role
+from engine.errors import FlowloomError
+from models.auth import ApiKey, User
+from models.tables import utcnow
+
+KEY_MARK = "flk_"
+PREFIX_LENGTH = 8
+MAX_RATE_PER_MIN = 6000
+_LAST_USED_EVERY = timedelta(seconds=60)
+
+
+class ApiKeyError(FlowloomError):
+    """A key request was refused; the message says why."""
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def looks_like_key(value: str) -> bool:
+    """True when `value` has the shape of a Flowloom key (for scrubbing and quick refusal)."""
+    return value.startswith(KEY_MARK) and value.count("_") >= 2
+
+
+def create(
+    session: Session, owner: User, *, name: str, role: str, rate_limit_per_min: int = 120
+) -> tuple[ApiKey, str]:
+    """A new key for `owner`; returns the row and the key itself, which is never shown again."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ApiKeyError("name: give the key a name of 1 to 100 characters")
+    if not is_role(role):
+        raise ApiKeyError(f"role: {role!r} is not one of admin, editor, operator, viewer")
+    if not allows(owner.role, role):
+        raise ApiKeyError(f"role: a {owner.role} cannot create a key with the {role} role")
+    if not 1 <= rate_limit_per_min <= MAX_RATE_PER_MIN:
+        raise ApiKeyError(f"rate_limit_per_min: between 1 and {MAX_RATE_PER_MIN}")
+    prefix = secrets.token_hex(PREFIX_LENGTH // 2)
+    key = f"{KEY_MARK}{prefix}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(
+        user_id=owner.id, name=name, prefix=prefix, key_hash=hash_key(key), role=role,
+        rate_limit_per_min=rate_limit_per_min,
+    )  # fmt: skip
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+def verify(session: Session, presented: str) -> tuple[ApiKey, User, str] | None:
+    """(key row, owner, effective role) for a valid, unrevoked key of an active user; else None.
+
+    The effective role is the lower of the key's role and its owner's current role.
+    """
+    if not looks_like_key(presented) or len(presented) > 200:
+        return None
+    prefix = presented[len(KEY_MARK) :].split("_", 1)[0]
+    if len(prefix) != PREFIX_LENGTH:
+        return None
+    digest = hash_key(presented)
+    rows = session.exec(
+        select(ApiKey, User).join(User, col(User.id) == col(ApiKey.user_id)).where(ApiKey.prefix == prefix)
+    ).all()
+    found = None
+    for key_row, user in rows:  # compare every candidate, so timing says nothing about which matched
+        if hmac.compare_digest(key_row.key_hash, digest):
+            found = (key_row, user)
+    if found is None:
+        return None
+    key_row, user = found
+    if key_row.revoked_at is not None or not user.is_active or user.role not in RANK:
+        return None
+    now = utcnow()
+    if key_row.last_used_at is None or now - key_row.last_used_at > _LAST_USED_EVERY:
+        key_row.last_used_at = now
+        session.add(key_row)
+    return key_row, user, lower_role(key_row.role, user.role)
+
+
+def list_keys(session: Session, user_id: uuid.UUID | None = None) -> list[ApiKey]:
+    """Keys of one user (all keys when `user_id` is None), newest first."""
+    query = select(ApiKey)
+    if user_id is not None:
+        query = query.where(ApiKey.user_id == user_id)
+    return list(session.exec(query.order_by(col(ApiKey.created_at).desc())))
+
+
+def revoke(session: Session, key_id: uuid.UUID, *, by_user: uuid.UUID, by_role: str) -> ApiKey | None:
+    """Revoke a key of `by_user` (an admin may revoke any); None when the caller may not see it."""
+    row = session.get(ApiKey, key_id)
+    if row is None or (row.user_id != by_user and by_role != Role.ADMIN):
+        return None
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.add(row)
+        session.flush()
+    return row
+
+
+class RateLimiter:
+    """A token bucket per key, in this process: `per_min` requests a minute, bursts up to `per_min`.
+
+    Each web process keeps its own buckets, so N processes allow up to N times the rate.
+    """
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, per_min: int) -> float:
+        """Spend one token; returns 0 when allowed, else the seconds until a token is back."""
+        now = time.monotonic()
+        rate = per_min / 60.0
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(per_min), now))
+            tokens = min(float(per_min), tokens + (now - last) * rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return math.ceil((1 - tokens) / rate * 10) / 10
+
+    def reset(self) -> None:
+        """Forget every bucket (tests)."""
+        with self._lock:
+            self._buckets.clear()
+
+
+rate_limiter = RateLimiter()

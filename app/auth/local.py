@@ -1,0 +1,174 @@
+"""The local admin account (no provider needed): an argon2 password set on first start.
+
+Two ways to set it, neither of which leaves an account without a password:
+- the first-run form on /login, shown only while no user exists, which asks for the one-time
+  setup code Flowloom writes to `<data dir>/setup_code` (mode 0600, never logged);
+- `python -m app.auth.local set-password EMAIL` on the server (also resets a forgotten password).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import hmac
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Session, select
+
+from app.auth import audit
+from app.auth.policy import Role
+from app.auth.users import count_users
+from app.db import db_session
+from engine.errors import FlowloomError
+from engine.settings import get_settings
+from models.auth import User
+from models.tables import utcnow
+
+LOCAL_ISSUER = "local"
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
+SETUP_CODE_FILE = "setup_code"
+
+_hasher = PasswordHasher()
+# Verified against when the e-mail is unknown, so both cases take the same time.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class LocalAccountError(FlowloomError):
+    """A password or setup request was refused; the message says why."""
+
+
+def check_password_rules(password: str) -> None:
+    """Refuse passwords that are too short or absurdly long."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise LocalAccountError(f"password: use at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise LocalAccountError(f"password: use at most {MAX_PASSWORD_LENGTH} characters")
+
+
+def _normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320 or any(c.isspace() for c in email):
+        raise LocalAccountError("email: enter an e-mail address such as admin@example.com")
+    return email
+
+
+def set_password(session: Session, email: str, password: str, *, actor: str) -> User:
+    """Create the local admin `email`, or give it a new password."""
+    email = _normalise_email(email)
+    check_password_rules(password)
+    user = session.exec(select(User).where(User.issuer == LOCAL_ISSUER, User.subject == email)).first()
+    created = user is None
+    if user is None:
+        user = User(issuer=LOCAL_ISSUER, subject=email, email=email, name=email.split("@")[0], role=Role.ADMIN)
+    user.password_hash = _hasher.hash(password)
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.created" if created else "user.password_changed",
+        target_type="user",
+        target_id=str(user.id),
+        details={"issuer": LOCAL_ISSUER, "email": email, "role": user.role},
+    )
+    return user
+
+
+def verify_login(session: Session, email: str, password: str) -> User | None:
+    """The active local user whose password this is, or None (same time either way)."""
+    try:
+        email = _normalise_email(email)
+    except LocalAccountError:
+        email = ""
+    user = None
+    if email:
+        user = session.exec(select(User).where(User.issuer == LOCAL_ISSUER, User.subject == email)).first()
+    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    try:
+        _hasher.verify(stored, password[:MAX_PASSWORD_LENGTH])
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.password_hash or not user.is_active:
+        return None
+    if _hasher.check_needs_rehash(stored):
+        user.password_hash = _hasher.hash(password)
+    user.last_login_at = utcnow()
+    session.add(user)
+    return user
+
+
+def setup_code_path() -> Path:
+    """Where the one-time setup code lives."""
+    return get_settings().resolved_data_dir / SETUP_CODE_FILE
+
+
+def setup_needed(session: Session) -> bool:
+    """True while no user exists at all (the first-run form is offered only then)."""
+    return count_users(session) == 0
+
+
+def ensure_setup_code() -> Path:
+    """Write a setup code (mode 0600) if there is none; returns its path, never the code."""
+    path = setup_code_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(18))
+    return path
+
+
+def complete_setup(session: Session, *, code: str, email: str, password: str, ip: str = "") -> User:
+    """Create the first admin with the setup code; refused once any user exists."""
+    # Serialise concurrent first-run requests on a transaction-level advisory lock.
+    session.connection().exec_driver_sql("SELECT pg_advisory_xact_lock(7286351)")
+    if not setup_needed(session):
+        raise LocalAccountError("setup is already done; sign in instead")
+    path = setup_code_path()
+    try:
+        expected = path.read_text().strip()
+    except OSError:
+        raise LocalAccountError("setup code: open /login again to create one") from None
+    if not code or not hmac.compare_digest(code.strip().encode(), expected.encode()):
+        raise LocalAccountError(f"setup code: it does not match the code in {path}")
+    user = set_password(session, email, password, actor="setup")
+    audit.record(session, actor=user.email, action="auth.setup", target_type="user", target_id=str(user.id), ip=ip)
+    path.unlink(missing_ok=True)
+    return user
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m app.auth.local set-password EMAIL [--password-stdin]`."""
+    parser = argparse.ArgumentParser(prog="python -m app.auth.local", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmd = sub.add_parser("set-password", help="create the local admin or set a new password")
+    cmd.add_argument("email")
+    cmd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    args = parser.parse_args(argv)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Repeat it: ") != password:
+            print("flowloom: the passwords differ", file=sys.stderr)
+            return 2
+    try:
+        with db_session() as session:
+            user = set_password(session, args.email, password, actor="cli")
+    except FlowloomError as exc:
+        print(f"flowloom: {exc}", file=sys.stderr)
+        return 2
+    print(f"{user.email} can now sign in with that password (role {user.role})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The HTTP gate in front of everything the web process serves: REST API, sign-in routes, pages.
+
+It resolves the caller (session cookie or `Authorization: Bearer <API key>`), looks the route up
+in app.auth.policy and refuses what the table does not allow, including what it does not list.
+Reflex's own endpoints (event socket, /ping, /_health) and the built frontend's static files pass;
+event handlers behind the socket are checked one by one by app.auth.guard.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote, urlsplit
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Match, Mount, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app import routes
+from app.auth import principal as principals
+from app.auth import sessions
+from app.auth.api_keys import rate_limiter
+from app.auth.policy import (
+    PUBLIC,
+    REFLEX_UPLOAD_PATH,
+    allows,
+    api_access,
+    is_reflex_internal,
+    is_static_path,
+    page_access,
+    page_route,
+)
+from app.db import DB_ERRORS, describe_db_error
+
+log = logging.getLogger(__name__)
+
+API_PREFIXES = ("/api/", "/auth/")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def login_url(next_path: str = "") -> str:
+    """/login, remembering where to go back to (a local path only)."""
+    if not next_path or not next_path.startswith("/") or next_path.startswith("//"):
+        return routes.LOGIN
+    return f"{routes.LOGIN}?next={quote(next_path, safe='')}"
+
+
+def _route_template(router_routes: list[BaseRoute], scope: Scope) -> tuple[str | None, bool]:
+    """(path template of the API route `scope` hits, whether only the method differed)."""
+    partial = False
+    for route in router_routes:
+        if isinstance(route, Mount):  # Reflex's catch-all mount and sub-apps are not API routes
+            continue
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return getattr(route, "path", None), False
+        if match == Match.PARTIAL:
+            partial = True
+    return None, partial
+
+
+def same_origin(headers: Headers) -> bool:
+    """False when a browser says the request comes from another site (CSRF); True without Origin."""
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == headers.get("host", "").lower() != ""
+
+
+class AuthMiddleware:
+    """Pure ASGI middleware: one decision per request, the caller left in scope["state"]["principal"]."""
+
+    def __init__(self, app: ASGIApp, router: Router) -> None:
+        self.app = app
+        self.router = router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        if scope["type"] == "websocket":
+            if is_reflex_internal(path):
+                await self.app(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        try:
+            response = await self._decide(scope, path)
+        except DB_ERRORS as exc:
+            log.warning("%s %s: cannot check the caller: %s", scope.get("method"), path, type(exc).__name__)
+            response = JSONResponse({"detail": describe_db_error(exc)}, status_code=503)
+        if response is not None:
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _decide(self, scope: Scope, path: str) -> Response | None:
+        """None to let the request through, else the refusal."""
+        if path.startswith(API_PREFIXES) or path in ("/api", "/auth"):
+            return await self._api(scope, path)
+        if is_reflex_internal(path):
+            return None
+        headers = Headers(scope=scope)
+        if path == REFLEX_UPLOAD_PATH or path.startswith(REFLEX_UPLOAD_PATH + "/"):
+            caller = await self._caller(scope, headers, allow_key=False)
+            if caller is None:
+                return JSONResponse({"detail": "sign in first"}, status_code=401)
+            return None
+        if is_static_path(path):
+            return None
+        return await self._page(scope, path, headers)
+
+    async def _caller(self, scope: Scope, headers: Headers, *, allow_key: bool) -> principals.Principal | None:
+        state = scope.setdefault("state", {})
+        token = principals.bearer_token(headers.get("authorization", "")) if allow_key else ""
+        if token:
+            caller = await run_in_threadpool(principals.from_api_key, token)
+        else:
+            cookie = sessions.cookie_from_header(headers.get("cookie", ""))
+            caller = await run_in_threadpool(principals.from_session_token, cookie) if cookie else None
+        state["principal"] = caller
+        return caller
+
+    async def _api(self, scope: Scope, path: str) -> Response | None:
+        method = scope.get("method", "GET").upper()
+        template, wrong_method = _route_template(self.router.routes, scope)
+        if template is None:
+            code, detail = (405, "Method Not Allowed") if wrong_method else (404, "Not Found")
+            return JSONResponse({"detail": detail}, status_code=code)
+        needed = api_access("GET" if method == "HEAD" else method, template)
+        if needed is None:
+            log.warning("refused %s %s: the route is not in the access policy", method, template)
+            return JSONResponse({"detail": "this route is not in the access policy"}, status_code=403)
+        headers = Headers(scope=scope)
+        has_key = bool(principals.bearer_token(headers.get("authorization", "")))
+        caller = await self._caller(scope, headers, allow_key=True)
+        if has_key and caller is None:
+            return _unauthorized("the API key is unknown or revoked")
+        if method not in SAFE_METHODS and not has_key and not same_origin(headers):
+            return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+        if needed == PUBLIC:
+            return None
+        if caller is None:
+            return _unauthorized("sign in, or send an API key as 'Authorization: Bearer <key>'")
+        if not allows(caller.role, needed):
+            return JSONResponse(
+                {"detail": f"this needs the {needed} role; you have {caller.role}"}, status_code=403
+            )
+        if caller.key_id:
+            wait = rate_limiter.take(caller.key_id, caller.key_rate_per_min)
+            if wait:
+                return JSONResponse(
+                    {"detail": f"rate limit of {caller.key_rate_per_min} requests a minute reached"},
+                    status_code=429,
+                    headers={"Retry-After": str(max(1, round(wait)))},
+                )
+        return None
+
+    async def _page(self, scope: Scope, path: str, headers: Headers) -> Response | None:
+        route = page_route(path)
+        needed = page_access(route) if route else None
+        if needed == PUBLIC:
+            return None
+        caller = await self._caller(scope, headers, allow_key=False)
+        if caller is None:
+            query = scope.get("query_string", b"").decode("latin-1")
+            return RedirectResponse(login_url(path + (f"?{query}" if query else "")), status_code=303)
+        if needed is None:
+            return PlainTextResponse("Not found", status_code=404)
+        if scope.get("method", "GET").upper() not in ("GET", "HEAD"):
+            return PlainTextResponse("Method not allowed", status_code=405)
+        if not allows(caller.role, needed):
+            return PlainTextResponse(
+                f"This page needs the {needed} role; you are signed in as {caller.email} ({caller.role}).",
+                status_code=403,
+            )
+        return None
+
+
+def _unauthorized(detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,203 @@
+"""Who may do what: the roles, and one table per entry point (API route, page, event handler).
+
+Deny by default: an API route, page or event handler with no entry here is refused, whatever the
+caller's role. A new route, page or handler therefore needs a line in this file (or, for a handler,
+the `requires` decorator); tests/integration/test_auth_routes.py walks every one of them.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import lru_cache
+
+
+class Role(StrEnum):
+    """A user's role; each includes the ones below it (admin > editor > operator > viewer)."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    EDITOR = "editor"
+    ADMIN = "admin"
+
+
+RANK: dict[str, int] = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.EDITOR: 3, Role.ADMIN: 4}
+# What an entry may say besides a role: anyone, signed in or not.
+PUBLIC = "public"
+Access = Role | str  # a Role or PUBLIC
+
+
+def is_role(value: str) -> bool:
+    """True for one of the four role names."""
+    return value in RANK
+
+
+def allows(role: str | None, needed: Access) -> bool:
+    """True when a caller with `role` (None = anonymous) may use something that needs `needed`."""
+    if needed == PUBLIC:
+        return True
+    if role is None or role not in RANK or needed not in RANK:
+        return False
+    return RANK[role] >= RANK[needed]
+
+
+def lower_role(a: str, b: str) -> str:
+    """The lesser of two roles (an API key never exceeds its owner's current role)."""
+    return a if RANK.get(a, 0) <= RANK.get(b, 0) else b
+
+
+# ---------------------------------------------------------------------------------------------
+# REST API: (method, path template as FastAPI declares it) -> access.
+API_POLICY: dict[tuple[str, str], Access] = {
+    ("GET", "/api/health"): PUBLIC,
+    ("GET", "/api/docs"): PUBLIC,
+    ("GET", "/api/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/api/openapi.json"): PUBLIC,
+    # workflows
+    ("GET", "/api/workflows"): Role.VIEWER,
+    ("POST", "/api/workflows"): Role.EDITOR,
+    ("GET", "/api/workflows/{workflow_id}"): Role.VIEWER,
+    ("DELETE", "/api/workflows/{workflow_id}"): Role.EDITOR,
+    # runs and approvals (the approver list of each approval is checked by engine.approvals)
+    ("POST", "/api/runs"): Role.OPERATOR,
+    ("GET", "/api/runs/{run_id}"): Role.VIEWER,
+    ("POST", "/api/runs/{run_id}/cancel"): Role.OPERATOR,
+    ("GET", "/api/approvals"): Role.VIEWER,
+    ("POST", "/api/approvals/{approval_id}/decision"): Role.OPERATOR,
+    # sign-in (app/api/auth.py)
+    ("GET", "/auth/login/{provider}"): PUBLIC,
+    ("GET", "/auth/callback/{provider}"): PUBLIC,
+    ("POST", "/auth/local"): PUBLIC,
+    ("POST", "/auth/setup"): PUBLIC,
+    ("POST", "/auth/logout"): PUBLIC,
+    # me, keys, users, audit
+    ("GET", "/api/me"): Role.VIEWER,
+    ("GET", "/api/keys"): Role.VIEWER,
+    ("POST", "/api/keys"): Role.VIEWER,
+    ("DELETE", "/api/keys/{key_id}"): Role.VIEWER,
+    ("GET", "/api/users"): Role.ADMIN,
+    ("PATCH", "/api/users/{user_id}"): Role.ADMIN,
+    ("GET", "/api/audit"): Role.ADMIN,
+}
+
+# Pages: Reflex route -> access. Data on a page comes through its event handlers, which are
+# checked too (HANDLER_POLICY); this table decides redirects and what the HTTP layer serves.
+PAGE_POLICY: dict[str, Access] = {
+    "/login": PUBLIC,
+    "/": Role.VIEWER,
+    "/workflows": Role.VIEWER,
+    "/runs": Role.VIEWER,
+    "/templates": Role.VIEWER,
+    "/dashboard": Role.VIEWER,
+    "/inbox": Role.OPERATOR,
+    "/settings": Role.VIEWER,
+}
+
+# Reflex event handlers by `Class.method` qualname -> access. Handlers of Flowloom's own auth
+# pages carry the `requires` decorator instead (app/auth/guard.py), which wins over this table.
+HANDLER_POLICY: dict[str, Access] = {
+    # Reflex's own handlers: hydration, page-load chaining, client storage sync, error reports.
+    "State.hydrate": PUBLIC,
+    "State.hydrate_and_load": PUBLIC,
+    "State.set_is_hydrated": PUBLIC,
+    "OnLoadInternalState.on_load_internal": PUBLIC,
+    "OnLoadInternalState.set_is_hydrated": PUBLIC,
+    "UpdateVarsInternalState.update_vars_internal": PUBLIC,
+    "FrontendEventExceptionState.handle_frontend_exception": PUBLIC,
+    # `setvar` only changes the caller's own UI state; data changes go through checked handlers.
+    "EventHandlerSetVar.setvar": Role.VIEWER,
+    # app/pages
+    "DashboardState.load": Role.VIEWER,
+    "RunsState.load": Role.VIEWER,
+    "TemplatesState.use_template": Role.EDITOR,
+    "WorkflowsState.load": Role.VIEWER,
+    "WorkflowsState.set_search": Role.VIEWER,
+    "WorkflowsState.set_create_open": Role.VIEWER,
+    "WorkflowsState.open_rename": Role.VIEWER,
+    "WorkflowsState.set_rename_open": Role.VIEWER,
+    "WorkflowsState.set_rename_name": Role.VIEWER,
+    "WorkflowsState.open_delete": Role.VIEWER,
+    "WorkflowsState.set_delete_open": Role.VIEWER,
+    "WorkflowsState.create": Role.EDITOR,
+    "WorkflowsState.rename": Role.EDITOR,
+    "WorkflowsState.duplicate": Role.EDITOR,
+    "WorkflowsState.delete": Role.EDITOR,
+}
+
+# Paths Reflex itself serves: the event socket, liveness checks. Never gated by role.
+REFLEX_INTERNAL_PATHS = ("/_event", "/ping", "/_health")
+# Uploads run handlers with files: only for signed-in users (the handler is checked again).
+REFLEX_UPLOAD_PATH = "/_upload"
+# Built frontend files that carry no data.
+STATIC_PREFIXES = ("/assets/", "/_next/", "/external/", "/public/")
+STATIC_SUFFIXES = (
+    ".js", ".mjs", ".css", ".map", ".svg", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".ico",
+    ".woff", ".woff2", ".ttf", ".otf", ".txt", ".xml", ".webmanifest", ".gz", ".br", ".wasm",
+)  # fmt: skip
+PUBLIC_HTML = ("/404.html", "/__spa-fallback.html")
+
+
+def api_access(method: str, path_template: str) -> Access | None:
+    """What a REST route needs; None when it is not in the table (refused)."""
+    return API_POLICY.get((method.upper(), path_template))
+
+
+def _route_regex(route: str) -> re.Pattern[str]:
+    """A Reflex route ("/runs/[run_id]", "/docs/[[...splat]]") as a regular expression."""
+    parts = []
+    for segment in route.strip("/").split("/"):
+        if segment.startswith("[[...") or segment.startswith("[..."):
+            parts.append(".*")
+        elif segment.startswith("[") and segment.endswith("]"):
+            parts.append("[^/]+")
+        else:
+            parts.append(re.escape(segment))
+    return re.compile("^/" + "/".join(p for p in parts if p) + "/?$")
+
+
+@lru_cache(maxsize=1)
+def _page_patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+    # Static routes first, so "/runs/new" wins over "/runs/[run_id]".
+    ordered = sorted(PAGE_POLICY, key=lambda r: ("[" in r, -len(r)))
+    return tuple((_route_regex(r), r) for r in ordered)
+
+
+def page_route(path: str) -> str | None:
+    """The page route in PAGE_POLICY that `path` (a URL path) belongs to, or None."""
+    path = path or "/"
+    if path.endswith("/index.html"):
+        path = path.removesuffix("index.html")
+    elif path.endswith(".html"):
+        path = path.removesuffix(".html")
+    path = "/" + path.strip("/")
+    for pattern, route in _page_patterns():
+        if pattern.match(path):
+            return route
+    return None
+
+
+def page_access(route: str) -> Access | None:
+    """What a page route (as Reflex names it, or a URL path) needs; None = not in the table."""
+    if route in PAGE_POLICY:
+        return PAGE_POLICY[route]
+    matched = page_route(route)
+    return PAGE_POLICY[matched] if matched else None
+
+
+def handler_access(qualname: str) -> Access | None:
+    """What an event handler (`Class.method`) needs according to the table; None = refused."""
+    return HANDLER_POLICY.get(qualname)
+
+
+def is_static_path(path: str) -> bool:
+    """True for built frontend files (scripts, styles, images) that hold no data."""
+    if path in PUBLIC_HTML:
+        return True
+    if path.startswith(STATIC_PREFIXES):
+        return True
+    return path.lower().endswith(STATIC_SUFFIXES)
+
+
+def is_reflex_internal(path: str) -> bool:
+    """True for Reflex's own endpoints: the event socket and its liveness checks."""
+    return any(path == p or path.startswith(p + "/") for p in REFLEX_INTERNAL_PATHS)

@@ -1,0 +1,221 @@
+"""The app shell: the sidebar, the page frame and the page decorator every page goes through."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import reflex as rx
+from reflex.event import EventType
+
+from app import routes
+
+PageFunction = Callable[[], rx.Component]
+SIDEBAR_WIDTH = "15rem"
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """One sidebar link."""
+
+    label: str
+    route: str
+    icon: str
+
+
+NAV_ITEMS: tuple[NavItem, ...] = (
+    NavItem("Workflows", routes.WORKFLOWS, "workflow"),
+    NavItem("Runs", routes.RUNS, "play"),
+    NavItem("Inbox", routes.INBOX, "inbox"),
+    NavItem("Templates", routes.TEMPLATES, "layout-template"),
+    NavItem("Dashboard", routes.DASHBOARD, "layout-dashboard"),
+)
+
+
+def _nav_link(item: NavItem, active: bool) -> rx.Component:
+    return rx.link(
+        rx.hstack(
+            rx.icon(item.icon, size=18),
+            rx.text(item.label, size="2", weight="medium" if active else "regular"),
+            align="center",
+            spacing="3",
+            padding_x="0.75rem",
+            padding_y="0.5rem",
+            border_radius="var(--radius-3)",
+            background=rx.color("accent", 3) if active else "transparent",
+            color=rx.color("accent", 11) if active else rx.color("gray", 11),
+            _hover={"background": rx.color("accent", 3) if active else rx.color("gray", 3)},
+            width="100%",
+        ),
+        href=item.route,
+        underline="none",
+        width="100%",
+        id=f"nav-{item.label.lower()}",
+        custom_attrs={"aria-current": "page"} if active else {},
+    )
+
+
+def _brand() -> rx.Component:
+    return rx.link(
+        rx.hstack(
+            rx.image(src="/logo.svg", width="28px", height="28px", alt=""),
+            rx.text("Flowloom", size="4", weight="bold", color=rx.color("gray", 12)),
+            align="center",
+            spacing="2",
+        ),
+        href=routes.WORKFLOWS,
+        underline="none",
+        id="brand",
+    )
+
+
+def sidebar(active_route: str) -> rx.Component:
+    """The left navigation; the link of `active_route` is highlighted."""
+    return rx.vstack(
+        rx.box(_brand(), padding_x="0.75rem", padding_y="0.25rem"),
+        rx.vstack(
+            *[_nav_link(item, item.route == active_route) for item in NAV_ITEMS],
+            spacing="1",
+            width="100%",
+            margin_top="1rem",
+        ),
+        rx.spacer(),
+        rx.link(
+            rx.hstack(
+                rx.icon("book-open", size=16), rx.text("API docs", size="2"), spacing="2", align="center"
+            ),
+            href=routes.API_DOCS,
+            is_external=True,
+            color=rx.color("gray", 10),
+            underline="none",
+            padding_x="0.75rem",
+        ),
+        width=SIDEBAR_WIDTH,
+        min_width=SIDEBAR_WIDTH,
+        height="100vh",
+        position="sticky",
+        top="0",
+        padding="1rem 0.75rem",
+        border_right=f"1px solid {rx.color('gray', 4)}",
+        background=rx.color("gray", 1),
+        id="sidebar",
+    )
+
+
+def page_header(title: str, description: str, *actions: rx.Component) -> rx.Component:
+    """A page's title, one-line description and its buttons on the right."""
+    return rx.hstack(
+        rx.vstack(
+            rx.heading(title, size="6", weight="bold"),
+            rx.text(description, size="2", color=rx.color("gray", 10)),
+            spacing="1",
+        ),
+        rx.spacer(),
+        *actions,
+        align="center",
+        width="100%",
+        margin_bottom="1.5rem",
+    )
+
+
+def empty_state(element_id: str, icon: str, title: str, text: str, *actions: rx.Component) -> rx.Component:
+    """What a page shows when it has nothing to list."""
+    return rx.center(
+        rx.vstack(
+            rx.center(
+                rx.icon(icon, size=26, color=rx.color("accent", 11)),
+                width="3.5rem",
+                height="3.5rem",
+                border_radius="var(--radius-4)",
+                background=rx.color("accent", 3),
+            ),
+            rx.heading(title, size="4", weight="medium"),
+            rx.text(text, size="2", color=rx.color("gray", 10), text_align="center", max_width="26rem"),
+            *actions,
+            align="center",
+            spacing="3",
+        ),
+        padding_y="4rem",
+        border=f"1px dashed {rx.color('gray', 6)}",
+        border_radius="var(--radius-4)",
+        background="var(--color-panel-solid)",
+        width="100%",
+        id=element_id,
+    )
+
+
+def error_callout(message: rx.Var[str]) -> rx.Component:
+    """A red callout shown while `message` is not empty."""
+    return rx.cond(
+        message != "",
+        rx.callout(
+            message,
+            icon="circle-alert",
+            color_scheme="red",
+            width="100%",
+            margin_bottom="1rem",
+            id="page-error",
+        ),
+    )
+
+
+def shell(content: rx.Component, active_route: str) -> rx.Component:
+    """The sidebar beside the page's content."""
+    return rx.hstack(
+        sidebar(active_route),
+        rx.box(
+            rx.box(content, max_width="72rem", margin_x="auto", padding="2rem 2.5rem"),
+            flex="1",
+            min_width="0",
+            min_height="100vh",
+            background=rx.color("gray", 2),
+        ),
+        spacing="0",
+        align="start",
+        width="100%",
+    )
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """A page the decorator registered: its content in the shell, where it lives, what loads it."""
+
+    render: PageFunction
+    route: str
+    title: str
+    on_load: EventType[()] | None
+    aliases: tuple[str, ...]
+
+
+_PAGES: list[PageSpec] = []
+
+
+def page(
+    route: str,
+    title: str,
+    on_load: EventType[()] | None = None,
+    aliases: Sequence[str] = (),
+) -> Callable[[PageFunction], PageFunction]:
+    """Declare the decorated content function as the page at `route` (and `aliases`) inside the shell."""
+
+    def decorator(content: PageFunction) -> PageFunction:
+        @functools.wraps(content)
+        def render() -> rx.Component:
+            return shell(content(), active_route=route)
+
+        _PAGES.append(PageSpec(render, route, f"{title} · Flowloom", on_load, tuple(aliases)))
+        return render
+
+    return decorator
+
+
+def add_pages(app: rx.App) -> None:
+    """Add every declared page to `app`.
+
+    Pages are added once, here, rather than with `rx.page`: Reflex re-applies `rx.page`
+    registrations at every compile, and the forked production worker compiles again.
+    """
+    for spec in _PAGES:
+        for path in (spec.route, *spec.aliases):
+            app.add_page(spec.render, route=path, title=spec.title, on_load=spec.on_load)

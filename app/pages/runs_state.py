@@ -1,0 +1,75 @@
+"""State of the Runs page: the latest runs with their workflow's name."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import reflex as rx
+from sqlmodel import col, select
+
+from app import db
+from app.pages.formatting import format_time, short_id, status_color, time_ago
+from models.tables import Run, Workflow
+
+log = logging.getLogger(__name__)
+
+RUNS_SHOWN = 100
+
+
+@dataclass
+class RunRow:
+    """One line of the run list."""
+
+    id: str
+    short_id: str
+    status: str
+    color: str
+    workflow: str
+    created: str
+    created_exact: str
+    finished: str
+    finished_exact: str
+
+
+class RunsState(rx.State):
+    """The latest runs."""
+
+    rows: list[RunRow] = []
+    loaded: bool = False
+    error: str = ""
+
+    @rx.var
+    def has_runs(self) -> bool:
+        return len(self.rows) > 0
+
+    @rx.event
+    def load(self) -> None:
+        """Fetch the latest runs (on page load)."""
+        query = (
+            select(Run, Workflow.name)
+            .join(Workflow, col(Run.workflow_id) == col(Workflow.id), isouter=True)
+            .order_by(col(Run.created_at).desc())
+            .limit(RUNS_SHOWN)
+        )
+        try:
+            with db.db_session() as session:
+                self.rows = [
+                    RunRow(
+                        id=str(run.id),
+                        short_id=short_id(run.id),
+                        status=run.status,
+                        color=status_color(run.status),
+                        workflow=name or "(unsaved workflow)",
+                        created=time_ago(run.created_at),
+                        created_exact=format_time(run.created_at),
+                        finished=time_ago(run.finished_at) if run.finished_at else "—",
+                        finished_exact=format_time(run.finished_at),
+                    )
+                    for run, name in session.exec(query)
+                ]
+            self.error = ""
+        except db.DB_ERRORS as exc:
+            log.warning("loading runs failed: %s", exc)
+            self.rows, self.error = [], db.describe_db_error(exc)
+        self.loaded = True

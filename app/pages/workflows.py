@@ -1,0 +1,155 @@
+"""The Workflows page: list, search, create, rename, duplicate and delete workflows."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app import routes
+from app.layout import empty_state, error_callout, page, page_header
+from app.pages.workflows_dialogs import create_dialog, delete_dialog, rename_dialog
+from app.pages.workflows_state import WorkflowRow
+from app.pages.workflows_state import WorkflowsState as S
+
+
+def _new_button(element_id: str = "new-workflow-button") -> rx.Component:
+    return rx.button(
+        rx.icon("plus", size=16), "New workflow", on_click=S.set_create_open(True), id=element_id
+    )
+
+
+def _row_menu(row: WorkflowRow) -> rx.Component:
+    return rx.dropdown_menu.root(
+        rx.dropdown_menu.trigger(
+            rx.icon_button(
+                rx.icon("ellipsis", size=16),
+                variant="ghost",
+                color_scheme="gray",
+                aria_label="Actions",
+                data_testid="workflow-actions",
+            ),
+        ),
+        rx.dropdown_menu.content(
+            rx.dropdown_menu.item(
+                rx.icon("pencil", size=14), "Rename", on_click=S.open_rename(row.id, row.name)
+            ),
+            rx.dropdown_menu.item(rx.icon("copy", size=14), "Duplicate", on_click=S.duplicate(row.id)),
+            rx.dropdown_menu.separator(),
+            rx.dropdown_menu.item(
+                rx.icon("trash-2", size=14), "Delete", color="red", on_click=S.open_delete(row.id, row.name)
+            ),
+        ),
+    )
+
+
+def _row(row: WorkflowRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(
+            rx.hstack(
+                rx.center(
+                    rx.icon("workflow", size=16, color=rx.color("accent", 11)),
+                    width="2rem",
+                    height="2rem",
+                    border_radius="var(--radius-3)",
+                    background=rx.color("accent", 3),
+                    flex_shrink="0",
+                ),
+                rx.vstack(
+                    rx.text(row.name, weight="medium", size="2", data_testid="workflow-name"),
+                    rx.text(
+                        rx.cond(row.description != "", row.description, "No description"),
+                        size="1",
+                        color=rx.color("gray", 10),
+                        trim="end",
+                        max_width="32rem",
+                    ),
+                    spacing="0",
+                ),
+                align="center",
+                spacing="3",
+            ),
+        ),
+        rx.table.cell(
+            rx.badge(
+                row.version, variant="soft", color_scheme=rx.cond(row.version == "Draft", "gray", "violet")
+            )
+        ),
+        rx.table.cell(
+            rx.tooltip(rx.text(row.updated, size="2", color=rx.color("gray", 11)), content=row.updated_exact)
+        ),
+        rx.table.cell(_row_menu(row), text_align="right"),
+        align="center",
+        data_testid="workflow-row",
+        data_workflow_id=row.id,
+    )
+
+
+def _table() -> rx.Component:
+    return rx.card(
+        rx.table.root(
+            rx.table.header(
+                rx.table.row(
+                    rx.table.column_header_cell("Name"),
+                    rx.table.column_header_cell("Latest version", width="9rem"),
+                    rx.table.column_header_cell("Updated", width="9rem"),
+                    rx.table.column_header_cell("", width="3rem"),
+                ),
+            ),
+            rx.table.body(rx.foreach(S.rows, _row)),
+            variant="ghost",
+            width="100%",
+            id="workflows-table",
+        ),
+        padding="0.5rem",
+        width="100%",
+    )
+
+
+def _search() -> rx.Component:
+    return rx.input(
+        rx.input.slot(rx.icon("search", size=16)),
+        placeholder="Search workflows by name",
+        value=S.search,
+        on_change=S.set_search,
+        debounce_timeout=300,
+        id="workflow-search",
+        width="20rem",
+        margin_bottom="1rem",
+    )
+
+
+def _body() -> rx.Component:
+    no_match = empty_state(
+        "workflows-no-match", "search-x", "No matching workflows", "No workflow name contains that text."
+    )
+    nothing_yet = empty_state(
+        "workflows-empty-state",
+        "workflow",
+        "No workflows yet",
+        "A workflow connects agents, tools and human approvals into a flow you can run, watch and repeat.",
+        _new_button("empty-new-workflow-button"),
+        rx.link("or start from a template", href=routes.TEMPLATES, size="2"),
+    )
+    return rx.cond(
+        S.loaded,
+        rx.cond(
+            S.has_workflows,
+            _table(),
+            rx.cond(S.error == "", rx.cond(S.search != "", no_match, nothing_yet)),
+        ),
+        rx.center(rx.spinner(size="3"), padding_y="4rem", width="100%"),
+    )
+
+
+@page(route=routes.WORKFLOWS, title="Workflows", on_load=S.load, aliases=(routes.INDEX,))
+def workflows_page() -> rx.Component:
+    """The workflow list."""
+    return rx.box(
+        page_header("Workflows", "Build, version and run your agent workflows.", _new_button()),
+        error_callout(S.error),
+        rx.cond(S.loaded & (S.has_workflows | (S.search != "")), _search()),
+        _body(),
+        create_dialog(),
+        rename_dialog(),
+        delete_dialog(),
+        width="100%",
+    )

@@ -1,0 +1,108 @@
+"""The Workflows page's dialogs: create, rename and confirm delete."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app.pages.workflows_state import WorkflowsState as S
+
+
+def create_dialog() -> rx.Component:
+    """Name and description of a new workflow."""
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("New workflow"),
+            rx.dialog.description(
+                "Give it a name; you can build the flow next.", size="2", margin_bottom="1rem"
+            ),
+            rx.form(
+                rx.vstack(
+                    rx.text("Name", size="2", weight="medium"),
+                    rx.input(
+                        name="name",
+                        placeholder="e.g. Triage support tickets",
+                        required=True,
+                        max_length=200,
+                        id="new-workflow-name",
+                        width="100%",
+                    ),
+                    rx.text("Description", size="2", weight="medium", margin_top="0.5rem"),
+                    rx.text_area(
+                        name="description",
+                        placeholder="What does it do? (optional)",
+                        max_length=2000,
+                        id="new-workflow-description",
+                        width="100%",
+                    ),
+                    rx.hstack(
+                        rx.dialog.close(
+                            rx.button("Cancel", variant="soft", color_scheme="gray", type="button")
+                        ),
+                        rx.button("Create", type="submit", id="create-workflow-submit"),
+                        justify="end",
+                        width="100%",
+                        margin_top="1rem",
+                    ),
+                    spacing="1",
+                ),
+                on_submit=S.create,
+                reset_on_submit=True,
+            ),
+            max_width="28rem",
+        ),
+        open=S.create_open,
+        on_open_change=S.set_create_open,
+    )
+
+
+def rename_dialog() -> rx.Component:
+    """A new name for the chosen workflow."""
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Rename workflow"),
+            rx.input(
+                value=S.rename_name,
+                on_change=S.set_rename_name,
+                max_length=200,
+                id="rename-workflow-name",
+                width="100%",
+                margin_y="1rem",
+            ),
+            rx.hstack(
+                rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")),
+                rx.button("Save", on_click=S.rename, id="rename-workflow-submit"),
+                justify="end",
+            ),
+            max_width="26rem",
+        ),
+        open=S.rename_open,
+        on_open_change=S.set_rename_open,
+    )
+
+
+def delete_dialog() -> rx.Component:
+    """Confirmation before a workflow and its runs are deleted."""
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Delete workflow"),
+            rx.alert_dialog.description(
+                rx.text(
+                    "Delete ",
+                    rx.text.strong(S.delete_name),
+                    " with all its versions and runs? This cannot be undone.",
+                ),
+                size="2",
+            ),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(
+                    rx.button("Delete", color_scheme="red", on_click=S.delete, id="delete-workflow-confirm")
+                ),
+                justify="end",
+                margin_top="1rem",
+            ),
+            max_width="26rem",
+        ),
+        open=S.delete_open,
+        on_open_change=S.set_delete_open,
+    )

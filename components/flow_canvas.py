@@ -1,0 +1,35 @@
+"""The workflow canvas: a thin wrapper of assets/flow_canvas.jsx (React Flow 12)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+from reflex.event import EventHandler, passthrough_event_spec
+
+
+class FlowCanvas(rx.Component):
+    """React Flow with Flowloom's node renderer; drag positions and selection stay in the browser."""
+
+    library = "$/public/flow_canvas.jsx"  # assets/ is served as public/
+    tag = "FlowCanvas"
+    lib_dependencies: list[str] = ["@xyflow/react@12.10.0"]
+
+    nodes: rx.Var[list[dict[str, Any]]]  # {id, t (node type), label, x, y, outs?}
+    edges: rx.Var[list[dict[str, Any]]]  # {id, source, sourceHandle, target, targetHandle, label}
+    statuses: rx.Var[dict[str, str]]  # node id -> run status
+    issues: rx.Var[dict[str, dict[str, str]]]  # node id -> {level, text}
+    types: rx.Var[dict[str, Any]]  # node type -> {label, category, icon, inputs, outputs}
+    icons: rx.Var[dict[str, Any]]  # icon name -> icon element
+    fit_token: rx.Var[int]
+    focus: rx.Var[dict[str, Any]]  # {id, n}: select and centre node `id` whenever n changes
+
+    on_drop: EventHandler[passthrough_event_spec(str, float, float)]
+    on_move: EventHandler[passthrough_event_spec(list)]
+    on_connect: EventHandler[passthrough_event_spec(str, str, str, str)]
+    on_select: EventHandler[passthrough_event_spec(list, list)]
+    on_delete: EventHandler[passthrough_event_spec(list, list)]
+    on_shortcut: EventHandler[passthrough_event_spec(str)]
+
+
+flow_canvas = FlowCanvas.create

@@ -1,0 +1,147 @@
+"""Workflow definitions: the typed models every parser produces and the engine walks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.egress import EgressPolicy
+
+NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$"
+WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$"
+# Every node implicitly has this output port; an edge leaving it fires when the node
+# fails after its retries.
+ERROR_PORT = "error"
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "workflow-schema.json"
+
+
+class _Spec(BaseModel):
+    """Base of the definition models: unknown keys are errors, so typos surface."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Position(_Spec):
+    """Where the editor draws a node."""
+
+    x: float = 0.0
+    y: float = 0.0
+
+
+class RetryPolicy(_Spec):
+    """How often and how patiently a failed step is retried."""
+
+    max_attempts: int = Field(1, ge=1, le=100)
+    backoff_s: float = Field(1.0, ge=0)
+    backoff_factor: float = Field(2.0, ge=1)
+    max_backoff_s: float = Field(60.0, ge=0)
+
+    def backoff_for(self, attempt: int) -> float:
+        """Seconds to wait before retrying after failed attempt number `attempt` (1-based)."""
+        try:
+            delay = self.backoff_s * self.backoff_factor ** max(attempt - 1, 0)
+        except OverflowError:
+            return self.max_backoff_s
+        return min(delay, self.max_backoff_s)
+
+
+class NodeSpec(_Spec):
+    """One node of a workflow: its type, its config and how it is retried."""
+
+    id: str = Field(pattern=NODE_ID_PATTERN)
+    type: str = Field(min_length=1, max_length=100)
+    label: str = ""
+    config: dict[str, Any] = Field(default_factory=dict)
+    position: Position = Field(default_factory=Position)
+    retry: RetryPolicy | None = None
+    timeout_s: float | None = Field(None, gt=0)
+    # Overrides the workflow's state-machine loop guard for this node.
+    max_visits: int | None = Field(None, ge=1)
+
+
+class EdgeSpec(_Spec):
+    """A connection from one node's output port to another node's input port."""
+
+    id: str = Field(min_length=1, max_length=200)
+    source: str
+    source_port: str = "out"
+    target: str
+    target_port: str = "in"
+    # A Jinja2 expression without braces, e.g. "output.status == 'ok'"; the edge fires only if true.
+    condition: str | None = None
+    label: str = ""
+
+    @property
+    def is_error_edge(self) -> bool:
+        """Whether this edge fires when its source fails after its retries."""
+        return self.source_port == ERROR_PORT
+
+
+class ErrorHandling(_Spec):
+    """What a run does when a step fails and no on-error edge catches it."""
+
+    on_error: Literal["fail", "continue"] = "fail"
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+class WorkflowPolicy(_Spec):
+    """Guardrails of a run: egress, loop guard, step budget and step timeout."""
+
+    egress: EgressPolicy = Field(default_factory=EgressPolicy)
+    max_visits: int = Field(10, ge=1)
+    max_steps: int = Field(1000, ge=1)
+    step_timeout_s: float = Field(300.0, gt=0)
+
+
+class WorkflowDefinition(_Spec):
+    """A whole workflow: nodes, edges, run inputs/outputs and policies."""
+
+    id: str = Field("workflow", pattern=WORKFLOW_ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    version: int = Field(1, ge=1)
+    description: str = ""
+    mode: Literal["dag", "state_machine"] = "dag"
+    # A JSON Schema object for the run inputs.
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    # Run output name -> Jinja2 template rendered when the run ends.
+    outputs: dict[str, str] = Field(default_factory=dict)
+    nodes: list[NodeSpec]
+    edges: list[EdgeSpec] = Field(default_factory=list)
+    error_handling: ErrorHandling = Field(default_factory=ErrorHandling)
+    policy: WorkflowPolicy = Field(default_factory=WorkflowPolicy)
+
+    def node(self, node_id: str) -> NodeSpec:
+        """The node called `node_id`; KeyError if there is none."""
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(f"workflow {self.id!r} has no node {node_id!r}")
+
+    def edge(self, edge_id: str) -> EdgeSpec:
+        """The edge called `edge_id`; KeyError if there is none."""
+        for edge in self.edges:
+            if edge.id == edge_id:
+                return edge
+        raise KeyError(f"workflow {self.id!r} has no edge {edge_id!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A full JSON-able dump (defaults included) so round trips are lossless."""
+        return self.model_dump(mode="json")
+
+
+def workflow_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a workflow definition (what docs/workflow-schema.json holds)."""
+    return WorkflowDefinition.model_json_schema()
+
+
+def workflow_json_schema_text() -> str:
+    """The exported schema file's exact text."""
+    return json.dumps(workflow_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    # Refresh the exported schema: python -m engine.definition
+    SCHEMA_PATH.write_text(workflow_json_schema_text(), encoding="utf-8")

@@ -1,0 +1,24 @@
+"""Sends step messages to Celery after the transaction that recorded them has committed."""
+
+from __future__ import annotations
+
+import logging
+
+from engine.celery_app import current_celery
+from engine.executor import Dispatch
+
+log = logging.getLogger("flowloom.dispatch")
+
+STEP_TASK = "flowloom.step"
+
+
+def send(dispatches: list[Dispatch]) -> None:
+    """Send each step's message; a failed send is retried later by the sweeper."""
+    if not dispatches:
+        return
+    app = current_celery()
+    for d in dispatches:
+        try:
+            app.send_task(STEP_TASK, args=[d.step_id], countdown=d.countdown or None)
+        except Exception:  # the broker is down: the step stays recorded and the sweeper resends it
+            log.warning("could not send step %s; the sweeper will resend it", d.step_id, exc_info=True)

@@ -1,0 +1,402 @@
+"""Outbound HTTP that cannot be turned into SSRF: every destination and redirect hop passes the egress policy.
+
+check_destination resolves the host and refuses the URL unless every address passes; EgressClient then
+connects to an address it checked (the Host header and TLS SNI keep the name), so DNS cannot change the
+answer between the check and the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import socket
+from contextlib import suppress
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.errors import PolicyViolation, StepError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Cloud instance-metadata endpoints: refused unless listed by exact address, even with allow_private.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean
+        "169.254.170.2",  # AWS ECS task credentials
+        "169.254.170.23",  # AWS EKS pod identity
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud
+        "fd00:ec2::254",  # AWS over IPv6
+        "fd00:ec2::23",  # AWS EKS pod identity over IPv6
+    )
+)
+METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog"})
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_HOSTNAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+_FIX = "allow it in the workflow's egress policy (policy.egress.allowed_hosts)"
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One allowed_hosts / denied_hosts entry: a name, a *.suffix, an address or a CIDR, maybe a port."""
+
+    host: str | None = None
+    suffix: str | None = None
+    network: IPNetwork | None = None
+    exact: bool = False  # the network is one address written out, not a CIDR
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, entry: str) -> _Rule:
+        text = entry.strip().lower().rstrip(".")
+        if "/" in text:
+            return cls(network=ipaddress.ip_network(text, strict=False))
+        host, port = text, None
+        if text.startswith("["):
+            host, _, rest = text[1:].partition("]")
+            if rest:
+                port = _parse_port(rest.removeprefix(":"), entry) if rest.startswith(":") else -1
+        elif text.count(":") == 1:
+            host, _, port_text = text.partition(":")
+            port = _parse_port(port_text, entry)
+        if port == -1:
+            raise ValueError(f"{entry!r} is not a valid host entry")
+        try:
+            return cls(network=ipaddress.ip_network(host), exact=True, port=port)
+        except ValueError:
+            pass
+        wildcard = host.startswith("*.")
+        name = _normalize_name(host[2:] if wildcard else host)
+        if name is None:
+            raise ValueError(f"{entry!r} is not a host, host:port, *.domain or CIDR entry")
+        return cls(suffix=f".{name}", port=port) if wildcard else cls(host=name, port=port)
+
+    def matches(self, host: str, port: int, address: IPAddress | None) -> bool:
+        if self.port is not None and self.port != port:
+            return False
+        if self.network is not None:
+            return address is not None and address in self.network
+        return host.endswith(self.suffix) if self.suffix else host == self.host
+
+
+def _parse_port(text: str, entry: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{entry!r} has an invalid port")
+    return int(text)
+
+
+def _normalize_name(name: str) -> str | None:
+    """Lower-case, IDNA-encoded the way httpx encodes it, or None when it is no hostname."""
+    try:
+        encoded = httpx.URL(f"http://{name}/").raw_host.decode("ascii")
+    except (httpx.InvalidURL, UnicodeError):
+        return None
+    return encoded if _HOSTNAME.fullmatch(encoded) else None
+
+
+@lru_cache(maxsize=256)
+def _rules(entries: tuple[str, ...]) -> tuple[_Rule, ...]:
+    return tuple(_Rule.parse(entry) for entry in entries)
+
+
+class EgressPolicy(BaseModel):
+    """Where a workflow's HTTP steps may connect; embedded in workflow definitions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow_private: bool = False  # every non-global address (metadata endpoints still need an exact entry)
+    allowed_hosts: list[str] = Field(
+        default_factory=list
+    )  # "host", "host:port", "*.example.com", "10.0.0.0/8"
+    denied_hosts: list[str] = Field(default_factory=list)
+    max_redirects: int = Field(5, ge=0, le=20)
+    max_response_bytes: int = Field(5_000_000, gt=0, le=100_000_000)
+    timeout_s: float = Field(30, gt=0, le=300)
+
+    @field_validator("allowed_hosts", "denied_hosts")
+    @classmethod
+    def _entries_parse(cls, entries: list[str]) -> list[str]:
+        _rules(tuple(entries))
+        return entries
+
+
+def _address_kind(address: IPAddress) -> str | None:
+    """Say what makes an address non-public, or None when it is globally routable."""
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_unspecified:
+        return "an unspecified address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address in _SHARED:
+        return "a shared (carrier-grade NAT) address"
+    if address.is_reserved:
+        return "a reserved address"
+    if address.is_private or getattr(address, "is_site_local", False):
+        return "a private address"
+    return None if address.is_global else "a non-global (special-purpose) address"
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped, 6to4 or NAT64 IPv6 address leads to."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped or address.sixtofour:
+        return address.ipv4_mapped or address.sixtofour
+    return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in _NAT64 else None
+
+
+def _refusal(address: IPAddress, host: str, port: int, policy: EgressPolicy) -> str | None:
+    """Why the policy refuses this resolved address, or None when it may be used."""
+    embedded = _embedded_ipv4(address)
+    candidates = [address] if embedded is None else [address, embedded]
+    allow, deny = _rules(tuple(policy.allowed_hosts)), _rules(tuple(policy.denied_hosts))
+    if any(rule.matches(host, port, a) for rule in deny for a in candidates):
+        return "which policy.egress.denied_hosts refuses"
+    if any(a in METADATA_ADDRESSES for a in candidates):
+        if any(rule.exact and rule.matches(host, port, a) for rule in allow for a in candidates):
+            return None
+        return "a link-local cloud metadata address; it is refused unless listed by exact address in policy.egress.allowed_hosts"
+    if any(rule.matches(host, port, a) for rule in allow for a in candidates):
+        return None
+    kind = _address_kind(embedded or address)
+    if kind is None or policy.allow_private:
+        return None
+    return f"{kind}{f' (embeds {embedded})' if embedded else ''}; {_FIX}"
+
+
+def _split(url: str | httpx.URL) -> tuple[httpx.URL, str, int]:
+    """Parse url the way the client will, refusing what is not plain http(s) to a named host."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise PolicyViolation(f"url {str(url)!r} is not a valid URL: {exc}") from exc
+    if parsed.scheme not in ("http", "https"):
+        raise PolicyViolation(
+            f"url {str(url)!r}: scheme {parsed.scheme!r} is not allowed; only http and https"
+        )
+    if parsed.userinfo:
+        raise PolicyViolation(
+            f"url {str(url)!r} carries credentials before '@'; send them in a header instead"
+        )
+    host = unquote(parsed.raw_host.decode("ascii")).lower().rstrip(".")
+    if not host:
+        raise PolicyViolation(f"url {str(url)!r} has no host")
+    if "%" in host:
+        raise PolicyViolation(f"url {str(url)!r}: IPv6 zone ids are not allowed")
+    return parsed, host, parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+def _resolve(url: str, host: str, port: int) -> list[IPAddress]:
+    """Every address the OS would connect to for host (numeric forms such as 2130706433 included)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise StepError(f"url {url!r}: cannot resolve host {host!r}: {exc}", retryable=True) from exc
+    addresses: list[IPAddress] = []
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0])
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+def _check(url: str, policy: EgressPolicy) -> tuple[httpx.URL, str, list[IPAddress]]:
+    parsed, host, port = _split(url)
+    if host in METADATA_HOSTS and not any(r.host == host for r in _rules(tuple(policy.allowed_hosts))):
+        raise PolicyViolation(
+            f"url {url!r} names {host}, a cloud metadata host; it is refused unless listed exactly "
+            "in the workflow's egress policy (policy.egress.allowed_hosts)"
+        )
+    addresses = _resolve(url, host, port)
+    for address in addresses:
+        reason = _refusal(address, host, port, policy)
+        if reason is not None:
+            raise PolicyViolation(f"url {url!r} resolves to {address}, {reason}")
+    return parsed, host, addresses
+
+
+def check_destination(url: str, policy: EgressPolicy) -> list[IPAddress]:
+    """Resolve url's host; return its addresses when every one passes the policy, else raise PolicyViolation."""
+    return _check(url, policy)[2]
+
+
+class EgressClient:
+    """Async HTTP client whose every request and redirect hop passes the egress policy."""
+
+    def __init__(self, policy: EgressPolicy | None = None) -> None:
+        self.policy = policy or EgressPolicy()
+        # No keep-alive: the pool keys connections by IP, so a TLS connection opened for one name
+        # could otherwise carry a request for another name that resolves to the same address.
+        self._client = httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,
+            timeout=self.policy.timeout_s,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+
+    async def __aenter__(self) -> EgressClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the underlying connection pool."""
+        await self._client.aclose()
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        """GET url through the egress policy."""
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        """POST to url through the egress policy."""
+        return await self.request("POST", url, **kwargs)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: httpx.Headers | dict[str, str] | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """Send a request and follow redirects by hand; every hop is checked and sent to its checked address."""
+        limit = self.policy.timeout_s if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                return await self._follow(
+                    method.upper(), url, httpx.Headers(headers), json, content, params, limit
+                )
+        except TimeoutError as exc:
+            raise StepError(
+                f"{method} {url}: no complete response within {limit:g}s", retryable=True
+            ) from exc
+        except httpx.RequestError as exc:
+            retryable = isinstance(exc, httpx.TransportError)
+            raise StepError(f"{method} {url}: {type(exc).__name__}: {exc}", retryable=retryable) from exc
+
+    async def _follow(
+        self,
+        method: str,
+        url: str,
+        headers: httpx.Headers,
+        json: Any,
+        content: bytes | str | None,
+        params: dict[str, Any] | None,
+        timeout: float,
+    ) -> httpx.Response:
+        current = _split(url)[0]
+        if params:
+            current = current.copy_merge_params(params)
+        history: list[httpx.Response] = []
+        via: str | None = None
+        for _ in range(self.policy.max_redirects + 1):
+            response = await self._send(method, current, headers, json, content, timeout, via)
+            location = response.headers.get("location")
+            if response.status_code not in _REDIRECTS or location is None:
+                return await self._read(response, current, headers, history)
+            await response.aclose()
+            history.append(response)
+            target = current.join(location)
+            if (response.status_code == 303 and method != "HEAD") or (
+                response.status_code in (301, 302) and method == "POST"
+            ):
+                method, json, content = "GET", None, None
+            if (target.scheme, target.host, target.port) != (current.scheme, current.host, current.port):
+                kept = [(k, v) for k, v in headers.multi_items() if k.lower() not in _CREDENTIAL_HEADERS]
+                headers = httpx.Headers(kept)
+            via, current = f"redirect {len(history)} ({current} -> {target})", target
+        raise PolicyViolation(
+            f"url {url!r} redirected more than {self.policy.max_redirects} times (policy.egress.max_redirects)"
+        )
+
+    async def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: httpx.Headers,
+        json: Any,
+        content: bytes | str | None,
+        timeout: float,
+        via: str | None,
+    ) -> httpx.Response:
+        """Check url, then send to one of its checked addresses with the name in Host and SNI."""
+        try:
+            _, host, addresses = await asyncio.to_thread(_check, str(url), self.policy)
+        except PolicyViolation as exc:
+            if via is None:
+                raise
+            raise PolicyViolation(f"{via} refused: {exc}") from exc
+        pinned = httpx.Headers(headers)
+        pinned["host"] = url.netloc.decode("ascii")
+        extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+        error: httpx.ConnectError | None = None
+        for address in addresses:
+            request = self._client.build_request(
+                method,
+                url.copy_with(host=str(address)),
+                headers=pinned,
+                json=json,
+                content=content,
+                timeout=timeout,
+                extensions=extensions,
+            )
+            try:
+                return await self._client.send(request, stream=True)
+            except httpx.ConnectError as exc:  # nothing was sent; try the next checked address
+                error = exc
+        raise error or StepError(f"{url}: no address to connect to", retryable=True)
+
+    async def _read(
+        self, response: httpx.Response, url: httpx.URL, headers: httpx.Headers, history: list[httpx.Response]
+    ) -> httpx.Response:
+        """Read the body, refusing it once it passes max_response_bytes; the result names the host, not the IP."""
+        limit = self.policy.max_response_bytes
+        declared = response.headers.get("content-length", "")
+        chunks: list[bytes] = []
+        try:
+            if declared.isdigit() and int(declared) > limit:
+                raise PolicyViolation(
+                    f"response from {url} declares {int(declared):,} bytes; {_size_fix(limit)}"
+                )
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise PolicyViolation(f"response from {url} is over {limit:,} bytes; {_size_fix(limit)}")
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        dropped = ("content-encoding", "content-length", "transfer-encoding")  # the body is decoded now
+        result = httpx.Response(
+            response.status_code,
+            headers=[(k, v) for k, v in response.headers.multi_items() if k.lower() not in dropped],
+            content=b"".join(chunks),
+            request=httpx.Request(response.request.method, url, headers=headers),
+            extensions=response.extensions,
+        )
+        result.history = history
+        with suppress(RuntimeError):  # unset when the response never went through a real connection
+            result.elapsed = response.elapsed
+        return result
+
+
+def _size_fix(limit: int) -> str:
+    return f"the limit is {limit:,} (policy.egress.max_response_bytes)"

@@ -1,0 +1,83 @@
+"""Event envelopes (workflow.* and agent.*) and the outbox they are written to."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+# The event types the engine emits; the envelope is the same for all of them.
+WORKFLOW_STARTED = "workflow.started"
+WORKFLOW_COMPLETED = "workflow.completed"
+WORKFLOW_FAILED = "workflow.failed"
+WORKFLOW_CANCELLED = "workflow.cancelled"
+STEP_STARTED = "workflow.step.started"
+STEP_COMPLETED = "workflow.step.completed"
+STEP_FAILED = "workflow.step.failed"
+STEP_RETRYING = "workflow.step.retrying"
+STEP_SKIPPED = "workflow.step.skipped"
+STEP_WAITING = "workflow.step.waiting"
+APPROVAL_REQUESTED = "workflow.approval.requested"
+APPROVAL_DECIDED = "workflow.approval.decided"
+AGENT_STARTED = "agent.started"
+AGENT_COMPLETED = "agent.completed"
+AGENT_FAILED = "agent.failed"
+AGENT_TOOL_CALLED = "agent.tool.called"
+
+EVENT_TYPES = (
+    WORKFLOW_STARTED,
+    WORKFLOW_COMPLETED,
+    WORKFLOW_FAILED,
+    WORKFLOW_CANCELLED,
+    STEP_STARTED,
+    STEP_COMPLETED,
+    STEP_FAILED,
+    STEP_RETRYING,
+    STEP_SKIPPED,
+    STEP_WAITING,
+    APPROVAL_REQUESTED,
+    APPROVAL_DECIDED,
+    AGENT_STARTED,
+    AGENT_COMPLETED,
+    AGENT_FAILED,
+    AGENT_TOOL_CALLED,
+)
+
+_INSERT = text(
+    "INSERT INTO events (event_id, event_type, run_id, payload, created_at) "
+    "VALUES (:event_id, :event_type, :run_id, CAST(:payload AS jsonb), :created_at)"
+)
+
+
+def envelope(event_type: str, run_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The common event envelope: id, type, time, source, correlation (run) id, data."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    now = datetime.now(UTC)
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "timestamp": now.isoformat(),
+        "source": "flowloom.engine",
+        "schema_version": 1,
+        "correlation_id": run_id,
+        "data": data,
+    }
+
+
+def emit(conn: Connection, event_type: str, run_id: str | None, **data: Any) -> None:
+    """Write one event to the outbox inside the caller's transaction."""
+    env = envelope(event_type, run_id, data)
+    conn.execute(
+        _INSERT,
+        {
+            "event_id": env["event_id"],
+            "event_type": event_type,
+            "run_id": run_id,
+            "payload": json.dumps(env, default=str),
+            "created_at": env["timestamp"],
+        },
+    )

@@ -1,0 +1,140 @@
+"""Alembic migrations run from code, with connection problems turned into one-line ConfigErrors."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.operations import ops
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, pool
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import SQLModel
+
+import models  # noqa: F401 - registers every table on SQLModel.metadata
+from engine.errors import ConfigError
+from engine.health import (
+    DB_SETTING,
+    CheckResult,
+    check_database,
+    check_pgvector,
+    describe_db_error,
+    mask_url,
+    require,
+)
+from models.db import normalise_url
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS_DIR = REPO_ROOT / "migrations"
+
+
+def _is_null(default: Any) -> bool:
+    arg = getattr(default, "arg", None)
+    return str(getattr(arg, "text", arg)).strip().upper() == "NULL"
+
+
+def is_null_default_noise(diff: Any) -> bool:
+    """A 'modify_default' from nothing to NULL: PostgreSQL stores no default for `server_default=NULL`."""
+    return isinstance(diff, tuple) and diff[0] == "modify_default" and diff[5] is None and _is_null(diff[6])
+
+
+def drop_null_default_noise(context: Any, revision: Any, directives: list[Any]) -> None:
+    """process_revision_directives hook: keep autogenerate from emitting the no-op above."""
+    for script in directives:
+        kept = []
+        for table_ops in script.upgrade_ops.ops:
+            if isinstance(table_ops, ops.ModifyTableOps):
+                for op in table_ops.ops:
+                    if isinstance(op, ops.AlterColumnOp) and not op.existing_server_default:
+                        if _is_null(op.modify_server_default):
+                            op.modify_server_default = False
+                table_ops.ops = [
+                    op for op in table_ops.ops if not isinstance(op, ops.AlterColumnOp) or op.has_changes()
+                ]
+                if not table_ops.ops:
+                    continue
+            kept.append(table_ops)
+        script.upgrade_ops.ops = kept
+        script.downgrade_ops = script.upgrade_ops.reverse()
+
+
+# Comparison options autogenerate (migrations/env.py) and schema_drift share. A callable
+# compare_server_default would be neater but Alembic 1.20 crashes on it for Identity columns.
+COMPARE_OPTIONS: dict[str, Any] = {"compare_type": True, "compare_server_default": True}
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic config for `database_url` that does not touch logging (alembic.ini is for the CLI)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logging"] = False
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest revision in migrations/versions."""
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+def _engine(database_url: str) -> Any:
+    return create_engine(normalise_url(database_url), poolclass=pool.NullPool)
+
+
+def current_revision(database_url: str) -> str | None:
+    """The revision the database is at (None before the first migration)."""
+    engine = _engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def upgrade_to_head(database_url: str) -> str | None:
+    """Check the database and pgvector, then migrate to head; returns the head revision."""
+    require(check_database(database_url))
+    require(check_pgvector(database_url))
+    try:
+        command.upgrade(alembic_config(database_url), "head")
+    except SQLAlchemyError as exc:
+        raise ConfigError(
+            f"migrating the database at {mask_url(database_url)} ({DB_SETTING}) failed: {describe_db_error(exc)}"
+        ) from exc
+    head = head_revision()
+    log.info("database at %s is at revision %s", mask_url(database_url), head)
+    return head
+
+
+def schema_drift(database_url: str) -> list[Any]:
+    """Differences between the tables in models/ and the database (empty when they agree)."""
+    engine = _engine(database_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts=COMPARE_OPTIONS)
+            diffs = compare_metadata(context, SQLModel.metadata)
+    finally:
+        engine.dispose()
+    flat = [d for diff in diffs for d in (diff if isinstance(diff, list) else [diff])]
+    return [d for d in flat if not is_null_default_noise(d)]
+
+
+def check_schema(database_url: str) -> CheckResult:
+    """Is the database migrated to head?"""
+    fix = "run `flowloom migrate` (`flowloom up` migrates on start)"
+    try:
+        current = current_revision(database_url)
+    except SQLAlchemyError as exc:
+        return CheckResult("schema", False, f"cannot read the schema revision: {describe_db_error(exc)}", fix)
+    head = head_revision()
+    if current != head:
+        return CheckResult("schema", False, f"database at revision {current or 'none'}, code at {head}", fix)
+    return CheckResult("schema", True, f"at head ({head})")

@@ -1,0 +1,179 @@
+"""Public API of the engine for the app, the REST API and the CLI: start, watch, cancel, resume."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from sqlalchemy import text
+
+from engine import dispatch, events, executor
+from engine.definition import WorkflowDefinition
+from engine.errors import FlowloomError, StepError, ValidationError
+from engine.errors import Issue as _Issue
+from engine.settings import get_settings
+from engine.validate import ensure_valid
+from models.db import get_engine
+from nodes.human import HumanApprovalConfig, resume_outputs
+
+
+class ApprovalError(FlowloomError):
+    """A decision could not be applied; `kind` is not_found, conflict (decided/expired) or invalid."""
+
+    def __init__(self, message: str, kind: str = "conflict") -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+def _db(database_url: str | None = None):
+    return get_engine(database_url or get_settings().database_url)
+
+
+def check_inputs(defn: WorkflowDefinition, inputs: dict[str, Any]) -> None:
+    """Refuse run inputs that do not match the workflow's inputs schema, naming the field."""
+    if not defn.inputs:
+        return
+    validator = jsonschema.Draft202012Validator(defn.inputs)
+    issues = [
+        _Issue(
+            message=e.message,
+            code="input_invalid",
+            field="input." + ".".join(str(p) for p in e.absolute_path),
+        )
+        for e in sorted(validator.iter_errors(inputs), key=lambda e: list(e.absolute_path))
+    ]
+    if issues:
+        raise ValidationError(issues)
+
+
+def start_run(
+    defn: WorkflowDefinition,
+    inputs: dict[str, Any] | None = None,
+    *,
+    workflow_id: str | None = None,
+    version_id: str | None = None,
+    created_by: str | None = None,
+    database_url: str | None = None,
+) -> str:
+    """Validate, record and start a run; returns its id."""
+    ensure_valid(defn)
+    inputs = dict(inputs or {})
+    check_inputs(defn, inputs)
+    with _db(database_url).begin() as conn:
+        run_id, sent = executor.create_run(
+            conn, defn, inputs, workflow_id=workflow_id, version_id=version_id, created_by=created_by
+        )
+    dispatch.send(sent)
+    return run_id
+
+
+def cancel_run(run_id: str, *, database_url: str | None = None) -> bool:
+    """Cancel a run that is still going; False if it had already ended."""
+    with _db(database_url).begin() as conn:
+        return executor.cancel_run(conn, run_id)
+
+
+@dataclass
+class RunView:
+    """A run and its steps as the CLI, API and run view show them."""
+
+    id: str
+    status: str
+    inputs: dict | None
+    outputs: dict | None
+    error: str | None
+    steps: list[dict[str, Any]]
+
+
+def get_run(run_id: str, *, database_url: str | None = None) -> RunView | None:
+    """The run with its steps in the order they were queued; None if unknown."""
+    with _db(database_url).connect() as conn:
+        run = conn.execute(
+            text("SELECT id, status, inputs, outputs, error FROM runs WHERE id = :id"), {"id": run_id}
+        ).first()
+        if run is None:
+            return None
+        steps = (
+            conn.execute(
+                text(
+                    "SELECT id, node_id, node_type, visit, status, attempt, inputs, outputs, error, queued_at,"
+                    " started_at, finished_at, metrics FROM step_runs WHERE run_id = :id"
+                    " ORDER BY queued_at, visit"
+                ),
+                {"id": run_id},
+            )
+            .mappings()
+            .all()
+        )
+    return RunView(str(run.id), run.status, run.inputs, run.outputs, run.error, [dict(s) for s in steps])
+
+
+def decide_approval(
+    approval_id: str,
+    *,
+    action: str,
+    form: dict[str, Any] | None = None,
+    comment: str = "",
+    decided_by: str,
+    database_url: str | None = None,
+) -> dict[str, Any]:
+    """Apply a human decision and resume the run; the first decision wins, later ones are refused."""
+    try:
+        uuid.UUID(approval_id)
+    except ValueError as exc:
+        raise ApprovalError(f"approval {approval_id!r} does not exist", "not_found") from exc
+    with _db(database_url).begin() as conn:
+        row = conn.execute(
+            text(
+                "SELECT id, run_id, step_id, node_id, status, deadline, deadline < now() AS expired"
+                " FROM approvals WHERE id = :id FOR UPDATE"
+            ),
+            {"id": approval_id},
+        ).first()
+        if row is None:
+            raise ApprovalError(f"approval {approval_id!r} does not exist", "not_found")
+        if row.status != "pending":
+            raise ApprovalError(f"approval {approval_id} was already {row.status}; nothing was changed")
+        if row.expired:
+            raise ApprovalError(f"approval {approval_id} expired at {row.deadline.isoformat()}")
+        step = executor.waiting_step(conn, str(row.step_id))
+        if step is None:
+            raise ApprovalError(f"the step of approval {approval_id} is no longer waiting")
+        run = executor.load_run(conn, step.run_id)
+        cfg = HumanApprovalConfig.model_validate(run.graph.nodes[step.node_id].config)
+        decision = {
+            "action": action,
+            "form": form or {},
+            "comment": comment,
+            "decided_by": decided_by,
+            "data": step.inputs.get("in"),
+        }
+        try:
+            outputs = resume_outputs(cfg, decision)
+        except StepError as exc:
+            raise ApprovalError(str(exc), "invalid") from exc
+        conn.execute(
+            text(
+                "UPDATE approvals SET status = :status, decision = CAST(:d AS jsonb), decided_by = :by,"
+                " decided_at = now() WHERE id = :id"
+            ),
+            {
+                "status": action if action in ("approved", "rejected") else "decided",
+                "d": executor._j(decision),
+                "by": decided_by,
+                "id": approval_id,
+            },
+        )
+        events.emit(
+            conn,
+            events.APPROVAL_DECIDED,
+            step.run_id,
+            approval_id=approval_id,
+            action=action,
+            decided_by=decided_by,
+        )
+        sent = executor.finish_step(conn, step, outputs=outputs, expected_status="waiting")
+    dispatch.send(sent)
+    return outputs

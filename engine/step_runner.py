@@ -1,0 +1,128 @@
+"""Runs one node for one claimed step: render config, call the node, cap time and size."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+
+from engine import expressions
+from engine.context import StepContext
+from engine.errors import FlowloomError, PolicyViolation, StepError
+from engine.executor import ClaimedStep, RunContext
+from nodes.registry import Suspend, get_node_type
+
+# Config fields the engine leaves as written: expressions the node evaluates itself, and SQL,
+# whose values must travel as bound parameters, never as text spliced into the query.
+_UNRENDERED_FIELDS = {"expression", "branches", "query"}
+
+
+@dataclass
+class Outcome:
+    """What happened when the node ran: outputs, a suspension or an error."""
+
+    outputs: dict[str, Any] | None = None
+    suspend: Suspend | None = None
+    error: str | None = None
+    retryable: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per worker process, reused by every async node."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    return _loop
+
+
+def render_config(config: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
+    """Render templated config values; expression fields stay as written."""
+    return {
+        k: v if k in _UNRENDERED_FIELDS else expressions.render_value(v, variables) for k, v in config.items()
+    }
+
+
+def run_node(
+    step: ClaimedStep,
+    run: RunContext,
+    steps: dict[str, Any],
+    *,
+    max_payload_bytes: int,
+    sql_connection: Callable[[str], str] | None = None,
+) -> Outcome:
+    """Run the step's node and classify the result; never raises for node failures."""
+    started = time.perf_counter()
+    node = run.graph.nodes[step.node_id]
+    node_type = get_node_type(node.type)
+    ctx = StepContext(
+        run_id=step.run_id,
+        step_id=step.step_id,
+        node_id=step.node_id,
+        node_type=node.type,
+        attempt=step.attempt,
+        visit=step.visit,
+        run_inputs=run.inputs,
+        steps=steps,
+        ports=step.inputs,
+        egress_policy=run.defn.policy.egress,
+        sql_connection=sql_connection,
+    )
+    try:
+        if node_type is None:
+            raise StepError(f"unknown node type {node.type!r}", retryable=False)
+        try:
+            cfg = node_type.config_model.model_validate(render_config(node.config, ctx.variables))
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise StepError(f"config.{loc}: {first['msg']}", retryable=False) from exc
+        timeout = node.timeout_s or run.defn.policy.step_timeout_s
+        result = _event_loop().run_until_complete(_call(node_type.run, ctx, cfg, dict(step.inputs), timeout))
+        outcome = _classify(result, node.id, max_payload_bytes)
+    except TimeoutError:
+        outcome = Outcome(error=f"timed out after {timeout:g}s (timeout_s)", retryable=True)
+    except PolicyViolation as exc:
+        outcome = Outcome(error=f"policy violation: {exc}", retryable=False)
+    except StepError as exc:
+        outcome = Outcome(error=str(exc), retryable=exc.retryable)
+    except FlowloomError as exc:
+        outcome = Outcome(error=str(exc), retryable=False)
+    except Exception as exc:  # a node's own bug or an I/O error: report it on the step, retry if allowed
+        outcome = Outcome(error=f"{type(exc).__name__}: {exc}", retryable=True)
+    finally:
+        _event_loop().run_until_complete(ctx.aclose())
+    outcome.metrics["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    return outcome
+
+
+async def _call(fn: Callable[..., Any], ctx: StepContext, cfg: Any, inputs: dict, timeout: float) -> Any:
+    if asyncio.iscoroutinefunction(fn):
+        return await asyncio.wait_for(fn(ctx, cfg, inputs), timeout)
+    return await asyncio.wait_for(asyncio.to_thread(fn, ctx, cfg, inputs), timeout)
+
+
+def _classify(result: Any, node_id: str, max_payload_bytes: int) -> Outcome:
+    if isinstance(result, Suspend):
+        return Outcome(suspend=result)
+    if result is None:
+        result = {}
+    if not isinstance(result, dict):
+        return Outcome(error=f"node returned {type(result).__name__}, expected a dict of output ports")
+    try:
+        size = len(json.dumps(result, default=str))
+    except (TypeError, ValueError) as exc:
+        return Outcome(error=f"outputs are not JSON-serialisable: {exc}")
+    if size > max_payload_bytes:
+        return Outcome(
+            error=f"outputs are {size} bytes; the limit is {max_payload_bytes} (FLOWLOOM_MAX_PAYLOAD_BYTES)"
+        )
+    return Outcome(outputs=json.loads(json.dumps(result, default=str)))

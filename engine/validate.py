@@ -1,0 +1,387 @@
+"""Validate a parsed workflow: node types, configs, ports, graph shape, expressions; every issue at once."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import pydantic
+
+from engine.definition import ERROR_PORT, EdgeSpec, NodeSpec, WorkflowDefinition
+from engine.errors import Issue, ValidationError
+from engine.expressions import check_expression, check_template, is_templated
+from engine.parse import loc_path
+from engine.plan import END_TYPE, START_TYPE, ExecutionPlan, build_plan, workflow_graph
+from nodes.registry import NodeType, Port, all_node_types, get_node_type, port_types_compatible
+
+# What an on-error edge carries: a JSON description of the failure.
+ERROR_PORT_SPEC = Port("json", required=False, description="the error, after the node's retries")
+
+
+@dataclass
+class ValidationReport:
+    """Every issue found, and the plan when there is no error."""
+
+    issues: list[Issue] = field(default_factory=list)
+    plan: ExecutionPlan | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether no issue is an error (warnings allowed)."""
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able report for the API and the editor."""
+        return {
+            "ok": self.ok,
+            "issues": [i.to_dict() for i in self.issues],
+            "plan": self.plan.phases if self.plan else None,
+        }
+
+
+@dataclass
+class _NodeInfo:
+    node_type: NodeType | None
+    # None when unknown: the type is unknown, or its ports depend on a config that is invalid.
+    outputs: dict[str, Port] | None
+
+
+def validate(defn: WorkflowDefinition) -> ValidationReport:
+    """Check `defn` and report every issue found, each located by node, edge and field."""
+    issues: list[Issue] = []
+    _check_unique_ids(defn, issues)
+    infos = {node.id: _check_node(node, issues) for node in defn.nodes}
+    _check_edges(defn, infos, issues)
+    _check_inputs_schema(defn.inputs, issues)
+    for name, template in defn.outputs.items():
+        _add_if(issues, check_template(template), code="bad_template", field=f"outputs.{name}")
+    _check_graph(defn, workflow_graph(defn), issues)
+    report = ValidationReport(issues)
+    if report.ok:
+        report.plan = build_plan(defn)
+    return report
+
+
+def ensure_valid(defn: WorkflowDefinition) -> ExecutionPlan:
+    """The plan of `defn`, or ValidationError carrying every issue (errors first)."""
+    report = validate(defn)
+    if not report.ok or report.plan is None:
+        raise ValidationError(report.errors + report.warnings)
+    return report.plan
+
+
+def _add_if(issues: list[Issue], message: str | None, **where: Any) -> None:
+    if message:
+        issues.append(Issue(message, **where))
+
+
+def _check_unique_ids(defn: WorkflowDefinition, issues: list[Issue]) -> None:
+    seen: set[str] = set()
+    for node in defn.nodes:
+        if node.id in seen:
+            issues.append(
+                Issue(f"duplicate node id {node.id!r}", code="duplicate_id", node_id=node.id, field="id")
+            )
+        seen.add(node.id)
+    seen.clear()
+    for edge in defn.edges:
+        if edge.id in seen:
+            issues.append(
+                Issue(f"duplicate edge id {edge.id!r}", code="duplicate_id", edge_id=edge.id, field="id")
+            )
+        seen.add(edge.id)
+
+
+def _check_node(node: NodeSpec, issues: list[Issue]) -> _NodeInfo:
+    _check_config_strings(node, issues)
+    node_type = get_node_type(node.type)
+    if node_type is None:
+        known = [t.type for t in all_node_types()]
+        close = difflib.get_close_matches(node.type, known, n=3)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        issues.append(
+            Issue(
+                f"unknown node type {node.type!r}{hint}",
+                code="unknown_node_type",
+                node_id=node.id,
+                field="type",
+            )
+        )
+        return _NodeInfo(None, None)
+    cfg = _check_config(node, node_type, issues)
+    if cfg is None:
+        static = dict(node_type.outputs) if node_type.dynamic_outputs is None else None
+        return _NodeInfo(node_type, static)
+    try:
+        return _NodeInfo(node_type, node_type.output_ports(cfg))
+    except Exception as exc:  # a node type's port function is third-party code
+        issues.append(
+            Issue(
+                f"cannot derive output ports: {exc}", code="config_invalid", node_id=node.id, field="config"
+            )
+        )
+        return _NodeInfo(node_type, None)
+
+
+def _check_config(node: NodeSpec, node_type: NodeType, issues: list[Issue]) -> pydantic.BaseModel | None:
+    """The validated config, or None after reporting why it is invalid."""
+    model = node_type.config_model
+    try:
+        return model.model_validate(node.config)
+    except pydantic.ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+    except Exception as exc:  # a node type's validator raised something pydantic did not wrap
+        issues.append(
+            Issue(f"config check failed: {exc}", code="config_invalid", node_id=node.id, field="config")
+        )
+        return None
+    real = [e for e in errors if not _templated(node.config, e["loc"])]
+    for error in real:
+        issues.append(
+            Issue(
+                f"{error['msg']} ({node.type})",
+                code="config_invalid",
+                node_id=node.id,
+                field=loc_path(("config", *error["loc"])),
+            )
+        )
+    if real:
+        return None
+    # Only templated values failed: they are checked at run time; derive ports from the rest.
+    try:
+        return model.model_construct(**node.config)
+    except Exception:
+        return None
+
+
+def _templated(config: Mapping[str, Any], loc: tuple[Any, ...]) -> bool:
+    """Whether the raw value an error points at (or inside) is a template, rendered and checked at run time."""
+    value: Any = config
+    for part in loc:
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            value = value[part]
+        else:
+            break
+    return isinstance(value, str) and is_templated(value)
+
+
+def _config_strings(value: Any, loc: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str, str]]:
+    """(location, key it sits under, text) of every string in a config."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(item, str):
+                yield (*loc, key), str(key), item
+            else:
+                yield from _config_strings(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                yield (*loc, index), "", item
+            else:
+                yield from _config_strings(item, (*loc, index))
+
+
+def _check_config_strings(node: NodeSpec, issues: list[Issue]) -> None:
+    """Templates ({{ }}) anywhere in the config, and config fields named `expression`."""
+    for loc, key, text in _config_strings(node.config):
+        where = {"node_id": node.id, "field": loc_path(("config", *loc))}
+        if is_templated(text):
+            _add_if(issues, check_template(text), code="bad_template", **where)
+        elif key == "expression" and text.strip():
+            _add_if(issues, check_expression(text), code="bad_condition", **where)
+
+
+def _check_edges(defn: WorkflowDefinition, infos: dict[str, _NodeInfo], issues: list[Issue]) -> None:
+    seen: dict[tuple[Any, ...], str] = {}
+    fed: set[tuple[str, str]] = set()
+    for edge in defn.edges:
+        if edge.condition is not None:
+            _add_if(
+                issues,
+                check_expression(edge.condition),
+                code="bad_condition",
+                edge_id=edge.id,
+                field="condition",
+            )
+        dangling = [end for end in ("source", "target") if getattr(edge, end) not in infos]
+        for end in dangling:
+            issues.append(_dangling(edge, end, list(infos)))
+        if dangling:
+            continue
+        fed.add((edge.target, edge.target_port))
+        if edge.source == edge.target:
+            _check_self_loop(defn, edge, issues)
+        key = (edge.source, edge.source_port, edge.target, edge.target_port, edge.condition)
+        if key in seen:
+            issues.append(
+                Issue(f"same connection as edge {seen[key]!r}", code="duplicate_edge", edge_id=edge.id)
+            )
+        seen.setdefault(key, edge.id)
+        _check_ports(edge, infos[edge.source], infos[edge.target], issues)
+    for node in defn.nodes:
+        node_type = infos[node.id].node_type
+        for name, port in (node_type.inputs if node_type else {}).items():
+            if port.required and (node.id, name) not in fed:
+                issues.append(
+                    Issue(
+                        f'required input port "{name}" has no incoming edge',
+                        code="unconnected_input",
+                        node_id=node.id,
+                        field=f"ports.{name}",
+                        severity="warning",
+                    )
+                )
+
+
+def _dangling(edge: EdgeSpec, end: str, node_ids: list[str]) -> Issue:
+    missing = getattr(edge, end)
+    close = difflib.get_close_matches(missing, node_ids, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return Issue(
+        f"{end} {missing!r} is not a node of this workflow{hint}",
+        code="dangling_edge",
+        edge_id=edge.id,
+        field=end,
+    )
+
+
+def _check_self_loop(defn: WorkflowDefinition, edge: EdgeSpec, issues: list[Issue]) -> None:
+    if defn.mode == "dag":
+        message = "edge connects a node to itself; a DAG has no loops (use mode state_machine)"
+        issues.append(Issue(message, code="self_loop", node_id=edge.source, edge_id=edge.id))
+    elif edge.condition is None and not edge.is_error_edge:
+        message = "unconditional self-loop: the node repeats until its max_visits guard stops the run"
+        issues.append(
+            Issue(message, code="self_loop", node_id=edge.source, edge_id=edge.id, severity="warning")
+        )
+
+
+def _check_ports(edge: EdgeSpec, source: _NodeInfo, target: _NodeInfo, issues: list[Issue]) -> None:
+    out_port: Port | None = None
+    if source.outputs is not None:
+        out_port = source.outputs.get(edge.source_port)
+        if out_port is None and edge.source_port == ERROR_PORT:
+            out_port = ERROR_PORT_SPEC
+        if out_port is None:
+            names = ", ".join([*source.outputs, ERROR_PORT])
+            issues.append(
+                Issue(
+                    f'no output port "{edge.source_port}"; its outputs: {names}',
+                    code="unknown_port",
+                    node_id=edge.source,
+                    edge_id=edge.id,
+                    field="source_port",
+                )
+            )
+    elif edge.source_port == ERROR_PORT:
+        out_port = ERROR_PORT_SPEC
+    in_port: Port | None = None
+    if target.node_type is not None:
+        in_port = target.node_type.inputs.get(edge.target_port)
+        if in_port is None:
+            names = ", ".join(target.node_type.inputs) or "none"
+            issues.append(
+                Issue(
+                    f'no input port "{edge.target_port}"; its inputs: {names}',
+                    code="unknown_port",
+                    node_id=edge.target,
+                    edge_id=edge.id,
+                    field="target_port",
+                )
+            )
+    if (
+        out_port is not None
+        and in_port is not None
+        and not port_types_compatible(out_port.type, in_port.type)
+    ):
+        issues.append(
+            Issue(
+                f'output "{edge.source_port}" ({out_port.type}) cannot feed input "{edge.target_port}" ({in_port.type})',
+                code="port_type_mismatch",
+                node_id=edge.target,
+                edge_id=edge.id,
+            )
+        )
+
+
+def _check_inputs_schema(schema: Mapping[str, Any], issues: list[Issue]) -> None:
+    """A light shape check of the run-input JSON Schema (full checking happens per run)."""
+    if not schema:
+        return
+    if schema.get("type", "object") != "object":
+        issues.append(
+            Issue(
+                'the run inputs schema must have "type": "object"', code="inputs_invalid", field="inputs.type"
+            )
+        )
+    properties = schema.get("properties", {})
+    if not isinstance(properties, Mapping):
+        issues.append(
+            Issue('"properties" must be a mapping', code="inputs_invalid", field="inputs.properties")
+        )
+        properties = {}
+    required = schema.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        issues.append(
+            Issue('"required" must be a list of names', code="inputs_invalid", field="inputs.required")
+        )
+    elif properties:
+        for name in required:
+            if name not in properties:
+                message = f'required input "{name}" is not in "properties"'
+                issues.append(Issue(message, code="inputs_invalid", field="inputs.required"))
+
+
+def _check_graph(defn: WorkflowDefinition, graph: nx.MultiDiGraph, issues: list[Issue]) -> None:
+    starts = [node.id for node in defn.nodes if node.type == START_TYPE]
+    ends = [node.id for node in defn.nodes if node.type == END_TYPE]
+    if not starts:
+        issues.append(
+            Issue(
+                'no "start" node; every workflow begins at exactly one', code="missing_start", field="nodes"
+            )
+        )
+    if len(starts) > 1:
+        message = f"{len(starts)} start nodes ({', '.join(starts)}); keep exactly one"
+        issues.extend(Issue(message, code="multiple_start", node_id=node_id) for node_id in starts)
+    if not ends:
+        issues.append(Issue('no "end" node; add one so runs can finish', code="missing_end", field="nodes"))
+    if starts:
+        reachable = set(starts).union(*(nx.descendants(graph, s) for s in starts))
+        for node in defn.nodes:
+            if node.id not in reachable:
+                issues.append(Issue("not reachable from the start node", code="unreachable", node_id=node.id))
+    if defn.mode == "dag":
+        _check_cycles(defn, graph, issues)
+    if ends:
+        finishing = set(ends).union(*(nx.ancestors(graph, e) for e in ends))
+        severity = "error" if defn.mode == "state_machine" else "warning"
+        for node in defn.nodes:
+            if node.id not in finishing:
+                message = 'no path from here to an "end" node'
+                issues.append(Issue(message, code="no_path_to_terminal", node_id=node.id, severity=severity))
+
+
+def _check_cycles(defn: WorkflowDefinition, graph: nx.MultiDiGraph, issues: list[Issue]) -> None:
+    """One issue per strongly connected group of nodes (self-loops are reported apart)."""
+    order = {node.id: i for i, node in enumerate(defn.nodes)}
+    groups = [g for g in nx.strongly_connected_components(graph) if len(g) > 1]
+    for group in sorted(groups, key=lambda g: min(order[n] for n in g)):
+        first = min(group, key=order.__getitem__)
+        cycle = nx.find_cycle(graph.subgraph(group), source=first)
+        path = " -> ".join([str(e[0]) for e in cycle] + [str(cycle[0][0])])
+        message = f"cycle: {path}; a DAG has no loops (use mode state_machine)"
+        issues.append(Issue(message, code="cycle", node_id=str(cycle[0][0])))

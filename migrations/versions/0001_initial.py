@@ -1,0 +1,158 @@
+"""Initial schema: workflows and their versions, runs, step runs, approvals, the event outbox; pgvector.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-25 15:05:33.177736
+"""
+
+from collections.abc import Sequence
+
+import pgvector.sqlalchemy  # noqa: F401 - autogenerate renders Vector columns as pgvector.sqlalchemy.*
+import sqlalchemy as sa
+import sqlmodel  # noqa: F401 - autogenerate renders SQLModel columns as sqlmodel.sql.sqltypes.*
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0001"
+down_revision: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Create the vector extension and every table."""
+    op.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    op.create_table(
+        "events",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("event_type", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("run_id", sa.Uuid(), nullable=True),
+        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), server_default=sa.text("NULL"), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("event_id"),
+    )
+    op.create_index(op.f("ix_events_event_type"), "events", ["event_type"], unique=False)
+    op.create_index(op.f("ix_events_run_id"), "events", ["run_id"], unique=False)
+    op.create_table(
+        "workflows",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("description", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("owner_id", sa.Uuid(), nullable=True),
+        sa.Column("latest_version", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_workflows_name"), "workflows", ["name"], unique=False)
+    op.create_index(op.f("ix_workflows_owner_id"), "workflows", ["owner_id"], unique=False)
+    op.create_table(
+        "workflow_versions",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("workflow_id", sa.Uuid(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("definition", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("note", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("created_by", sa.Uuid(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["workflow_id"], ["workflows.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("workflow_id", "version", name="uq_workflow_version"),
+    )
+    op.create_index(
+        op.f("ix_workflow_versions_workflow_id"), "workflow_versions", ["workflow_id"], unique=False
+    )
+    op.create_table(
+        "runs",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("workflow_id", sa.Uuid(), nullable=True),
+        sa.Column("version_id", sa.Uuid(), nullable=True),
+        sa.Column("definition", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("inputs", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("outputs", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("cancel_requested", sa.Boolean(), nullable=False),
+        sa.Column("created_by", sa.Uuid(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["version_id"], ["workflow_versions.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["workflow_id"], ["workflows.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_runs_status"), "runs", ["status"], unique=False)
+    op.create_index(op.f("ix_runs_workflow_id"), "runs", ["workflow_id"], unique=False)
+    op.create_table(
+        "step_runs",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("run_id", sa.Uuid(), nullable=False),
+        sa.Column("node_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("node_type", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("visit", sa.Integer(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("inputs", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("outputs", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("fired_edges", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("not_before", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("worker", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("metrics", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("run_id", "node_id", "visit", name="uq_step_run_visit"),
+    )
+    op.create_index(op.f("ix_step_runs_run_id"), "step_runs", ["run_id"], unique=False)
+    op.create_index("ix_step_runs_sweep", "step_runs", ["status", "lease_until"], unique=False)
+    op.create_table(
+        "approvals",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("run_id", sa.Uuid(), nullable=False),
+        sa.Column("step_id", sa.Uuid(), nullable=False),
+        sa.Column("node_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("body", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("request", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("decision", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("decided_by", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("deadline", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["step_id"], ["step_runs.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("step_id"),
+    )
+    op.create_index(op.f("ix_approvals_run_id"), "approvals", ["run_id"], unique=False)
+    op.create_index(op.f("ix_approvals_status"), "approvals", ["status"], unique=False)
+
+
+def downgrade() -> None:
+    """Drop every table (the vector extension stays: other schemas may use it)."""
+    op.drop_index(op.f("ix_approvals_status"), table_name="approvals")
+    op.drop_index(op.f("ix_approvals_run_id"), table_name="approvals")
+    op.drop_table("approvals")
+    op.drop_index("ix_step_runs_sweep", table_name="step_runs")
+    op.drop_index(op.f("ix_step_runs_run_id"), table_name="step_runs")
+    op.drop_table("step_runs")
+    op.drop_index(op.f("ix_runs_workflow_id"), table_name="runs")
+    op.drop_index(op.f("ix_runs_status"), table_name="runs")
+    op.drop_table("runs")
+    op.drop_index(op.f("ix_workflow_versions_workflow_id"), table_name="workflow_versions")
+    op.drop_table("workflow_versions")
+    op.drop_index(op.f("ix_workflows_owner_id"), table_name="workflows")
+    op.drop_index(op.f("ix_workflows_name"), table_name="workflows")
+    op.drop_table("workflows")
+    op.drop_index(op.f("ix_events_run_id"), table_name="events")
+    op.drop_index(op.f("ix_events_event_type"), table_name="events")
+    op.drop_table("events")

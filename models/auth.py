@@ -1,0 +1,87 @@
+"""Tables for people and access: users, API keys, per-workflow sharing, approval votes, audit log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Identity, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from models.tables import utcnow
+
+
+class User(SQLModel, table=True):
+    """A person, created on first sign-in (unique by issuer + subject) or the local admin."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_user_identity"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    issuer: str = Field(max_length=500)  # the OIDC issuer URL, or "local"
+    subject: str = Field(max_length=255)
+    email: str = Field(default="", max_length=320, index=True)
+    name: str = Field(default="", max_length=200)
+    role: str = Field(default="viewer", max_length=20)  # admin | editor | operator | viewer
+    password_hash: str | None = Field(default=None, max_length=500)  # local accounts only (argon2)
+    is_active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    last_login_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class ApiKey(SQLModel, table=True):
+    """A REST API key: shown once, stored hashed, scoped to a role, revocable, rate limited."""
+
+    __tablename__ = "api_keys"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=16, index=True)  # shown in lists to tell keys apart
+    key_hash: str = Field(max_length=200)
+    role: str = Field(default="viewer", max_length=20)
+    rate_limit_per_min: int = 120
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class WorkflowShare(SQLModel, table=True):
+    """Optional per-workflow sharing with one user."""
+
+    __tablename__ = "workflow_shares"
+
+    workflow_id: uuid.UUID = Field(foreign_key="workflows.id", ondelete="CASCADE", primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    permission: str = Field(default="view", max_length=10)  # view | run | edit
+
+
+class ApprovalVote(SQLModel, table=True):
+    """One approver's decision on an approval (a quorum of N needs N votes)."""
+
+    __tablename__ = "approval_votes"
+    __table_args__ = (UniqueConstraint("approval_id", "voter", name="uq_approval_vote"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    approval_id: uuid.UUID = Field(foreign_key="approvals.id", ondelete="CASCADE", index=True)
+    voter: str = Field(max_length=320)
+    action: str = Field(max_length=50)
+    form: dict | None = Field(default=None, sa_type=JSONB)
+    comment: str = ""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what: sign-ins, role changes, key creation, approval decisions."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True))
+    at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True), index=True)
+    actor: str = Field(default="", max_length=320)
+    action: str = Field(max_length=100, index=True)
+    target_type: str = Field(default="", max_length=50)
+    target_id: str = Field(default="", max_length=100)
+    details: dict | None = Field(default=None, sa_type=JSONB)
+    ip: str = Field(default="", max_length=64)

@@ -1,0 +1,51 @@
+"""Tables for agents: long-term memory chunks in pgvector and the encrypted secrets store."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import Column, DateTime, Index, LargeBinary
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from models.tables import utcnow
+
+EMBEDDING_DIM = 384  # all-MiniLM-L6-v2
+
+
+class MemoryChunk(SQLModel, table=True):
+    """One chunk of a document with its embedding; searched by cosine distance through HNSW."""
+
+    __tablename__ = "memory_chunks"
+    __table_args__ = (
+        Index(
+            "ix_memory_chunks_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    collection: str = Field(max_length=100, index=True)
+    document_id: str = Field(max_length=200)
+    chunk_index: int = 0
+    content: str
+    meta: dict | None = Field(default=None, sa_type=JSONB)
+    embedding: list[float] = Field(sa_column=Column(Vector(EMBEDDING_DIM), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class Secret(SQLModel, table=True):
+    """A credential referenced by name from node configs; stored encrypted, never exported."""
+
+    __tablename__ = "secrets"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

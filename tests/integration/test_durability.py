@@ -1,0 +1,136 @@
+"""A worker killed with SIGKILL mid-step loses nothing and repeats no side effect."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import text
+
+from engine.runs import get_run, start_run
+from engine.settings import get_settings
+from models.db import get_engine
+from tests.integration.engine_helpers import node, steps_by_node, wait_for_run, wait_for_step, workflow
+
+FAST_LEASE = {"FLOWLOOM_STEP_LEASE_S": "2", "FLOWLOOM_SWEEP_INTERVAL_S": "0.5"}
+
+
+class Receiver:
+    """A webhook receiver that applies each idempotency key once, like a well-behaved API."""
+
+    def __init__(self, hold_first_s: float = 0.0) -> None:
+        self.deliveries: list[dict] = []
+        self.effects: list[str] = []
+        self.first_arrived = threading.Event()
+        self.hold_first_s = hold_first_s
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                key = self.headers.get("Idempotency-Key", "")
+                receiver.deliveries.append({"key": key, "body": json.loads(body or b"null")})
+                if key not in receiver.effects:
+                    receiver.effects.append(key)
+                first = len(receiver.deliveries) == 1
+                receiver.first_arrived.set()
+                if first and receiver.hold_first_s:
+                    threading.Event().wait(receiver.hold_first_s)  # the sender is killed while it waits
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"ok": true}')
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def _webhook_flow(port: int, before_webhook_s: float):
+    return workflow(
+        [
+            node("start", "start"),
+            node("work", "tool.python", tool="sleep", args={"seconds": before_webhook_s}),
+            node("notify", "webhook.send", url=f"http://127.0.0.1:{port}/hook", timeout_s=30),
+            node("end", "end"),
+        ],
+        [("start", "work"), ("work", "notify"), ("notify", "end")],
+        policy={"egress": {"allowed_hosts": [f"127.0.0.1:{port}"]}},
+    )
+
+
+def _owner(workers, step: dict):
+    pid = int(step["worker"].rsplit(":", 1)[1])
+    return next(w for w in workers if pid == w.pid or pid in w.child_pids())
+
+
+@pytest.fixture
+def two_workers(engine_env, isolated_broker, worker_factory):
+    workers = [
+        worker_factory(concurrency=1, env={**FAST_LEASE, "FLOWLOOM_REDIS_URL": isolated_broker})
+        for _ in range(2)
+    ]
+    yield workers
+    for w in workers:
+        w.stop()
+
+
+def _running_step(run_id: str, node_id: str) -> dict:
+    wait_for_step(run_id, node_id, "running")
+    return next(s for s in get_run_steps(run_id) if s["node_id"] == node_id)
+
+
+def get_run_steps(run_id: str) -> list[dict]:
+    with get_engine(get_settings().database_url).connect() as conn:
+        rows = (
+            conn.execute(
+                text("SELECT node_id, status, worker, attempt FROM step_runs WHERE run_id = :r"),
+                {"r": run_id},
+            )
+            .mappings()
+            .all()
+        )
+    return [dict(r) for r in rows]
+
+
+def test_killed_worker_mid_step_run_completes_and_webhook_fires_once(two_workers):
+    receiver = Receiver()
+    try:
+        run_id = start_run(_webhook_flow(receiver.port, before_webhook_s=4), {"order": 7})
+        victim = _owner(two_workers, _running_step(run_id, "work"))
+        victim.kill(signal.SIGKILL)
+        view = wait_for_run(run_id, timeout=90)
+        assert view.status == "succeeded", view.error
+        steps = steps_by_node(view)
+        assert steps["work"]["attempt"] == 2  # the step ran again on the surviving worker
+        assert len(receiver.deliveries) == 1 and len(receiver.effects) == 1
+    finally:
+        receiver.close()
+
+
+def test_killed_worker_while_webhook_in_flight_receiver_applies_it_once(two_workers):
+    receiver = Receiver(hold_first_s=6)
+    try:
+        run_id = start_run(_webhook_flow(receiver.port, before_webhook_s=0), {"order": 8})
+        assert receiver.first_arrived.wait(60)
+        victim = _owner(two_workers, _running_step(run_id, "notify"))
+        victim.kill(signal.SIGKILL)
+        view = wait_for_run(run_id, timeout=90)
+        assert view.status == "succeeded", view.error
+        # The step was sent again after the kill with the same idempotency key; the effect happened once.
+        assert len(receiver.deliveries) >= 2
+        assert {d["key"] for d in receiver.deliveries} == {f"{run_id}:notify:1"}
+        assert receiver.effects == [f"{run_id}:notify:1"]
+        assert len({json.dumps(d["body"], sort_keys=True) for d in receiver.deliveries}) == 1
+    finally:
+        receiver.close()
+    assert get_run(run_id).status == "succeeded"

@@ -1,0 +1,256 @@
+"""The engine on real PostgreSQL, Redis and Celery worker processes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from engine.runs import cancel_run, start_run
+from tests.integration.engine_helpers import node, steps_by_node, wait_for_run, wait_for_step, workflow
+
+pytestmark = pytest.mark.usefixtures("engine_env", "engine_worker")
+
+
+def test_parallel_branches_overlap_in_time_and_merge_waits_for_both():
+    defn = workflow(
+        [
+            node("start", "start"),
+            node("a", "tool.python", tool="sleep", args={"seconds": 1.0}),
+            node("b", "tool.python", tool="sleep", args={"seconds": 1.0}),
+            node("join", "merge", mode="all"),
+            node("end", "end"),
+        ],
+        [("start", "a"), ("start", "b"), ("a", "join"), ("b", "join"), ("join", "end")],
+    )
+    view = wait_for_run(start_run(defn, {}))
+    assert view.status == "succeeded", view.error
+    steps = steps_by_node(view)
+    a, b, join = steps["a"], steps["b"], steps["join"]
+    # Both branches ran at the same time on different worker processes.
+    assert a["started_at"] < b["finished_at"] and b["started_at"] < a["finished_at"]
+    # The merge started only after both branches finished, and received both values.
+    assert join["started_at"] >= max(a["finished_at"], b["finished_at"])
+    assert set(join["inputs"]["in"]) == {"a", "b"}
+
+
+def test_merge_any_fires_on_first_branch_only_once():
+    defn = workflow(
+        [
+            node("start", "start"),
+            node("fast", "tool.python", tool="echo", args={"value": "fast"}),
+            node("slow", "tool.python", tool="sleep", args={"seconds": 0.5}),
+            node("join", "merge", mode="any"),
+            node("end", "end"),
+        ],
+        [("start", "fast"), ("start", "slow"), ("fast", "join"), ("slow", "join"), ("join", "end")],
+    )
+    view = wait_for_run(start_run(defn, {}))
+    assert view.status == "succeeded", view.error
+    joins = [s for s in view.steps if s["node_id"] == "join"]
+    assert len(joins) == 1
+    assert joins[0]["inputs"]["in"] == "fast"
+
+
+def test_condition_routes_to_the_matching_branch_and_skips_the_other():
+    defn = workflow(
+        [
+            node("start", "start"),
+            node("check", "condition", expression="value.amount > 100"),
+            node("big", "tool.python", tool="echo", args={"value": "needs review"}),
+            node("small", "tool.python", tool="echo", args={"value": "auto"}),
+            node("end_big", "end"),
+            node("end_small", "end"),
+        ],
+        [
+            ("start", "check"),
+            ("check", "big", "true"),
+            ("check", "small", "false"),
+            ("big", "end_big"),
+            ("small", "end_small"),
+        ],
+        inputs={"type": "object", "properties": {"amount": {"type": "number"}}, "required": ["amount"]},
+    )
+    view = wait_for_run(start_run(defn, {"amount": 250}))
+    steps = steps_by_node(view)
+    assert view.status == "succeeded", view.error
+    assert steps["big"]["status"] == "succeeded"
+    assert steps["small"]["status"] == "skipped" and steps["end_small"]["status"] == "skipped"
+    assert view.outputs == {"out": "needs review"}
+
+    view = wait_for_run(start_run(defn, {"amount": 5}))
+    assert steps_by_node(view)["big"]["status"] == "skipped"
+    assert view.outputs == {"out": "auto"}
+
+
+def test_run_inputs_that_miss_the_schema_are_refused_naming_the_field():
+    from engine.errors import ValidationError
+
+    defn = workflow(
+        [node("start", "start"), node("end", "end")],
+        [("start", "end")],
+        inputs={"type": "object", "properties": {"amount": {"type": "number"}}, "required": ["amount"]},
+    )
+    with pytest.raises(ValidationError, match="amount"):
+        start_run(defn, {"amount": "lots"})
+
+
+def test_retries_with_backoff_then_success():
+    defn = workflow(
+        [
+            node("start", "start"),
+            node(
+                "flaky",
+                "tool.python",
+                tool="fail",
+                args={"fail_times": 2},
+                retry={"max_attempts": 3, "backoff_s": 0.1, "backoff_factor": 2},
+            ),
+            node("end", "end"),
+        ],
+        [("start", "flaky"), ("flaky", "end")],
+    )
+    view = wait_for_run(start_run(defn, {}))
+    assert view.status == "succeeded", view.error
+    assert steps_by_node(view)["flaky"]["attempt"] == 3
+
+
+def test_retries_exhausted_fail_the_run_with_the_node_named():
+    defn = workflow(
+        [
+            node("start", "start"),
+            node(
+                "flaky",
+                "tool.python",
+                tool="fail",
+                args={"message": "upstream down"},
+                retry={"max_attempts": 2, "backoff_s": 0.05},
+            ),
+            node("end", "end"),
+        ],
+        [("start", "flaky"), ("flaky", "end")],
+    )
+    view = wait_for_run(start_run(defn, {}))
+    assert view.status == "failed"
+    assert 'node "flaky"' in view.error and "upstream down" in view.error
+    steps = steps_by_node(view)
+    assert steps["flaky"]["attempt"] == 2
+    assert "end" not in steps or steps["end"]["status"] != "succeeded"
+
+
+def test_step_timeout_fails_the_step():
+    defn = workflow(
+        [
+            node("start", "start"),
+            node("slow", "tool.python", tool="sleep", args={"seconds": 30}, timeout_s=0.5),
+            node("end", "end"),
+        ],
+        [("start", "slow"), ("slow", "end")],
+    )
+    view = wait_for_run(start_run(defn, {}))
+    assert view.status == "failed"
+    assert "timed out after 0.5s" in steps_by_node(view)["slow"]["error"]
+
+
+def test_error_branch_takes_over_when_a_node_fails():
+    defn = workflow(
+        [
+            node("start", "start"),
+            node("risky", "tool.python", tool="fail", args={"message": "boom", "retryable": False}),
+            node("ok_path", "tool.python", tool="echo", args={"value": "fine"}),
+            node("handler", "tool.python", tool="echo"),
+            node("end_ok", "end"),
+            node("end_err", "end"),
+        ],
+        [
+            ("start", "risky"),
+            ("risky", "ok_path"),
+            ("risky", "handler", "error"),
+            ("ok_path", "end_ok"),
+            ("handler", "end_err"),
+        ],
+    )
+    view = wait_for_run(start_run(defn, {}))
+    steps = steps_by_node(view)
+    assert view.status == "succeeded", view.error
+    assert steps["risky"]["status"] == "failed"
+    assert steps["ok_path"]["status"] == "skipped"
+    assert "boom" in str(steps["handler"]["outputs"])
+
+
+def test_cancellation_stops_the_run_and_nothing_after_runs():
+    defn = workflow(
+        [
+            node("start", "start"),
+            node("slow", "tool.python", tool="sleep", args={"seconds": 2}),
+            node("after", "tool.python", tool="echo", args={"value": 1}),
+            node("end", "end"),
+        ],
+        [("start", "slow"), ("slow", "after"), ("after", "end")],
+    )
+    run_id = start_run(defn, {})
+    wait_for_step(run_id, "slow", "running")
+    assert cancel_run(run_id) is True
+    assert cancel_run(run_id) is False
+    view = wait_for_run(run_id)
+    assert view.status == "cancelled"
+    time.sleep(2.5)  # let the slow step finish: its result must be discarded
+    view = wait_for_run(run_id)
+    steps = steps_by_node(view)
+    assert "after" not in steps
+    assert steps["slow"]["status"] == "cancelled"
+
+
+def test_run_level_outputs_are_rendered_from_steps():
+    defn = workflow(
+        [
+            node("start", "start"),
+            node("sum", "tool.python", tool="add", args={"a": "{{ input.x }}", "b": 2}),
+            node("end", "end"),
+        ],
+        [("start", "sum"), ("sum", "end")],
+        outputs={"total": "{{ steps.sum.output }}", "greeting": "hello {{ input.who }}"},
+    )
+    view = wait_for_run(start_run(defn, {"x": 40, "who": "ada"}))
+    assert view.status == "succeeded", view.error
+    assert view.outputs == {"total": 42, "greeting": "hello ada"}
+
+
+def test_egress_policy_refuses_loopback_in_a_workflow_with_a_clear_error():
+    defn = workflow(
+        [
+            node("start", "start"),
+            node("fetch", "tool.http", url="http://127.0.0.1:9/admin"),
+            node("end", "end"),
+        ],
+        [("start", "fetch"), ("fetch", "end")],
+    )
+    view = wait_for_run(start_run(defn, {}))
+    assert view.status == "failed"
+    err = steps_by_node(view)["fetch"]["error"]
+    assert "policy violation" in err and "loopback" in err
+    assert steps_by_node(view)["fetch"]["attempt"] == 1  # a policy refusal is not retried
+
+
+def test_events_are_written_with_each_state_change():
+    from sqlalchemy import text
+
+    from engine.settings import get_settings
+    from models.db import get_engine
+
+    defn = workflow([node("start", "start"), node("end", "end")], [("start", "end")])
+    run_id = start_run(defn, {})
+    wait_for_run(run_id)
+    with get_engine(get_settings().database_url).connect() as conn:
+        kinds = [
+            r[0]
+            for r in conn.execute(
+                text("SELECT event_type FROM events WHERE run_id = :r ORDER BY id"), {"r": run_id}
+            )
+        ]
+        envelope = conn.execute(
+            text("SELECT payload FROM events WHERE run_id = :r ORDER BY id LIMIT 1"), {"r": run_id}
+        ).scalar_one()
+    assert kinds[0] == "workflow.started" and kinds[-1] == "workflow.completed"
+    assert kinds.count("workflow.step.completed") == 2
+    assert {"event_id", "event_type", "timestamp", "source", "correlation_id", "data"} <= set(envelope)
