@@ -20,6 +20,8 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".flowloom-install-stamp"
 CHROMIUM = Path("/usr/bin/chromium")
+TORCH = "torch==2.13.0"  # the CPU build; keep equal to the `models` extra
+OPTIMUM_INTEL = "optimum-intel==2.2.0"
 USAGE = "usage: python3 dev.py {up|test} [arguments passed on to `flowloom up` or pytest]"
 
 
@@ -51,12 +53,17 @@ def pyproject_hash() -> str:
 
 
 def ensure_installed() -> None:
-    """pip install -e ".[embedded,dev]" when pyproject.toml differs from the last successful install."""
+    """pip install -e ".[embedded,dev,models]" when pyproject.toml differs from the last successful install."""
     wanted = pyproject_hash()
     if STAMP.exists() and STAMP.read_text().strip() == wanted:
         return
     say("installing Flowloom and its dependencies into .venv (pyproject.toml changed)")
-    run([str(PYTHON), "-m", "pip", "install", "-e", ".[embedded,dev]"], cwd=ROOT, env=venv_env())
+    pip = [str(PYTHON), "-m", "pip", "install"]
+    # The model builders (tests build tiny models): CPU torch first, pinned, so nothing pulls a
+    # CUDA build; optimum-intel last without its dependencies (it asks for torchvision).
+    run([*pip, TORCH], cwd=ROOT, env=venv_env())
+    run([*pip, "-e", ".[embedded,dev,models]"], cwd=ROOT, env=venv_env())
+    run([*pip, "--no-deps", OPTIMUM_INTEL], cwd=ROOT, env=venv_env())
     STAMP.write_text(wanted + "\n")
 
 

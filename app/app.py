@@ -3,12 +3,14 @@
 import reflex as rx
 
 from app.api.main import api
+from app.auth.guard import EventGuard
 from app.layout import add_pages
-from app.pages import dashboard, inbox, runs, templates, workflows  # noqa: F401  (importing declares the pages)
+from app.pages import dashboard, editor, inbox, login, runs, templates, workflows  # noqa: F401  (importing declares the pages)
 
 app = rx.App(
     api_transformer=api,
     head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
     style={"font_family": "Inter, ui-sans-serif, system-ui, -apple-system, 'Segoe UI', sans-serif"},
 )
+app.add_middleware(EventGuard())  # every socket event is checked against app.auth.policy
 add_pages(app)

@@ -10,6 +10,8 @@ import reflex as rx
 from reflex.event import EventType
 
 from app import routes
+from app.auth.guard import AuthState
+from components.native_form import native_form
 
 PageFunction = Callable[[], rx.Component]
 SIDEBAR_WIDTH = "15rem"
@@ -70,6 +72,37 @@ def _brand() -> rx.Component:
     )
 
 
+def _account() -> rx.Component:
+    """Who is signed in, with their role, a link to their API keys and the sign-out button."""
+    return rx.cond(
+        AuthState.signed_in,
+        rx.vstack(
+            rx.link(
+                rx.text(AuthState.user_email, size="2", weight="medium", trim="both", id="account-email"),
+                href=routes.SETTINGS,
+                color=rx.color("gray", 12),
+                underline="none",
+            ),
+            rx.hstack(
+                rx.badge(AuthState.user_role, variant="soft", id="account-role"),
+                rx.spacer(),
+                # A plain form post: the server revokes the session and clears the HttpOnly cookie.
+                native_form(
+                    rx.button("Sign out", type="submit", size="1", variant="ghost", id="sign-out"),
+                    action="/auth/logout",
+                    method="post",
+                ),
+                align="center",
+                width="100%",
+            ),
+            spacing="1",
+            width="100%",
+            padding="0.5rem 0.75rem",
+            id="account",
+        ),
+    )
+
+
 def sidebar(active_route: str) -> rx.Component:
     """The left navigation; the link of `active_route` is highlighted."""
     return rx.vstack(
@@ -81,6 +114,7 @@ def sidebar(active_route: str) -> rx.Component:
             margin_top="1rem",
         ),
         rx.spacer(),
+        _account(),
         rx.link(
             rx.hstack(
                 rx.icon("book-open", size=16), rx.text("API docs", size="2"), spacing="2", align="center"
@@ -196,13 +230,17 @@ def page(
     title: str,
     on_load: EventType[()] | None = None,
     aliases: Sequence[str] = (),
+    bare: bool = False,
 ) -> Callable[[PageFunction], PageFunction]:
-    """Declare the decorated content function as the page at `route` (and `aliases`) inside the shell."""
+    """Declare the decorated content function as the page at `route` (and `aliases`) inside the shell.
+
+    A `bare` page (the full-screen workflow editor) brings its own frame instead of the shell.
+    """
 
     def decorator(content: PageFunction) -> PageFunction:
         @functools.wraps(content)
         def render() -> rx.Component:
-            return shell(content(), active_route=route)
+            return content() if bare else shell(content(), active_route=route)
 
         _PAGES.append(PageSpec(render, route, f"{title} · Flowloom", on_load, tuple(aliases)))
         return render
@@ -217,5 +255,7 @@ def add_pages(app: rx.App) -> None:
     registrations at every compile, and the forked production worker compiles again.
     """
     for spec in _PAGES:
+        # The access check runs first on every page (app.auth.guard); the page's own loads follow.
+        own = [] if spec.on_load is None else spec.on_load if isinstance(spec.on_load, list) else [spec.on_load]
         for path in (spec.route, *spec.aliases):
-            app.add_page(spec.render, route=path, title=spec.title, on_load=spec.on_load)
+            app.add_page(spec.render, route=path, title=spec.title, on_load=[AuthState.check_page, *own])

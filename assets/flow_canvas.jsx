@@ -4,7 +4,7 @@
 // browser needs: drag positions while dragging, selection, viewport, measured sizes.
 // It sends coarse events to Python (drop, drag stop, connect, select, delete, shortcut)
 // and never forwards DOM events.
-import React, { createContext, memo, useCallback, useContext, useEffect, useMemo, useRef } from "react";
+import React, { createContext, memo, useCallback, useContext, useEffect, useRef, useState } from "react";
 import {
   Background,
   Controls,
@@ -14,6 +14,7 @@ import {
   ReactFlow,
   ReactFlowProvider,
   useEdgesState,
+  useNodesInitialized,
   useNodesState,
   useReactFlow,
 } from "@xyflow/react";
@@ -32,15 +33,17 @@ const CSS = `
 .fl-node { width: ${NODE_WIDTH}px; background: #fff; border: 1px solid #dfe3ea; border-radius: 12px;
   box-shadow: 0 1px 2px rgba(16,24,40,.06), 0 1px 3px rgba(16,24,40,.08); font-size: 12px; color: #1c2024;
   font-family: Inter, ui-sans-serif, system-ui, sans-serif; transition: box-shadow .2s, border-color .2s; }
-.react-flow__node.selected .fl-node { border-color: #8e7cf0; box-shadow: 0 0 0 2px #8e7cf0, 0 4px 12px rgba(110,86,207,.18); }
+.react-flow__node.selected .fl-node { outline: 2px solid #8e7cf0; outline-offset: 3px; }
 .fl-head { display: flex; align-items: center; gap: 8px; padding: 8px 10px 7px; }
 .fl-icon { flex: none; width: 28px; height: 28px; border-radius: 8px; display: flex; align-items: center;
   justify-content: center; background: var(--cat-bg); color: var(--cat-fg); }
 .fl-titles { flex: 1; min-width: 0; }
 .fl-label { font-weight: 600; font-size: 13px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .fl-type { color: #80838d; font-size: 11px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-.fl-badge { flex: none; font-size: 10px; font-weight: 600; padding: 2px 7px; border-radius: 999px;
-  text-transform: capitalize; background: #f0f0f3; color: #60646c; }
+.fl-node { position: relative; }
+.fl-badge { position: absolute; top: -9px; right: 10px; font-size: 10px; font-weight: 600; line-height: 14px;
+  padding: 1px 8px; border-radius: 999px; text-transform: capitalize; background: #f0f0f3; color: #60646c;
+  border: 1px solid #fff; box-shadow: 0 1px 2px rgba(16,24,40,.12); }
 .fl-ports { display: flex; justify-content: space-between; gap: 6px; padding: 2px 0 8px;
   border-top: 1px solid #eff1f4; }
 .fl-col { display: flex; flex-direction: column; gap: 2px; padding-top: 6px; min-width: 0; }
@@ -51,7 +54,7 @@ const CSS = `
 .fl-port.err { color: #ce2c31; }
 .fl-canvas .react-flow__handle.fl-handle { width: 10px; height: 10px; border: 2px solid #fff;
   background: var(--port, #8b8d98); box-shadow: 0 0 0 1px rgba(0,0,0,.12); }
-.fl-canvas .react-flow__handle.fl-handle:hover { transform: translate(-50%, -50%) scale(1.35); }
+.fl-canvas .react-flow__handle.fl-handle:hover { box-shadow: 0 0 0 4px rgba(110,86,207,.28); }
 .fl-canvas .react-flow__handle.fl-handle.connectingto { background: #6e56cf; }
 .fl-issue { margin: 0 8px 8px; padding: 4px 7px; border-radius: 6px; font-size: 11px; line-height: 1.35;
   background: #fff1f0; color: #ce2c31; overflow: hidden; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; }
@@ -182,7 +185,14 @@ function serverKey(n) {
   return `${n.t}|${n.label}|${n.outs ? JSON.stringify(n.outs) : ""}`;
 }
 
-function mergeNodes(server, previous, statuses, issues, positionsFromServer) {
+function estimatedHeight(n, types) {
+  const spec = types[n.t];
+  if (!spec) return 90;
+  const outs = Object.keys(n.outs || spec.outputs).length + (n.t === "end" ? 0 : 1);
+  return 62 + 22 * Math.max(Object.keys(spec.inputs).length, outs);
+}
+
+function mergeNodes(server, previous, statuses, issues, positionsFromServer, types) {
   const prevById = new Map(previous.map((p) => [p.id, p]));
   return server.map((n) => {
     const prev = prevById.get(n.id);
@@ -201,6 +211,8 @@ function mergeNodes(server, previous, statuses, issues, positionsFromServer) {
       ...(prev || {}),
       id: n.id,
       type: "fl",
+      initialWidth: NODE_WIDTH,
+      initialHeight: estimatedHeight(n, types),
       position,
       data: { id: n.id, t: n.t, label: n.label, outs: n.outs, status, issue, _key: key },
     };
@@ -246,52 +258,80 @@ function typingInField(event) {
   return Boolean(el.closest("input, textarea, select, [contenteditable=true], [role=dialog], [role=menu]"));
 }
 
+const DELETE_KEYS = ["Delete", "Backspace"];
+const SNAP_GRID = [8, 8];
 const SHORTCUTS = { z: "undo", y: "redo", c: "copy", v: "paste", d: "duplicate", s: "save" };
+
+const EMPTY = {};
+const EMPTY_LIST = [];
 
 function Canvas(props) {
   const {
-    nodes: serverNodes = [], edges: serverEdges = [], statuses = {}, issues = {}, types = {}, icons = {},
-    fitToken = 0, focus = null, onDrop, onMove, onConnect, onSelect, onDelete, onShortcut, id,
+    nodes: serverNodes = EMPTY_LIST, edges: serverEdges = EMPTY_LIST, statuses = EMPTY, issues = EMPTY,
+    fitToken = 0, focus = null, id,
   } = props;
+  // The catalogue is a compile-time constant, but Reflex rebuilds its literal on every render.
+  const [catalogue] = useState(() => ({ types: props.types || {}, icons: props.icons || {} }));
+  const { types } = catalogue;
+  // Event props are new functions on every render; read the latest through a ref.
+  const handlers = useRef(props);
+  handlers.current = props;
+  const send = useCallback((name, ...args) => {
+    const fn = handlers.current[name];
+    if (fn) fn(...args);
+  }, []);
+
   const [nodes, setNodes, onNodesChange] = useNodesState([]);
   const [edges, setEdges, onEdgesChange] = useEdgesState([]);
   const flow = useReactFlow();
-  const wrapper = useRef(null);
   const lastServerNodes = useRef(null);
   const lastSelection = useRef("|");
-  const fitted = useRef(false);
 
   useEffect(() => {
     const positionsFromServer = lastServerNodes.current !== serverNodes;
     lastServerNodes.current = serverNodes;
-    setNodes((prev) => mergeNodes(serverNodes, prev, statuses, issues, positionsFromServer));
-  }, [serverNodes, statuses, issues, setNodes]);
+    setNodes((prev) => mergeNodes(serverNodes, prev, statuses, issues, positionsFromServer, types));
+  }, [serverNodes, statuses, issues, types, setNodes]);
 
   useEffect(() => {
     setEdges((prev) => mergeEdges(serverEdges, prev, statuses));
   }, [serverEdges, statuses, setEdges]);
 
-  // Fit the view when the first nodes arrive and whenever Python asks (load, import, layout).
+  // Fit the view whenever Python asks (load, import, layout), once the nodes have been measured.
+  const nodesReady = useNodesInitialized();
+  const pendingFit = useRef(false);
   useEffect(() => {
-    if (!serverNodes.length) return;
-    if (fitted.current && fitted.current === fitToken) return;
-    fitted.current = fitToken || true;
-    const timer = setTimeout(() => flow.fitView({ padding: 0.2, maxZoom: 1.1, duration: 0 }), 30);
+    pendingFit.current = serverNodes.length > 0;
+  }, [fitToken]); // eslint-disable-line react-hooks/exhaustive-deps
+  useEffect(() => {
+    if (!pendingFit.current || !nodes.length) return undefined;
+    const fit = () => {
+      pendingFit.current = false;
+      flow.fitView({ padding: 0.2, maxZoom: 1, duration: 0 });
+    };
+    // A big graph renders only what is visible, so it is never fully measured: fit on estimates.
+    if (nodesReady || nodes.length >= BIG_GRAPH) {
+      requestAnimationFrame(fit);
+      return undefined;
+    }
+    const timer = setTimeout(fit, 500);
     return () => clearTimeout(timer);
-  }, [fitToken, serverNodes.length, flow]);
+  }, [nodesReady, nodes.length, fitToken, flow]);
 
-  // Python asks to show one node (an issue or a run step was clicked): select and centre it.
+  // Python asks to select nodes (a drop, a paste) and maybe centre one (an issue or a step was clicked).
   useEffect(() => {
-    if (!focus || !focus.id) return;
-    setNodes((prev) => prev.map((n) => (n.selected === (n.id === focus.id) ? n : { ...n, selected: n.id === focus.id })));
-    const node = flow.getInternalNode(focus.id);
+    if (!focus || !focus.ids || !focus.ids.length) return;
+    const ids = new Set(focus.ids);
+    setNodes((prev) => prev.map((n) => (Boolean(n.selected) === ids.has(n.id) ? n : { ...n, selected: ids.has(n.id) })));
+    if (!focus.center) return;
+    const node = flow.getInternalNode(focus.ids[0]);
     if (node) {
       const w = node.measured?.width || NODE_WIDTH;
       const h = node.measured?.height || 80;
       const pos = node.internals.positionAbsolute;
       flow.setCenter(pos.x + w / 2, pos.y + h / 2, { zoom: Math.max(flow.getZoom(), 0.9), duration: 250 });
     }
-  }, [focus && focus.n, focus && focus.id]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [focus && focus.n]); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => {
     const onKey = (event) => {
@@ -302,11 +342,11 @@ function Canvas(props) {
       if (key === "z" && event.shiftKey) action = "redo";
       if (action === "copy" && String(window.getSelection() || "").length > 0) return;
       event.preventDefault();
-      if (onShortcut) onShortcut(action);
+      send("onShortcut", action);
     };
     document.addEventListener("keydown", onKey);
     return () => document.removeEventListener("keydown", onKey);
-  }, [onShortcut]);
+  }, [send]);
 
   const handleDragOver = useCallback((event) => {
     event.preventDefault();
@@ -317,24 +357,25 @@ function Canvas(props) {
     (event) => {
       event.preventDefault();
       const kind = event.dataTransfer.getData(DRAG_MIME);
-      if (!kind || !onDrop) return;
+      if (!kind) return;
       const at = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
-      onDrop(kind, Math.round(at.x - NODE_WIDTH / 2), Math.round(at.y - 22));
+      send("onDrop", kind, Math.round(at.x - NODE_WIDTH / 2), Math.round(at.y - 22));
     },
-    [flow, onDrop],
+    [flow, send],
   );
 
   const handleDragStop = useCallback(
     (_event, _node, moved) => {
-      if (!onMove || !moved || !moved.length) return;
-      onMove(moved.map((n) => ({ id: n.id, x: Math.round(n.position.x), y: Math.round(n.position.y) })));
+      if (!moved || !moved.length) return;
+      send("onMove", moved.map((n) => ({ id: n.id, x: Math.round(n.position.x), y: Math.round(n.position.y) })));
     },
-    [onMove],
+    [send],
   );
+  const handleSelectionDragStop = useCallback((event, moved) => handleDragStop(event, null, moved), [handleDragStop]);
 
   const handleConnect = useCallback(
-    (c) => onConnect && onConnect(c.source, c.sourceHandle || "", c.target, c.targetHandle || ""),
-    [onConnect],
+    (c) => send("onConnect", c.source, c.sourceHandle || "", c.target, c.targetHandle || ""),
+    [send],
   );
 
   const handleSelection = useCallback(
@@ -344,25 +385,22 @@ function Canvas(props) {
       const key = `${nodeIds.join(",")}|${edgeIds.join(",")}`;
       if (key === lastSelection.current) return;
       lastSelection.current = key;
-      if (onSelect) onSelect(nodeIds, edgeIds);
+      send("onSelect", nodeIds, edgeIds);
     },
-    [onSelect],
+    [send],
   );
 
   const handleDelete = useCallback(
-    ({ nodes: gone, edges: goneEdges }) => {
-      if (onDelete) onDelete(gone.map((n) => n.id), goneEdges.map((e) => e.id));
-    },
-    [onDelete],
+    ({ nodes: gone, edges: goneEdges }) => send("onDelete", gone.map((n) => n.id), goneEdges.map((e) => e.id)),
+    [send],
   );
 
   const minimapColor = useCallback((n) => MINIMAP_STATUS[n.data.status] || "#cdced6", []);
-  const context = useMemo(() => ({ types, icons }), [types, icons]);
   const big = nodes.length >= BIG_GRAPH;
 
   return (
-    <CanvasContext.Provider value={context}>
-      <div className="fl-canvas" ref={wrapper} id={id} data-node-count={nodes.length}>
+    <CanvasContext.Provider value={catalogue}>
+      <div className="fl-canvas" id={id} data-node-count={nodes.length}>
         <style>{CSS}</style>
         <ReactFlow
           nodes={nodes}
@@ -371,20 +409,18 @@ function Canvas(props) {
           onNodesChange={onNodesChange}
           onEdgesChange={onEdgesChange}
           onNodeDragStop={handleDragStop}
-          onSelectionDragStop={(event, moved) => handleDragStop(event, null, moved)}
+          onSelectionDragStop={handleSelectionDragStop}
           onConnect={handleConnect}
           onSelectionChange={handleSelection}
           onDelete={handleDelete}
           onDrop={handleDrop}
           onDragOver={handleDragOver}
-          deleteKeyCode={["Delete", "Backspace"]}
+          deleteKeyCode={DELETE_KEYS}
           onlyRenderVisibleElements={big}
           minZoom={0.05}
           maxZoom={2}
           snapToGrid
-          snapGrid={[8, 8]}
-          defaultEdgeOptions={{ type: "default" }}
-          fitView
+          snapGrid={SNAP_GRID}
         >
           <Background gap={16} size={1.2} color="#d5d8de" />
           <Controls showInteractive={false} />

@@ -52,6 +52,7 @@ def _wait(pred, timeout: float = 600.0) -> None:
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="flowloom-bench-"))
+    tmp.chmod(0o755)  # the embedded PostgreSQL runs as its own user when we are root
     pg = EmbeddedPostgres(tmp / "pg", find_free_port())
     pg_url = pg.start()
     red = None

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 # Subcommand handlers import what they use when they run: several engine modules read the settings at
 # import time, and main() must be in place first to report a bad FLOWLOOM_* value as one line.
 
-log = logging.getLogger("flowloom")
-
 
 class Command(NamedTuple):
     """A subcommand: its help line, how it adds its arguments, and what it runs (returns the exit code)."""
@@ -69,9 +67,12 @@ def configure_worker(parser: argparse.ArgumentParser) -> None:
 def run_worker(args: argparse.Namespace) -> int:
     """Replace this process with a Celery worker on the `flowloom` queue."""
     from engine.health import check_redis, require
-    from engine.services import embedded_redis_url
+    from engine.services import embedded_database_url, embedded_redis_url
 
     settings = load_settings()
+    # Empty URLs mean the embedded services (started by `flowloom up`); Celery reads the environment.
+    if not settings.database_url:
+        os.environ["FLOWLOOM_DATABASE_URL"] = embedded_database_url(settings)
     if not settings.redis_url:
         os.environ["FLOWLOOM_REDIS_URL"] = embedded_redis_url(settings)
     require(check_redis(os.environ.get("FLOWLOOM_REDIS_URL", settings.redis_url)))

@@ -46,9 +46,9 @@ class StepContext:
     def variables(self) -> dict[str, Any]:
         """Names visible to templates and expressions."""
         return {
-            "input": dict(self.run_inputs),
-            "steps": dict(self.steps),
-            "ports": dict(self.ports),
+            "input": self.run_inputs,
+            "steps": self.steps,  # may load lazily: only templates that use it pay for it
+            "ports": self.ports,
             "run": {"id": self.run_id, "attempt": self.attempt, "visit": self.visit},
             "node": {"id": self.node_id, "type": self.node_type},
         }

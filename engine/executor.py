@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -155,6 +156,28 @@ def claim_step(conn: Connection, step_id: str, *, lease_s: float, worker: str) -
     return ClaimedStep(step_id, run_id, row.node_id, row.node_type, row.visit, row.attempt, row.inputs or {})
 
 
+class LazyMapping(Mapping[str, Any]):
+    """A mapping loaded on first use: most steps never look at earlier steps' outputs."""
+
+    def __init__(self, loader: Callable[[], dict[str, Any]]) -> None:
+        self._loader = loader
+        self._data: dict[str, Any] | None = None
+
+    def _get(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = self._loader()
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
 def step_outputs(conn: Connection, run_id: str) -> dict[str, Any]:
     """Latest outputs of every finished node of the run, for templates (`steps.x.output`)."""
     rows = conn.execute(
@@ -214,7 +237,7 @@ def finish_step(
         )
         return []
     failed = error is not None
-    variables = {"input": run.inputs, "steps": step_outputs(conn, step.run_id)}
+    variables = {"input": run.inputs, "steps": LazyMapping(lambda: step_outputs(conn, step.run_id))}
     try:
         fired = fired_edges(run.graph, step.node_id, outputs, failed=failed, variables=variables)
     except FlowloomError as exc:

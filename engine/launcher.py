@@ -233,7 +233,7 @@ class Launcher:
         """One launcher per data directory; also stops children a killed launcher left behind."""
         data_dir = self.settings.resolved_data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(data_dir / "launcher.lock", "a+")  # noqa: SIM115 - held until the stack closes
+        lock = open(data_dir / "launcher.lock", "a+")  # held (and locked) until the stack closes
         stack.callback(lock.close)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -331,10 +331,14 @@ def _kill_leftovers(record_text: str) -> None:
         children = json.loads(record_text).get("children", {})
     except (ValueError, AttributeError):
         return
+    killed = []
     for name, pid in children.items():
-        with contextlib.suppress(psutil.Error, OSError):
+        with contextlib.suppress(psutil.Error, OSError, ValueError):
             proc = psutil.Process(int(pid))
             cmdline = " ".join(proc.cmdline())
-            if os.getpgid(proc.pid) == proc.pid and ("engine.cli" in cmdline or "reflex" in cmdline):
+            ours = any(mark in cmdline for mark in ("engine.cli", "engine.celery_app", "reflex"))
+            if ours and os.getpgid(proc.pid) == proc.pid:
                 log.warning("stopping %s (pid %s) left behind by a previous launcher", name, pid)
+                killed.extend([proc, *proc.children(recursive=True)])
                 os.killpg(proc.pid, signal.SIGKILL)
+    psutil.wait_procs(killed, timeout=10)  # so their ports are free before we check them

@@ -127,6 +127,24 @@ def schema_drift(database_url: str) -> list[Any]:
     return [d for d in flat if not is_null_default_noise(d)]
 
 
+def describe_drift(diffs: list[Any]) -> list[str]:
+    """One short line per difference: 'add_table audit_log', 'modify_nullable runs.error'."""
+    lines = []
+    for diff in diffs:
+        kind, *rest = diff
+        if kind.endswith("_table"):
+            lines.append(f"{kind} {rest[0].name}")
+        elif kind.endswith(("_index", "_constraint", "_fk")):
+            lines.append(f"{kind} {rest[0].name} on {rest[0].table.name}")
+        elif kind.endswith("_column"):
+            lines.append(f"{kind} {rest[1]}.{rest[2].name}")
+        elif kind.startswith("modify_"):
+            lines.append(f"{kind} {rest[1]}.{rest[2]}")
+        else:
+            lines.append(repr(diff))
+    return lines
+
+
 def check_schema(database_url: str) -> CheckResult:
     """Is the database migrated to head?"""
     fix = "run `flowloom migrate` (`flowloom up` migrates on start)"

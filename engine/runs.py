@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 from sqlalchemy import text
 
-from engine import dispatch, events, executor
+from engine import approvals, dispatch, executor
+from engine.approvals import ApprovalError as ApprovalError  # re-exported for callers
+from engine.approvals import Approver, Outcome
 from engine.definition import WorkflowDefinition
-from engine.errors import FlowloomError, StepError, ValidationError
 from engine.errors import Issue as _Issue
+from engine.errors import ValidationError
 from engine.settings import get_settings
 from engine.validate import ensure_valid
 from models.db import get_engine
-from nodes.human import HumanApprovalConfig, resume_outputs
-
-
-class ApprovalError(FlowloomError):
-    """A decision could not be applied; `kind` is not_found, conflict (decided/expired) or invalid."""
-
-    def __init__(self, message: str, kind: str = "conflict") -> None:
-        self.kind = kind
-        super().__init__(message)
 
 
 def _db(database_url: str | None = None):
@@ -112,68 +104,14 @@ def get_run(run_id: str, *, database_url: str | None = None) -> RunView | None:
 
 def decide_approval(
     approval_id: str,
+    approver: Approver,
     *,
     action: str,
     form: dict[str, Any] | None = None,
     comment: str = "",
-    decided_by: str,
     database_url: str | None = None,
-) -> dict[str, Any]:
-    """Apply a human decision and resume the run; the first decision wins, later ones are refused."""
-    try:
-        uuid.UUID(approval_id)
-    except ValueError as exc:
-        raise ApprovalError(f"approval {approval_id!r} does not exist", "not_found") from exc
-    with _db(database_url).begin() as conn:
-        row = conn.execute(
-            text(
-                "SELECT id, run_id, step_id, node_id, status, deadline, deadline < now() AS expired"
-                " FROM approvals WHERE id = :id FOR UPDATE"
-            ),
-            {"id": approval_id},
-        ).first()
-        if row is None:
-            raise ApprovalError(f"approval {approval_id!r} does not exist", "not_found")
-        if row.status != "pending":
-            raise ApprovalError(f"approval {approval_id} was already {row.status}; nothing was changed")
-        if row.expired:
-            raise ApprovalError(f"approval {approval_id} expired at {row.deadline.isoformat()}")
-        step = executor.waiting_step(conn, str(row.step_id))
-        if step is None:
-            raise ApprovalError(f"the step of approval {approval_id} is no longer waiting")
-        run = executor.load_run(conn, step.run_id)
-        cfg = HumanApprovalConfig.model_validate(run.graph.nodes[step.node_id].config)
-        decision = {
-            "action": action,
-            "form": form or {},
-            "comment": comment,
-            "decided_by": decided_by,
-            "data": step.inputs.get("in"),
-        }
-        try:
-            outputs = resume_outputs(cfg, decision)
-        except StepError as exc:
-            raise ApprovalError(str(exc), "invalid") from exc
-        conn.execute(
-            text(
-                "UPDATE approvals SET status = :status, decision = CAST(:d AS jsonb), decided_by = :by,"
-                " decided_at = now() WHERE id = :id"
-            ),
-            {
-                "status": action if action in ("approved", "rejected") else "decided",
-                "d": executor._j(decision),
-                "by": decided_by,
-                "id": approval_id,
-            },
-        )
-        events.emit(
-            conn,
-            events.APPROVAL_DECIDED,
-            step.run_id,
-            approval_id=approval_id,
-            action=action,
-            decided_by=decided_by,
-        )
-        sent = executor.finish_step(conn, step, outputs=outputs, expected_status="waiting")
-    dispatch.send(sent)
-    return outputs
+) -> Outcome:
+    """Cast `approver`'s vote (engine.approvals.decide): approvers, quorum, deadlines, concurrency."""
+    return approvals.decide(
+        approval_id, approver, action=action, form=form, comment=comment, database_url=database_url
+    )

@@ -19,6 +19,8 @@ from pathlib import Path
 import psutil
 import psycopg
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from engine.errors import ConfigError
 from engine.settings import Settings
@@ -85,7 +87,9 @@ def embedded_redis_url(settings: Settings) -> str:
 def redis_reachable(url: str, timeout: float = 1.0) -> bool:
     """True if a Redis server answers PING at `url`."""
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        )
         try:
             return bool(client.ping())
         finally:

@@ -11,7 +11,7 @@ import time
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from sqlalchemy import text
 
-from engine import dispatch, executor
+from engine import approvals, dispatch, executor
 from engine.celery_app import celery_app
 from engine.definition import RetryPolicy
 from engine.settings import get_settings
@@ -48,7 +48,7 @@ def execute_step(step_id: str) -> str:
         if step is None:
             return _resume_timer_if_due(step_id)
         run = executor.load_run(conn, step.run_id)
-        steps = executor.step_outputs(conn, step.run_id)
+    steps = executor.LazyMapping(lambda: _load_step_outputs(step.run_id))
     _heartbeat.add(step_id)
     try:
         outcome = run_node(
@@ -87,6 +87,11 @@ def execute_step(step_id: str) -> str:
                 result = "failed"
     dispatch.send(sent)
     return result
+
+
+def _load_step_outputs(run_id: str) -> dict:
+    with _db().connect() as conn:
+        return executor.step_outputs(conn, run_id)
 
 
 def _resume_timer_if_due(step_id: str) -> str:
@@ -176,13 +181,16 @@ class _Sweeper(threading.Thread):
 
 
 def sweep_once() -> int:
-    """One sweep: resend lost steps; returns how many were resent."""
+    """One sweep: resend lost steps and apply approval deadlines; returns how many steps were resent."""
     settings = get_settings()
     with _db().begin() as conn:
         lost = executor.lost_steps(conn, resend_after_s=settings.step_lease_s)
     if lost:
         log.info("resending %d lost step(s)", len(lost))
     dispatch.send(lost)
+    expired = approvals.expire_due()
+    if expired:
+        log.info("applied the deadline of %d approval(s)", expired)
     return len(lost)
 
 

@@ -9,8 +9,8 @@ from sqlalchemy import Connection, create_engine, pool, text
 from sqlmodel import SQLModel
 
 import models  # noqa: F401 - importing the package registers every table on SQLModel.metadata
-from engine.errors import ConfigError
 from engine.migrate import COMPARE_OPTIONS, drop_null_default_noise
+from engine.services import embedded_database_url
 from engine.settings import get_settings
 from models.db import normalise_url
 
@@ -25,15 +25,18 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 
 def database_url() -> str:
-    """The URL passed by engine.migrate, else alembic.ini's sqlalchemy.url, else FLOWLOOM_DATABASE_URL."""
-    url = (
+    """The URL engine.migrate passes, else alembic.ini's sqlalchemy.url, else FLOWLOOM_DATABASE_URL.
+
+    With none of them set, the embedded PostgreSQL (running under `flowloom up`) is used, so
+    `alembic revision --autogenerate -m "..."` works beside a running Flowloom.
+    """
+    settings = get_settings()
+    return (
         config.attributes.get("database_url")
         or config.get_main_option("sqlalchemy.url")
-        or get_settings().database_url
+        or settings.database_url
+        or embedded_database_url(settings)
     )
-    if not url:
-        raise ConfigError("FLOWLOOM_DATABASE_URL is not set; set it to the PostgreSQL database to migrate")
-    return url
 
 
 def configure(connection: Connection) -> None:

@@ -1,17 +1,40 @@
-"""The `agent` node (minimal for now): one chat call to a language model."""
+"""The `agent` node: a language model with tools, memory, approvals and structured output.
+
+One step runs the tool-calling loop until the model answers, `max_iterations` model calls are
+used up, or a tool in `approval_tools` is requested. Then the `approval` output fires with
+the pending call and the conversation so far; wire it to a `human.approval` node and that
+node's decision back into this node's `approval` input (the same node in a state machine, or
+a copy of it further down a DAG), and the agent carries on where it stopped.
+"""
 
 from __future__ import annotations
 
-import json
+import asyncio
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine import events, secrets
 from engine.context import StepContext
 from engine.errors import StepError
+
+# Importing anthropic_llm and openvino_llm registers those providers.
+from nodes import anthropic_llm, memory_nodes, openvino_llm, outbox  # noqa: F401
+from nodes.agent_lifecycle import Agent, AgentState, Capability
+from nodes.agent_loop import AgentTurn, Paused, PausedState
+from nodes.agent_tools import offered_tool_names, resolve_tools
+from nodes.documents import Document, item_text
 from nodes.llm import get_provider, provider_names
+from nodes.model_store import DEFAULT_EMBEDDER, NAME_PATTERN
 from nodes.registry import Port, register
-from nodes.secret_refs import NAME_PATTERN, resolve_secret
+from nodes.secret_refs import NAME_PATTERN as SECRET_NAME_PATTERN
+
+_COLLECTION_OR_EMPTY = r"^$|" + memory_nodes.COLLECTION_PATTERN
+
+
+def _tool_examples(schema: dict[str, Any]) -> None:
+    schema["examples"] = [offered_tool_names()]
 
 
 class AgentConfig(BaseModel):
@@ -19,8 +42,10 @@ class AgentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider: str = Field("openai", description="Model provider")
-    model: str = Field(min_length=1, description="Model name, e.g. gpt-4o-mini")
+    provider: str = Field(
+        "openai", description="Model provider: openai (any compatible server), anthropic, openvino"
+    )
+    model: str = Field(min_length=1, description="Model name, e.g. gpt-4o-mini; for openvino a model folder")
     system_prompt: str = Field(
         "", description="Instructions for the model", json_schema_extra={"format": "multiline"}
     )
@@ -30,16 +55,38 @@ class AgentConfig(BaseModel):
         json_schema_extra={"format": "multiline"},
     )
     temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature")
-    max_tokens: int = Field(1024, ge=1, le=200_000, description="Most tokens in the answer")
+    max_tokens: int = Field(1024, ge=1, le=200_000, description="Most tokens in each answer")
     base_url: str = Field(
-        "", description="API base URL of an OpenAI-compatible server; empty = the provider's"
+        "", description="API base URL (an OpenAI-compatible server, a proxy); empty = the provider's"
     )
     api_key_secret: str = Field(
         "",
-        pattern=NAME_PATTERN,
-        description="Name of the API key secret, read from the environment variable FLOWLOOM_SECRET_<NAME>",
+        pattern=SECRET_NAME_PATTERN,
+        description="Name of the API key in the secrets store (or env FLOWLOOM_SECRET_<NAME>)",
         json_schema_extra={"format": "secret"},
     )
+    tools: list[str] = Field(
+        default_factory=list,
+        description="Registered tools and tool nodes the model may call",
+        json_schema_extra=_tool_examples,
+    )
+    approval_tools: list[str] = Field(
+        default_factory=list,
+        description="Tools a person must approve before each call (see the approval output)",
+    )
+    max_iterations: int = Field(8, ge=1, le=50, description="Most model calls in one step")
+    output_schema: dict[str, Any] | None = Field(
+        None, description="JSON schema the final answer must match (it is parsed into out.data)"
+    )
+    memory_collection: str = Field(
+        "", pattern=_COLLECTION_OR_EMPTY, description="Long-term memory collection; empty = none"
+    )
+    memory_top_k: int = Field(3, ge=1, le=20, description="Memory chunks retrieved before the call")
+    memory_min_score: float = Field(
+        0.2, ge=-1, le=1, description="Ignore memory chunks less similar than this"
+    )
+    memory_store: bool = Field(False, description="Store each question and answer in the memory collection")
+    embedding_model: str = Field(DEFAULT_EMBEDDER, pattern=NAME_PATTERN, description="Embedder for memory")
 
     @field_validator("provider")
     @classmethod
@@ -48,11 +95,42 @@ class AgentConfig(BaseModel):
             raise ValueError(f"unknown provider {name!r}; known: {', '.join(provider_names())}")
         return name
 
+    @field_validator("tools")
+    @classmethod
+    def _tools_exist(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in offered_tool_names()]
+        if unknown:
+            raise ValueError(
+                f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(offered_tool_names())}"
+            )
+        return names
 
-def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    @field_validator("output_schema")
+    @classmethod
+    def _schema_is_valid(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if schema is not None:
+            try:
+                jsonschema.Draft202012Validator.check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+        return schema
+
+    @model_validator(mode="after")
+    def _approval_tools_are_tools(self) -> AgentConfig:
+        missing = [t for t in self.approval_tools if t not in self.tools]
+        if missing:
+            raise ValueError(f"approval_tools: {', '.join(missing)} not in tools; add them to tools first")
+        return self
+
+    def capabilities(self) -> list[Capability]:
+        caps = [Capability.TEXT_PROCESSING]
+        if self.memory_collection or self.output_schema:
+            caps.append(Capability.DOCUMENT_ANALYSIS)
+        if self.tools:
+            caps.append(Capability.API_INTEGRATION)
+        if self.approval_tools:
+            caps.append(Capability.WORKFLOW_CONTROL)
+        return caps
 
 
 @register(
@@ -60,21 +138,126 @@ def _as_text(value: Any) -> str:
     category="ai",
     label="Agent",
     config=AgentConfig,
-    inputs={"in": Port("any", required=False, description="the user message when no prompt is set")},
-    outputs={"out": Port("any", description="{text, usage}")},
+    inputs={
+        "in": Port("any", required=False, description="the user message when no prompt is set"),
+        "history": Port("messages", required=False, description="earlier conversation to continue"),
+        "approval": Port(
+            "json", required=False, description="a human.approval decision on a pending tool call"
+        ),
+    },
+    outputs={
+        "out": Port("json", description="{text, usage} and data (the parsed answer) with an output schema"),
+        "approval": Port("json", description="fires instead of out when a tool call needs approval"),
+        "messages": Port("messages", description="the conversation, for the next turn"),
+        "agent": Port("json", description="{id, state, lifecycle, capabilities, iterations, tool_calls}"),
+    },
     icon="bot",
+    branching=True,
 )
 async def agent(ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Ask a language model once: system prompt plus the user's prompt."""
-    prompt = cfg.prompt or _as_text(inputs.get("in"))
-    if not prompt.strip():
-        raise StepError("prompt: empty; write a prompt or connect an input", retryable=False)
-    api_key = resolve_secret(cfg.api_key_secret, field="api_key_secret") or ""
-    provider = get_provider(cfg.provider, base_url=cfg.base_url, api_key=api_key, http=ctx.http)
-    messages = [{"role": "user", "content": prompt}]
-    if cfg.system_prompt:
-        messages.insert(0, {"role": "system", "content": cfg.system_prompt})
-    result = await provider.chat(
-        messages, model=cfg.model, temperature=cfg.temperature, max_tokens=cfg.max_tokens
+    """Run a language model with tools until it answers (or asks for an approval)."""
+    paused = PausedState.from_decision(inputs["approval"]) if inputs.get("approval") is not None else None
+    me = Agent.create(cfg.capabilities(), agent_id=paused.agent_id if paused else None)
+    api_key = ""
+    try:
+        me.to(AgentState.INITIALIZING)
+        api_key = secrets.resolve(cfg.api_key_secret, field="api_key_secret") or ""
+        provider = get_provider(cfg.provider, base_url=cfg.base_url, api_key=api_key, http=ctx.http)
+        toolbox = resolve_tools(cfg.tools)
+        me.to(AgentState.VALIDATING)
+        if paused is not None:
+            paused.check_tools(toolbox)
+        me.to(AgentState.VALIDATED)
+        me.to(AgentState.READY)
+        me.to(AgentState.EXECUTING)
+        outbox.emit(
+            ctx,
+            events.AGENT_STARTED,
+            agent_id=me.id,
+            provider=cfg.provider,
+            model=cfg.model,
+            capabilities=[c.value for c in me.capabilities],
+            resumed=paused is not None,
+        )
+        turn = AgentTurn(ctx, cfg, me, provider, toolbox)
+        if paused is not None:
+            turn.restore(paused)
+            result = await turn.resume(paused.decision)
+        else:
+            prompt = cfg.prompt or item_text(inputs.get("in"))
+            if not prompt.strip():
+                raise StepError("prompt: empty; write a prompt or connect an input", retryable=False)
+            turn.begin(prompt, await _recall(cfg, prompt), _history(ctx, inputs))
+            result = await turn.run()
+    except StepError as exc:
+        message = secrets.redact(str(exc), api_key)
+        if me.state in (AgentState.EXECUTING, AgentState.INITIALIZING, AgentState.VALIDATING):
+            me.finish(AgentState.FAILED, error=message)
+        outbox.emit(ctx, events.AGENT_FAILED, agent_id=me.id, error=message)
+        raise StepError(message, retryable=exc.retryable) from None
+    if isinstance(result, Paused):
+        me.finish(AgentState.COMPLETED, outcome="approval_requested", tool=result.request["tool"])
+        outbox.emit(
+            ctx,
+            events.AGENT_COMPLETED,
+            agent_id=me.id,
+            outcome="approval_requested",
+            tool=result.request["tool"],
+            iterations=turn.iterations,
+        )
+        return {"approval": result.request, "agent": turn.describe()}
+    if cfg.memory_collection and cfg.memory_store:
+        await _remember(ctx, cfg, me, turn.prompt, result.text)
+    me.finish(AgentState.COMPLETED, outcome="answered")
+    outbox.emit(
+        ctx,
+        events.AGENT_COMPLETED,
+        agent_id=me.id,
+        outcome="answered",
+        iterations=turn.iterations,
+        usage=turn.usage,
     )
-    return {"out": {"text": result.text, "usage": result.usage}}
+    out: dict[str, Any] = {"text": result.text, "usage": turn.usage}
+    if cfg.output_schema:
+        out["data"] = result.data
+    return {
+        "out": out,
+        "messages": turn.conversation(),
+        "agent": turn.describe(),
+    }
+
+
+def _history(ctx: StepContext, inputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """Short-term memory: the history input, else this node's own conversation from its last visit."""
+    history = inputs.get("history")
+    if history is None and ctx.visit > 1:
+        history = ((ctx.steps.get(ctx.node_id) or {}).get("outputs") or {}).get("messages")
+    if history is None:
+        return []
+    if not isinstance(history, list) or not all(isinstance(m, dict) and "role" in m for m in history):
+        raise StepError("history: expected a list of {role, content} messages", retryable=False)
+    return [m for m in history if m.get("role") != "system"]
+
+
+async def _recall(cfg: AgentConfig, prompt: str) -> list[memory_nodes.Hit]:
+    """Long-term memory: the chunks nearest to the prompt, retrieved before the model call."""
+    if not cfg.memory_collection:
+        return []
+    hits, _ = await asyncio.to_thread(
+        memory_nodes.search,
+        cfg.memory_collection,
+        prompt,
+        top_k=cfg.memory_top_k,
+        min_score=cfg.memory_min_score,
+        model=cfg.embedding_model,
+    )
+    return hits
+
+
+async def _remember(ctx: StepContext, cfg: AgentConfig, me: Agent, prompt: str, answer: str) -> None:
+    doc = Document(
+        id=f"{me.id}:{ctx.run_id}",
+        text=f"Question: {prompt}\nAnswer: {answer}",
+        meta={"agent_id": me.id, "run_id": ctx.run_id, "node_id": ctx.node_id},
+    )
+    await asyncio.to_thread(memory_nodes.ingest, cfg.memory_collection, [doc], model=cfg.embedding_model)

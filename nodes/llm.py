@@ -35,8 +35,32 @@ class ChatResult:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+def assistant_message(result: ChatResult) -> Message:
+    """The model's answer as a conversation message (OpenAI's shape, which every provider here reads)."""
+    message: Message = {"role": "assistant", "content": result.text or None}
+    if result.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)},
+            }
+            for c in result.tool_calls
+        ]
+    return message
+
+
+def tool_result_message(call: ToolCall, content: str) -> Message:
+    """A tool's result, answering one of the model's tool calls."""
+    return {"role": "tool", "tool_call_id": call.id, "content": content}
+
+
 class LLMProvider(Protocol):
-    """A chat/completion/embedding model service."""
+    """A chat/completion/embedding model service.
+
+    Messages use OpenAI's shape ({role, content}, assistant `tool_calls`, `tool` results);
+    providers with another wire format translate. Tool specs are {name, description, parameters}.
+    """
 
     async def chat(
         self,

@@ -28,7 +28,8 @@ from engine.settings import get_settings
 from models.db import get_engine
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MACHINE_REDIS_URL = "redis://127.0.0.1:6379/5"  # a database of its own on the machine's Redis
+# A database of its own on the machine's Redis; FLOWLOOM_TEST_REDIS_URL gives concurrent sessions their own.
+MACHINE_REDIS_URL = os.environ.get("FLOWLOOM_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from app import routes
-from app.api import health, workflows
+from app.api import auth, health, runs, workflows
 from app.db import describe_db_error
 from engine.errors import ConfigError
 
@@ -37,9 +37,11 @@ def create_api() -> FastAPI:
     )
     api.include_router(health.router, prefix=routes.API_PREFIX)
     api.include_router(workflows.router, prefix=routes.API_PREFIX)
+    api.include_router(runs.router, prefix=routes.API_PREFIX)
     api.add_exception_handler(OperationalError, _database_unavailable)
     api.add_exception_handler(ConfigError, _database_unavailable)
     api.add_exception_handler(SQLAlchemyError, _database_error)
+    auth.install(api)  # sign-in routes and the deny-by-default gate in front of every route
     return api
 
 

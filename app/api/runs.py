@@ -10,6 +10,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from app.api.auth import Caller
+from engine.approvals import Approver
 from engine.definition import WorkflowDefinition
 from engine.errors import DefinitionError, ValidationError
 from engine.parse import parse_dict
@@ -156,17 +158,30 @@ def list_approvals(
 
 
 @router.post(
-    "/approvals/{approval_id}/decision", responses={409: {"description": "Already decided or expired"}}
+    "/approvals/{approval_id}/decision",
+    responses={
+        403: {"description": "You are not among the approvers"},
+        409: {"description": "Already decided, already voted or expired"},
+    },
 )
-def decide(approval_id: uuid.UUID, body: Decision) -> dict[str, Any]:
-    """Decide an approval; the run resumes on the workers with the chosen branch and form values."""
+def decide(approval_id: uuid.UUID, body: Decision, principal: Caller) -> dict[str, Any]:
+    """Vote on an approval; once the quorum agrees, the run resumes on the workers with that branch."""
+    approver = Approver(user_id=principal.user_id, email=principal.email, role=principal.role)
     try:
-        outputs = decide_approval(
-            str(approval_id), action=body.action, form=body.form, comment=body.comment, decided_by="api"
+        outcome = decide_approval(
+            str(approval_id), approver, action=body.action, form=body.form, comment=body.comment
         )
     except ApprovalError as exc:
-        code = {"not_found": status.HTTP_404_NOT_FOUND, "invalid": status.HTTP_422_UNPROCESSABLE_ENTITY}.get(
-            exc.kind, status.HTTP_409_CONFLICT
-        )
+        code = {
+            "not_found": status.HTTP_404_NOT_FOUND,
+            "invalid": status.HTTP_422_UNPROCESSABLE_ENTITY,
+            "forbidden": status.HTTP_403_FORBIDDEN,
+        }.get(exc.kind, status.HTTP_409_CONFLICT)
         raise HTTPException(code, detail=str(exc)) from exc
-    return {"status": "decided", "outputs": outputs}
+    return {
+        "status": "decided" if outcome.decided else "pending",
+        "approval_status": outcome.status,
+        "votes": outcome.votes,
+        "quorum": outcome.quorum,
+        "outputs": outcome.outputs,
+    }

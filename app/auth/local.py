@@ -40,21 +40,25 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 class LocalAccountError(FlowloomError):
-    """A password or setup request was refused; the message says why."""
+    """A password or setup request was refused; `code` names the reason for /login?error=<code>."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
 
 
 def check_password_rules(password: str) -> None:
     """Refuse passwords that are too short or absurdly long."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise LocalAccountError(f"password: use at least {MIN_PASSWORD_LENGTH} characters")
+        raise LocalAccountError("password_short", f"password: use at least {MIN_PASSWORD_LENGTH} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise LocalAccountError(f"password: use at most {MAX_PASSWORD_LENGTH} characters")
+        raise LocalAccountError("password_long", f"password: use at most {MAX_PASSWORD_LENGTH} characters")
 
 
 def _normalise_email(email: str) -> str:
     email = email.strip().lower()
     if "@" not in email or len(email) > 320 or any(c.isspace() for c in email):
-        raise LocalAccountError("email: enter an e-mail address such as admin@example.com")
+        raise LocalAccountError("email", "email: enter an e-mail address such as admin@example.com")
     return email
 
 
@@ -65,7 +69,9 @@ def set_password(session: Session, email: str, password: str, *, actor: str) -> 
     user = session.exec(select(User).where(User.issuer == LOCAL_ISSUER, User.subject == email)).first()
     created = user is None
     if user is None:
-        user = User(issuer=LOCAL_ISSUER, subject=email, email=email, name=email.split("@")[0], role=Role.ADMIN)
+        user = User(
+            issuer=LOCAL_ISSUER, subject=email, email=email, name=email.split("@")[0], role=Role.ADMIN
+        )
     user.password_hash = _hasher.hash(password)
     session.add(user)
     session.flush()
@@ -109,8 +115,12 @@ def setup_code_path() -> Path:
 
 
 def setup_needed(session: Session) -> bool:
-    """True while no user exists at all (the first-run form is offered only then)."""
-    return count_users(session) == 0
+    """True while no sign-in provider is configured and no user exists (the only time the form shows).
+
+    With providers, admins come from FLOWLOOM_ADMIN_EMAILS; a local account can still be made
+    with the command line.
+    """
+    return not get_settings().oidc_providers and count_users(session) == 0
 
 
 def ensure_setup_code() -> Path:
@@ -131,16 +141,18 @@ def complete_setup(session: Session, *, code: str, email: str, password: str, ip
     # Serialise concurrent first-run requests on a transaction-level advisory lock.
     session.connection().exec_driver_sql("SELECT pg_advisory_xact_lock(7286351)")
     if not setup_needed(session):
-        raise LocalAccountError("setup is already done; sign in instead")
+        raise LocalAccountError("setup_done", "setup is already done (or sign-in providers are configured)")
     path = setup_code_path()
     try:
         expected = path.read_text().strip()
     except OSError:
-        raise LocalAccountError("setup code: open /login again to create one") from None
+        raise LocalAccountError("setup_code", "setup code: open /login again to create one") from None
     if not code or not hmac.compare_digest(code.strip().encode(), expected.encode()):
-        raise LocalAccountError(f"setup code: it does not match the code in {path}")
+        raise LocalAccountError("setup_code", f"setup code: it does not match the code in {path}")
     user = set_password(session, email, password, actor="setup")
-    audit.record(session, actor=user.email, action="auth.setup", target_type="user", target_id=str(user.id), ip=ip)
+    audit.record(
+        session, actor=user.email, action="auth.setup", target_type="user", target_id=str(user.id), ip=ip
+    )
     path.unlink(missing_ok=True)
     return user
 
@@ -158,15 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         password = getpass.getpass("New password: ")
         if getpass.getpass("Repeat it: ") != password:
-            print("flowloom: the passwords differ", file=sys.stderr)
+            sys.stderr.write("flowloom: the passwords differ\n")
             return 2
     try:
         with db_session() as session:
             user = set_password(session, args.email, password, actor="cli")
     except FlowloomError as exc:
-        print(f"flowloom: {exc}", file=sys.stderr)
+        sys.stderr.write(f"flowloom: {exc}\n")
         return 2
-    print(f"{user.email} can now sign in with that password (role {user.role})")
+    sys.stdout.write(f"{user.email} can now sign in with that password (role {user.role})\n")
     return 0
 
 

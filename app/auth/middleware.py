@@ -9,12 +9,14 @@ event handlers behind the socket are checked one by one by app.auth.guard.
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Match, Mount, Router
+from starlette.routing import BaseRoute, Mount, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import routes
@@ -46,16 +48,37 @@ def login_url(next_path: str = "") -> str:
     return f"{routes.LOGIN}?next={quote(next_path, safe='')}"
 
 
-def _route_template(router_routes: list[BaseRoute], scope: Scope) -> tuple[str | None, bool]:
-    """(path template of the API route `scope` hits, whether only the method differed)."""
-    partial = False
+@dataclass(frozen=True)
+class ApiRoute:
+    """One route of the API app: its path template, methods and the regex FastAPI matches with."""
+
+    path: str
+    methods: frozenset[str]
+    regex: re.Pattern[str]
+
+
+def api_routes(router_routes: list[BaseRoute]) -> list[ApiRoute]:
+    """Every route of the API app, with included routers flattened (FastAPI >= 0.16x keeps them lazy)."""
+    found: list[ApiRoute] = []
     for route in router_routes:
         if isinstance(route, Mount):  # Reflex's catch-all mount and sub-apps are not API routes
             continue
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return getattr(route, "path", None), False
-        if match == Match.PARTIAL:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:
+            found += [ApiRoute(c.path, frozenset(c.methods or ()), c.path_regex) for c in contexts()]
+        elif getattr(route, "methods", None) and hasattr(route, "path_regex"):
+            found.append(ApiRoute(route.path, frozenset(route.methods), route.path_regex))
+    return found
+
+
+def _route_template(router_routes: list[BaseRoute], path: str, method: str) -> tuple[str | None, bool]:
+    """(path template of the API route a request hits, whether only the method differed)."""
+    method = "GET" if method == "HEAD" else method
+    partial = False
+    for route in api_routes(router_routes):
+        if route.regex.match(path):
+            if method in route.methods:
+                return route.path, False
             partial = True
     return None, partial
 
@@ -112,7 +135,9 @@ class AuthMiddleware:
             return None
         return await self._page(scope, path, headers)
 
-    async def _caller(self, scope: Scope, headers: Headers, *, allow_key: bool) -> principals.Principal | None:
+    async def _caller(
+        self, scope: Scope, headers: Headers, *, allow_key: bool
+    ) -> principals.Principal | None:
         state = scope.setdefault("state", {})
         token = principals.bearer_token(headers.get("authorization", "")) if allow_key else ""
         if token:
@@ -125,7 +150,7 @@ class AuthMiddleware:
 
     async def _api(self, scope: Scope, path: str) -> Response | None:
         method = scope.get("method", "GET").upper()
-        template, wrong_method = _route_template(self.router.routes, scope)
+        template, wrong_method = _route_template(self.router.routes, path, method)
         if template is None:
             code, detail = (405, "Method Not Allowed") if wrong_method else (404, "Not Found")
             return JSONResponse({"detail": detail}, status_code=code)

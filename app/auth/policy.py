@@ -8,37 +8,23 @@ the `requires` decorator); tests/integration/test_auth_routes.py walks every one
 from __future__ import annotations
 
 import re
-from enum import StrEnum
 from functools import lru_cache
 
+from engine.roles import RANK, Role, at_least, is_role
 
-class Role(StrEnum):
-    """A user's role; each includes the ones below it (admin > editor > operator > viewer)."""
-
-    VIEWER = "viewer"
-    OPERATOR = "operator"
-    EDITOR = "editor"
-    ADMIN = "admin"
+__all__ = ["PUBLIC", "RANK", "Access", "Role", "allows", "is_role", "lower_role"]
 
 
-RANK: dict[str, int] = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.EDITOR: 3, Role.ADMIN: 4}
 # What an entry may say besides a role: anyone, signed in or not.
 PUBLIC = "public"
 Access = Role | str  # a Role or PUBLIC
-
-
-def is_role(value: str) -> bool:
-    """True for one of the four role names."""
-    return value in RANK
 
 
 def allows(role: str | None, needed: Access) -> bool:
     """True when a caller with `role` (None = anonymous) may use something that needs `needed`."""
     if needed == PUBLIC:
         return True
-    if role is None or role not in RANK or needed not in RANK:
-        return False
-    return RANK[role] >= RANK[needed]
+    return at_least(role, needed)
 
 
 def lower_role(a: str, b: str) -> str:
@@ -51,7 +37,6 @@ def lower_role(a: str, b: str) -> str:
 API_POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/api/health"): PUBLIC,
     ("GET", "/api/docs"): PUBLIC,
-    ("GET", "/api/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/api/openapi.json"): PUBLIC,
     # workflows
     ("GET", "/api/workflows"): Role.VIEWER,
@@ -86,6 +71,7 @@ PAGE_POLICY: dict[str, Access] = {
     "/login": PUBLIC,
     "/": Role.VIEWER,
     "/workflows": Role.VIEWER,
+    "/workflows/[workflow_id]": Role.VIEWER,  # the editor; its handlers carry `requires`
     "/runs": Role.VIEWER,
     "/templates": Role.VIEWER,
     "/dashboard": Role.VIEWER,
@@ -107,6 +93,8 @@ HANDLER_POLICY: dict[str, Access] = {
     # `setvar` only changes the caller's own UI state; data changes go through checked handlers.
     "EventHandlerSetVar.setvar": Role.VIEWER,
     # app/pages
+    "AuthState.check_page": PUBLIC,  # decides itself, per page
+    "LoginState.load": PUBLIC,
     "DashboardState.load": Role.VIEWER,
     "RunsState.load": Role.VIEWER,
     "TemplatesState.use_template": Role.EDITOR,

@@ -33,21 +33,23 @@ MIN_SECRET_LENGTH = 32
 _SALT = "flowloom.session.v1"
 
 
+def _read_secret(path: Path) -> str:
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(f"{path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`")
+    key = path.read_text().strip()
+    if len(key) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"{path} holds a key shorter than {MIN_SECRET_LENGTH} characters; delete it")
+    return key
+
+
 def _read_or_create_secret(path: Path) -> str:
     """The key in `path`, created (0600, exclusively) when it does not exist yet."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise ConfigError(
-                f"{path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`"
-            ) from None
-        key = path.read_text().strip()
-        if len(key) < MIN_SECRET_LENGTH:
-            raise ConfigError(f"{path} holds a key shorter than {MIN_SECRET_LENGTH} characters; delete it")
-        return key
+        return _read_secret(path)
     key = secrets.token_urlsafe(48)
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
@@ -112,7 +114,9 @@ def decode(token: str) -> SessionData | None:
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("u"), str):
         return None
-    data = SessionData(user_id=payload["u"], session_id=str(payload.get("s", "")), issued_at=issued.timestamp())
+    data = SessionData(
+        user_id=payload["u"], session_id=str(payload.get("s", "")), issued_at=issued.timestamp()
+    )
     if revocations.is_revoked(data.session_id):
         return None
     return data
@@ -164,7 +168,9 @@ class Revocations:
         try:
             client.set(f"flowloom:revoked-session:{session_id}", "1", exat=int(until) + 1)
         except Exception:
-            log.warning("could not record a signed-out session in Redis; other processes accept it until it expires")
+            log.warning(
+                "could not record a signed-out session in Redis; other processes accept it until it expires"
+            )
 
     def is_revoked(self, session_id: str) -> bool:
         now = time.time()

@@ -93,8 +93,10 @@ def change_user(
         changes["role"] = {"from": user.role, "to": role}
     if is_active is not None and is_active != user.is_active:
         changes["is_active"] = {"from": user.is_active, "to": is_active}
-    losing_admin = user.role == Role.ADMIN and user.is_active and (
-        ("role" in changes) or ("is_active" in changes and not is_active)
+    losing_admin = (
+        user.role == Role.ADMIN
+        and user.is_active
+        and (("role" in changes) or ("is_active" in changes and not is_active))
     )
     if losing_admin and _active_admins(session) <= 1:
         raise UserError("this is the last active admin; make another user admin first")

@@ -194,9 +194,7 @@ class WorkingGraph:
         if new_id == node_id:
             return self
         if not _NODE_ID.match(new_id):
-            raise EditRefused(
-                "an id starts with a letter or _ and holds letters, digits, _ or - (up to 64)"
-            )
+            raise EditRefused("an id starts with a letter or _ and holds letters, digits, _ or - (up to 64)")
         if new_id in self._index:
             raise EditRefused(f'another node is already called "{new_id}"')
         nodes = [{**n, "id": new_id} if n["id"] == node_id else n for n in self.nodes]
@@ -292,7 +290,9 @@ class WorkingGraph:
                     queue.append(nxt)
         return []
 
-    def connect(self, source: str, source_port: str, target: str, target_port: str) -> tuple[WorkingGraph, str]:
+    def connect(
+        self, source: str, source_port: str, target: str, target_port: str
+    ) -> tuple[WorkingGraph, str]:
         """A new graph with the connection, or EditRefused saying why not."""
         self.check_connection(source, source_port, target, target_port)
         taken = {e["id"] for e in self.edges}
@@ -323,7 +323,9 @@ class WorkingGraph:
         edges = [e for e in self.edges if e["source"] in ids and e["target"] in ids]
         return {"nodes": chosen, "edges": edges}
 
-    def paste(self, fragment: Mapping[str, Any], offset: float = PASTE_OFFSET) -> tuple[WorkingGraph, list[str]]:
+    def paste(
+        self, fragment: Mapping[str, Any], offset: float = PASTE_OFFSET
+    ) -> tuple[WorkingGraph, list[str]]:
         """Add a copy of `fragment` shifted by `offset`, with fresh node and edge ids."""
         taken = set(self._index)
         renamed: dict[str, str] = {}

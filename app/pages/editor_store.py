@@ -136,4 +136,7 @@ def list_runs(session: Session, workflow_id: uuid.UUID) -> list[RunInfo]:
         .order_by(col(Run.created_at).desc())
         .limit(RUNS_SHOWN)
     ).all()
-    return [RunInfo(str(run_id), status, version, created, finished) for run_id, status, version, created, finished in rows]
+    return [
+        RunInfo(str(run_id), status, version, created, finished)
+        for run_id, status, version, created, finished in rows
+    ]

@@ -1,26 +1,38 @@
-"""State of the Inbox page: approvals waiting for a person."""
+"""State of the Inbox page: the approvals the signed-in person may decide, one opened to decide it,
+and the history of decided ones. Every handler checks the caller's role on the server, and the
+decision itself goes through engine.approvals (approver list, quorum, deadline, row lock)."""
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import reflex as rx
+from reflex.event import EventSpec
 from sqlmodel import col, select
 
 from app import db
-from app.pages.formatting import format_time, short_id, time_ago
+from app.auth.guard import caller_of, requires
+from app.auth.policy import Role
+from app.pages.formatting import format_time, short_id, status_color, time_ago
+from engine import approvals
+from models.auth import ApprovalVote
 from models.tables import Approval, Run, Workflow
 
 log = logging.getLogger(__name__)
 
 APPROVALS_SHOWN = 200
+HISTORY_SHOWN = 50
+DATA_SHOWN_CHARS = 20_000
 
 
 @dataclass
 class ApprovalRow:
-    """One pending approval."""
+    """One approval in a list."""
 
     id: str
     title: str
@@ -30,10 +42,49 @@ class ApprovalRow:
     created_exact: str
     deadline: str
     overdue: bool
+    status: str = "pending"
+    color: str = "amber"
+    decided_by: str = ""
+    votes: str = ""
 
 
-def _row(approval: Approval, workflow: str | None, now: datetime) -> ApprovalRow:
-    deadline = approval.deadline
+@dataclass
+class FieldRow:
+    """One form field of the opened approval."""
+
+    name: str
+    label: str
+    kind: str
+    required: bool
+    options: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ActionRow:
+    """One decision button."""
+
+    name: str
+    label: str
+    color: str
+
+
+@dataclass
+class Detail:
+    """The opened approval: what to review and how to answer."""
+
+    id: str = ""
+    title: str = ""
+    body: str = ""
+    workflow: str = ""
+    run_id: str = ""
+    data: str = ""
+    deadline: str = ""
+    quorum: str = ""
+    approvers: str = ""
+
+
+def _row(approval: Approval, workflow: str | None, now: datetime, votes: int = 0) -> ApprovalRow:
+    deadline, quorum = approval.deadline, int((approval.request or {}).get("quorum") or 1)
     return ApprovalRow(
         id=str(approval.id),
         title=approval.title or f'Approval at node "{approval.node_id}"',
@@ -43,37 +94,216 @@ def _row(approval: Approval, workflow: str | None, now: datetime) -> ApprovalRow
         created_exact=format_time(approval.created_at),
         deadline=time_ago(deadline, now) if deadline else "No deadline",
         overdue=deadline is not None and deadline < now,
+        status=approval.status,
+        color=status_color(approval.status),
+        decided_by=approval.decided_by or "",
+        votes=f"{votes} of {quorum}" if quorum > 1 else "",
     )
 
 
+def _button_color(action: str) -> str:
+    return {"approved": "green", "rejected": "red"}.get(action, "gray")
+
+
+def _default_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 class InboxState(rx.State):
-    """Pending approvals, oldest first."""
+    """The approvals waiting for me, the one I opened, and the decided ones."""
 
     rows: list[ApprovalRow] = []
+    history: list[ApprovalRow] = []
+    search: str = ""
     loaded: bool = False
     error: str = ""
+    detail: Detail = Detail()
+    fields: list[FieldRow] = []
+    actions: list[ActionRow] = []
+    form_values: dict[str, str] = {}
+    comment: str = ""
 
     @rx.var
     def has_approvals(self) -> bool:
         return len(self.rows) > 0
 
-    @rx.event
-    def load(self) -> None:
-        """Fetch pending approvals (on page load)."""
+    @rx.var
+    def is_open(self) -> bool:
+        return self.detail.id != ""
+
+    def _approver(self) -> approvals.Approver | None:
+        principal = caller_of(self)
+        if principal is None:
+            return None
+        return approvals.Approver(principal.user_id, principal.email, principal.role)
+
+    def _reload(self) -> None:
+        approver = self._approver()
+        if approver is None:
+            self.rows, self.history = [], []
+            return
+        term = self.search.strip().lower()
         query = (
             select(Approval, Workflow.name)
             .join(Run, col(Approval.run_id) == col(Run.id))
             .join(Workflow, col(Run.workflow_id) == col(Workflow.id), isouter=True)
-            .where(Approval.status == "pending")
-            .order_by(col(Approval.created_at))
-            .limit(APPROVALS_SHOWN)
         )
         now = datetime.now(UTC)
+        with db.db_session() as session:
+            pending = session.exec(
+                query.where(Approval.status == "pending")
+                .order_by(col(Approval.created_at))
+                .limit(APPROVALS_SHOWN)
+            ).all()
+            decided = session.exec(
+                query.where(Approval.status != "pending")
+                .order_by(col(Approval.decided_at).desc())
+                .limit(HISTORY_SHOWN)
+            ).all()
+            mine = {
+                v.approval_id
+                for v in session.exec(select(ApprovalVote).where(ApprovalVote.voter == approver.voter))
+            }
+            counts = self._vote_counts(session, [a.id for a, _ in pending])
+
+        def visible(approval: Approval, workflow: str | None) -> bool:
+            matches = not term or term in approval.title.lower() or term in (workflow or "").lower()
+            return matches and approvals.may_decide(approval.request or {}, approver)
+
+        self.rows = [
+            _row(a, w, now, counts.get(a.id, 0)) for a, w in pending if visible(a, w) and a.id not in mine
+        ]
+        self.history = [_row(a, w, now) for a, w in decided if visible(a, w) or a.id in mine]
+        self.error = ""
+
+    @staticmethod
+    def _vote_counts(session, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+        counts: dict[uuid.UUID, int] = {}
+        if ids:
+            for vote in session.exec(select(ApprovalVote).where(col(ApprovalVote.approval_id).in_(ids))):
+                counts[vote.approval_id] = counts.get(vote.approval_id, 0) + 1
+        return counts
+
+    def _refresh(self) -> None:
         try:
-            with db.db_session() as session:
-                self.rows = [_row(approval, name, now) for approval, name in session.exec(query)]
-            self.error = ""
+            self._reload()
         except db.DB_ERRORS as exc:
             log.warning("loading approvals failed: %s", exc)
-            self.rows, self.error = [], db.describe_db_error(exc)
+            self.rows, self.history, self.error = [], [], db.describe_db_error(exc)
         self.loaded = True
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def load(self) -> None:
+        """Fetch the approvals I may decide and the decided ones (on page load)."""
+        self.detail, self.fields, self.actions = Detail(), [], []
+        self._refresh()
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def set_search(self, value: str) -> None:
+        """Filter by title or workflow name."""
+        self.search = value[:200]
+        self._refresh()
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def open(self, approval_id: str) -> EventSpec | None:
+        """Show one approval with its data and form (only one I may decide)."""
+        approver = self._approver()
+        try:
+            wanted = uuid.UUID(approval_id)
+        except ValueError:
+            return rx.toast.error("That approval is not yours to decide.")
+        try:
+            with db.db_session() as session:
+                found = session.exec(
+                    select(Approval, Workflow.name)
+                    .join(Run, col(Approval.run_id) == col(Run.id))
+                    .join(Workflow, col(Run.workflow_id) == col(Workflow.id), isouter=True)
+                    .where(Approval.id == wanted)
+                ).first()
+        except db.DB_ERRORS as exc:
+            return rx.toast.error(db.describe_db_error(exc))
+        if found is None or approver is None or not approvals.may_decide(found[0].request or {}, approver):
+            return rx.toast.error("That approval is not yours to decide.")
+        approval, workflow = found
+        self._show(approval, workflow)
+        return None
+
+    def _show(self, approval: Approval, workflow: str | None) -> None:
+        request = approval.request or {}
+        data = json.dumps(request.get("data"), indent=2, default=str, ensure_ascii=False)
+        approvers = request.get("approvers") or {}
+        who = [*approvers.get("users", []), *(f"role {r}" for r in approvals.allowed_roles(request))]
+        self.detail = Detail(
+            id=str(approval.id),
+            title=approval.title or approval.node_id,
+            body=approval.body or "",
+            workflow=workflow or "(unsaved workflow)",
+            run_id=str(approval.run_id),
+            data=data[:DATA_SHOWN_CHARS],
+            deadline=format_time(approval.deadline) if approval.deadline else "No deadline",
+            quorum=str(request.get("quorum") or 1),
+            approvers=", ".join(who) or "any operator",
+        )
+        self.fields = [
+            FieldRow(
+                f["name"],
+                f.get("label") or f["name"],
+                f.get("kind", "text"),
+                bool(f.get("required")),
+                list(f.get("options") or []),
+            )  # fmt: skip
+            for f in request.get("fields") or []
+        ]
+        self.form_values = {f["name"]: _default_text(f.get("default")) for f in request.get("fields") or []}
+        self.actions = [
+            ActionRow(a["name"], a["label"], _button_color(a["name"])) for a in request.get("actions") or []
+        ]
+        self.comment = ""
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def close(self) -> None:
+        self.detail, self.fields, self.actions = Detail(), [], []
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def set_field(self, name: str, value: str | bool) -> None:
+        """Keep what the approver typed (checked on the server when they decide)."""
+        if name in self.form_values:
+            self.form_values[name] = (
+                ("true" if value else "false") if isinstance(value, bool) else str(value)[:100_000]
+            )
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def set_comment(self, value: str) -> None:
+        self.comment = value[:5000]
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def decide(self, action: str) -> EventSpec | None:
+        """Vote `action` with the form and comment; the run resumes once the quorum agrees."""
+        approver = self._approver()
+        if approver is None or not self.detail.id:
+            return rx.toast.error("Open an approval first.")
+        try:
+            outcome = approvals.decide(
+                self.detail.id, approver, action=action, form=dict(self.form_values), comment=self.comment
+            )
+        except approvals.ApprovalError as exc:
+            self._refresh()
+            return rx.toast.error(str(exc))
+        except db.DB_ERRORS as exc:
+            return rx.toast.error(db.describe_db_error(exc))
+        self.detail, self.fields, self.actions = Detail(), [], []
+        self._refresh()
+        if outcome.decided:
+            return rx.toast.success(f"Decided: {action}. The run continues.")
+        return rx.toast.info(f"Your vote is in ({outcome.votes} of {outcome.quorum} needed).")

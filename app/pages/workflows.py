@@ -54,7 +54,12 @@ def _row(row: WorkflowRow) -> rx.Component:
                     flex_shrink="0",
                 ),
                 rx.vstack(
-                    rx.text(row.name, weight="medium", size="2", data_testid="workflow-name"),
+                    rx.link(
+                        rx.text(row.name, weight="medium", size="2", data_testid="workflow-name"),
+                        href=routes.workflow_editor(row.id),
+                        color=rx.color("gray", 12),
+                        data_testid="workflow-open",
+                    ),
                     rx.text(
                         rx.cond(row.description != "", row.description, "No description"),
                         size="1",
@@ -76,7 +81,19 @@ def _row(row: WorkflowRow) -> rx.Component:
         rx.table.cell(
             rx.tooltip(rx.text(row.updated, size="2", color=rx.color("gray", 11)), content=row.updated_exact)
         ),
-        rx.table.cell(_row_menu(row), text_align="right"),
+        rx.table.cell(
+            rx.hstack(
+                rx.link(
+                    rx.button("Open", size="1", variant="soft"),
+                    href=routes.workflow_editor(row.id),
+                    data_testid="workflow-open-button",
+                ),
+                _row_menu(row),
+                justify="end",
+                align="center",
+            ),
+            text_align="right",
+        ),
         align="center",
         data_testid="workflow-row",
         data_workflow_id=row.id,
@@ -91,7 +108,7 @@ def _table() -> rx.Component:
                     rx.table.column_header_cell("Name"),
                     rx.table.column_header_cell("Latest version", width="9rem"),
                     rx.table.column_header_cell("Updated", width="9rem"),
-                    rx.table.column_header_cell("", width="3rem"),
+                    rx.table.column_header_cell("", width="7rem"),
                 ),
             ),
             rx.table.body(rx.foreach(S.rows, _row)),

@@ -1,8 +1,8 @@
-"""Initial schema: workflows and their versions, runs, step runs, approvals, the event outbox; pgvector.
+"""Initial schema: workflows, versions, shares, runs, steps, approvals, events, users, keys, secrets, audit, memory.
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:05:33.177736
+Create Date: 2026-11-25 15:24:42.032310
 """
 
 from collections.abc import Sequence
@@ -20,8 +20,22 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Create the vector extension and every table."""
+    """Create the vector extension (memory_chunks.embedding needs it) and every table."""
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("target_type", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("target_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("details", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("ip", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_audit_log_action"), "audit_log", ["action"], unique=False)
+    op.create_index(op.f("ix_audit_log_at"), "audit_log", ["at"], unique=False)
     op.create_table(
         "events",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -37,6 +51,54 @@ def upgrade() -> None:
     op.create_index(op.f("ix_events_event_type"), "events", ["event_type"], unique=False)
     op.create_index(op.f("ix_events_run_id"), "events", ["run_id"], unique=False)
     op.create_table(
+        "memory_chunks",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("collection", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("document_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("chunk_index", sa.Integer(), nullable=False),
+        sa.Column("content", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("meta", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("embedding", pgvector.sqlalchemy.vector.VECTOR(dim=384), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_memory_chunks_collection"), "memory_chunks", ["collection"], unique=False)
+    op.create_index(
+        "ix_memory_chunks_embedding_hnsw",
+        "memory_chunks",
+        ["embedding"],
+        unique=False,
+        postgresql_using="hnsw",
+        postgresql_with={"m": 16, "ef_construction": 64},
+        postgresql_ops={"embedding": "vector_cosine_ops"},
+    )
+    op.create_table(
+        "secrets",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("name"),
+    )
+    op.create_table(
+        "users",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("issuer", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("email", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("password_hash", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("issuer", "subject", name="uq_user_identity"),
+    )
+    op.create_index(op.f("ix_users_email"), "users", ["email"], unique=False)
+    op.create_table(
         "workflows",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -49,6 +111,32 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_workflows_name"), "workflows", ["name"], unique=False)
     op.create_index(op.f("ix_workflows_owner_id"), "workflows", ["owner_id"], unique=False)
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("prefix", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("key_hash", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("rate_limit_per_min", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_api_keys_prefix"), "api_keys", ["prefix"], unique=False)
+    op.create_index(op.f("ix_api_keys_user_id"), "api_keys", ["user_id"], unique=False)
+    op.create_table(
+        "workflow_shares",
+        sa.Column("workflow_id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("permission", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["workflow_id"], ["workflows.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("workflow_id", "user_id"),
+    )
     op.create_table(
         "workflow_versions",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -135,10 +223,26 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_approvals_run_id"), "approvals", ["run_id"], unique=False)
     op.create_index(op.f("ix_approvals_status"), "approvals", ["status"], unique=False)
+    op.create_table(
+        "approval_votes",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("approval_id", sa.Uuid(), nullable=False),
+        sa.Column("voter", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+        sa.Column("form", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("comment", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["approval_id"], ["approvals.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("approval_id", "voter", name="uq_approval_vote"),
+    )
+    op.create_index(op.f("ix_approval_votes_approval_id"), "approval_votes", ["approval_id"], unique=False)
 
 
 def downgrade() -> None:
     """Drop every table (the vector extension stays: other schemas may use it)."""
+    op.drop_index(op.f("ix_approval_votes_approval_id"), table_name="approval_votes")
+    op.drop_table("approval_votes")
     op.drop_index(op.f("ix_approvals_status"), table_name="approvals")
     op.drop_index(op.f("ix_approvals_run_id"), table_name="approvals")
     op.drop_table("approvals")
@@ -150,9 +254,28 @@ def downgrade() -> None:
     op.drop_table("runs")
     op.drop_index(op.f("ix_workflow_versions_workflow_id"), table_name="workflow_versions")
     op.drop_table("workflow_versions")
+    op.drop_table("workflow_shares")
+    op.drop_index(op.f("ix_api_keys_user_id"), table_name="api_keys")
+    op.drop_index(op.f("ix_api_keys_prefix"), table_name="api_keys")
+    op.drop_table("api_keys")
     op.drop_index(op.f("ix_workflows_owner_id"), table_name="workflows")
     op.drop_index(op.f("ix_workflows_name"), table_name="workflows")
     op.drop_table("workflows")
+    op.drop_index(op.f("ix_users_email"), table_name="users")
+    op.drop_table("users")
+    op.drop_table("secrets")
+    op.drop_index(
+        "ix_memory_chunks_embedding_hnsw",
+        table_name="memory_chunks",
+        postgresql_using="hnsw",
+        postgresql_with={"m": 16, "ef_construction": 64},
+        postgresql_ops={"embedding": "vector_cosine_ops"},
+    )
+    op.drop_index(op.f("ix_memory_chunks_collection"), table_name="memory_chunks")
+    op.drop_table("memory_chunks")
     op.drop_index(op.f("ix_events_run_id"), table_name="events")
     op.drop_index(op.f("ix_events_event_type"), table_name="events")
     op.drop_table("events")
+    op.drop_index(op.f("ix_audit_log_at"), table_name="audit_log")
+    op.drop_index(op.f("ix_audit_log_action"), table_name="audit_log")
+    op.drop_table("audit_log")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,8 +12,10 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from engine.services import find_free_port
 from tests.conftest import LaunchedFlowloom
+from tests.oidc import provider as oidc
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+E2E_SECRET_KEY = "e2e-secret-key-for-flowloom-sessions-0123456789abcdef"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 # Quiet on a closed network: no update checks, sync, QUIC or first-run work.
@@ -96,16 +99,82 @@ def app_server(
     pg_url: str,
     redis_url: str,
     service_dir: Callable[[str], Path],
+    app_port: int,
+    oidc_provider: oidc.OIDCProviderProcess,
 ) -> Iterator[str]:
-    """The whole app (`flowloom up`) on a free port, on the session's database and Redis; yields its base URL."""
-    port = find_free_port()
+    """The whole app (`flowloom up`) on a free port, on the session's database and Redis; yields its base URL.
+
+    Sign-in: the local OpenID provider of `oidc_provider` (alice@example.test is an admin), and the
+    fixed E2E_SECRET_KEY, so `login_as` can hand a browser a session cookie directly.
+    """
+    port = app_port
     flowloom = launch_flowloom(
         data_dir=service_dir("app-data"),
         database_url=pg_url,
         redis_url=redis_url,
         host="127.0.0.1",
         port=port,
+        secret_key=E2E_SECRET_KEY,
+        oidc_providers=json.dumps([oidc_provider.settings("test")]),
+        admin_emails=json.dumps(["alice@example.test"]),
+        sweep_interval_s=1,
     )
     flowloom.wait_ready(timeout=300)
     yield f"http://127.0.0.1:{port}"
     flowloom.stop()
+
+
+@pytest.fixture(scope="session")
+def app_port() -> int:
+    """The port `app_server` listens on (chosen first: the OpenID provider must know the callback URL)."""
+    return find_free_port()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(app_port: int, service_dir: Callable[[str], Path]) -> Iterator[oidc.OIDCProviderProcess]:
+    """A real OpenID provider (node-oidc-provider) that sends browsers back to `app_server`."""
+    running = oidc.start([f"http://127.0.0.1:{app_port}/auth/callback/test"], service_dir("oidc"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def login_as(app_server: str, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """login_as(page, role="operator", email=None) -> e-mail: a user with `role`, signed in in `page`.
+
+    The user row is created in the database and the browser gets a session cookie signed with the
+    app's key, as a sign-in would leave it (tests of the sign-in itself use the real provider).
+    """
+    import uuid
+
+    from app.auth import sessions
+    from app.db import db_session
+    from engine.settings import get_settings
+    from models.auth import User
+
+    monkeypatch.setenv("FLOWLOOM_SECRET_KEY", E2E_SECRET_KEY)
+    monkeypatch.setenv("FLOWLOOM_DATABASE_URL", pg_url)
+    get_settings.cache_clear()
+
+    def login(page: Page, role: str = "operator", email: str | None = None) -> str:
+        email = email or f"{role}-{uuid.uuid4().hex[:6]}@example.test"
+        with db_session() as session:
+            user = User(issuer="https://idp.example.test", subject=email, email=email, name=email, role=role)
+            session.add(user)
+            session.flush()
+            token, _ = sessions.issue(str(user.id))
+        page.context.add_cookies(
+            [
+                {
+                    "name": sessions.COOKIE_NAME,
+                    "value": token,
+                    "url": app_server,
+                    "httpOnly": True,
+                    "sameSite": "Lax",
+                }
+            ]
+        )
+        return email
+
+    yield login
+    get_settings.cache_clear()

@@ -45,3 +45,66 @@ def isolated_broker(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     get_settings.cache_clear()
     assert os.environ["FLOWLOOM_REDIS_URL"] == url
     return url
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed-in callers for API tests (app/auth): api_client(role) and make_user(role).
+
+TEST_SECRET_KEY = "test-secret-key-for-flowloom-sessions-0123456789abcdef"
+
+
+@pytest.fixture
+def auth_env(pg_url: str, clean_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """In-process settings for auth tests: the session's database, a fixed secret, a private data dir."""
+    from app.auth.api_keys import rate_limiter
+    from app.auth.principal import session_cache
+
+    monkeypatch.setenv("FLOWLOOM_DATABASE_URL", pg_url)
+    monkeypatch.setenv("FLOWLOOM_SECRET_KEY", TEST_SECRET_KEY)
+    monkeypatch.setenv("FLOWLOOM_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    rate_limiter.reset()
+    session_cache.clear()
+    yield
+    get_settings.cache_clear()
+    session_cache.clear()
+
+
+@pytest.fixture
+def make_user(auth_env):
+    """make_user(role="viewer", email=None) -> the new user's row (an OIDC-style identity)."""
+    import uuid
+
+    from app.db import db_session
+    from models.auth import User
+
+    def make(role: str = "viewer", email: str | None = None) -> User:
+        email = email or f"{role}-{uuid.uuid4().hex[:6]}@example.test"
+        with db_session() as session:
+            user = User(issuer="https://idp.example.test", subject=email, email=email, name=email, role=role)
+            session.add(user)
+            session.flush()
+            return user
+
+    return make
+
+
+@pytest.fixture
+def api_client(make_user):
+    """api_client(role="viewer", **client_kwargs) -> a TestClient of the API app sending an API key of
+    a fresh user with `role` (the key is on `client.api_key`, its user on `client.user`)."""
+    from fastapi.testclient import TestClient
+
+    from app.api.main import api
+    from app.auth import api_keys
+    from app.db import db_session
+
+    def make(role: str = "viewer", **client_kwargs) -> TestClient:
+        user = make_user(role)
+        with db_session() as session:
+            _, key = api_keys.create(session, user, name=f"test {role}", role=role, rate_limit_per_min=6000)
+        client = TestClient(api, headers={"Authorization": f"Bearer {key}"}, **client_kwargs)
+        client.api_key, client.user = key, user
+        return client
+
+    return make

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.main import api
 from engine.settings import get_settings
 
 UNREACHABLE_POSTGRES = "postgresql://postgres@127.0.0.1:1/flowloom"
@@ -16,12 +14,9 @@ UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
 
 @pytest.fixture
-def client(pg_url: str, clean_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    """A client of the API app whose settings point at the session's database."""
-    monkeypatch.setenv("FLOWLOOM_DATABASE_URL", pg_url)
-    get_settings.cache_clear()
-    yield TestClient(api)
-    get_settings.cache_clear()
+def client(api_client) -> TestClient:
+    """A client of the API app, with an editor's API key, whose settings point at the session's database."""
+    return api_client("editor")
 
 
 def _create(client: TestClient, name: str, description: str = "") -> dict:

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from engine.health import check_database
-from engine.migrate import check_schema, head_revision, schema_drift, upgrade_to_head
+from engine.migrate import check_schema, describe_drift, head_revision, schema_drift, upgrade_to_head
 from engine.services import EmbeddedPostgres, EmbeddedRedis, find_free_port
 from models.db import make_engine
 from models.tables import Workflow
@@ -56,10 +56,11 @@ def test_migrations_reach_head_and_create_pgvector(pg_url: str) -> None:
 
 
 def test_models_and_migrations_agree(pg_url: str) -> None:
-    drift = schema_drift(pg_url)
+    drift = describe_drift(schema_drift(pg_url))
     assert drift == [], (
-        "models/ and migrations/ disagree; run `alembic revision --autogenerate -m '...'` "
-        f"against a migrated database, read the file, and commit it. Differences: {drift}"
+        "models/ and migrations/versions/ disagree. With `flowloom up` running (or FLOWLOOM_DATABASE_URL "
+        "naming a database migrated to head), run `alembic revision --autogenerate -m 'what changed'`, "
+        "read and tidy the new file, and run this test again. Differences: " + "; ".join(drift)
     )
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.api.runs import router
 from engine.runs import start_run
 from tests.integration.engine_helpers import node, wait_for_run, wait_for_step, workflow
 
@@ -14,10 +12,9 @@ pytestmark = pytest.mark.usefixtures("engine_env", "engine_worker")
 
 
 @pytest.fixture
-def api() -> TestClient:
-    app = FastAPI()
-    app.include_router(router, prefix="/api")
-    return TestClient(app)
+def api(api_client) -> TestClient:
+    """The API app with an operator's key (operators run and approve)."""
+    return api_client("operator")
 
 
 def review_workflow(max_visits: int = 10):

@@ -1,0 +1,185 @@
+"""Access checks for Reflex: every event that arrives on the /_event socket, and every page load.
+
+`EventGuard` (a Reflex app middleware) looks up the handler an event names and refuses it unless
+its `requires` decorator or app.auth.policy.HANDLER_POLICY allows the caller, who is read from the
+session cookie of the socket's handshake. Unknown handlers are refused (deny by default). When the
+caller changes (sign-in, sign-out in the same tab), the tab's state is reset, so nothing loaded for
+one user is shown to the next. `AuthState.check_page` runs first in every page's on_load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import reflex as rx
+from reflex.event import Event
+from reflex.middleware import Middleware
+from reflex.state import BaseState, StateUpdate
+from reflex_base.registry import RegistrationContext
+
+from app import routes
+from app.auth.middleware import login_url
+from app.auth.policy import PUBLIC, Access, Role, allows, handler_access, page_access
+from app.auth.principal import Principal, from_cookie_header
+
+log = logging.getLogger(__name__)
+
+ACCESS_ATTR = "__flowloom_access__"
+_APP_PACKAGES = ("app.", "components.")
+
+
+def caller_of(state: BaseState) -> Principal | None:
+    """The signed-in user of the socket `state` belongs to (None when anonymous)."""
+    return from_cookie_header(state.router.headers.cookie)
+
+
+def _refusal(principal: Principal | None, needed: Access | None, path: str) -> Any:
+    if principal is None:
+        return rx.redirect(login_url(path))
+    if needed is None:
+        return rx.toast.error("This action is not allowed.")
+    return rx.toast.error(f"This needs the {needed} role; you are {principal.role}.")
+
+
+def requires(role: Role) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark an event handler as needing `role`, and check it again inside the handler.
+
+    Put it under `@rx.event`. The guard refuses callers below `role` before the handler runs; the
+    check inside covers handlers called directly from other handlers.
+    """
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def refused(self: BaseState) -> Any:
+            principal = caller_of(self)
+            if principal is not None and allows(principal.role, role):
+                return None
+            return _refusal(principal, role, self.router.url.path)
+
+        if inspect.isasyncgenfunction(fn):
+
+            @functools.wraps(fn)
+            async def wrapper(self, *args, **kwargs):
+                if (refusal := refused(self)) is not None:
+                    yield refusal
+                    return
+                async for item in fn(self, *args, **kwargs):
+                    yield item
+
+        elif inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def wrapper(self, *args, **kwargs):
+                if (refusal := refused(self)) is not None:
+                    return refusal
+                return await fn(self, *args, **kwargs)
+
+        elif inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def wrapper(self, *args, **kwargs):
+                if (refusal := refused(self)) is not None:
+                    yield refusal
+                    return
+                yield from fn(self, *args, **kwargs)
+
+        else:
+
+            @functools.wraps(fn)
+            def wrapper(self, *args, **kwargs):
+                if (refusal := refused(self)) is not None:
+                    return refusal
+                return fn(self, *args, **kwargs)
+
+        setattr(wrapper, ACCESS_ATTR, role)
+        return wrapper
+
+    return decorator
+
+
+def access_of(fn: Callable[..., Any]) -> Access | None:
+    """What an event handler's function needs: its `requires` mark, else the policy table."""
+    marked = getattr(fn, ACCESS_ATTR, None)
+    if marked is not None:
+        return marked
+    return handler_access(getattr(fn, "__qualname__", ""))
+
+
+class AuthState(rx.State):
+    """Who is signed in, for display only; never trusted for a decision (the cookie is)."""
+
+    user_email: str = ""
+    user_name: str = ""
+    user_role: str = ""
+    _owner: str = ""
+
+    @rx.var
+    def signed_in(self) -> bool:
+        return self.user_role != ""
+
+    @rx.var
+    def can_edit(self) -> bool:
+        return allows(self.user_role or None, Role.EDITOR)
+
+    @rx.var
+    def can_operate(self) -> bool:
+        return allows(self.user_role or None, Role.OPERATOR)
+
+    @rx.var
+    def is_admin(self) -> bool:
+        return allows(self.user_role or None, Role.ADMIN)
+
+    def _show(self, principal: Principal | None) -> None:
+        self.user_email = principal.email if principal else ""
+        self.user_name = principal.name if principal else ""
+        self.user_role = principal.role if principal else ""
+
+    @rx.event
+    def check_page(self) -> Any:
+        """First on_load of every page: anonymous callers go to /login, others need the page's role."""
+        principal = caller_of(self)
+        self._show(principal)
+        route = self.router.route_id or self.router.url.path
+        needed = page_access(route)
+        if needed == PUBLIC:
+            return None
+        if principal is None:
+            return rx.redirect(login_url(self.router.url.path))
+        if needed is None or not allows(principal.role, needed):
+            target = routes.WORKFLOWS if route != routes.WORKFLOWS else routes.LOGIN
+            return [rx.redirect(target), _refusal(principal, needed, route)]
+        return None
+
+
+class EventGuard(Middleware):
+    """Refuses socket events whose handler the caller may not run (deny by default)."""
+
+    async def preprocess(self, app: rx.App, state: BaseState, event: Event) -> StateUpdate | None:
+        registered = RegistrationContext.get().event_handlers.get(event.name)
+        fn = registered.handler.fn if registered is not None else None
+        needed = access_of(fn) if fn is not None else None
+        principal = await asyncio.to_thread(caller_of, state)
+        await self._forget_previous_user(state, principal)
+        if needed is not None and allows(principal.role if principal else None, needed):
+            return None
+        log.warning(
+            "refused event %s for %s (needs %s)",
+            getattr(fn, "__qualname__", event.name), principal.actor if principal else "anonymous",
+            needed or "an entry in the access policy",
+        )  # fmt: skip
+        return StateUpdate(events=Event.from_event_type(_refusal(principal, needed, state.router.url.path)))
+
+    async def _forget_previous_user(self, state: BaseState, principal: Principal | None) -> None:
+        owner = principal.user_id if principal else ""
+        auth = await state.get_state(AuthState)
+        if auth._owner == owner:
+            return
+        for substate in state.substates.values():
+            if type(substate).__module__.startswith(_APP_PACKAGES):  # Reflex's internal states keep theirs
+                substate.reset()
+        auth._owner = owner
+        auth._show(principal)

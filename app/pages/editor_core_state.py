@@ -1,0 +1,242 @@
+"""The editor's core state: the working graph, what the canvas shows, selection, undo, load and save.
+
+The graph lives in backend-only vars; the browser gets the compact canvas lists, the selected
+node's form and a few flags. The toolbar (editor_tools_state) and runs (editor_run_state) are
+mixins over this one; editor_state.EditorState puts them together.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import reflex as rx
+from reflex.event import EventSpec
+
+from app import db
+from app.auth.guard import requires
+from app.auth.policy import Role
+from app.pages import editor_store as store
+from app.pages.editor_graph import WorkingGraph, empty_definition
+from components.config_form import FormField, build_fields
+from engine.definition import NodeSpec, WorkflowDefinition
+from engine.errors import DefinitionError
+from engine.parse import parse_dict
+from engine.validate import validate
+from nodes.registry import get_node_type
+
+log = logging.getLogger(__name__)
+
+UNDO_LIMIT = 100
+
+
+def config_errors(node: dict[str, Any]) -> dict[str, str]:
+    """Inline errors of one node's config (field name -> message; "" for the whole config)."""
+    try:
+        spec = NodeSpec.model_validate(node)
+        report = validate(WorkflowDefinition(name="node", nodes=[spec]))
+    except Exception as exc:  # a malformed node: say so on the form instead of failing the event
+        return {"": str(exc)}
+    errors: dict[str, str] = {}
+    for issue in report.issues:
+        if issue.node_id != node["id"] or not (issue.field or "").startswith("config"):
+            continue
+        parts = (issue.field or "").split(".")
+        key = parts[1] if len(parts) > 1 else ""
+        message = issue.message.removesuffix(f" ({node['type']})")
+        errors.setdefault(key, message)
+    return errors
+
+
+class EditorCore(rx.State, mixin=True):
+    """Graph, canvas, selection, undo history, load and save."""
+
+    wf_id: str = ""
+    wf_name: str = ""
+    version: int = 0
+    loaded: bool = False
+    load_error: str = ""
+    dirty: bool = False
+    saving: bool = False
+    can_undo: bool = False
+    can_redo: bool = False
+    mode: str = "dag"
+
+    canvas_nodes: list[dict[str, Any]] = []
+    canvas_edges: list[dict[str, Any]] = []
+    node_statuses: dict[str, str] = {}
+    node_issues: dict[str, dict[str, str]] = {}
+    fit_token: int = 0
+    focus: dict[str, Any] = {}
+
+    selected_nodes: list[str] = []
+    selected_edges: list[str] = []
+    sel_id: str = ""
+    sel_type: str = ""
+    sel_type_label: str = ""
+    sel_description: str = ""
+    sel_label: str = ""
+    form_fields: list[FormField] = []
+    form_error: str = ""
+    sel_issues: list[str] = []
+    panel_tab: str = "node"
+    palette_query: str = ""
+
+    _graph: WorkingGraph | None = None
+    _saved: WorkingGraph | None = None
+    _undo: tuple = ()
+    _redo: tuple = ()
+    _last_edit: str = ""
+    _drafts: dict = {}
+    _report: tuple = ()
+    _version_id: str = ""
+
+    # Keeping the browser in step with the graph
+
+    def _g(self) -> WorkingGraph:
+        return self._graph if self._graph is not None else WorkingGraph(empty_definition(self.wf_name))
+
+    def _sync_canvas(self, node_ids: list[str] | None = None) -> None:
+        """Resend the canvas lists; with `node_ids`, only if those nodes look different now."""
+        graph = self._g()
+        if node_ids is not None:
+            current = {n["id"]: n for n in self.canvas_nodes if n["id"] in node_ids}
+            fresh = {n["id"]: n for n in graph.canvas_nodes() if n["id"] in node_ids}
+            if current == fresh:
+                return
+        self.canvas_nodes = graph.canvas_nodes()
+        self.canvas_edges = graph.canvas_edges()
+
+    def _sync_flags(self) -> None:
+        graph = self._g()
+        self.dirty = graph != self._saved
+        self.can_undo = bool(self._undo)
+        self.can_redo = bool(self._redo)
+        self.mode = graph.mode
+
+    def _commit(self, graph: WorkingGraph, *, edit: str = "", canvas: bool = True) -> None:
+        """Make `graph` the working graph, undoably; edits with the same `edit` key share one undo step."""
+        if graph is self._graph:
+            return
+        if not edit or edit != self._last_edit:
+            self._undo = (*self._undo[-(UNDO_LIMIT - 1) :], self._g())
+        self._last_edit = edit
+        self._redo = ()
+        self._graph = graph
+        if canvas:
+            self._sync_canvas()
+        self._sync_flags()
+
+    def _replace_graph(self, graph: WorkingGraph) -> None:
+        """Show `graph` after undo, redo, import or restore: drafts and selection go, the view refits."""
+        self._graph = graph
+        self._drafts = {}
+        self._last_edit = ""
+        self._sync_canvas()
+        self._sync_flags()
+        self._select([n for n in self.selected_nodes if graph.node(n)], [])
+
+    def _select(self, node_ids: list[str], edge_ids: list[str]) -> None:
+        self.selected_nodes, self.selected_edges = node_ids, edge_ids
+        self._refresh_form()
+
+    def _refresh_form(self) -> None:
+        """The side panel's form for the one selected node (empty otherwise)."""
+        node = self._g().node(self.selected_nodes[0]) if len(self.selected_nodes) == 1 else None
+        node_type = get_node_type(node["type"]) if node else None
+        if node is None:
+            self.sel_id = self.sel_type = self.sel_type_label = self.sel_description = self.sel_label = ""
+            self.form_fields, self.form_error, self.sel_issues = [], "", []
+            return
+        errors = config_errors(node)
+        schema = node_type.config_model.model_json_schema() if node_type else {}
+        drafts = {k[1]: v for k, v in self._drafts.items() if k[0] == node["id"]}
+        errors.update(
+            {k[1]: v["error"] for k, v in self._drafts.items() if k[0] == node["id"] and v.get("error")}
+        )
+        self.sel_id, self.sel_type, self.sel_label = node["id"], node["type"], node.get("label", "")
+        self.sel_type_label = node_type.label if node_type else "unknown type"
+        self.sel_description = node_type.description if node_type else ""
+        shown = {k: v.get("pairs", v["text"]) for k, v in drafts.items()}
+        self.form_fields = build_fields(schema, node.get("config") or {}, errors, shown)
+        self.form_error = errors.get("", "")
+        self.sel_issues = [
+            i["message"]
+            for i in self._report
+            if i.get("node_id") == node["id"] and not (i.get("field") or "").startswith("config")
+        ]
+
+    # Loading and saving
+
+    def _workflow_uuid(self):
+        return store.parse_id(self.wf_id)
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def load(self) -> None:
+        """Open the workflow named in the URL with its latest saved definition."""
+        self.wf_id = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
+        self.loaded, self.load_error = False, ""
+        self._undo, self._redo, self._drafts, self._report, self._last_edit = (), (), {}, (), ""
+        self.node_statuses, self.node_issues, self.focus = {}, {}, {}
+        self.selected_nodes, self.selected_edges, self.panel_tab = [], [], "node"
+        workflow_id = self._workflow_uuid()
+        try:
+            with db.db_session() as session:
+                found = store.load_workflow(session, workflow_id) if workflow_id else None
+        except db.DB_ERRORS as exc:
+            log.warning("loading workflow %s failed: %s", self.wf_id, exc)
+            self.load_error = db.describe_db_error(exc)
+            return
+        if found is None:
+            self.load_error = "This workflow does not exist (it may have been deleted)."
+            return
+        self.wf_name, self.version, self._version_id = found.name, found.version, found.version_id or ""
+        try:
+            graph = WorkingGraph.from_definition(parse_dict(found.definition or empty_definition(found.name)))
+        except DefinitionError as exc:
+            self.load_error = f"The saved definition cannot be read: {exc}"
+            return
+        self._saved = graph
+        self._graph = graph
+        self._sync_canvas()
+        self._sync_flags()
+        self._refresh_form()
+        self.fit_token += 1
+        self.loaded = True
+        self._after_load()
+
+    def _after_load(self) -> None:
+        """Hook for the mixins: what else to fetch once the workflow is loaded."""
+
+    def _save(self, note: str = "") -> str | None:
+        """Store the working graph as a new version; the error message when it cannot be."""
+        workflow_id = self._workflow_uuid()
+        if workflow_id is None:
+            return "no workflow is open"
+        try:
+            defn = self._g().to_definition()
+        except DefinitionError as exc:
+            return f"cannot save: {exc}"
+        data = {**defn.to_dict(), "name": self.wf_name or defn.name}
+        try:
+            with db.db_session() as session:
+                self.version, self._version_id = store.save_version(session, workflow_id, data, note)
+        except LookupError as exc:
+            return str(exc)
+        except db.DB_ERRORS as exc:
+            return db.describe_db_error(exc)
+        self._saved = self._g()
+        self._sync_flags()
+        return None
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def save(self) -> EventSpec:
+        """Save the graph as the workflow's next version."""
+        if not self.dirty and self.version:
+            return rx.toast.info(f"Nothing changed since v{self.version}")
+        problem = self._save("saved in the editor")
+        if problem:
+            return rx.toast.error(problem)
+        return rx.toast.success(f"Saved as v{self.version}")

@@ -1,0 +1,173 @@
+"""The editor's dialogs: import, export, version history and the run's inputs."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app.pages.editor_state import EditorState as S
+from app.pages.editor_tools_state import VersionRow
+from components.config_form import config_form
+
+UPLOAD_ID = "definition-upload"
+
+
+def _mono_area(**props) -> rx.Component:
+    return rx.text_area(
+        font_family="monospace", font_size="12px", rows="18", width="100%", resize="vertical", **props
+    )
+
+
+def import_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Import a definition"),
+            rx.dialog.description(
+                "Paste JSON or YAML, or upload a file. It replaces the canvas (undo brings it back).",
+                size="2",
+                margin_bottom="0.75rem",
+            ),
+            rx.upload.root(
+                rx.hstack(
+                    rx.icon("upload", size=16),
+                    rx.text("Drop a .json or .yaml file here, or click to choose one", size="2"),
+                    align="center",
+                    spacing="2",
+                    padding="0.6rem",
+                    border=f"1px dashed {rx.color('gray', 7)}",
+                    border_radius="var(--radius-3)",
+                    width="100%",
+                    justify="center",
+                    cursor="pointer",
+                ),
+                id=UPLOAD_ID,
+                multiple=False,
+                accept={"application/json": [".json"], "application/yaml": [".yaml", ".yml"], "text/plain": [".txt"]},
+                on_drop=S.upload_definition(rx.upload_files(upload_id=UPLOAD_ID)),
+                width="100%",
+                margin_bottom="0.5rem",
+            ),
+            _mono_area(value=S.import_text, on_change=S.set_import_text, placeholder="{ \"name\": ... }",
+                       id="import-text"),
+            rx.cond(
+                S.import_error != "",
+                rx.callout(S.import_error, icon="circle-alert", color_scheme="red", size="1", margin_top="0.5rem",
+                           id="import-error"),
+            ),
+            rx.hstack(
+                rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")),
+                rx.button("Import", on_click=S.import_definition, id="import-submit"),
+                justify="end",
+                margin_top="1rem",
+            ),
+            max_width="44rem",
+        ),
+        open=S.import_open,
+        on_open_change=S.set_import_open,
+    )  # fmt: skip
+
+
+def export_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.hstack(
+                rx.dialog.title("Export", margin="0"),
+                rx.spacer(),
+                rx.segmented_control.root(
+                    rx.segmented_control.item("JSON", value="json"),
+                    rx.segmented_control.item("YAML", value="yaml"),
+                    value=S.export_format,
+                    on_change=S.set_export_format,
+                    size="1",
+                    id="export-format",
+                ),
+                align="center",
+                width="100%",
+                margin_bottom="0.5rem",
+            ),
+            rx.text("Secrets are not part of a definition: nodes only name them.", size="1",
+                    color=rx.color("gray", 10), margin_bottom="0.5rem"),
+            _mono_area(value=S.export_text, read_only=True, id="export-text"),
+            rx.hstack(
+                rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),
+                rx.button(rx.icon("download", size=14), "Download", on_click=S.download_export, id="export-download"),
+                justify="end",
+                margin_top="1rem",
+            ),
+            max_width="44rem",
+        ),
+        open=S.export_open,
+        on_open_change=S.set_export_open,
+    )  # fmt: skip
+
+
+def _version_row(v: VersionRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.badge(f"v{v.version}", variant="soft")),
+        rx.table.cell(rx.text(v.note, size="2")),
+        rx.table.cell(rx.text(v.nodes, size="2")),
+        rx.table.cell(rx.tooltip(rx.text(v.created, size="2"), content=v.created_exact)),
+        rx.table.cell(
+            rx.button("Restore", size="1", variant="soft", on_click=S.restore_version(v.version),
+                      data_testid="restore-version"),
+            text_align="right",
+        ),
+        align="center",
+        data_testid="version-row",
+        data_version=v.version,
+    )  # fmt: skip
+
+
+def versions_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Version history"),
+            rx.dialog.description(
+                "Every save is a version. Restoring puts it on the canvas; saving makes it the newest.",
+                size="2",
+                margin_bottom="0.75rem",
+            ),
+            rx.cond(
+                S.versions.length() > 0,
+                rx.table.root(
+                    rx.table.header(
+                        rx.table.row(
+                            rx.table.column_header_cell("Version"),
+                            rx.table.column_header_cell("Note"),
+                            rx.table.column_header_cell("Nodes"),
+                            rx.table.column_header_cell("Saved"),
+                            rx.table.column_header_cell(""),
+                        )
+                    ),
+                    rx.table.body(rx.foreach(S.versions, _version_row)),
+                    size="1",
+                    width="100%",
+                ),
+                rx.text("Nothing saved yet.", size="2", color=rx.color("gray", 10)),
+            ),
+            rx.hstack(rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")), justify="end",
+                      margin_top="1rem"),
+            max_width="40rem",
+        ),
+        open=S.versions_open,
+        on_open_change=S.set_versions_open,
+    )  # fmt: skip
+
+
+def run_inputs_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Run inputs"),
+            rx.dialog.description("The workflow's inputs schema asks for these.", size="2", margin_bottom="1rem"),
+            config_form(S.input_fields, "run-inputs-form", set=S.set_run_input, flag=S.set_run_flag),
+            rx.hstack(
+                rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")),
+                rx.button(rx.icon("play", size=14), "Start run", on_click=S.submit_run_inputs, color_scheme="green",
+                          id="run-inputs-submit"),
+                justify="end",
+                margin_top="1rem",
+            ),
+            max_width="30rem",
+        ),
+        open=S.run_inputs_open,
+        on_open_change=S.set_run_inputs_open,
+    )  # fmt: skip

@@ -1,0 +1,297 @@
+"""The editor's run view: the input form, starting a run of the saved version, live node statuses
+(polled from a background event), the clicked node's step details and the run history."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import reflex as rx
+from reflex.event import EventSpec
+
+from app import db
+from app.auth.guard import caller_of, requires
+from app.auth.policy import Role, allows
+from app.pages import editor_store as store
+from app.pages.editor_core_state import EditorCore
+from app.pages.formatting import format_time, short_id, time_ago
+from components.config_form import UNSET, FormField, InputError, build_fields, parse_input, resolve
+from engine.errors import DefinitionError, FlowloomError, ValidationError
+from engine.runs import RunView, check_inputs, get_run, start_run
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+POLL_S = 0.3  # while steps are queued or running
+POLL_WAITING_S = 1.5  # while the run only waits (for a human, a timer)
+IDLE_STOP_S = 120.0  # stop watching a run that has not changed for this long
+MAX_SHOWN_CHARS = 20_000
+
+
+@dataclass
+class RunRow:
+    """One line of the run history."""
+
+    id: str
+    short_id: str
+    status: str
+    version: str
+    created: str
+    created_exact: str
+
+
+@dataclass
+class StepView:
+    """One visit of the selected node in the shown run."""
+
+    visit: int
+    status: str
+    attempt: int
+    inputs: str
+    outputs: str
+    error: str
+    queued: str
+    started: str
+    finished: str
+    duration: str
+
+
+def _pretty(value: Any) -> str:
+    if value is None:
+        return ""
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "\n… (cut)"
+
+
+def _clock(moment: datetime | None) -> str:
+    return moment.strftime("%H:%M:%S.%f")[:-3] if moment else "—"
+
+
+def _duration(step: dict[str, Any]) -> str:
+    started, finished = step.get("started_at"), step.get("finished_at")
+    if not started or not finished:
+        return "—"
+    seconds = (finished - started).total_seconds()
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def node_statuses(view: RunView, node_ids: list[str]) -> dict[str, str]:
+    """Each node's status in the run: its latest visit's, or "skipped" once the run ended without it."""
+    statuses = {step["node_id"]: step["status"] for step in view.steps}  # ordered by queue time
+    if view.status in TERMINAL:
+        statuses.update({n: "skipped" for n in node_ids if n not in statuses})
+    return statuses
+
+
+class EditorRun(EditorCore, mixin=True):
+    """Start, watch and inspect runs of the open workflow."""
+
+    run_id: str = ""
+    run_status: str = ""
+    run_error: str = ""
+    run_outputs: str = ""
+    run_active: bool = False
+    runs: list[RunRow] = []
+    steps: list[StepView] = []
+    run_inputs_open: bool = False
+    input_fields: list[FormField] = []
+
+    _run_inputs: dict = {}
+    _run_drafts: dict = {}
+    _steps: tuple = ()
+
+    def _after_load(self) -> None:
+        super()._after_load()
+        self.run_id, self.run_status, self.run_error, self.run_outputs = "", "", "", ""
+        self.run_active, self.steps, self._steps = False, [], ()
+        self._load_runs()
+
+    def _load_runs(self) -> None:
+        workflow_id = self._workflow_uuid()
+        try:
+            with db.db_session() as session:
+                found = store.list_runs(session, workflow_id) if workflow_id else []
+        except db.DB_ERRORS as exc:
+            log.warning("listing runs failed: %s", exc)
+            return
+        self.runs = [
+            RunRow(r.id, short_id(r.id), r.status, f"v{r.version}" if r.version else "—",
+                   time_ago(r.created_at), format_time(r.created_at))
+            for r in found
+        ]  # fmt: skip
+
+    # Starting
+
+    def _inputs_schema(self) -> dict[str, Any]:
+        return dict(self._g().defn.get("inputs") or {})
+
+    def _refresh_input_fields(self, errors: dict[str, str] | None = None) -> None:
+        drafts = {k: v["text"] for k, v in self._run_drafts.items()}
+        errors = {**(errors or {}), **{k: v["error"] for k, v in self._run_drafts.items() if v.get("error")}}
+        self.input_fields = build_fields(self._inputs_schema(), self._run_inputs, errors, drafts)
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def run_workflow(self) -> EventSpec | list | None:
+        """Save if needed, then ask for the run's inputs (when it takes any) or start it."""
+        if self.dirty or not self.version:
+            caller = caller_of(self)
+            if caller is None or not allows(caller.role, Role.EDITOR):
+                return rx.toast.error("Runs start from a saved version, and saving needs the editor role")
+            problem = self._save("saved to run")
+            if problem:
+                return rx.toast.error(problem)
+        if self._inputs_schema().get("properties"):
+            self._run_drafts = {}
+            self._refresh_input_fields()
+            self.run_inputs_open = True
+            return None
+        return self._start({})
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def set_run_inputs_open(self, value: bool) -> None:
+        self.run_inputs_open = value
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def set_run_input(self, name: str, text: str) -> None:
+        prop = resolve(
+            self._inputs_schema().get("properties", {}).get(name, {}), self._inputs_schema().get("$defs", {})
+        )
+        try:
+            value = parse_input(prop, text)
+        except InputError as exc:
+            self._run_drafts = {**self._run_drafts, name: {"text": text, "error": str(exc)}}
+        else:
+            self._run_drafts = {k: v for k, v in self._run_drafts.items() if k != name}
+            rest = {k: v for k, v in self._run_inputs.items() if k != name}
+            self._run_inputs = rest if value is UNSET else {**rest, name: value}
+        self._refresh_input_fields()
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def set_run_flag(self, name: str, value: bool) -> None:
+        self._run_inputs = {**self._run_inputs, name: value}
+        self._refresh_input_fields()
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def submit_run_inputs(self) -> EventSpec | list | None:
+        if self._run_drafts:
+            return rx.toast.error("Fix the marked inputs first")
+        try:
+            check_inputs(self._g().to_definition(), dict(self._run_inputs))
+        except ValidationError as exc:
+            self._refresh_input_fields(
+                {i.field.removeprefix("input.") if i.field else "": i.message for i in exc.issues}
+            )
+            return None
+        self.run_inputs_open = False
+        return self._start(dict(self._run_inputs))
+
+    def _start(self, inputs: dict[str, Any]) -> EventSpec | list:
+        try:
+            defn = self._g().to_definition()
+            run_id = start_run(defn, inputs, workflow_id=self.wf_id, version_id=self._version_id or None)
+        except ValidationError:
+            return [type(self).run_validation, rx.toast.error("The workflow has errors; fix them to run it")]
+        except DefinitionError as exc:
+            return rx.toast.error(str(exc))
+        except (FlowloomError, OSError) as exc:
+            log.warning("starting a run failed: %s", exc)
+            return rx.toast.error(f"The run could not start: {exc}")
+        except Exception as exc:  # the broker or database is down: say so instead of failing silently
+            log.exception("starting a run failed")
+            return rx.toast.error(f"The run could not start ({type(exc).__name__}); see the server log")
+        self.run_id, self.run_status, self.run_error, self.run_outputs = run_id, "queued", "", ""
+        self.node_statuses, self._steps, self.steps = {}, (), []
+        self.run_active, self.panel_tab = True, "runs"
+        self._load_runs()
+        return [type(self).poll_run, rx.toast.info(f"Run {short_id(run_id)} started (v{self.version})")]
+
+    # Watching
+
+    def _show_run(self, view: RunView) -> None:
+        graph = self._g()
+        self._steps = tuple(view.steps)
+        self.node_statuses = node_statuses(view, [n["id"] for n in graph.nodes])
+        self.run_status, self.run_error = view.status, view.error or ""
+        self.run_outputs = _pretty(view.outputs)
+        self.run_active = view.status not in TERMINAL
+        self._refresh_steps()
+
+    def _refresh_steps(self) -> None:
+        """The selected node's visits in the shown run."""
+        node_id = self.selected_nodes[0] if len(self.selected_nodes) == 1 else ""
+        self.steps = [
+            StepView(
+                visit=s["visit"], status=s["status"], attempt=s["attempt"], inputs=_pretty(s.get("inputs")),
+                outputs=_pretty(s.get("outputs")), error=s.get("error") or "", queued=_clock(s.get("queued_at")),
+                started=_clock(s.get("started_at")), finished=_clock(s.get("finished_at")), duration=_duration(s),
+            )
+            for s in self._steps
+            if s["node_id"] == node_id
+        ]  # fmt: skip
+
+    @rx.event(background=True)
+    @requires(Role.VIEWER)
+    async def poll_run(self) -> None:
+        """Follow the shown run until it ends (or stays unchanged for IDLE_STOP_S)."""
+        async with self:
+            run_id = self.run_id
+        last, changed_at = None, time.monotonic()
+        while run_id:
+            try:
+                view = await asyncio.to_thread(get_run, run_id)
+            except Exception as exc:  # the database went away: stop watching and say why
+                log.warning("polling run %s failed: %s", run_id, exc)
+                async with self:
+                    if self.run_id == run_id:
+                        self.run_error, self.run_active = f"Lost track of the run: {exc}", False
+                return
+            if view is None:
+                return
+            snapshot = (view.status, [(s["node_id"], s["visit"], s["status"]) for s in view.steps])
+            if snapshot != last:
+                last, changed_at = snapshot, time.monotonic()
+                async with self:
+                    if self.run_id != run_id:
+                        return
+                    self._show_run(view)
+                    if not self.run_active:
+                        self._load_runs()
+                        return
+            elif time.monotonic() - changed_at > IDLE_STOP_S:
+                async with self:
+                    if self.run_id == run_id:
+                        self.run_active = False
+                return
+            busy = any(s["status"] in ("queued", "running") for s in view.steps) or view.status == "queued"
+            await asyncio.sleep(POLL_S if busy else POLL_WAITING_S)
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def open_run(self, run_id: str) -> EventSpec | None:
+        """Show a run of the history on the canvas (and follow it if it is still going)."""
+        try:
+            view = get_run(run_id)
+        except Exception as exc:
+            return rx.toast.error(f"Cannot read run {short_id(run_id)}: {exc}")
+        if view is None:
+            return rx.toast.error(f"Run {short_id(run_id)} no longer exists")
+        self.run_id = run_id
+        self._show_run(view)
+        return type(self).poll_run if self.run_active else None
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def clear_run(self) -> None:
+        """Back to editing: forget the shown run's colours."""
+        self.run_id, self.run_status, self.run_error, self.run_outputs = "", "", "", ""
+        self.node_statuses, self._steps, self.steps, self.run_active = {}, (), [], False

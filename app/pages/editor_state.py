@@ -1,0 +1,208 @@
+"""State of the workflow editor page: what the canvas and the config form send.
+
+EditorState joins the core (graph, canvas, undo, load/save), the toolbar and the run view,
+and handles the canvas's events (drop, drag stop, connect, select, delete, shortcuts) and
+the side panel's form edits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+from reflex.event import EventSpec
+
+from app.auth.guard import requires
+from app.auth.policy import Role
+from app.pages.editor_graph import EditRefused
+from app.pages.editor_run_state import EditorRun
+from app.pages.editor_tools_state import EditorTools
+from components.config_form import UNSET, InputError, pairs_value, parse_input, resolve
+from nodes.registry import get_node_type
+
+
+class EditorState(EditorRun, EditorTools, rx.State):
+    """The workflow editor."""
+
+    # The canvas
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def add_node(self, node_type: str, x: float, y: float) -> EventSpec | None:
+        """A node dropped from the palette at flow position (x, y)."""
+        try:
+            graph, node_id = self._g().add_node(node_type, x, y)
+        except EditRefused as exc:
+            return rx.toast.error(str(exc))
+        self._commit(graph)
+        self.focus = {"ids": [node_id], "center": False, "n": self.focus.get("n", 0) + 1}
+        self._select([node_id], [])
+        self.panel_tab = "node"
+        return None
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def move_nodes(self, moves: list[dict[str, Any]]) -> None:
+        """Nodes dragged to new places (sent once, at drag stop)."""
+        self._commit(self._g().move(moves), canvas=False)
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def connect(self, source: str, source_port: str, target: str, target_port: str) -> EventSpec | None:
+        """A connection drawn between two ports; refused ones say why and are not added."""
+        try:
+            graph, _ = self._g().connect(source, source_port or "out", target, target_port or "in")
+        except EditRefused as exc:
+            self.canvas_edges = self._g().canvas_edges()  # drop any edge the browser drew on its own
+            return rx.toast.error(f"Connection refused: {exc}", id="connection-refused")
+        self._commit(graph)
+        return None
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def select(self, node_ids: list[str], edge_ids: list[str]) -> None:
+        """The canvas selection changed."""
+        self._select(list(node_ids), list(edge_ids))
+        self._refresh_steps()
+        if len(node_ids) == 1 and self.panel_tab == "workflow":
+            self.panel_tab = "node"
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def delete_items(self, node_ids: list[str], edge_ids: list[str]) -> None:
+        """Nodes and edges deleted on the canvas (Delete or Backspace)."""
+        self._commit(self._g().remove(node_ids, edge_ids))
+        self._select([n for n in self.selected_nodes if n not in node_ids], [])
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def shortcut(self, action: str) -> EventSpec | list | None:
+        """A keyboard shortcut pressed over the page (not inside a text field)."""
+        handlers = {
+            "undo": type(self).undo,
+            "redo": type(self).redo,
+            "copy": type(self).copy,
+            "paste": type(self).paste,
+            "duplicate": type(self).duplicate,
+            "save": type(self).save,
+        }
+        return handlers.get(action)
+
+    # The side panel
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def set_panel_tab(self, tab: str) -> None:
+        self.panel_tab = tab
+        if tab == "workflow":
+            self._load_settings()
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def set_palette_query(self, text: str) -> None:
+        self.palette_query = text
+
+    def _selected(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The selected node and its config's JSON schema."""
+        node = self._g().node(self.sel_id) if self.sel_id else None
+        node_type = get_node_type(node["type"]) if node else None
+        if node is None or node_type is None:
+            return None
+        return node, node_type.config_model.model_json_schema()
+
+    def _set_config(self, node: dict[str, Any], name: str, value: Any) -> None:
+        config = {k: v for k, v in (node.get("config") or {}).items() if k != name}
+        if value is not UNSET:
+            config[name] = value
+        self._commit(
+            self._g().update_node(node["id"], config=config), edit=f"{node['id']}:{name}", canvas=False
+        )
+        self._sync_canvas([node["id"]])  # approval actions and condition branches change the ports
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def set_field(self, name: str, text: str) -> None:
+        """A config field typed into."""
+        found = self._selected()
+        if found is None:
+            return
+        node, schema = found
+        prop = resolve(schema.get("properties", {}).get(name, {}), schema.get("$defs", {}))
+        key = (node["id"], name)
+        # The field keeps showing what was typed (not a reformatted value) until the graph is replaced.
+        try:
+            value = parse_input(prop, text)
+        except InputError as exc:
+            self._drafts = {**self._drafts, key: {"text": text, "error": str(exc)}}
+        else:
+            self._drafts = {**self._drafts, key: {"text": text, "error": ""}}
+            self._set_config(node, name, value)
+        self._refresh_form()
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def set_flag(self, name: str, value: bool) -> None:
+        """A boolean config field switched."""
+        found = self._selected()
+        if found is not None:
+            self._set_config(found[0], name, bool(value))
+            self._refresh_form()
+
+    def _edit_pairs(self, name: str, change) -> None:
+        found = self._selected()
+        if found is None:
+            return
+        node = found[0]
+        key = (node["id"], name)
+        draft = self._drafts.get(key)
+        current = (node.get("config") or {}).get(name) or {}
+        pairs = [list(p) for p in draft["pairs"]] if draft else [[str(k), str(v)] for k, v in current.items()]
+        change(pairs)
+        self._drafts = {**self._drafts, key: {"text": "", "pairs": pairs}}
+        value = pairs_value(pairs)
+        self._set_config(node, name, value if value or pairs else UNSET)
+        self._refresh_form()
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def set_pair(self, name: str, index: int, part: int, text: str) -> None:
+        def change(pairs: list[list[str]]) -> None:
+            if 0 <= index < len(pairs) and part in (0, 1):
+                pairs[index][part] = text
+
+        self._edit_pairs(name, change)
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def add_pair(self, name: str) -> None:
+        self._edit_pairs(name, lambda pairs: pairs.append(["", ""]))
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def remove_pair(self, name: str, index: int) -> None:
+        self._edit_pairs(name, lambda pairs: pairs.pop(index) if 0 <= index < len(pairs) else None)
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def set_node_label(self, text: str) -> None:
+        if self.sel_id:
+            self._commit(self._g().update_node(self.sel_id, label=text), edit=f"{self.sel_id}:label")
+            self.sel_label = text
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def rename_node(self, new_id: str) -> EventSpec | None:
+        """Give the selected node a new id (its edges follow)."""
+        old = self.sel_id
+        new_id = new_id.strip()
+        if not old or new_id == old:
+            return None
+        try:
+            graph = self._g().rename_node(old, new_id)
+        except EditRefused as exc:
+            return rx.toast.error(f"Cannot rename: {exc}")
+        self._commit(graph)
+        self._drafts = {(new_id if k[0] == old else k[0], k[1]): v for k, v in self._drafts.items()}
+        self.focus = {"ids": [new_id], "center": False, "n": self.focus.get("n", 0) + 1}
+        self._select([new_id], [])
+        return None

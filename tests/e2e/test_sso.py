@@ -1,0 +1,66 @@
+"""Sign-in in Chromium through a real OpenID provider (node-oidc-provider), sign-out, and refusals."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urljoin
+
+from playwright.sync_api import Page, Route, expect
+
+from tests.oidc.provider import OIDCProviderProcess
+
+
+def sign_in_at_provider(page: Page, login: str) -> None:
+    """Fill the provider's dev login form, then its consent form."""
+    page.fill('input[name="login"]', login)
+    page.fill('input[name="password"]', "any password")
+    page.click('button[type="submit"]')
+    page.wait_for_selector('input[name="prompt"][value="consent"]', state="attached")
+    page.click('button[type="submit"]')
+
+
+def test_sign_in_with_the_openid_provider_lands_on_the_app_and_sign_out_ends_it(
+    page: Page, app_server: str, oidc_provider: OIDCProviderProcess
+) -> None:
+    page.goto(f"{app_server}/workflows")
+    page.wait_for_url(re.compile(r"/login/?\?next=%2Fworkflows$"))
+    page.get_by_test_id("provider-button").click()
+    page.wait_for_url(f"{oidc_provider.issuer}/**")
+    sign_in_at_provider(page, "alice")
+
+    expect(page).to_have_url(re.compile(rf"^{app_server}/workflows/?$"))
+    expect(page.locator("#account-email")).to_have_text("alice@example.test")
+    expect(page.locator("#account-role")).to_have_text("admin")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "flowloom_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+
+    page.click("#sign-out")
+    page.wait_for_url(re.compile(r"/login/?\?signed_out=1$"))
+    expect(page.locator("#login-notice")).to_contain_text("signed out")
+    assert not [c for c in page.context.cookies() if c["name"] == "flowloom_session"]
+    page.goto(f"{app_server}/runs")
+    page.wait_for_url(re.compile(r"/login/?\?next=%2Fruns$"))
+
+
+def test_callback_with_a_tampered_state_is_refused_in_the_browser(
+    page: Page, app_server: str, oidc_provider: OIDCProviderProcess
+) -> None:
+    def tamper(route: Route) -> None:
+        """Follow the consent answer's redirects ourselves and send the browser a forged state."""
+        if route.request.method != "POST" or "prompt=consent" not in (route.request.post_data or ""):
+            route.continue_()
+            return
+        response = route.fetch(max_redirects=0)
+        location = urljoin(route.request.url, response.headers["location"])
+        while not location.startswith(app_server):
+            response = page.context.request.get(location, max_redirects=0)
+            location = urljoin(location, response.headers["location"])
+        route.fulfill(status=303, headers={"Location": re.sub(r"state=[^&]+", "state=tampered", location)})
+
+    page.route(re.compile(rf"^{re.escape(oidc_provider.issuer)}/interaction/.*"), tamper)
+    page.goto(f"{app_server}/login")
+    page.get_by_test_id("provider-button").click()
+    sign_in_at_provider(page, "mallory")
+    expect(page).to_have_url(re.compile(r"/login/?\?error=state$"))
+    expect(page.locator("#login-error")).to_contain_text("state did not match")
+    assert not [c for c in page.context.cookies() if c["name"] == "flowloom_session"]
