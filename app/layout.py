@@ -32,6 +32,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Inbox", routes.INBOX, "inbox"),
     NavItem("Templates", routes.TEMPLATES, "layout-template"),
     NavItem("Dashboard", routes.DASHBOARD, "layout-dashboard"),
+    NavItem("Models", routes.MODELS, "cpu"),
 )
 
 

@@ -9,6 +9,7 @@ RUNS = "/runs"
 INBOX = "/inbox"
 TEMPLATES = "/templates"
 DASHBOARD = "/dashboard"
+MODELS = "/models"
 LOGIN = "/login"
 SETTINGS = "/settings"
 

@@ -17,11 +17,14 @@ import {
   useNodesInitialized,
   useNodesState,
   useReactFlow,
+  useStore,
 } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
 
 const DRAG_MIME = "application/reactflow";
 const BIG_GRAPH = 200; // from this many nodes on, only visible elements are rendered
+const DETAIL_ZOOM = 0.4; // below this zoom a node is drawn without its port labels
+const BIG_GRAPH_MIN_ZOOM = 0.4; // a big graph opens readable, centred, rather than as specks
 const NODE_WIDTH = 224;
 const ERROR_PORT = "error";
 
@@ -83,6 +86,8 @@ const CSS = `
 .fl-canvas .react-flow__edge.fl-edge-error .react-flow__edge-path { stroke: #e5484d; stroke-dasharray: 5 4; }
 .fl-canvas .react-flow__edge.fl-edge-done .react-flow__edge-path { stroke: #30a46c; stroke-width: 2.2; }
 .fl-canvas .react-flow__edge.fl-edge-live .react-flow__edge-path { stroke: #0090ff; stroke-width: 2.2; }
+.fl-node.fl-compact .fl-head { padding: 10px 12px; }
+.fl-node.fl-compact .fl-label { font-size: 15px; }
 .fl-empty { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center;
   pointer-events: none; color: #8b8d98; font-size: 14px; font-family: Inter, ui-sans-serif, system-ui, sans-serif; }
 .fl-empty div { padding: 14px 18px; border: 1px dashed #cdced6; border-radius: 12px; background: rgba(255,255,255,.7); }
@@ -132,15 +137,47 @@ function PortRow({ name, port, direction }) {
   );
 }
 
+const detailedZoom = (s) => s.transform[2] >= DETAIL_ZOOM;
+
+// Zoomed far out, ports shrink to bare handles (edges still need them): far fewer DOM nodes to draw.
+function CompactPorts({ inputs, outputs, hasError }) {
+  return (
+    <>
+      {Object.keys(inputs).map((name) => (
+        <Handle key={name} type="target" position={Position.Left} id={name} className="fl-handle" />
+      ))}
+      {Object.keys(outputs).map((name) => (
+        <Handle key={name} type="source" position={Position.Right} id={name} className="fl-handle" />
+      ))}
+      {hasError ? <Handle type="source" position={Position.Bottom} id={ERROR_PORT} className="fl-handle" /> : null}
+    </>
+  );
+}
+
 const FlowNode = memo(function FlowNode({ data }) {
   const { types, icons } = useContext(CanvasContext);
+  const detailed = useStore(detailedZoom);
   const spec = types[data.t] || { label: data.t, category: "other", icon: "box", inputs: {}, outputs: {} };
   const outputs = data.outs || spec.outputs;
   const category = KNOWN_CATEGORIES.has(spec.category) ? spec.category : "other";
   const status = data.status || "";
   const issue = data.issue;
+  const hasError = data.t !== "end";
   const classes = ["fl-node", `fl-cat-${category}`];
   if (issue) classes.push(`invalid-${issue.level}`);
+  if (!detailed) {
+    classes.push("fl-compact");
+    return (
+      <div className={classes.join(" ")} data-testid="flow-node" data-node-id={data.id} data-node-type={data.t}
+        data-status={status || "idle"} data-invalid={issue ? issue.level : undefined}>
+        <div className="fl-head">
+          <div className="fl-icon">{icons[spec.icon] || icons.box}</div>
+          <div className="fl-label">{data.label || data.id}</div>
+        </div>
+        <CompactPorts inputs={spec.inputs} outputs={outputs} hasError={hasError} />
+      </div>
+    );
+  }
   return (
     <div
       className={classes.join(" ")}
@@ -168,9 +205,7 @@ const FlowNode = memo(function FlowNode({ data }) {
           {Object.entries(outputs).map(([name, port]) => (
             <PortRow key={name} name={name} port={port} direction="out" />
           ))}
-          {spec.category === "control" && data.t === "end" ? null : (
-            <PortRow name={ERROR_PORT} port={{ type: "json" }} direction="out" />
-          )}
+          {hasError ? <PortRow name={ERROR_PORT} port={{ type: "json" }} direction="out" /> : null}
         </div>
       </div>
       {issue ? <div className={`fl-issue ${issue.level}`} title={issue.text}>{issue.text}</div> : null}
@@ -268,7 +303,7 @@ const EMPTY_LIST = [];
 function Canvas(props) {
   const {
     nodes: serverNodes = EMPTY_LIST, edges: serverEdges = EMPTY_LIST, statuses = EMPTY, issues = EMPTY,
-    fitToken = 0, focus = null, id,
+    fit = null, focus = null, id,
   } = props;
   // The catalogue is a compile-time constant, but Reflex rebuilds its literal on every render.
   const [catalogue] = useState(() => ({ types: props.types || {}, icons: props.icons || {} }));
@@ -300,21 +335,24 @@ function Canvas(props) {
   // Fit the view whenever Python asks (load, import, layout), once the nodes have been measured.
   const nodesReady = useNodesInitialized();
   const pendingFit = useRef(false);
+  const fitToken = fit ? fit.n : 0;
   useEffect(() => {
-    pendingFit.current = serverNodes.length > 0;
+    pendingFit.current = serverNodes.length > 0 ? { all: Boolean(fit && fit.all) } : false;
   }, [fitToken]); // eslint-disable-line react-hooks/exhaustive-deps
   useEffect(() => {
     if (!pendingFit.current || !nodes.length) return undefined;
-    const fit = () => {
+    const fitNow = () => {
+      const all = pendingFit.current && pendingFit.current.all;
       pendingFit.current = false;
-      flow.fitView({ padding: 0.2, maxZoom: 1, duration: 0 });
+      const minZoom = nodes.length >= BIG_GRAPH && !all ? BIG_GRAPH_MIN_ZOOM : undefined;
+      flow.fitView({ padding: 0.2, maxZoom: 1, minZoom, duration: 0 });
     };
     // A big graph renders only what is visible, so it is never fully measured: fit on estimates.
     if (nodesReady || nodes.length >= BIG_GRAPH) {
-      requestAnimationFrame(fit);
+      requestAnimationFrame(fitNow);
       return undefined;
     }
-    const timer = setTimeout(fit, 500);
+    const timer = setTimeout(fitNow, 500);
     return () => clearTimeout(timer);
   }, [nodesReady, nodes.length, fitToken, flow]);
 

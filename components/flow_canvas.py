@@ -21,7 +21,7 @@ class FlowCanvas(rx.Component):
     issues: rx.Var[dict[str, dict[str, str]]]  # node id -> {level, text}
     types: rx.Var[dict[str, Any]]  # node type -> {label, category, icon, inputs, outputs}
     icons: rx.Var[dict[str, Any]]  # icon name -> icon element
-    fit_token: rx.Var[int]
+    fit: rx.Var[dict[str, Any]]  # {n, all}: fit the view whenever n changes (all: even a big graph)
     focus: rx.Var[dict[str, Any]]  # {id, n}: select and centre node `id` whenever n changes
 
     on_drop: EventHandler[passthrough_event_spec(str, float, float)]

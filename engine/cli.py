@@ -1,4 +1,4 @@
-"""The `flowloom` command: up, worker, migrate, doctor (one small function pair per subcommand)."""
+"""The `flowloom` command: up, worker, migrate, doctor, validate, run (a function pair per subcommand)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import pydantic
 
+from engine.cli_workflows import configure_run, configure_validate, run_run, run_validate
 from engine.errors import ConfigError, FlowloomError
 from engine.settings import Settings, get_settings
 
@@ -122,6 +123,10 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Command] = {
+    "validate": Command(
+        "check a workflow definition and print its execution plan", configure_validate, run_validate
+    ),
+    "run": Command("run a workflow definition and print each step as it finishes", configure_run, run_run),
     "up": Command(
         "start Flowloom (database, Redis, workers, web app) in the foreground", _no_arguments, run_up
     ),

@@ -9,7 +9,6 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
-from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
@@ -33,36 +32,6 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
-
-
-def _is_null(default: Any) -> bool:
-    arg = getattr(default, "arg", None)
-    return str(getattr(arg, "text", arg)).strip().upper() == "NULL"
-
-
-def is_null_default_noise(diff: Any) -> bool:
-    """A 'modify_default' from nothing to NULL: PostgreSQL stores no default for `server_default=NULL`."""
-    return isinstance(diff, tuple) and diff[0] == "modify_default" and diff[5] is None and _is_null(diff[6])
-
-
-def drop_null_default_noise(context: Any, revision: Any, directives: list[Any]) -> None:
-    """process_revision_directives hook: keep autogenerate from emitting the no-op above."""
-    for script in directives:
-        kept = []
-        for table_ops in script.upgrade_ops.ops:
-            if isinstance(table_ops, ops.ModifyTableOps):
-                for op in table_ops.ops:
-                    if isinstance(op, ops.AlterColumnOp) and not op.existing_server_default:
-                        if _is_null(op.modify_server_default):
-                            op.modify_server_default = False
-                table_ops.ops = [
-                    op for op in table_ops.ops if not isinstance(op, ops.AlterColumnOp) or op.has_changes()
-                ]
-                if not table_ops.ops:
-                    continue
-            kept.append(table_ops)
-        script.upgrade_ops.ops = kept
-        script.downgrade_ops = script.upgrade_ops.reverse()
 
 
 # Comparison options autogenerate (migrations/env.py) and schema_drift share. A callable
@@ -124,7 +93,7 @@ def schema_drift(database_url: str) -> list[Any]:
     finally:
         engine.dispose()
     flat = [d for diff in diffs for d in (diff if isinstance(diff, list) else [diff])]
-    return [d for d in flat if not is_null_default_noise(d)]
+    return flat
 
 
 def describe_drift(diffs: list[Any]) -> list[str]:

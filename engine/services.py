@@ -147,8 +147,13 @@ class EmbeddedPostgres:
         return int(lines[0]) if lines else None
 
     def is_running(self) -> bool:
-        """True if a postmaster for this data directory is alive."""
-        return _pid_alive(self.pid)
+        """True if the postmaster named in postmaster.pid is alive (and is a postgres, not a reused pid)."""
+        pid = self.pid
+        if not _pid_alive(pid):
+            return False
+        with contextlib.suppress(psutil.Error):
+            return psutil.Process(pid).name().startswith("postgres")
+        return False
 
     def start(self) -> str:
         """Initialise the data directory once, start the server (or reuse a running one), return `url`."""
@@ -180,7 +185,7 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Fast shutdown (pg_ctl -m fast); kill the postmaster if that fails."""
         pid = self.pid
-        if not _pid_alive(pid):
+        if pid is None or not self.is_running():
             return
         try:
             self._pg_ctl(["-w", "-t", "60", "-m", "fast", "stop"])

@@ -17,8 +17,12 @@ from engine.definition import RetryPolicy
 from engine.settings import get_settings
 from engine.step_runner import run_node
 from models.db import get_engine
+from nodes.registry import load_builtin_nodes
 
 log = logging.getLogger("flowloom.worker")
+
+# Import every node type in the parent so forked worker processes start warm.
+load_builtin_nodes()
 
 
 def _db():

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, create_engine, pool, text
 from sqlmodel import SQLModel
 
 import models  # noqa: F401 - importing the package registers every table on SQLModel.metadata
-from engine.migrate import COMPARE_OPTIONS, drop_null_default_noise
+from engine.migrate import COMPARE_OPTIONS
 from engine.services import embedded_database_url
 from engine.settings import get_settings
 from models.db import normalise_url
@@ -44,7 +44,6 @@ def configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        process_revision_directives=drop_null_default_noise,
         **COMPARE_OPTIONS,
     )
 

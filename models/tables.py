@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -141,8 +141,4 @@ class Event(SQLModel, table=True):
     run_id: uuid.UUID | None = Field(default=None, index=True)
     payload: dict = Field(sa_type=JSONB, nullable=False)
     created_at: datetime = _ts()
-    published_at: datetime | None = Field(
-        default=None,
-        sa_type=DateTime(timezone=True),
-        sa_column_kwargs={"server_default": text("NULL")},
-    )
+    published_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

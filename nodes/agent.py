@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from engine import events, secrets
 from engine.context import StepContext
-from engine.errors import StepError
+from engine.errors import FlowloomError, StepError
 
 # Importing anthropic_llm and openvino_llm registers those providers.
 from nodes import anthropic_llm, memory_nodes, openvino_llm, outbox  # noqa: F401
@@ -162,24 +162,9 @@ async def agent(ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any]) -> d
     try:
         me.to(AgentState.INITIALIZING)
         api_key = secrets.resolve(cfg.api_key_secret, field="api_key_secret") or ""
-        provider = get_provider(cfg.provider, base_url=cfg.base_url, api_key=api_key, http=ctx.http)
-        toolbox = resolve_tools(cfg.tools)
-        me.to(AgentState.VALIDATING)
-        if paused is not None:
-            paused.check_tools(toolbox)
-        me.to(AgentState.VALIDATED)
-        me.to(AgentState.READY)
-        me.to(AgentState.EXECUTING)
-        outbox.emit(
-            ctx,
-            events.AGENT_STARTED,
-            agent_id=me.id,
-            provider=cfg.provider,
-            model=cfg.model,
-            capabilities=[c.value for c in me.capabilities],
-            resumed=paused is not None,
-        )
-        turn = AgentTurn(ctx, cfg, me, provider, toolbox)
+        turn = _initialize(ctx, cfg, me, api_key, paused)
+        outbox.emit(ctx, events.AGENT_STARTED, agent_id=me.id, provider=cfg.provider, model=cfg.model,
+                    capabilities=[c.value for c in me.capabilities], resumed=paused is not None)  # fmt: skip
         if paused is not None:
             turn.restore(paused)
             result = await turn.resume(paused.decision)
@@ -189,42 +174,42 @@ async def agent(ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any]) -> d
                 raise StepError("prompt: empty; write a prompt or connect an input", retryable=False)
             turn.begin(prompt, await _recall(cfg, prompt), _history(ctx, inputs))
             result = await turn.run()
-    except StepError as exc:
+    except FlowloomError as exc:  # StepError, or PolicyViolation from the egress check
         message = secrets.redact(str(exc), api_key)
         if me.state in (AgentState.EXECUTING, AgentState.INITIALIZING, AgentState.VALIDATING):
             me.finish(AgentState.FAILED, error=message)
         outbox.emit(ctx, events.AGENT_FAILED, agent_id=me.id, error=message)
-        raise StepError(message, retryable=exc.retryable) from None
+        if isinstance(exc, StepError) and message != str(exc):
+            raise StepError(message, retryable=exc.retryable) from None
+        raise
     if isinstance(result, Paused):
         me.finish(AgentState.COMPLETED, outcome="approval_requested", tool=result.request["tool"])
-        outbox.emit(
-            ctx,
-            events.AGENT_COMPLETED,
-            agent_id=me.id,
-            outcome="approval_requested",
-            tool=result.request["tool"],
-            iterations=turn.iterations,
-        )
+        outbox.emit(ctx, events.AGENT_COMPLETED, agent_id=me.id, outcome="approval_requested",
+                    tool=result.request["tool"], iterations=turn.iterations)  # fmt: skip
         return {"approval": result.request, "agent": turn.describe()}
     if cfg.memory_collection and cfg.memory_store:
         await _remember(ctx, cfg, me, turn.prompt, result.text)
     me.finish(AgentState.COMPLETED, outcome="answered")
-    outbox.emit(
-        ctx,
-        events.AGENT_COMPLETED,
-        agent_id=me.id,
-        outcome="answered",
-        iterations=turn.iterations,
-        usage=turn.usage,
-    )
+    outbox.emit(ctx, events.AGENT_COMPLETED, agent_id=me.id, outcome="answered", iterations=turn.iterations,
+                usage=turn.usage)  # fmt: skip
     out: dict[str, Any] = {"text": result.text, "usage": turn.usage}
     if cfg.output_schema:
         out["data"] = result.data
-    return {
-        "out": out,
-        "messages": turn.conversation(),
-        "agent": turn.describe(),
-    }
+    return {"out": out, "messages": turn.conversation(), "agent": turn.describe()}
+
+
+def _initialize(
+    ctx: StepContext, cfg: AgentConfig, me: Agent, api_key: str, paused: PausedState | None
+) -> AgentTurn:
+    """INITIALIZING -> VALIDATING -> VALIDATED -> READY -> EXECUTING: provider, tools, checks."""
+    provider = get_provider(cfg.provider, base_url=cfg.base_url, api_key=api_key, http=ctx.http)
+    toolbox = resolve_tools(cfg.tools)
+    me.to(AgentState.VALIDATING)
+    if paused is not None:
+        paused.check_tools(toolbox)
+    for state in (AgentState.VALIDATED, AgentState.READY, AgentState.EXECUTING):
+        me.to(state)
+    return AgentTurn(ctx, cfg, me, provider, toolbox)
 
 
 def _history(ctx: StepContext, inputs: dict[str, Any]) -> list[dict[str, Any]]:

@@ -32,6 +32,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MACHINE_REDIS_URL = os.environ.get("FLOWLOOM_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Unit, then integration, then browser tests (slowest last; their app's workers share the Redis)."""
+    rank = {"unit": 0, "integration": 1, "e2e": 2}
+    items.sort(key=lambda item: rank.get(item.path.parent.name, 1))
+
+
 @pytest.fixture(scope="session")
 def service_dir() -> Iterator[Callable[[str], Path]]:
     """service_dir(name) -> a new folder for an embedded service's data, removed after the session.

@@ -34,6 +34,7 @@ def create_api() -> FastAPI:
         openapi_url=routes.API_OPENAPI,
         docs_url=routes.API_DOCS,
         redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,  # unused, and it would sit outside /api
     )
     api.include_router(health.router, prefix=routes.API_PREFIX)
     api.include_router(workflows.router, prefix=routes.API_PREFIX)

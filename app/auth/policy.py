@@ -77,6 +77,7 @@ PAGE_POLICY: dict[str, Access] = {
     "/dashboard": Role.VIEWER,
     "/inbox": Role.OPERATOR,
     "/settings": Role.VIEWER,
+    "/models": Role.VIEWER,  # its actions carry `requires` (admin)
 }
 
 # Reflex event handlers by `Class.method` qualname -> access. Handlers of Flowloom's own auth

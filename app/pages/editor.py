@@ -136,7 +136,7 @@ def canvas_area() -> rx.Component:
             issues=S.node_issues,
             types=canvas_types(),
             icons=canvas_icons(),
-            fit_token=S.fit_token,
+            fit=S.fit,
             focus=S.focus,
             on_drop=S.add_node,
             on_move=S.move_nodes,

@@ -66,7 +66,7 @@ class EditorCore(rx.State, mixin=True):
     canvas_edges: list[dict[str, Any]] = []
     node_statuses: dict[str, str] = {}
     node_issues: dict[str, dict[str, str]] = {}
-    fit_token: int = 0
+    fit: dict[str, Any] = {}
     focus: dict[str, Any] = {}
 
     selected_nodes: list[str] = []
@@ -106,6 +106,10 @@ class EditorCore(rx.State, mixin=True):
                 return
         self.canvas_nodes = graph.canvas_nodes()
         self.canvas_edges = graph.canvas_edges()
+
+    def _fit(self, everything: bool = False) -> None:
+        """Ask the canvas to fit the view (a big graph opens readable unless `everything`)."""
+        self.fit = {"n": self.fit.get("n", 0) + 1, "all": everything}
 
     def _sync_flags(self) -> None:
         graph = self._g()
@@ -202,7 +206,7 @@ class EditorCore(rx.State, mixin=True):
         self._sync_canvas()
         self._sync_flags()
         self._refresh_form()
-        self.fit_token += 1
+        self._fit()
         self.loaded = True
         self._after_load()
 

@@ -140,12 +140,12 @@ class EditorTools(EditorCore, mixin=True):
         graph = self._g()
         positions = layout_positions([n["id"] for n in graph.nodes], graph.edges)
         self._commit(graph.move([{"id": k, **v} for k, v in positions.items()]))
-        self.fit_token += 1
+        self._fit(everything=True)
 
     @rx.event
     @requires(Role.VIEWER)
     def fit_view(self) -> None:
-        self.fit_token += 1
+        self._fit(everything=True)
 
     @rx.event
     @requires(Role.EDITOR)
@@ -234,7 +234,7 @@ class EditorTools(EditorCore, mixin=True):
         self._load_settings()
         self._select([], [])
         self.import_open, self.import_error = False, ""
-        self.fit_token += 1
+        self._fit()
         return rx.toast.success(f"Imported {len(defn.nodes)} nodes; save to keep them")
 
     def _export_text(self) -> str:
@@ -304,7 +304,7 @@ class EditorTools(EditorCore, mixin=True):
         self._load_settings()
         self._select([], [])
         self.versions_open = False
-        self.fit_token += 1
+        self._fit()
         return rx.toast.success(f"Restored v{version}; save to make it the newest version")
 
     # Workflow settings

@@ -45,14 +45,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     return report
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: the sync driver keeps an asyncio loop running in the main thread, which
+# breaks asyncio.run() in any test after it; it ends with the last browser test.
+@pytest.fixture(scope="package")
 def playwright_instance() -> Iterator[Playwright]:
-    """The Playwright driver for the session."""
+    """The Playwright driver for the browser tests."""
     with sync_playwright() as playwright:
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     """Headless Chromium: Debian's /usr/bin/chromium when present, else Playwright's own download."""
     executable = str(DEBIAN_CHROMIUM) if DEBIAN_CHROMIUM.exists() else None
@@ -93,7 +95,7 @@ def screenshot(page: Page, request: pytest.FixtureRequest) -> Callable[[str], Pa
     return take
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # its workers share the session's Redis: gone before other tests run
 def app_server(
     launch_flowloom: Callable[..., LaunchedFlowloom],
     pg_url: str,

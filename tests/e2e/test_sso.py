@@ -64,3 +64,33 @@ def test_callback_with_a_tampered_state_is_refused_in_the_browser(
     expect(page).to_have_url(re.compile(r"/login/?\?error=state$"))
     expect(page.locator("#login-error")).to_contain_text("state did not match")
     assert not [c for c in page.context.cookies() if c["name"] == "flowloom_session"]
+
+
+def test_every_page_sends_an_anonymous_visitor_to_sign_in(page: Page, app_server: str) -> None:
+    import app.app as reflex_app
+    from app.auth.policy import PUBLIC, page_access
+
+    routes = ["/" if r == "index" else "/" + r for r in reflex_app.app._unevaluated_pages]
+    for route in routes:
+        path = re.sub(r"\[[^\]]+\]", "00000000-0000-0000-0000-000000000000", route)
+        page.goto(app_server + path)
+        if page_access(route) == PUBLIC:
+            expect(page).to_have_url(re.compile(rf"{re.escape(path)}/?$"))
+        else:
+            expect(page).to_have_url(
+                re.compile(r"/login/?\?next=" + re.escape(path.replace("/", "%2F")) + "$")
+            )
+
+
+def test_viewer_cannot_create_a_workflow_even_by_submitting_the_form(
+    page: Page, app_server: str, login_as
+) -> None:
+    login_as(page, "viewer")
+    page.goto(f"{app_server}/workflows")
+    expect(page.locator("#account-role")).to_have_text("viewer")
+    page.locator("#new-workflow-button, #empty-new-workflow-button").first.click()
+    page.fill("#new-workflow-name", "Should not exist")
+    page.click("#create-workflow-submit")
+    expect(page.get_by_text("This needs the editor role")).to_be_visible()
+    page.reload()
+    expect(page.locator("body")).not_to_contain_text("Should not exist")

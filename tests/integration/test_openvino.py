@@ -76,6 +76,26 @@ def test_model_directories_are_listed_with_kind_size_and_precision():
     assert model_store.weight_precision(built_models().embedder_int8 / model_store.MODEL_XML) == "int8"
 
 
+def test_int8_weight_compression_keeps_a_language_model_working(tmp_path, monkeypatch):
+    from nodes import openvino_convert
+
+    monkeypatch.setenv("FLOWLOOM_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / TINY_LLAMA).symlink_to(built_models().tiny_llama, target_is_directory=True)
+    openvino_convert.compress_int8(tmp_path / "models" / TINY_LLAMA, tmp_path / "models" / "tiny-llama-int8")
+    info = model_store.describe(tmp_path / "models" / "tiny-llama-int8")
+    assert (info.kind, info.precision) == ("llm", "int8-weights")
+    assert (
+        model_store.weight_precision(tmp_path / "models" / "tiny-llama-int8" / model_store.MODEL_XML)
+        == "int8-weights"
+    )
+    result = openvino_runtime.generate(
+        "tiny-llama-int8", "Hello", options=openvino_runtime.SamplingOptions(8)
+    )
+    assert result.token_count == 8 and result.chunks
+
+
 def test_model_names_cannot_leave_the_models_directory():
     from engine.errors import StepError
 
