@@ -177,10 +177,12 @@ def measure(page: Page, url: str, count: int) -> dict[str, float]:
             page.evaluate(
                 """(s) => new Promise((done) => {
                   const b = window.__bench;
+                  const give_up = performance.now() + 10000;
                   const poll = () => {
                     const sent = b.sent.slice(s).find(([, d]) => d.includes('move_nodes'));
                     const answer = sent && b.received.find((t) => t > sent[0]);
                     if (answer) return done(answer - sent[0]);
+                    if (performance.now() > give_up) return done(NaN);
                     setTimeout(poll, 1);
                   };
                   poll();

@@ -24,7 +24,7 @@ def create_celery(redis_url: str | None = None) -> Celery:
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
-        task_default_queue="flowloom",
+        task_default_queue=get_settings().queue,
     )
     return app
 

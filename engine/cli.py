@@ -66,7 +66,7 @@ def configure_worker(parser: argparse.ArgumentParser) -> None:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    """Replace this process with a Celery worker on the `flowloom` queue."""
+    """Replace this process with a Celery worker on the engine's queue (FLOWLOOM_QUEUE)."""
     from engine.health import check_redis, require
     from engine.services import embedded_database_url, embedded_redis_url
 
@@ -82,7 +82,7 @@ def run_worker(args: argparse.Namespace) -> int:
     argv = [
         sys.executable, "-m", "celery", "-A", "engine.celery_app:celery_app", "worker",
         "--loglevel", args.loglevel, "--concurrency", str(concurrency), "--pool", "prefork",
-        "-Q", "flowloom", "--hostname", f"flowloom{os.getpid()}@{socket.gethostname()}",
+        "-Q", settings.queue, "--hostname", f"flowloom{os.getpid()}@{socket.gethostname()}",
     ]  # fmt: skip
     sys.stdout.flush()
     sys.stderr.flush()

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     postgres_port: int = Field(55432, description="port of the embedded PostgreSQL")
     redis_port: int = Field(56379, description="port of the embedded Redis")
     workers: int = Field(2, ge=1, description="Celery worker processes started by `flowloom up`")
+    queue: str = Field(
+        "flowloom", pattern=r"^[A-Za-z0-9_.:-]{1,100}$", description="Celery queue the engine's steps go to"
+    )
     secret_key: SecretStr = Field(SecretStr(""), description="signs sessions; generated in data_dir if empty")
     oidc_providers: list[OIDCProvider] = Field(default_factory=list)
     admin_emails: list[str] = Field(default_factory=list)

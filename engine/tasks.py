@@ -206,6 +206,8 @@ def _start_sweeper(**_: object) -> None:
     global _sweeper
     _sweeper = _Sweeper()
     _sweeper.start()
+    log.info("sweeper started: every %ss, resending steps lost for %ss",
+             get_settings().sweep_interval_s, get_settings().step_lease_s)
 
 
 @worker_shutdown.connect

@@ -30,6 +30,9 @@ from models.db import get_engine
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A database of its own on the machine's Redis; FLOWLOOM_TEST_REDIS_URL gives concurrent sessions their own.
 MACHINE_REDIS_URL = os.environ.get("FLOWLOOM_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+# A queue of this session's own: test sessions running side by side on one Redis must not take
+# each other's step messages (set before any engine module reads the settings).
+os.environ["FLOWLOOM_QUEUE"] = f"flowloom-test-{os.getpid()}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -134,3 +134,34 @@ def test_killed_worker_while_webhook_in_flight_receiver_applies_it_once(two_work
     finally:
         receiver.close()
     assert get_run(run_id).status == "succeeded"
+
+
+def _event_count(run_id: str) -> int:
+    with get_engine(get_settings().database_url).connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM events WHERE run_id = :r"), {"r": run_id}).scalar_one()
+
+
+@pytest.mark.usefixtures("engine_worker")
+def test_redelivered_message_for_a_finished_step_does_nothing(engine_env):
+    from engine.tasks import execute_step
+
+    defn = workflow([node("start", "start"), node("end", "end")], [("start", "end")])
+    run_id = start_run(defn, {})
+    view = wait_for_run(run_id)
+    before = _event_count(run_id)
+    for step in view.steps:
+        assert execute_step(str(step["id"])) == "skipped"
+    assert _event_count(run_id) == before
+    assert [s["attempt"] for s in wait_for_run(run_id).steps] == [1, 1]
+
+
+@pytest.mark.usefixtures("engine_worker")
+def test_step_recorded_but_never_sent_is_sent_by_the_sweeper(engine_env):
+    from engine import executor
+
+    defn = workflow([node("start", "start"), node("end", "end")], [("start", "end")])
+    with get_engine(get_settings().database_url).begin() as conn:
+        run_id, unsent = executor.create_run(conn, defn, {})  # committed, but no Celery message leaves
+    assert unsent
+    view = wait_for_run(run_id, timeout=60)
+    assert view.status == "succeeded"
