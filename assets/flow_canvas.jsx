@@ -154,7 +154,10 @@ function CompactPorts({ inputs, outputs, hasError }) {
   );
 }
 
+let nodeRenders = 0;
 const FlowNode = memo(function FlowNode({ data }) {
+  nodeRenders += 1;
+  if (nodeRenders % 20 === 1) MARK("node-render " + nodeRenders);
   const { types, icons } = useContext(CanvasContext);
   const detailed = useStore(detailedZoom);
   const spec = types[data.t] || { label: data.t, category: "other", icon: "box", inputs: {}, outputs: {} };
@@ -297,10 +300,12 @@ const DELETE_KEYS = ["Delete", "Backspace"];
 const SNAP_GRID = [8, 8];
 const SHORTCUTS = { z: "undo", y: "redo", c: "copy", v: "paste", d: "duplicate", s: "save" };
 
+const MARK = (label) => { (window.__flMarks = window.__flMarks || []).push([label, performance.now()]); };
 const EMPTY = {};
 const EMPTY_LIST = [];
 
 function Canvas(props) {
+  MARK("canvas-render " + (props.nodes ? props.nodes.length : 0));
   const {
     nodes: serverNodes = EMPTY_LIST, edges: serverEdges = EMPTY_LIST, statuses = EMPTY, issues = EMPTY,
     fit = null, focus = null, id,
@@ -325,6 +330,7 @@ function Canvas(props) {
   useEffect(() => {
     const positionsFromServer = lastServerNodes.current !== serverNodes;
     lastServerNodes.current = serverNodes;
+    MARK("merge-effect " + serverNodes.length);
     setNodes((prev) => mergeNodes(serverNodes, prev, statuses, issues, positionsFromServer, types));
   }, [serverNodes, statuses, issues, types, setNodes]);
 

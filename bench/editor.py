@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,16 +140,17 @@ def make_workflows(database_url: str) -> tuple[dict[int, str], str]:
     return ids, token
 
 
-def measure(page: Page, url: str, count: int) -> dict[str, float]:
+def measure(new_page: Callable[[], Page], url: str, count: int) -> dict[str, float]:
     renders, canvas = [], []
     for _ in range(REPEATS):
+        page = new_page()  # a new tab: no state of an earlier visit to hydrate from
         page.goto(url)
         page.wait_for_function("() => window.__bench && window.__bench.paint !== null", timeout=120_000)
         bench = page.evaluate("() => window.__bench")
         renders.append(bench["paint"])
         canvas.append(bench["paint"] - bench["allNodes"])
         assert page.evaluate("() => Number(document.querySelector('.fl-canvas').dataset.nodeCount)") == count
-    page.wait_for_timeout(300)
+    page.wait_for_timeout(1000)  # the fit-view and measuring settle before the drag
     node = page.locator(".react-flow__node").first
     node_id = node.get_attribute("data-id")
     page.evaluate(MOVE_PROBE, node_id)
@@ -204,11 +206,11 @@ def measure(page: Page, url: str, count: int) -> dict[str, float]:
         "fit_all": fit_all,
         "render": statistics.median(renders),
         "canvas": statistics.median(canvas),
-        "move_p50": statistics.median(moves),
+        "move_p50": statistics.median(moves) if moves else float("nan"),
         "move_p95": moves[int(len(moves) * 0.95) - 1] if moves else float("nan"),
         "move_n": len(moves),
         "sent_during_drag": sent_during,
-        "stop_p50": statistics.median(stops),
+        "stop_p50": statistics.median([s for s in stops if s == s] or [float("nan")]),
     }
 
 
@@ -221,14 +223,25 @@ def run(base_url: str, database_url: str) -> None:
             executable_path=str(CHROMIUM) if CHROMIUM.exists() else None,
             args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"],
         )
-        context = browser.new_context(viewport={"width": 1600, "height": 900})
-        context.add_cookies([{"name": "flowloom_session", "value": token, "url": base_url, "httpOnly": True}])
-        context.add_init_script(INIT_SCRIPT)
-        page = context.new_page()
-        page.goto(f"{base_url}/workflows/{ids[SIZES[0]]}")  # warm the build's caches once
+        contexts = []
+
+        def new_page() -> Page:
+            for old in contexts:
+                old.close()
+            contexts.clear()
+            context = browser.new_context(viewport={"width": 1600, "height": 900})
+            context.add_cookies(
+                [{"name": "flowloom_session", "value": token, "url": base_url, "httpOnly": True}]
+            )
+            context.add_init_script(INIT_SCRIPT)
+            contexts.append(context)
+            return context.new_page()
+
+        page = new_page()
+        page.goto(f"{base_url}/workflows/{ids[SIZES[0]]}")  # warm the server and the build's caches once
         page.wait_for_function("() => window.__bench && window.__bench.paint !== null", timeout=120_000)
         for count in SIZES:
-            results[count] = measure(page, f"{base_url}/workflows/{ids[count]}", count)
+            results[count] = measure(new_page, f"{base_url}/workflows/{ids[count]}", count)
         browser.close()
     base = results[SIZES[0]]
     print()

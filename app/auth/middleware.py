@@ -104,7 +104,9 @@ class AuthMiddleware:
             return
         path: str = scope.get("path", "")
         if scope["type"] == "websocket":
-            if is_reflex_internal(path):
+            # Only Reflex's event socket, and only from this site's own pages: another site's page
+            # must not open a socket that carries our user's cookie (cross-site WebSocket hijacking).
+            if is_reflex_internal(path) and same_origin(Headers(scope=scope)):
                 await self.app(scope, receive, send)
             else:
                 await send({"type": "websocket.close", "code": 1008})

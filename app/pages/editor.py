@@ -280,19 +280,25 @@ def _missing() -> rx.Component:
 @page(route=routes.WORKFLOW_EDITOR, title="Editor", on_load=S.load, bare=True)
 def editor_page() -> rx.Component:
     """The editor of one workflow."""
+    # Until the URL's workflow is loaded the tab may still hold the last one it showed: draw nothing of it.
+    loading = rx.center(rx.spinner(size="3"), flex="1", width="100%", id="editor-loading")
     return rx.cond(
         S.load_error != "",
         _missing(),
         rx.vstack(
             toolbar(),
-            rx.hstack(
-                palette(S.palette_query, S.set_palette_query),
-                canvas_area(),
-                side_panel(),
-                spacing="0",
-                width="100%",
-                flex="1",
-                min_height="0",
+            rx.cond(
+                S.is_current,
+                rx.hstack(
+                    palette(S.palette_query, S.set_palette_query),
+                    canvas_area(),
+                    side_panel(),
+                    spacing="0",
+                    width="100%",
+                    flex="1",
+                    min_height="0",
+                ),
+                loading,
             ),
             import_dialog(),
             export_dialog(),
@@ -304,6 +310,6 @@ def editor_page() -> rx.Component:
             overflow="hidden",
             background=rx.color("gray", 2),
             id="editor",
-            data_loaded=rx.cond(S.loaded, "true", "false"),
+            data_loaded=rx.cond(S.is_current, "true", "false"),
         ),
     )

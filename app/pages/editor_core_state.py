@@ -91,6 +91,11 @@ class EditorCore(rx.State, mixin=True):
     _report: tuple = ()
     _version_id: str = ""
 
+    @rx.var
+    def is_current(self) -> bool:
+        """Whether the loaded workflow is the one in the URL (not the last one this tab showed)."""
+        return self.loaded and self.wf_id != "" and self.router.url.path.rstrip("/").endswith(self.wf_id)
+
     # Keeping the browser in step with the graph
 
     def _g(self) -> WorkingGraph:

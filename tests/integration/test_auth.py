@@ -272,3 +272,19 @@ def test_cli_sets_the_local_admin_password(auth_env, monkeypatch: pytest.MonkeyP
     assert PASSWORD not in capsys.readouterr().out
     assert sign_in(TestClient(api), "ops@example.test").status_code == 303
     assert sign_in(TestClient(api), "ops@example.test").headers["location"] == "/"
+
+
+def test_event_socket_from_another_site_is_closed(auth_env) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    client = TestClient(api)
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect(
+            "/_event/?EIO=4&transport=websocket", headers={"Origin": "https://evil.example"}
+        ):
+            pass
+    assert refused.value.code == 1008
+    with pytest.raises(WebSocketDisconnect) as elsewhere:
+        with client.websocket_connect("/not-the-event-socket"):
+            pass
+    assert elsewhere.value.code == 1008
