@@ -16,28 +16,37 @@ import {
   useEdgesState,
   useNodesInitialized,
   useNodesState,
+  getViewportForBounds,
   useReactFlow,
   useStore,
+  useStoreApi,
 } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
 
 const DRAG_MIME = "application/reactflow";
 const BIG_GRAPH = 200; // from this many nodes on, only visible elements are rendered
+const MIN_ZOOM = 0.05;
 const DETAIL_ZOOM = 0.4; // below this zoom a node is drawn without its port labels
 const BIG_GRAPH_MIN_ZOOM = 0.4; // a big graph opens readable, centred, rather than as specks
 const NODE_WIDTH = 224;
 const ERROR_PORT = "error";
+// Fixed geometry, so a node's handles are known before it is drawn (see nodeHandles).
+const HEAD_HEIGHT = 46;
+const PORTS_TOP = 8; // 1px rule + padding above the first port row
+const PORT_HEIGHT = 20;
+const PORT_GAP = 2;
+const HANDLE = 10;
 
 const CanvasContext = createContext({ types: {}, icons: {} });
 
 const CSS = `
 .fl-canvas { position: relative; width: 100%; height: 100%; background: #f8f9fb; }
 .fl-canvas .react-flow__node-fl { padding: 0; border: none; background: transparent; box-shadow: none; }
-.fl-node { width: ${NODE_WIDTH}px; background: #fff; border: 1px solid #dfe3ea; border-radius: 12px;
+.fl-node { box-sizing: border-box; width: ${NODE_WIDTH}px; background: #fff; border: 1px solid #dfe3ea; border-radius: 12px;
   box-shadow: 0 1px 2px rgba(16,24,40,.06), 0 1px 3px rgba(16,24,40,.08); font-size: 12px; color: #1c2024;
   font-family: Inter, ui-sans-serif, system-ui, sans-serif; transition: box-shadow .2s, border-color .2s; }
 .react-flow__node.selected .fl-node { outline: 2px solid #8e7cf0; outline-offset: 3px; }
-.fl-head { display: flex; align-items: center; gap: 8px; padding: 8px 10px 7px; }
+.fl-head { box-sizing: border-box; height: ${HEAD_HEIGHT}px; display: flex; align-items: center; gap: 8px; padding: 0 10px; }
 .fl-icon { flex: none; width: 28px; height: 28px; border-radius: 8px; display: flex; align-items: center;
   justify-content: center; background: var(--cat-bg); color: var(--cat-fg); }
 .fl-titles { flex: 1; min-width: 0; }
@@ -47,15 +56,15 @@ const CSS = `
 .fl-badge { position: absolute; top: -9px; right: 10px; font-size: 10px; font-weight: 600; line-height: 14px;
   padding: 1px 8px; border-radius: 999px; text-transform: capitalize; background: #f0f0f3; color: #60646c;
   border: 1px solid #fff; box-shadow: 0 1px 2px rgba(16,24,40,.12); }
-.fl-ports { display: flex; justify-content: space-between; gap: 6px; padding: 2px 0 8px;
+.fl-ports { display: flex; justify-content: space-between; gap: 6px; padding: ${PORTS_TOP - 1}px 0 8px;
   border-top: 1px solid #eff1f4; }
-.fl-col { display: flex; flex-direction: column; gap: 2px; padding-top: 6px; min-width: 0; }
+.fl-col { display: flex; flex-direction: column; gap: ${PORT_GAP}px; min-width: 0; }
 .fl-col.out { align-items: flex-end; }
-.fl-port { position: relative; height: 20px; display: flex; align-items: center; gap: 5px; padding: 0 12px;
+.fl-port { position: relative; height: ${PORT_HEIGHT}px; min-width: 24px; display: flex; align-items: center; gap: 5px; padding: 0 12px;
   color: #60646c; font-size: 11px; white-space: nowrap; }
 .fl-port .fl-ptype { color: #b0b4ba; font-size: 10px; }
 .fl-port.err { color: #ce2c31; }
-.fl-canvas .react-flow__handle.fl-handle { width: 10px; height: 10px; border: 2px solid #fff;
+.fl-canvas .react-flow__handle.fl-handle { box-sizing: border-box; width: ${HANDLE}px; height: ${HANDLE}px; border: 2px solid #fff;
   background: var(--port, #8b8d98); box-shadow: 0 0 0 1px rgba(0,0,0,.12); }
 .fl-canvas .react-flow__handle.fl-handle:hover { box-shadow: 0 0 0 4px rgba(110,86,207,.28); }
 .fl-canvas .react-flow__handle.fl-handle.connectingto { background: #6e56cf; }
@@ -86,7 +95,6 @@ const CSS = `
 .fl-canvas .react-flow__edge.fl-edge-error .react-flow__edge-path { stroke: #e5484d; stroke-dasharray: 5 4; }
 .fl-canvas .react-flow__edge.fl-edge-done .react-flow__edge-path { stroke: #30a46c; stroke-width: 2.2; }
 .fl-canvas .react-flow__edge.fl-edge-live .react-flow__edge-path { stroke: #0090ff; stroke-width: 2.2; }
-.fl-node.fl-compact .fl-head { padding: 10px 12px; }
 .fl-node.fl-compact .fl-label { font-size: 15px; }
 .fl-empty { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center;
   pointer-events: none; color: #8b8d98; font-size: 14px; font-family: Inter, ui-sans-serif, system-ui, sans-serif; }
@@ -108,10 +116,15 @@ function portTitle(name, port, direction) {
   return `${direction === "in" ? "input" : "output"} "${name}": ${port.type}${need}${text}`;
 }
 
-function PortRow({ name, port, direction }) {
+function PortRow({ name, port, direction, detailed }) {
   const isIn = direction === "in";
   const isError = !isIn && name === ERROR_PORT;
   const title = isError ? 'output "error": json — fires when the node fails after its retries' : portTitle(name, port, direction);
+  let text = null;
+  if (detailed) {
+    const kind = <span className="fl-ptype">{isError ? "on error" : port.type}</span>;
+    text = isIn ? <>{<span>{name}</span>}{kind}</> : <>{kind}{<span>{name}</span>}</>;
+  }
   return (
     <div className={`fl-port${isError ? " err" : ""}`} title={title} data-port={name} data-port-type={port.type}>
       <Handle
@@ -122,65 +135,31 @@ function PortRow({ name, port, direction }) {
         title={title}
         style={{ "--port": PORT_COLORS[isError ? "error" : port.type] || PORT_COLORS.any }}
       />
-      {isIn ? (
-        <>
-          <span>{name}</span>
-          <span className="fl-ptype">{port.type}</span>
-        </>
-      ) : (
-        <>
-          <span className="fl-ptype">{isError ? "on error" : port.type}</span>
-          <span>{name}</span>
-        </>
-      )}
+      {text}
     </div>
   );
 }
 
+// Zoomed far out, a node keeps its box and handles (edges need them) but drops its small print.
 const detailedZoom = (s) => s.transform[2] >= DETAIL_ZOOM;
 
-// Zoomed far out, ports shrink to bare handles (edges still need them): far fewer DOM nodes to draw.
-function CompactPorts({ inputs, outputs, hasError }) {
-  return (
-    <>
-      {Object.keys(inputs).map((name) => (
-        <Handle key={name} type="target" position={Position.Left} id={name} className="fl-handle" />
-      ))}
-      {Object.keys(outputs).map((name) => (
-        <Handle key={name} type="source" position={Position.Right} id={name} className="fl-handle" />
-      ))}
-      {hasError ? <Handle type="source" position={Position.Bottom} id={ERROR_PORT} className="fl-handle" /> : null}
-    </>
-  );
+function portsOf(data, types) {
+  const spec = types[data.t] || { label: data.t, category: "other", icon: "box", inputs: {}, outputs: {} };
+  const outputs = { ...(data.outs || spec.outputs) };
+  if (data.t !== "end") outputs[ERROR_PORT] = { type: "json" };
+  return { spec, inputs: spec.inputs, outputs };
 }
 
-let nodeRenders = 0;
 const FlowNode = memo(function FlowNode({ data }) {
-  nodeRenders += 1;
-  if (nodeRenders % 20 === 1) MARK("node-render " + nodeRenders);
   const { types, icons } = useContext(CanvasContext);
   const detailed = useStore(detailedZoom);
-  const spec = types[data.t] || { label: data.t, category: "other", icon: "box", inputs: {}, outputs: {} };
-  const outputs = data.outs || spec.outputs;
+  const { spec, inputs, outputs } = portsOf(data, types);
   const category = KNOWN_CATEGORIES.has(spec.category) ? spec.category : "other";
   const status = data.status || "";
   const issue = data.issue;
-  const hasError = data.t !== "end";
   const classes = ["fl-node", `fl-cat-${category}`];
   if (issue) classes.push(`invalid-${issue.level}`);
-  if (!detailed) {
-    classes.push("fl-compact");
-    return (
-      <div className={classes.join(" ")} data-testid="flow-node" data-node-id={data.id} data-node-type={data.t}
-        data-status={status || "idle"} data-invalid={issue ? issue.level : undefined}>
-        <div className="fl-head">
-          <div className="fl-icon">{icons[spec.icon] || icons.box}</div>
-          <div className="fl-label">{data.label || data.id}</div>
-        </div>
-        <CompactPorts inputs={spec.inputs} outputs={outputs} hasError={hasError} />
-      </div>
-    );
-  }
+  if (!detailed) classes.push("fl-compact");
   return (
     <div
       className={classes.join(" ")}
@@ -194,40 +173,62 @@ const FlowNode = memo(function FlowNode({ data }) {
         <div className="fl-icon">{icons[spec.icon] || icons.box}</div>
         <div className="fl-titles">
           <div className="fl-label" title={data.label || data.id}>{data.label || data.id}</div>
-          <div className="fl-type">{data.id} · {spec.label}</div>
+          {detailed ? <div className="fl-type">{data.id} · {spec.label}</div> : null}
         </div>
         {status ? <span className="fl-badge" data-testid="node-status">{status}</span> : null}
       </div>
       <div className="fl-ports">
         <div className="fl-col in">
-          {Object.entries(spec.inputs).map(([name, port]) => (
-            <PortRow key={name} name={name} port={port} direction="in" />
+          {Object.entries(inputs).map(([name, port]) => (
+            <PortRow key={name} name={name} port={port} direction="in" detailed={detailed} />
           ))}
         </div>
         <div className="fl-col out">
           {Object.entries(outputs).map(([name, port]) => (
-            <PortRow key={name} name={name} port={port} direction="out" />
+            <PortRow key={name} name={name} port={port} direction="out" detailed={detailed} />
           ))}
-          {hasError ? <PortRow name={ERROR_PORT} port={{ type: "json" }} direction="out" /> : null}
         </div>
       </div>
-      {issue ? <div className={`fl-issue ${issue.level}`} title={issue.text}>{issue.text}</div> : null}
+      {issue && detailed ? <div className={`fl-issue ${issue.level}`} title={issue.text}>{issue.text}</div> : null}
     </div>
   );
 });
 
 const NODE_TYPES = { fl: FlowNode };
 
+function boundsOf(nodes) {
+  if (!nodes.length) return null;
+  let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+  for (const n of nodes) {
+    const w = n.measured?.width ?? n.initialWidth ?? NODE_WIDTH;
+    const h = n.measured?.height ?? n.initialHeight ?? 80;
+    x0 = Math.min(x0, n.position.x);
+    y0 = Math.min(y0, n.position.y);
+    x1 = Math.max(x1, n.position.x + w);
+    y1 = Math.max(y1, n.position.y + h);
+  }
+  return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
+}
+
+// Where a node's handles sit, from the fixed geometry above: React Flow then needs to draw only
+// the nodes in view (it draws every node once to measure its handles otherwise).
+function nodeHandles(n, types) {
+  const { inputs, outputs } = portsOf({ t: n.t, outs: n.outs }, types);
+  const rowY = (i) => 1 + HEAD_HEIGHT + PORTS_TOP + i * (PORT_HEIGHT + PORT_GAP) + PORT_HEIGHT / 2 - HANDLE / 2;
+  const handles = Object.keys(inputs).map((id, i) => ({
+    id, type: "target", position: Position.Left, x: 1 - HANDLE / 2, y: rowY(i), width: HANDLE, height: HANDLE,
+  }));
+  Object.keys(outputs).forEach((id, i) => handles.push({
+    id, type: "source", position: Position.Right, x: NODE_WIDTH - 1 - HANDLE / 2, y: rowY(i), width: HANDLE, height: HANDLE,
+  }));
+  const rows = Math.max(Object.keys(inputs).length, Object.keys(outputs).length);
+  const height = 1 + HEAD_HEIGHT + PORTS_TOP + rows * (PORT_HEIGHT + PORT_GAP) - (rows ? PORT_GAP : 0) + 8 + 1;
+  return { handles, height };
+}
+
 // The key of what the server says about a node; an unchanged key keeps the client's object.
 function serverKey(n) {
   return `${n.t}|${n.label}|${n.outs ? JSON.stringify(n.outs) : ""}`;
-}
-
-function estimatedHeight(n, types) {
-  const spec = types[n.t];
-  if (!spec) return 90;
-  const outs = Object.keys(n.outs || spec.outputs).length + (n.t === "end" ? 0 : 1);
-  return 62 + 22 * Math.max(Object.keys(spec.inputs).length, outs);
 }
 
 function mergeNodes(server, previous, statuses, issues, positionsFromServer, types) {
@@ -245,12 +246,14 @@ function mergeNodes(server, previous, statuses, issues, positionsFromServer, typ
     ) {
       return prev;
     }
+    const shape = prev && prev.data._key === key ? prev : { ...nodeHandles(n, types), initialWidth: NODE_WIDTH };
     return {
       ...(prev || {}),
       id: n.id,
       type: "fl",
+      handles: shape.handles,
       initialWidth: NODE_WIDTH,
-      initialHeight: estimatedHeight(n, types),
+      initialHeight: shape.initialHeight || shape.height,
       position,
       data: { id: n.id, t: n.t, label: n.label, outs: n.outs, status, issue, _key: key },
     };
@@ -300,12 +303,10 @@ const DELETE_KEYS = ["Delete", "Backspace"];
 const SNAP_GRID = [8, 8];
 const SHORTCUTS = { z: "undo", y: "redo", c: "copy", v: "paste", d: "duplicate", s: "save" };
 
-const MARK = (label) => { (window.__flMarks = window.__flMarks || []).push([label, performance.now()]); };
 const EMPTY = {};
 const EMPTY_LIST = [];
 
 function Canvas(props) {
-  MARK("canvas-render " + (props.nodes ? props.nodes.length : 0));
   const {
     nodes: serverNodes = EMPTY_LIST, edges: serverEdges = EMPTY_LIST, statuses = EMPTY, issues = EMPTY,
     fit = null, focus = null, id,
@@ -324,13 +325,13 @@ function Canvas(props) {
   const [nodes, setNodes, onNodesChange] = useNodesState([]);
   const [edges, setEdges, onEdgesChange] = useEdgesState([]);
   const flow = useReactFlow();
+  const storeApi = useStoreApi();
   const lastServerNodes = useRef(null);
   const lastSelection = useRef("|");
 
   useEffect(() => {
     const positionsFromServer = lastServerNodes.current !== serverNodes;
     lastServerNodes.current = serverNodes;
-    MARK("merge-effect " + serverNodes.length);
     setNodes((prev) => mergeNodes(serverNodes, prev, statuses, issues, positionsFromServer, types));
   }, [serverNodes, statuses, issues, types, setNodes]);
 
@@ -350,8 +351,11 @@ function Canvas(props) {
     const fitNow = () => {
       const all = pendingFit.current && pendingFit.current.all;
       pendingFit.current = false;
-      const minZoom = nodes.length >= BIG_GRAPH && !all ? BIG_GRAPH_MIN_ZOOM : undefined;
-      flow.fitView({ padding: 0.2, maxZoom: 1, minZoom, duration: 0 });
+      const minZoom = nodes.length >= BIG_GRAPH && !all ? BIG_GRAPH_MIN_ZOOM : MIN_ZOOM;
+      // React Flow's fitView skips nodes it has not drawn yet; a big graph has many of those.
+      const { width, height, nodes: current } = storeApi.getState();
+      const bounds = boundsOf(current);
+      if (bounds) flow.setViewport(getViewportForBounds(bounds, width, height, minZoom, 1, 0.2), { duration: 0 });
     };
     // A big graph renders only what is visible, so it is never fully measured: fit on estimates.
     if (nodesReady || nodes.length >= BIG_GRAPH) {
@@ -461,13 +465,13 @@ function Canvas(props) {
           onDragOver={handleDragOver}
           deleteKeyCode={DELETE_KEYS}
           onlyRenderVisibleElements={big}
-          minZoom={0.05}
+          minZoom={MIN_ZOOM}
           maxZoom={2}
           snapToGrid
           snapGrid={SNAP_GRID}
         >
           <Background gap={16} size={1.2} color="#d5d8de" />
-          <Controls showInteractive={false} />
+          <Controls showInteractive={false} showFitView={false} />
           <MiniMap pannable zoomable nodeColor={minimapColor} nodeStrokeWidth={0} maskColor="rgba(240,240,243,.6)" />
         </ReactFlow>
         {serverNodes.length === 0 ? (

@@ -26,6 +26,7 @@ AGENT_STARTED = "agent.started"
 AGENT_COMPLETED = "agent.completed"
 AGENT_FAILED = "agent.failed"
 AGENT_TOOL_CALLED = "agent.tool.called"
+AGENT_STREAM = "agent.stream"  # a batch of generated tokens, while a model streams
 
 EVENT_TYPES = (
     WORKFLOW_STARTED,
@@ -44,6 +45,7 @@ EVENT_TYPES = (
     AGENT_COMPLETED,
     AGENT_FAILED,
     AGENT_TOOL_CALLED,
+    AGENT_STREAM,
 )
 
 _INSERT = text(

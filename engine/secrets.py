@@ -27,6 +27,8 @@ from models.db import get_engine
 KEY_FILE = "secrets.key"
 ENV_PREFIX = "FLOWLOOM_SECRET_"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+# A node config's secret reference: a name, or empty for "no secret".
+REFERENCE_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,99})?$"
 _NAME = re.compile(NAME_PATTERN)
 _HKDF_INFO = b"flowloom:secrets-store:v1"
 REDACTED = "[redacted]"

@@ -125,4 +125,7 @@ def _classify(result: Any, node_id: str, max_payload_bytes: int) -> Outcome:
         return Outcome(
             error=f"outputs are {size} bytes; the limit is {max_payload_bytes} (FLOWLOOM_MAX_PAYLOAD_BYTES)"
         )
-    return Outcome(outputs=json.loads(json.dumps(result, default=str)))
+    outputs = json.loads(json.dumps(result, default=str))
+    # A node's "metrics" port (model load and inference times, ...) is also kept on the step row.
+    metrics = outputs.get("metrics") if isinstance(outputs.get("metrics"), dict) else {}
+    return Outcome(outputs=outputs, metrics=dict(metrics))

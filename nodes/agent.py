@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from engine import events, secrets
 from engine.context import StepContext
 from engine.errors import FlowloomError, StepError
+from engine.secrets import REFERENCE_PATTERN as SECRET_NAME_PATTERN
 
 # Importing anthropic_llm and openvino_llm registers those providers.
 from nodes import anthropic_llm, memory_nodes, openvino_llm, outbox  # noqa: F401
@@ -28,7 +29,6 @@ from nodes.documents import Document, item_text
 from nodes.llm import get_provider, provider_names
 from nodes.model_store import DEFAULT_EMBEDDER, NAME_PATTERN
 from nodes.registry import Port, register
-from nodes.secret_refs import NAME_PATTERN as SECRET_NAME_PATTERN
 
 _COLLECTION_OR_EMPTY = r"^$|" + memory_nodes.COLLECTION_PATTERN
 

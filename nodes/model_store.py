@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -136,14 +137,18 @@ def describe(path: Path, name: str | None = None) -> ModelInfo:
 
 
 def list_models(root: Path | None = None) -> list[ModelInfo]:
-    """Every model directory (a folder holding an OpenVINO IR) under the models directory."""
+    """Every model directory (a folder holding an OpenVINO IR) under the models directory.
+
+    Symlinked folders count (a model kept elsewhere can be linked in); hidden folders and
+    unfinished conversions (`*.partial`) do not.
+    """
     root = root or models_root()
     if not root.is_dir():
         return []
     found = []
-    for xml in sorted(root.rglob(MODEL_XML)):
-        folder = xml.parent
-        if any(part.startswith(".") or part.endswith(".partial") for part in folder.relative_to(root).parts):
-            continue
-        found.append(describe(folder, str(folder.relative_to(root))))
-    return found
+    for folder, subdirs, files in os.walk(root, followlinks=True):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and not d.endswith(".partial"))
+        if MODEL_XML in files:
+            path = Path(folder)
+            found.append(describe(path, str(path.relative_to(root))))
+    return sorted(found, key=lambda m: m.name)

@@ -12,6 +12,7 @@ import fcntl
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from nodes.model_store import (
 
 DEVICES = ("CPU", "GPU", "NPU", "AUTO")
 EMBED_BATCH = 32
+MAX_LOADED_PIPELINES = 4
 
 
 def _ms(start: float) -> float:
@@ -58,10 +60,12 @@ class Timing:
 
 
 class PipelineCache:
-    """One compiled pipeline per (kind, directory, device, options) in this process."""
+    """Compiled pipelines of this process by (kind, directory, device, options), least recently used
+    dropped first beyond `limit` (a worker that serves many models would otherwise keep them all)."""
 
-    def __init__(self) -> None:
-        self._items: dict[tuple, Any] = {}
+    def __init__(self, limit: int = MAX_LOADED_PIPELINES) -> None:
+        self.limit = limit
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
         self._locks: dict[tuple, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -73,11 +77,17 @@ class PipelineCache:
     def get(self, key: tuple, load: Callable[[], Any]) -> tuple[Any, float, bool]:
         """The cached pipeline, or `load()` it now: (pipeline, load_ms, was_cached)."""
         with self.lock_for(key):
-            if key in self._items:
-                return self._items[key], 0.0, True
+            with self._guard:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key], 0.0, True
             started = time.perf_counter()
-            self._items[key] = load()
-            return self._items[key], _ms(started), False
+            pipeline = load()
+            with self._guard:
+                self._items[key] = pipeline
+                while len(self._items) > self.limit:
+                    self._items.popitem(last=False)  # a step still using it keeps its own reference
+            return pipeline, _ms(started), False
 
     def keys(self) -> list[tuple]:
         with self._guard:

@@ -13,7 +13,7 @@ from models.db import get_engine
 
 log = logging.getLogger("flowloom.agent")
 # Live chunks of a streamed generation; written only once the engine knows this event type.
-STREAM_EVENT = "agent.stream"
+STREAM_EVENT = events.AGENT_STREAM
 
 
 def emit(ctx: StepContext, event_type: str, **data: Any) -> None:
@@ -34,7 +34,7 @@ class StreamRecorder:
 
     def __init__(self, ctx: StepContext, *, enabled: bool = True, every: int = 16, seconds: float = 0.25):
         self.ctx = ctx
-        self.enabled = enabled and STREAM_EVENT in events.EVENT_TYPES
+        self.enabled = enabled
         self.every = every
         self.seconds = seconds
         self.chunks: list[str] = []

@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.context import StepContext
 from engine.errors import StepError
+from engine.secrets import REFERENCE_PATTERN as NAME_PATTERN
+from engine.secrets import resolve as resolve_secret
 from nodes.http import raise_for_status, response_output, send
 from nodes.registry import Port, register
-from nodes.secret_refs import NAME_PATTERN, resolve_secret
 
 SIGNATURE_HEADER = "X-Flowloom-Signature"
 TIMESTAMP_HEADER = "X-Flowloom-Timestamp"

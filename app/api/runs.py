@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from app.api.auth import Caller
+from app.api.callers import Caller
 from engine.approvals import Approver
 from engine.definition import WorkflowDefinition
 from engine.errors import DefinitionError, ValidationError

@@ -38,7 +38,6 @@ from app.db import DB_ERRORS, describe_db_error
 log = logging.getLogger(__name__)
 
 API_PREFIXES = ("/api/", "/auth/")
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def login_url(next_path: str = "") -> str:
@@ -165,7 +164,9 @@ class AuthMiddleware:
         caller = await self._caller(scope, headers, allow_key=True)
         if has_key and caller is None:
             return _unauthorized("the API key is unknown or revoked")
-        if method not in SAFE_METHODS and not has_key and not same_origin(headers):
+        # Another site's page may not use our user's cookie, to change data (CSRF) or to read it
+        # (Reflex answers CORS for any origin, and SameSite=Lax still sends cookies to other ports).
+        if not has_key and not same_origin(headers):
             return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
         if needed == PUBLIC:
             return None

@@ -17,6 +17,7 @@ def _row(row: ApprovalRow) -> rx.Component:
                 rx.icon("user-check", size=16, color=rx.color("amber", 11)),
                 rx.text(row.title, weight="medium", size="2"),
                 rx.cond(row.votes != "", rx.badge(row.votes, variant="outline", size="1")),
+                rx.cond(row.voted, rx.badge("you voted", color_scheme="gray", size="1")),
                 align="center",
                 spacing="2",
             )

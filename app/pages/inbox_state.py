@@ -46,6 +46,7 @@ class ApprovalRow:
     color: str = "amber"
     decided_by: str = ""
     votes: str = ""
+    voted: bool = False
 
 
 @dataclass
@@ -83,7 +84,9 @@ class Detail:
     approvers: str = ""
 
 
-def _row(approval: Approval, workflow: str | None, now: datetime, votes: int = 0) -> ApprovalRow:
+def _row(
+    approval: Approval, workflow: str | None, now: datetime, votes: int = 0, voted: bool = False
+) -> ApprovalRow:
     deadline, quorum = approval.deadline, int((approval.request or {}).get("quorum") or 1)
     return ApprovalRow(
         id=str(approval.id),
@@ -98,6 +101,7 @@ def _row(approval: Approval, workflow: str | None, now: datetime, votes: int = 0
         color=status_color(approval.status),
         decided_by=approval.decided_by or "",
         votes=f"{votes} of {quorum}" if quorum > 1 else "",
+        voted=voted,
     )
 
 
@@ -174,9 +178,7 @@ class InboxState(rx.State):
             matches = not term or term in approval.title.lower() or term in (workflow or "").lower()
             return matches and approvals.may_decide(approval.request or {}, approver)
 
-        self.rows = [
-            _row(a, w, now, counts.get(a.id, 0)) for a, w in pending if visible(a, w) and a.id not in mine
-        ]
+        self.rows = [_row(a, w, now, counts.get(a.id, 0), a.id in mine) for a, w in pending if visible(a, w)]
         self.history = [_row(a, w, now) for a, w in decided if visible(a, w) or a.id in mine]
         self.error = ""
 

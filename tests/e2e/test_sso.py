@@ -94,3 +94,27 @@ def test_viewer_cannot_create_a_workflow_even_by_submitting_the_form(
     expect(page.get_by_text("This needs the editor role")).to_be_visible()
     page.reload()
     expect(page.locator("body")).not_to_contain_text("Should not exist")
+
+
+def test_api_key_made_in_settings_is_shown_once_works_and_stops_when_revoked(
+    page: Page, app_server: str, login_as
+) -> None:
+    import httpx
+
+    login_as(page, "operator", "keys@example.test")
+    page.goto(f"{app_server}/settings")
+    page.fill("#new-key-name", "ci")
+    page.click("#create-key")
+    key = page.locator("#created-key").inner_text()
+    assert key.startswith("flk_")
+    me = httpx.get(f"{app_server}/api/me", headers={"Authorization": f"Bearer {key}"})
+    assert (
+        me.status_code == 200 and me.json()["email"] == "keys@example.test" and me.json()["role"] == "viewer"
+    )
+
+    page.reload()
+    expect(page.get_by_test_id("key-row")).to_have_count(1)
+    assert key not in page.content()
+    page.get_by_test_id("key-row").get_by_role("button", name="Revoke").click()
+    expect(page.get_by_test_id("key-row")).to_contain_text("revoked")
+    assert httpx.get(f"{app_server}/api/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401

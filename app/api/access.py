@@ -1,0 +1,185 @@
+"""/api/me, /api/keys, /api/users, /api/audit: who I am, my API keys, users' roles, the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.callers import Admin, Caller, client_ip
+from app.auth import api_keys, audit, users
+from app.auth.policy import Role
+from app.auth.principal import session_cache
+from app.db import db_session
+
+router = APIRouter(tags=["access"])
+
+
+class MePublic(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    via: str
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    role: Role = Role.VIEWER
+    rate_limit_per_min: int = Field(120, ge=1, le=api_keys.MAX_RATE_PER_MIN)
+
+
+class ApiKeyPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    prefix: str
+    role: str
+    rate_limit_per_min: int
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The key itself: shown this once, store it now")
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    issuer: str
+    email: str
+    name: str
+    role: str
+    is_active: bool
+    created_at: datetime
+    last_login_at: datetime | None = None
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+class AuditPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    details: dict[str, Any] | None = None
+    ip: str
+
+
+@router.get("/me", response_model=MePublic)
+def me(principal: Caller) -> MePublic:
+    """Who you are signed in as, and your role (an API key's role when you use one)."""
+    return MePublic(
+        id=uuid.UUID(principal.user_id), email=principal.email, name=principal.name, role=principal.role,
+        via=principal.via,
+    )  # fmt: skip
+
+
+@router.get("/keys", response_model=list[ApiKeyPublic])
+def list_keys(principal: Caller) -> list[ApiKeyPublic]:
+    """Your API keys (never the keys themselves)."""
+    with db_session() as session:
+        rows = api_keys.list_keys(session, uuid.UUID(principal.user_id))
+        return [ApiKeyPublic.model_validate(r) for r in rows]
+
+
+@router.post("/keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
+def create_key(body: ApiKeyCreate, principal: Caller, request: Request) -> ApiKeyCreated:
+    """Create a key with a role up to your own; the answer holds the key, shown only this once."""
+    if principal.via != "session":
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail="sign in to create keys; a key cannot make keys"
+        )
+    with db_session() as session:
+        owner = users.get_user(session, principal.user_id)
+        if owner is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="sign in first")
+        try:
+            row, key = api_keys.create(
+                session, owner, name=body.name, role=body.role, rate_limit_per_min=body.rate_limit_per_min
+            )
+        except api_keys.ApiKeyError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from exc
+        audit.record(
+            session, actor=principal.actor, action="api_key.created", target_type="api_key",
+            target_id=str(row.id), details={"name": row.name, "prefix": row.prefix, "role": row.role},
+            ip=client_ip(request),
+        )  # fmt: skip
+        public = ApiKeyPublic.model_validate(row)
+    return ApiKeyCreated(**public.model_dump(), key=key)
+
+
+@router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
+def revoke_key(key_id: uuid.UUID, principal: Caller, request: Request) -> Response:
+    """Revoke one of your keys (admins: any key); it stops working at once."""
+    with db_session() as session:
+        row = api_keys.revoke(session, key_id, by_user=uuid.UUID(principal.user_id), by_role=principal.role)
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"API key {key_id} not found")
+        audit.record(
+            session, actor=principal.actor, action="api_key.revoked", target_type="api_key",
+            target_id=str(row.id), details={"prefix": row.prefix}, ip=client_ip(request),
+        )  # fmt: skip
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/users", response_model=list[UserPublic])
+def list_users(principal: Admin) -> list[UserPublic]:
+    """Every user with their role (admins only)."""
+    with db_session() as session:
+        return [UserPublic.model_validate(u) for u in users.list_users(session)]
+
+
+@router.patch("/users/{user_id}", response_model=UserPublic, responses={404: {}, 409: {}})
+def update_user(user_id: uuid.UUID, body: UserUpdate, principal: Admin, request: Request) -> UserPublic:
+    """Change a user's role or deactivate them (admins only); the change applies at once."""
+    with db_session() as session:
+        try:
+            changed = users.change_user(session, user_id, role=body.role, is_active=body.is_active)
+        except users.UserError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        if changed is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"user {user_id} not found")
+        user, changes = changed
+        if changes:
+            audit.record(
+                session, actor=principal.actor, action="user.role_changed" if "role" in changes else "user.updated",
+                target_type="user", target_id=str(user.id), details=changes, ip=client_ip(request),
+            )  # fmt: skip
+        public = UserPublic.model_validate(user)
+    session_cache.clear()
+    return public
+
+
+@router.get("/audit", response_model=list[AuditPublic])
+def read_audit(
+    principal: Admin,
+    action: str = Query("", max_length=100),
+    actor: str = Query("", max_length=320),
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[AuditPublic]:
+    """The audit log, newest first (admins only)."""
+    with db_session() as session:
+        return [
+            AuditPublic.model_validate(e)
+            for e in audit.entries(session, limit=limit, action=action, actor=actor)
+        ]

@@ -1,0 +1,182 @@
+"""State of the Settings page: my API keys, and (for admins) everyone's role."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+import reflex as rx
+from reflex.event import EventSpec
+
+from app import db
+from app.auth import api_keys, audit, users
+from app.auth.guard import caller_of, requires
+from app.auth.policy import Role, allows
+from app.auth.principal import session_cache
+from app.pages.formatting import format_time, time_ago
+
+log = logging.getLogger(__name__)
+
+ROLES = [r.value for r in Role]
+
+
+@dataclass
+class KeyRow:
+    """One of my API keys (never the key itself)."""
+
+    id: str
+    name: str
+    prefix: str
+    role: str
+    created: str
+    last_used: str
+    revoked: bool
+
+
+@dataclass
+class UserRow:
+    """One user, for admins."""
+
+    id: str
+    email: str
+    name: str
+    issuer: str
+    role: str
+    active: bool
+
+
+class SettingsState(rx.State):
+    """My keys; everyone's roles for admins."""
+
+    keys: list[KeyRow] = []
+    users: list[UserRow] = []
+    new_key_name: str = ""
+    new_key_role: str = Role.VIEWER.value
+    created_key: str = ""
+    error: str = ""
+
+    def _reload(self) -> None:
+        principal = caller_of(self)
+        if principal is None:
+            self.keys, self.users = [], []
+            return
+        with db.db_session() as session:
+            self.keys = [
+                KeyRow(
+                    str(k.id),
+                    k.name,
+                    k.prefix,
+                    k.role,
+                    format_time(k.created_at),
+                    time_ago(k.last_used_at) if k.last_used_at else "never",
+                    k.revoked_at is not None,
+                )  # fmt: skip
+                for k in api_keys.list_keys(session, uuid.UUID(principal.user_id))
+            ]
+            self.users = (
+                [
+                    UserRow(str(u.id), u.email, u.name, u.issuer, u.role, u.is_active)
+                    for u in users.list_users(session)
+                ]
+                if allows(principal.role, Role.ADMIN)
+                else []
+            )
+        self.error = ""
+
+    def _refresh(self) -> None:
+        try:
+            self._reload()
+        except db.DB_ERRORS as exc:
+            log.warning("loading settings failed: %s", exc)
+            self.error = db.describe_db_error(exc)
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def load(self) -> None:
+        """Fetch my keys (and the users, for admins)."""
+        self.created_key = ""
+        self._refresh()
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def set_new_key_name(self, value: str) -> None:
+        self.new_key_name = value[:100]
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def set_new_key_role(self, value: str) -> None:
+        self.new_key_role = value if value in ROLES else Role.VIEWER.value
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def create_key(self) -> EventSpec | None:
+        """Create a key with a role up to mine; it is shown once, here."""
+        principal = caller_of(self)
+        if principal is None:
+            return None
+        try:
+            with db.db_session() as session:
+                owner = users.get_user(session, principal.user_id)
+                row, key = api_keys.create(session, owner, name=self.new_key_name, role=self.new_key_role)
+                audit.record(session, actor=principal.actor, action="api_key.created", target_type="api_key",
+                             target_id=str(row.id), details={"name": row.name, "prefix": row.prefix, "role": row.role})  # fmt: skip
+        except api_keys.ApiKeyError as exc:
+            return rx.toast.error(str(exc))
+        except db.DB_ERRORS as exc:
+            return rx.toast.error(db.describe_db_error(exc))
+        self.created_key, self.new_key_name = key, ""
+        self._refresh()
+        return None
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def dismiss_key(self) -> None:
+        """Forget the key shown once."""
+        self.created_key = ""
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def revoke_key(self, key_id: str) -> EventSpec | None:
+        """Revoke one of my keys; it stops working at once."""
+        principal = caller_of(self)
+        try:
+            with db.db_session() as session:
+                row = api_keys.revoke(session, uuid.UUID(key_id), by_user=uuid.UUID(principal.user_id),
+                                      by_role=principal.role)  # fmt: skip
+                if row is not None:
+                    audit.record(session, actor=principal.actor, action="api_key.revoked", target_type="api_key",
+                                 target_id=str(row.id), details={"prefix": row.prefix})  # fmt: skip
+        except (ValueError, *db.DB_ERRORS) as exc:
+            return rx.toast.error(f"Could not revoke the key ({type(exc).__name__})")
+        self._refresh()
+        return rx.toast.success("Key revoked") if row is not None else rx.toast.error("No such key")
+
+    @rx.event
+    @requires(Role.ADMIN)
+    def set_user_role(self, user_id: str, role: str) -> EventSpec | None:
+        """Change a user's role (admins only); it applies at once."""
+        return self._change(user_id, role=role)
+
+    @rx.event
+    @requires(Role.ADMIN)
+    def set_user_active(self, user_id: str, active: bool) -> EventSpec | None:
+        """Deactivate or reactivate a user (admins only)."""
+        return self._change(user_id, is_active=active)
+
+    def _change(self, user_id: str, **change: object) -> EventSpec | None:
+        principal = caller_of(self)
+        try:
+            with db.db_session() as session:
+                changed = users.change_user(session, uuid.UUID(user_id), **change)  # type: ignore[arg-type]
+                if changed and changed[1]:
+                    audit.record(session, actor=principal.actor,
+                                 action="user.role_changed" if "role" in changed[1] else "user.updated",
+                                 target_type="user", target_id=user_id, details=changed[1])  # fmt: skip
+        except users.UserError as exc:
+            return rx.toast.error(str(exc))
+        except (ValueError, *db.DB_ERRORS) as exc:
+            return rx.toast.error(f"Could not change the user ({type(exc).__name__})")
+        session_cache.clear()
+        self._refresh()
+        return rx.toast.success("Saved") if changed else rx.toast.error("No such user")
