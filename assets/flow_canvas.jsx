@@ -14,7 +14,6 @@ import {
   ReactFlow,
   ReactFlowProvider,
   useEdgesState,
-  useNodesInitialized,
   useNodesState,
   getViewportForBounds,
   useReactFlow,
@@ -196,16 +195,14 @@ const FlowNode = memo(function FlowNode({ data }) {
 
 const NODE_TYPES = { fl: FlowNode };
 
-function boundsOf(nodes) {
-  if (!nodes.length) return null;
+function boundsOf(boxes) {
+  if (!boxes.length) return null;
   let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
-  for (const n of nodes) {
-    const w = n.measured?.width ?? n.initialWidth ?? NODE_WIDTH;
-    const h = n.measured?.height ?? n.initialHeight ?? 80;
-    x0 = Math.min(x0, n.position.x);
-    y0 = Math.min(y0, n.position.y);
-    x1 = Math.max(x1, n.position.x + w);
-    y1 = Math.max(y1, n.position.y + h);
+  for (const b of boxes) {
+    x0 = Math.min(x0, b.x);
+    y0 = Math.min(y0, b.y);
+    x1 = Math.max(x1, b.x + b.w);
+    y1 = Math.max(y1, b.y + b.h);
   }
   return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
 }
@@ -307,10 +304,10 @@ const EMPTY = {};
 const EMPTY_LIST = [];
 
 function Canvas(props) {
-  const {
-    nodes: serverNodes = EMPTY_LIST, edges: serverEdges = EMPTY_LIST, statuses = EMPTY, issues = EMPTY,
-    fit = null, focus = null, id,
-  } = props;
+  const { active = true, statuses = EMPTY, issues = EMPTY, fit = null, focus = null, id } = props;
+  // Until Python says the graph is this page's (`active`), draw none of what the tab last showed.
+  const serverNodes = (active && props.nodes) || EMPTY_LIST;
+  const serverEdges = (active && props.edges) || EMPTY_LIST;
   // The catalogue is a compile-time constant, but Reflex rebuilds its literal on every render.
   const [catalogue] = useState(() => ({ types: props.types || {}, icons: props.icons || {} }));
   const { types } = catalogue;
@@ -326,45 +323,39 @@ function Canvas(props) {
   const [edges, setEdges, onEdgesChange] = useEdgesState([]);
   const flow = useReactFlow();
   const storeApi = useStoreApi();
+  const wrapper = useRef(null);
   const lastServerNodes = useRef(null);
   const lastSelection = useRef("|");
 
+  // Python asks for a fit (load, import, layout, the Fit button) by bumping fit.n. The view is set
+  // before the nodes are handed to React Flow, from positions and the fixed node geometry, so a
+  // big graph is drawn once, at its final zoom, and only the part in view.
+  const fitToken = fit ? fit.n : 0;
+  const lastFit = useRef(0);
   useEffect(() => {
     const positionsFromServer = lastServerNodes.current !== serverNodes;
     lastServerNodes.current = serverNodes;
+    if (fitToken !== lastFit.current) {
+      lastFit.current = fitToken;
+      const boxes = positionsFromServer
+        ? serverNodes.map((n) => ({ x: n.x, y: n.y, w: NODE_WIDTH, h: nodeHandles(n, types).height }))
+        : storeApi.getState().nodes.map((n) => ({
+            x: n.position.x, y: n.position.y,
+            w: n.measured?.width ?? n.initialWidth ?? NODE_WIDTH, h: n.measured?.height ?? n.initialHeight ?? 80,
+          }));
+      const bounds = boundsOf(boxes);
+      if (bounds && wrapper.current) {
+        const { width, height } = wrapper.current.getBoundingClientRect();
+        const minZoom = boxes.length >= BIG_GRAPH && !(fit && fit.all) ? BIG_GRAPH_MIN_ZOOM : MIN_ZOOM;
+        flow.setViewport(getViewportForBounds(bounds, width, height, minZoom, 1, 0.2), { duration: 0 });
+      }
+    }
     setNodes((prev) => mergeNodes(serverNodes, prev, statuses, issues, positionsFromServer, types));
-  }, [serverNodes, statuses, issues, types, setNodes]);
+  }, [serverNodes, statuses, issues, types, fitToken, setNodes]); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => {
     setEdges((prev) => mergeEdges(serverEdges, prev, statuses));
   }, [serverEdges, statuses, setEdges]);
-
-  // Fit the view whenever Python asks (load, import, layout), once the nodes have been measured.
-  const nodesReady = useNodesInitialized();
-  const pendingFit = useRef(false);
-  const fitToken = fit ? fit.n : 0;
-  useEffect(() => {
-    pendingFit.current = serverNodes.length > 0 ? { all: Boolean(fit && fit.all) } : false;
-  }, [fitToken]); // eslint-disable-line react-hooks/exhaustive-deps
-  useEffect(() => {
-    if (!pendingFit.current || !nodes.length) return undefined;
-    const fitNow = () => {
-      const all = pendingFit.current && pendingFit.current.all;
-      pendingFit.current = false;
-      const minZoom = nodes.length >= BIG_GRAPH && !all ? BIG_GRAPH_MIN_ZOOM : MIN_ZOOM;
-      // React Flow's fitView skips nodes it has not drawn yet; a big graph has many of those.
-      const { width, height, nodes: current } = storeApi.getState();
-      const bounds = boundsOf(current);
-      if (bounds) flow.setViewport(getViewportForBounds(bounds, width, height, minZoom, 1, 0.2), { duration: 0 });
-    };
-    // A big graph renders only what is visible, so it is never fully measured: fit on estimates.
-    if (nodesReady || nodes.length >= BIG_GRAPH) {
-      requestAnimationFrame(fitNow);
-      return undefined;
-    }
-    const timer = setTimeout(fitNow, 500);
-    return () => clearTimeout(timer);
-  }, [nodesReady, nodes.length, fitToken, flow]);
 
   // Python asks to select nodes (a drop, a paste) and maybe centre one (an issue or a step was clicked).
   useEffect(() => {
@@ -448,7 +439,7 @@ function Canvas(props) {
 
   return (
     <CanvasContext.Provider value={catalogue}>
-      <div className="fl-canvas" id={id} data-node-count={nodes.length}>
+      <div className="fl-canvas" id={id} ref={wrapper} data-node-count={nodes.length}>
         <style>{CSS}</style>
         <ReactFlow
           nodes={nodes}

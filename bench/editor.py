@@ -134,6 +134,7 @@ def make_workflows(database_url: str) -> tuple[dict[int, str], str]:
             ids[count] = str(
                 db.create_workflow(session, f"bench {count}", definition=grid_definition(count)).id
             )
+        ids[0] = str(db.create_workflow(session, "bench empty").id)
         email = f"bench-{uuid.uuid4().hex[:6]}@example.test"
         user = User(
             issuer="https://bench.example.test", subject=email, email=email, name="bench", role="editor"

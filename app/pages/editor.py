@@ -130,6 +130,8 @@ def issues_panel() -> rx.Component:
 def canvas_area() -> rx.Component:
     return rx.box(
         flow_canvas(
+            # Until the URL's workflow is loaded the tab may still hold the last one it showed.
+            active=S.is_current,
             nodes=S.canvas_nodes,
             edges=S.canvas_edges,
             statuses=S.node_statuses,
@@ -256,9 +258,9 @@ def side_panel() -> rx.Component:
     return rx.tabs.root(
         rx.tabs.list(tab("node", "Node", "sliders-horizontal"), tab("workflow", "Workflow", "workflow"),
                      tab("runs", "Runs", "play"), size="1"),
-        content("node", _node_tab()),
-        content("workflow", _workflow_tab()),
-        content("runs", run_panel(S)),
+        content("node", rx.cond(S.is_current, _node_tab())),
+        content("workflow", rx.cond(S.is_current, _workflow_tab())),
+        content("runs", rx.cond(S.is_current, run_panel(S))),
         value=S.panel_tab, on_change=S.set_panel_tab,
         width=PANEL_WIDTH, min_width=PANEL_WIDTH, height="100%",
         border_left=f"1px solid {rx.color('gray', 4)}", background="var(--color-panel-solid)", id="side-panel",
@@ -280,25 +282,19 @@ def _missing() -> rx.Component:
 @page(route=routes.WORKFLOW_EDITOR, title="Editor", on_load=S.load, bare=True)
 def editor_page() -> rx.Component:
     """The editor of one workflow."""
-    # Until the URL's workflow is loaded the tab may still hold the last one it showed: draw nothing of it.
-    loading = rx.center(rx.spinner(size="3"), flex="1", width="100%", id="editor-loading")
     return rx.cond(
         S.load_error != "",
         _missing(),
         rx.vstack(
             toolbar(),
-            rx.cond(
-                S.is_current,
-                rx.hstack(
-                    palette(S.palette_query, S.set_palette_query),
-                    canvas_area(),
-                    side_panel(),
-                    spacing="0",
-                    width="100%",
-                    flex="1",
-                    min_height="0",
-                ),
-                loading,
+            rx.hstack(
+                palette(S.palette_query, S.set_palette_query),
+                canvas_area(),
+                side_panel(),
+                spacing="0",
+                width="100%",
+                flex="1",
+                min_height="0",
             ),
             import_dialog(),
             export_dialog(),
