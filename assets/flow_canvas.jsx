@@ -10,6 +10,7 @@ import {
   Controls,
   Handle,
   MiniMap,
+  Panel,
   Position,
   ReactFlow,
   ReactFlowProvider,
@@ -95,6 +96,7 @@ const CSS = `
 .fl-canvas .react-flow__edge.fl-edge-done .react-flow__edge-path { stroke: #30a46c; stroke-width: 2.2; }
 .fl-canvas .react-flow__edge.fl-edge-live .react-flow__edge-path { stroke: #0090ff; stroke-width: 2.2; }
 .fl-node.fl-compact .fl-label { font-size: 15px; }
+.fl-minimap canvas { display: block; background: #fff; border-radius: 6px; box-shadow: 0 1px 3px rgba(16,24,40,.15); cursor: pointer; }
 .fl-empty { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center;
   pointer-events: none; color: #8b8d98; font-size: 14px; font-family: Inter, ui-sans-serif, system-ui, sans-serif; }
 .fl-empty div { padding: 14px 18px; border: 1px dashed #cdced6; border-radius: 12px; background: rgba(255,255,255,.7); }
@@ -194,6 +196,55 @@ const FlowNode = memo(function FlowNode({ data }) {
 });
 
 const NODE_TYPES = { fl: FlowNode };
+
+// A big graph's minimap: one <canvas> instead of an SVG element (and a store subscription) per node.
+const MAP_W = 200;
+const MAP_H = 150;
+const nodesAndViewport = (s) => s.transform;
+
+function CanvasMiniMap({ nodes }) {
+  const canvas = useRef(null);
+  const transform = useStore(nodesAndViewport);
+  const storeApi = useStoreApi();
+  const flow = useReactFlow();
+  const frame = useRef(null);
+  useEffect(() => {
+    const el = canvas.current;
+    if (!el) return;
+    const boxes = nodes.map((n) => ({ x: n.position.x, y: n.position.y, w: n.initialWidth || NODE_WIDTH, h: n.initialHeight || 80 }));
+    const bounds = boundsOf(boxes);
+    if (!bounds) return;
+    const scale = Math.min(MAP_W / bounds.width, MAP_H / bounds.height) * 0.9;
+    const ox = (MAP_W - bounds.width * scale) / 2 - bounds.x * scale;
+    const oy = (MAP_H - bounds.height * scale) / 2 - bounds.y * scale;
+    frame.current = { scale, ox, oy };
+    const ctx = el.getContext("2d");
+    ctx.clearRect(0, 0, MAP_W, MAP_H);
+    nodes.forEach((n, i) => {
+      ctx.fillStyle = MINIMAP_STATUS[n.data.status] || "#cdced6";
+      const b = boxes[i];
+      ctx.fillRect(ox + b.x * scale, oy + b.y * scale, Math.max(b.w * scale, 1), Math.max(b.h * scale, 1));
+    });
+    const { width, height } = storeApi.getState();
+    const [tx, ty, zoom] = transform;
+    ctx.strokeStyle = "#6e56cf";
+    ctx.lineWidth = 1.5;
+    ctx.strokeRect(ox + (-tx / zoom) * scale, oy + (-ty / zoom) * scale, (width / zoom) * scale, (height / zoom) * scale);
+  }, [nodes, transform, storeApi]);
+  const centre = (event) => {
+    if (!frame.current || !(event.buttons & 1)) return;
+    const r = event.currentTarget.getBoundingClientRect();
+    const { scale, ox, oy } = frame.current;
+    const x = (event.clientX - r.left - ox) / scale;
+    const y = (event.clientY - r.top - oy) / scale;
+    flow.setCenter(x, y, { zoom: flow.getZoom(), duration: 0 });
+  };
+  return (
+    <Panel position="bottom-right" className="fl-minimap">
+      <canvas ref={canvas} width={MAP_W} height={MAP_H} onPointerDown={centre} onPointerMove={centre} />
+    </Panel>
+  );
+}
 
 function boundsOf(boxes) {
   if (!boxes.length) return null;
@@ -463,7 +514,11 @@ function Canvas(props) {
         >
           <Background gap={16} size={1.2} color="#d5d8de" />
           <Controls showInteractive={false} showFitView={false} />
-          <MiniMap pannable zoomable nodeColor={minimapColor} nodeStrokeWidth={0} maskColor="rgba(240,240,243,.6)" />
+          {big ? (
+            <CanvasMiniMap nodes={nodes} />
+          ) : (
+            <MiniMap pannable zoomable nodeColor={minimapColor} nodeStrokeWidth={0} maskColor="rgba(240,240,243,.6)" />
+          )}
         </ReactFlow>
         {serverNodes.length === 0 ? (
           <div className="fl-empty"><div>Drag a node from the palette to start</div></div>

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from engine.celery_app import current_celery
-from engine.executor import Dispatch
+from engine.run_state import Dispatch
 
 log = logging.getLogger("flowloom.dispatch")
 

@@ -6,11 +6,7 @@ whose Celery messages must be sent after the commit. They never talk to Celery.
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -18,70 +14,18 @@ from sqlalchemy import Connection, text
 from engine import events, expressions
 from engine.definition import WorkflowDefinition
 from engine.errors import FlowloomError
+from engine.run_state import (
+    ACTIVE,
+    ClaimedStep,
+    Dispatch,
+    LazyMapping,
+    RunContext,
+    load_run,
+    primary_output,
+    step_outputs,
+    to_json,
+)
 from engine.scheduler import TERMINAL, Graph, NodeState, dag_decide, fired_edges, port_inputs
-
-ACTIVE = ("queued", "running", "waiting")
-
-
-@dataclass(frozen=True)
-class Dispatch:
-    """A step whose Celery message leaves after the commit."""
-
-    step_id: str
-    countdown: float = 0.0
-
-
-@dataclass
-class ClaimedStep:
-    """A step this worker now owns until its lease expires."""
-
-    step_id: str
-    run_id: str
-    node_id: str
-    node_type: str
-    visit: int
-    attempt: int
-    inputs: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """The immutable parts of a run: its definition, graph and inputs (cached per process)."""
-
-    run_id: str
-    workflow_id: str | None
-    defn: WorkflowDefinition
-    graph: Graph
-    inputs: dict[str, Any]
-
-
-def _j(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str)
-
-
-@lru_cache(maxsize=256)
-def _parse_definition(raw: str) -> tuple[WorkflowDefinition, Graph]:
-    defn = WorkflowDefinition.model_validate_json(raw)
-    return defn, Graph(defn)
-
-
-_run_cache: dict[str, RunContext] = {}
-
-
-def load_run(conn: Connection, run_id: str) -> RunContext:
-    """The run's definition and inputs; immutable, so cached in the process."""
-    cached = _run_cache.get(run_id)
-    if cached is not None:
-        return cached
-    row = conn.execute(
-        text("SELECT definition::text AS d, inputs, workflow_id FROM runs WHERE id = :id"), {"id": run_id}
-    ).one()
-    defn, graph = _parse_definition(row.d)
-    ctx = RunContext(run_id, str(row.workflow_id) if row.workflow_id else None, defn, graph, row.inputs or {})
-    if len(_run_cache) > 1000:
-        _run_cache.clear()
-    _run_cache[run_id] = ctx
-    return ctx
 
 
 def create_run(
@@ -106,7 +50,7 @@ def create_run(
             "wf": workflow_id,
             "ver": version_id,
             "d": defn.model_dump_json(),
-            "inputs": _j(inputs),
+            "inputs": to_json(inputs),
             "by": created_by,
         },
     )
@@ -129,7 +73,7 @@ def _insert_step(conn: Connection, run_id: str, graph: Graph, node_id: str, visi
             "node": node_id,
             "type": graph.nodes[node_id].type,
             "visit": visit,
-            "inputs": _j(inputs),
+            "inputs": to_json(inputs),
         },
     )
     return step_id
@@ -154,49 +98,6 @@ def claim_step(conn: Connection, step_id: str, *, lease_s: float, worker: str) -
     run_id = str(row.run_id)
     events.emit(conn, events.STEP_STARTED, run_id, step_id=step_id, node_id=row.node_id, attempt=row.attempt)
     return ClaimedStep(step_id, run_id, row.node_id, row.node_type, row.visit, row.attempt, row.inputs or {})
-
-
-class LazyMapping(Mapping[str, Any]):
-    """A mapping loaded on first use: most steps never look at earlier steps' outputs."""
-
-    def __init__(self, loader: Callable[[], dict[str, Any]]) -> None:
-        self._loader = loader
-        self._data: dict[str, Any] | None = None
-
-    def _get(self) -> dict[str, Any]:
-        if self._data is None:
-            self._data = self._loader()
-        return self._data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._get()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._get())
-
-    def __len__(self) -> int:
-        return len(self._get())
-
-
-def step_outputs(conn: Connection, run_id: str) -> dict[str, Any]:
-    """Latest outputs of every finished node of the run, for templates (`steps.x.output`)."""
-    rows = conn.execute(
-        text(
-            "SELECT DISTINCT ON (node_id) node_id, status, outputs FROM step_runs"
-            " WHERE run_id = :run AND status IN ('succeeded', 'failed') ORDER BY node_id, visit DESC"
-        ),
-        {"run": run_id},
-    )
-    return {
-        r.node_id: {"output": _primary(r.outputs), "outputs": r.outputs, "status": r.status} for r in rows
-    }
-
-
-def _primary(outputs: dict | None) -> Any:
-    """The value templates see as `steps.x.output`: the "out" port, else the whole dict."""
-    if isinstance(outputs, dict) and set(outputs) == {"out"}:
-        return outputs["out"]
-    return outputs
 
 
 def _lock_run(conn: Connection, run_id: str) -> str:
@@ -251,10 +152,10 @@ def finish_step(
         ),
         {
             "status": "failed" if failed else "succeeded",
-            "outputs": _j(outputs),
+            "outputs": to_json(outputs),
             "error": error,
-            "fired": _j(fired),
-            "metrics": _j(metrics),
+            "fired": to_json(fired),
+            "metrics": to_json(metrics),
             "id": step.step_id,
             "expected": expected_status,
             "attempt": step.attempt,
@@ -389,7 +290,7 @@ def _complete_run(conn: Connection, run: RunContext) -> None:
         variables = {"input": run.inputs, "steps": step_outputs(conn, run.run_id)}
         outputs = {k: expressions.render_value(v, variables) for k, v in run.defn.outputs.items()}
     else:
-        last = _primary(ends[-1].outputs)
+        last = primary_output(ends[-1].outputs)
         outputs = last if isinstance(last, dict) else {"out": last}
     _end_run(conn, run, "succeeded", outputs=outputs)
 
@@ -402,7 +303,7 @@ def _end_run(
             "UPDATE runs SET status = :status, error = :error, outputs = CAST(:outputs AS jsonb),"
             " finished_at = now() WHERE id = :id AND status = 'running'"
         ),
-        {"status": status, "error": error, "outputs": _j(outputs), "id": run.run_id},
+        {"status": status, "error": error, "outputs": to_json(outputs), "id": run.run_id},
     )
     conn.execute(
         text(
@@ -479,7 +380,7 @@ def suspend_step(
                 "node": step.node_id,
                 "title": str(request.get("title", ""))[:300],
                 "body": str(request.get("body", "")),
-                "req": _j(request),
+                "req": to_json(request),
                 "dl": deadline_s,
             },
         )
@@ -546,4 +447,13 @@ def lost_steps(conn: Connection, *, resend_after_s: float, limit: int = 500) -> 
     return [Dispatch(str(r.id)) for r in rows]
 
 
-__all__ = ["ACTIVE", "TERMINAL", "ClaimedStep", "Dispatch", "RunContext"]
+__all__ = [
+    "ACTIVE",
+    "TERMINAL",
+    "ClaimedStep",
+    "Dispatch",
+    "LazyMapping",
+    "RunContext",
+    "load_run",
+    "step_outputs",
+]

@@ -14,7 +14,7 @@ import pydantic
 from engine import expressions
 from engine.context import StepContext
 from engine.errors import FlowloomError, PolicyViolation, StepError
-from engine.executor import ClaimedStep, RunContext
+from engine.run_state import ClaimedStep, RunContext
 from nodes.registry import Suspend, get_node_type
 
 # Config fields the engine leaves as written: expressions the node evaluates itself, and SQL,

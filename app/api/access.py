@@ -118,7 +118,7 @@ def create_key(body: ApiKeyCreate, principal: Caller, request: Request) -> ApiKe
                 session, owner, name=body.name, role=body.role, rate_limit_per_min=body.rate_limit_per_min
             )
         except api_keys.ApiKeyError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from exc
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
         audit.record(
             session, actor=principal.actor, action="api_key.created", target_type="api_key",
             target_id=str(row.id), details={"name": row.name, "prefix": row.prefix, "role": row.role},

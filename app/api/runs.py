@@ -79,14 +79,14 @@ def _invalid(exc: DefinitionError | ValidationError) -> HTTPException:
         detail: Any = [i.to_dict() for i in exc.issues]
     else:
         detail = str(exc)
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=detail)
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
 def _definition_for(body: RunCreate) -> tuple[WorkflowDefinition, str | None, str | None]:
     if body.definition is not None:
         return parse_dict(body.definition), None, None
     if body.workflow_id is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail="give workflow_id or definition")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="give workflow_id or definition")
     with get_engine(get_settings().database_url).connect() as conn:
         row = conn.execute(
             text(
@@ -174,7 +174,7 @@ def decide(approval_id: uuid.UUID, body: Decision, principal: Caller) -> dict[st
     except ApprovalError as exc:
         code = {
             "not_found": status.HTTP_404_NOT_FOUND,
-            "invalid": status.HTTP_422_UNPROCESSABLE_ENTITY,
+            "invalid": status.HTTP_422_UNPROCESSABLE_CONTENT,
             "forbidden": status.HTTP_403_FORBIDDEN,
         }.get(exc.kind, status.HTTP_409_CONFLICT)
         raise HTTPException(code, detail=str(exc)) from exc

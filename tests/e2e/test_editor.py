@@ -75,6 +75,11 @@ class Editor:
 
     def select(self, node_id: str) -> None:
         self.node(node_id).locator(".fl-head").click()
+        expect(self.page.locator(f'.react-flow__node.selected[data-id="{node_id}"]')).to_have_count(1)
+
+    def configure(self, node_id: str) -> None:
+        """Select a node and wait for its form in the side panel."""
+        self.select(node_id)
         expect(self.page.locator("#node-id-input")).to_have_value(node_id)
 
     def field(self, name: str):
@@ -242,25 +247,25 @@ def test_build_configure_save_and_reload_gives_back_the_same_graph(
     assert ed.handle("agent", "error").count() == 1, "every node has an error output"
     assert 'input "in": any' in (ed.handle("agent", "in").get_attribute("title") or "")
 
-    ed.select("agent")
+    ed.configure("agent")
     ed.fill("model", "gpt-4o-mini")
     ed.fill("system_prompt", "You triage support tickets.\nBe brief.")
-    ed.select("tool_http")
+    ed.configure("tool_http")
     ed.fill("url", "https://api.example.test/tickets")
     ed.choose("method", "POST")
     ed.field("headers").get_by_test_id("kv-add").click()
     ed.field("headers").locator("input[placeholder=key]").fill("Accept")
     ed.field("headers").locator("input[placeholder=value]").fill("application/json")
-    ed.select("human_approval")
+    ed.configure("human_approval")
     ed.fill("title", "Approve the reply")
-    ed.select("webhook_send")
+    ed.configure("webhook_send")
     ed.fill("url", "https://hooks.example.test/flowloom")
     ed.fill("secret", "HOOK_SECRET")
     ed.click_canvas()
     page.set_viewport_size(SCREENSHOT_VIEWPORT)
     page.click("#toolbar-layout")
     expect(page.locator("#unsaved-indicator")).to_be_visible()
-    ed.select("agent")
+    ed.configure("agent")
     page.wait_for_timeout(400)  # the fit-view after the layout settles
     DOCS.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS / "screenshot-editor.png"))
@@ -406,7 +411,7 @@ def test_keyboard_undo_redo_copy_paste_duplicate_and_delete(
     keys.press("Control+y")
     expect(ed.node("agent")).to_be_visible()
 
-    ed.select("agent")
+    ed.configure("agent")
     ed.fill("model", "gpt-4o-mini")
     ed.click_canvas()
     ed.select("agent")
