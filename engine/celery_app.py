@@ -9,10 +9,10 @@ from celery import Celery
 from engine.settings import get_settings
 
 
-def create_celery(redis_url: str | None = None) -> Celery:
+def create_celery(redis_url: str | None = None, *, set_as_current: bool = True) -> Celery:
     """A Celery app on the settings' Redis (or `redis_url`)."""
     url = redis_url or get_settings().redis_url or "redis://127.0.0.1:56379/0"
-    app = Celery("flowloom", broker=url, backend=url, include=["engine.tasks"])
+    app = Celery("flowloom", broker=url, backend=url, include=["engine.tasks"], set_as_current=set_as_current)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -32,7 +32,7 @@ def create_celery(redis_url: str | None = None) -> Celery:
 @lru_cache(maxsize=4)
 def celery_for(redis_url: str) -> Celery:
     """A cached app for sending to `redis_url` (settings may be set after import, e.g. in tests)."""
-    return create_celery(redis_url)
+    return create_celery(redis_url, set_as_current=False)
 
 
 def current_celery() -> Celery:

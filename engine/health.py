@@ -156,7 +156,7 @@ def check_redis(url: str, timeout: float = 2.0) -> CheckResult:
 def ping_workers(redis_url: str, timeout: float = 2.0, limit: int | None = None) -> list[str]:
     """Names of the Celery workers that answer a ping within `timeout` s (stop early after `limit`)."""
     require(check_redis(redis_url))
-    app = create_celery(redis_url)
+    app = create_celery(redis_url, set_as_current=False)
     try:
         replies = app.control.ping(timeout=timeout, limit=limit) or []
     finally:

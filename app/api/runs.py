@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.api.callers import Caller
-from engine.approvals import Approver
+from engine.approvals import Approver, may_decide
 from engine.definition import WorkflowDefinition
 from engine.errors import DefinitionError, ValidationError
 from engine.parse import parse_dict
@@ -144,8 +144,11 @@ def list_approvals(
         "pending", alias="status", pattern="^(pending|approved|rejected|decided|expired|cancelled)$"
     ),
     limit: int = Query(100, ge=1, le=500),
+    *,
+    principal: Caller,
 ) -> list[ApprovalPublic]:
-    """Approvals in a given status, newest first."""
+    """Approvals in a given status that the caller may decide (admins see all), newest first."""
+    approver = Approver(user_id=principal.user_id, email=principal.email, role=principal.role)
     with get_engine(get_settings().database_url).connect() as conn:
         rows = conn.execute(
             text(
@@ -154,7 +157,11 @@ def list_approvals(
             ),
             {"s": state, "n": limit},
         ).mappings()
-        return [ApprovalPublic(**r) for r in rows]
+        return [
+            ApprovalPublic(**r)
+            for r in rows
+            if principal.role == "admin" or may_decide(r["request"] or {}, approver)
+        ]
 
 
 @router.post(

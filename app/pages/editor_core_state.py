@@ -90,6 +90,7 @@ class EditorCore(rx.State, mixin=True):
     _drafts: dict = {}
     _report: tuple = ()
     _version_id: str = ""
+    _save_notice: str = ""
 
     @rx.var
     def is_current(self) -> bool:
@@ -228,6 +229,7 @@ class EditorCore(rx.State, mixin=True):
         except DefinitionError as exc:
             return f"cannot save: {exc}"
         data = {**defn.to_dict(), "name": self.wf_name or defn.name}
+        opened = self.version
         try:
             with db.db_session() as session:
                 self.version, self._version_id = store.save_version(session, workflow_id, data, note)
@@ -237,6 +239,14 @@ class EditorCore(rx.State, mixin=True):
             return db.describe_db_error(exc)
         self._saved = self._g()
         self._sync_flags()
+        # Someone else saved in between: nothing is lost (every save is a version), but say so.
+        others = self.version - opened - 1
+        self._save_notice = (
+            f"{others} other save{'s' * (others != 1)} came in after you opened v{opened}; "
+            "see the version history"
+            if others > 0
+            else ""
+        )
         return None
 
     @rx.event
@@ -248,4 +258,6 @@ class EditorCore(rx.State, mixin=True):
         problem = self._save("saved in the editor")
         if problem:
             return rx.toast.error(problem)
+        if self._save_notice:
+            return rx.toast.warning(f"Saved as v{self.version}. {self._save_notice}")
         return rx.toast.success(f"Saved as v{self.version}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,6 +79,20 @@ def _duration(step: dict[str, Any]) -> str:
         return "—"
     seconds = (finished - started).total_seconds()
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def input_errors(exc: ValidationError) -> dict[str, str]:
+    """Run-input problems by top-level field ("'x' is a required property" belongs to x)."""
+    errors: dict[str, str] = {}
+    for issue in exc.issues:
+        name = (issue.field or "").removeprefix("input").lstrip(".").split(".")[0]
+        missing = re.fullmatch(r"'(.+)' is a required property", issue.message)
+        if not name and missing:
+            name, message = missing.group(1), "required"
+        else:
+            message = issue.message
+        errors.setdefault(name, message)
+    return errors
 
 
 def node_statuses(view: RunView, node_ids: list[str]) -> dict[str, str]:
@@ -188,9 +203,7 @@ class EditorRun(EditorCore, mixin=True):
         try:
             check_inputs(self._g().to_definition(), dict(self._run_inputs))
         except ValidationError as exc:
-            self._refresh_input_fields(
-                {i.field.removeprefix("input.") if i.field else "": i.message for i in exc.issues}
-            )
+            self._refresh_input_fields(input_errors(exc))
             return None
         self.run_inputs_open = False
         return self._start(dict(self._run_inputs))

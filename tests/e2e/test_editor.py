@@ -166,7 +166,7 @@ RUN_FLOW = _definition(
         ("pick", "out", "join", "in"), ("pause", "out", "join", "in"), ("join", "out", "end", "in"),
     ],
 )  # fmt: skip
-SCREENSHOT_VIEWPORT = {"width": 1600, "height": 900}
+SCREENSHOT_VIEWPORT = {"width": 1920, "height": 1080}
 
 
 # Fixtures
@@ -231,6 +231,9 @@ def test_build_configure_save_and_reload_gives_back_the_same_graph(
         "tool.http": (130, 300), "human.approval": (460, 300),
         "webhook.send": (130, 540), "end": (460, 540),
     }  # fmt: skip
+    page.fill("#palette-search", "webhook")
+    expect(page.locator("[data-testid=palette-item]:visible")).to_have_count(1)
+    page.fill("#palette-search", "")
     for node_type, (x, y) in layout.items():
         ed.drop(node_type, x, y)
     pane = page.locator(".react-flow__pane").bounding_box()
@@ -488,3 +491,42 @@ def test_version_history_restores_an_earlier_version(
     version, saved = latest_definition(pg_url, ed.workflow_id)
     assert version == 3
     assert [n["id"] for n in saved["nodes"]] == ["start", "pause", "echo", "end"]
+
+
+def test_the_run_form_follows_the_inputs_schema_and_refuses_bad_inputs(
+    editor_page: Page, app_server: str, new_workflow: Callable[..., str]
+) -> None:
+    definition = _definition(
+        [
+            _node("start", "start", 0, 0),
+            _node("echo", "tool.python", 300, 0, tool="echo"),
+            _node("end", "end", 600, 0),
+        ],
+        [("start", "out", "echo", "in"), ("echo", "out", "end", "in")],
+        inputs={
+            "type": "object",
+            "properties": {
+                "ticket": {"type": "string", "title": "Ticket text"},
+                "priority": {"type": "integer", "minimum": 1},
+            },
+            "required": ["ticket"],
+        },
+    )
+    ed = Editor(editor_page, app_server, new_workflow("Run inputs", definition)).open()
+    editor_page.click("#run-button")
+    form = editor_page.locator("#run-inputs-form")
+    expect(form.locator("[data-field=ticket]")).to_contain_text("Ticket text")
+    form.locator("[data-field=priority] input").fill("zero")
+    expect(form.locator("[data-field=priority] [data-testid=field-error]")).to_have_text("enter a number")
+    form.locator("[data-field=priority] input").fill("0")
+    editor_page.click("#run-inputs-submit")
+    expect(form.locator("[data-field=ticket] [data-testid=field-error]")).to_have_text("required")
+    expect(form.locator("[data-field=priority] [data-testid=field-error]")).to_contain_text("minimum of 1")
+
+    form.locator("[data-field=ticket] input").fill("Printer on fire")
+    form.locator("[data-field=priority] input").fill("2")
+    editor_page.click("#run-inputs-submit")
+    expect(ed.node("end")).to_have_attribute("data-status", "succeeded", timeout=60_000)
+    ed.select("echo")
+    expect(editor_page.get_by_test_id("step-outputs")).to_contain_text('"ticket": "Printer on fire"')
+    expect(editor_page.get_by_test_id("step-outputs")).to_contain_text('"priority": 2')
