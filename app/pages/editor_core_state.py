@@ -102,14 +102,9 @@ class EditorCore(rx.State, mixin=True):
     def _g(self) -> WorkingGraph:
         return self._graph if self._graph is not None else WorkingGraph(empty_definition(self.wf_name))
 
-    def _sync_canvas(self, node_ids: list[str] | None = None) -> None:
-        """Resend the canvas lists; with `node_ids`, only if those nodes look different now."""
+    def _sync_canvas(self) -> None:
+        """Send the canvas the graph's nodes and edges."""
         graph = self._g()
-        if node_ids is not None:
-            current = {n["id"]: n for n in self.canvas_nodes if n["id"] in node_ids}
-            fresh = {n["id"]: n for n in graph.canvas_nodes() if n["id"] in node_ids}
-            if current == fresh:
-                return
         self.canvas_nodes = graph.canvas_nodes()
         self.canvas_edges = graph.canvas_edges()
 
@@ -138,7 +133,7 @@ class EditorCore(rx.State, mixin=True):
         self._sync_flags()
 
     def _replace_graph(self, graph: WorkingGraph) -> None:
-        """Show `graph` after undo, redo, import or restore: drafts and selection go, the view refits."""
+        """Show `graph` after undo or redo: typed drafts go; selected nodes that still exist stay selected."""
         self._graph = graph
         self._drafts = {}
         self._last_edit = ""

@@ -103,6 +103,11 @@ class WorkingGraph:
         """What the canvas draws of each node: id, type, label, position and config-derived outputs."""
         return [self._canvas_node(node) for node in self.nodes]
 
+    def canvas_node(self, node_id: str) -> dict[str, Any] | None:
+        """What the canvas draws of one node (None if there is no such node)."""
+        node = self.node(node_id)
+        return None if node is None else self._canvas_node(node)
+
     def _canvas_node(self, node: Mapping[str, Any]) -> dict[str, Any]:
         position = node.get("position") or {}
         item = {

@@ -7,7 +7,7 @@ from typing import Any
 
 import networkx as nx
 
-COLUMN_GAP = 300.0
+COLUMN_GAP = 280.0
 ROW_GAP = 150.0
 
 

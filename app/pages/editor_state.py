@@ -114,10 +114,12 @@ class EditorState(EditorRun, EditorTools, rx.State):
         config = {k: v for k, v in (node.get("config") or {}).items() if k != name}
         if value is not UNSET:
             config[name] = value
+        before = self._g().canvas_node(node["id"])
         self._commit(
             self._g().update_node(node["id"], config=config), edit=f"{node['id']}:{name}", canvas=False
         )
-        self._sync_canvas([node["id"]])  # approval actions and condition branches change the ports
+        if self._g().canvas_node(node["id"]) != before:  # approval actions and condition branches are ports
+            self._sync_canvas()
 
     @rx.event
     @requires(Role.EDITOR)

@@ -1,0 +1,112 @@
+"""The editor's side panel: the selected node's config form, the workflow's settings, the runs."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app.pages.editor_state import EditorState as S
+from components.config_form import config_form
+from components.run_panel import run_panel
+
+PANEL_WIDTH = "22rem"
+
+
+def _node_tab() -> rx.Component:
+    header = rx.vstack(
+        rx.hstack(
+            rx.text(S.sel_type_label, size="3", weight="bold"),
+            rx.code(S.sel_type, size="1", variant="ghost"),
+            align="center", spacing="2",
+        ),
+        rx.text(S.sel_description, size="1", color=rx.color("gray", 10)),
+        rx.hstack(
+            rx.vstack(
+                rx.text("Id", size="1", weight="medium"),
+                rx.input(default_value=S.sel_id, key=S.sel_id, on_blur=S.rename_node, size="1", id="node-id-input"),
+                spacing="1", flex="1",
+            ),
+            rx.vstack(
+                rx.text("Label", size="1", weight="medium"),
+                rx.input(value=S.sel_label, on_change=S.set_node_label, debounce_timeout=250, size="1",
+                         id="node-label-input"),
+                spacing="1", flex="1.4",
+            ),
+            width="100%", spacing="2",
+        ),
+        spacing="2", width="100%",
+    )  # fmt: skip
+    issues = rx.foreach(
+        S.sel_issues,
+        lambda message: rx.callout(
+            message, icon="triangle-alert", color_scheme="amber", size="1", width="100%"
+        ),
+    )
+    return rx.cond(
+        S.sel_id != "",
+        rx.vstack(
+            header,
+            rx.divider(),
+            rx.cond(S.form_error != "", rx.callout(S.form_error, icon="circle-alert", color_scheme="red", size="1",
+                                                   width="100%", id="form-error")),
+            issues,
+            rx.cond(S.form_fields.length() == 0, rx.text("This node has no settings.", size="2",
+                                                          color=rx.color("gray", 10))),
+            config_form(S.form_fields, "node-config-form", set=S.set_field, flag=S.set_flag, pair=S.set_pair,
+                        add_pair=S.add_pair, remove_pair=S.remove_pair),
+            spacing="3", width="100%",
+        ),
+        rx.text(
+            rx.cond(S.selected_nodes.length() > 1, "Several nodes are selected; pick one to configure it.",
+                    "Select a node to configure it."),
+            size="2", color=rx.color("gray", 10),
+        ),
+    )  # fmt: skip
+
+
+def _workflow_tab() -> rx.Component:
+    return rx.vstack(
+        rx.text("Mode", size="2", weight="medium"),
+        rx.select.root(
+            rx.select.trigger(width="100%"),
+            rx.select.content(
+                rx.select.item("DAG (no loops)", value="dag"),
+                rx.select.item("State machine (loops allowed)", value="state_machine"),
+            ),
+            value=S.mode, on_change=S.set_mode, id="workflow-mode",
+        ),
+        rx.text("Run inputs (JSON Schema)", size="2", weight="medium"),
+        rx.text_area(value=S.inputs_text, on_change=lambda t: S.set_workflow_field("inputs", t),
+                     debounce_timeout=400, rows="8", font_family="monospace", width="100%", id="workflow-inputs"),
+        rx.text("Run outputs (name → template)", size="2", weight="medium"),
+        rx.text_area(value=S.outputs_text, on_change=lambda t: S.set_workflow_field("outputs", t),
+                     debounce_timeout=400, rows="4", font_family="monospace", width="100%", id="workflow-outputs"),
+        rx.cond(S.settings_error != "", rx.text(S.settings_error, size="1", color=rx.color("red", 11))),
+        spacing="2", width="100%",
+    )  # fmt: skip
+
+
+def side_panel() -> rx.Component:
+    def tab(value: str, label: str, icon: str) -> rx.Component:
+        return rx.tabs.trigger(
+            rx.hstack(rx.icon(icon, size=14), label, spacing="1", align="center"),
+            value=value,
+            id=f"tab-{value}",
+        )
+
+    def content(value: str, body: rx.Component) -> rx.Component:
+        return rx.tabs.content(
+            rx.scroll_area(rx.box(body, padding="0.9rem"), type="hover", height="100%"),
+            value=value,
+            height="calc(100% - 2.5rem)",
+        )
+
+    return rx.tabs.root(
+        rx.tabs.list(tab("node", "Node", "sliders-horizontal"), tab("workflow", "Workflow", "workflow"),
+                     tab("runs", "Runs", "play"), size="1"),
+        content("node", rx.cond(S.is_current, _node_tab())),
+        content("workflow", rx.cond(S.is_current, _workflow_tab())),
+        content("runs", rx.cond(S.is_current, run_panel(S))),
+        value=S.panel_tab, on_change=S.set_panel_tab,
+        width=PANEL_WIDTH, min_width=PANEL_WIDTH, height="100%",
+        border_left=f"1px solid {rx.color('gray', 4)}", background="var(--color-panel-solid)", id="side-panel",
+    )  # fmt: skip

@@ -1,0 +1,80 @@
+"""The editor's top bar: the workflow's name and save state, and the toolbar's buttons."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app import routes
+from app.pages.editor_state import EditorState as S
+
+
+def _tool(icon: str, tip: str, on_click, element_id: str, disabled=False) -> rx.Component:
+    return rx.tooltip(
+        rx.icon_button(rx.icon(icon, size=16), variant="ghost", color_scheme="gray", size="2",
+                       on_click=on_click, disabled=disabled, id=element_id, aria_label=tip),
+        content=tip,
+    )  # fmt: skip
+
+
+def _divider() -> rx.Component:
+    return rx.separator(orientation="vertical", size="1", height="1.25rem")
+
+
+def _title() -> rx.Component:
+    return rx.hstack(
+        rx.tooltip(
+            rx.link(rx.icon_button(rx.icon("arrow-left", size=16), variant="ghost", color_scheme="gray"),
+                    href=routes.WORKFLOWS, id="back-to-workflows"),
+            content="All workflows",
+        ),
+        rx.image(src="/logo.svg", width="22px", height="22px", alt=""),
+        rx.text(S.wf_name, size="3", weight="bold", id="workflow-title", trim="end", max_width="16rem"),
+        rx.badge(rx.cond(S.version > 0, f"v{S.version}", "Draft"), variant="soft", id="version-badge"),
+        rx.cond(
+            S.dirty,
+            rx.hstack(
+                rx.box(width="8px", height="8px", border_radius="50%", background=rx.color("amber", 9)),
+                rx.text("Unsaved changes", size="1", color=rx.color("amber", 11)),
+                align="center", spacing="1", id="unsaved-indicator",
+            ),
+            rx.text("All changes saved", size="1", color=rx.color("gray", 9), id="saved-indicator"),
+        ),
+        align="center",
+        spacing="2",
+    )  # fmt: skip
+
+
+def toolbar() -> rx.Component:
+    return rx.hstack(
+        _title(),
+        rx.spacer(),
+        _tool("undo-2", "Undo (Ctrl+Z)", S.undo, "toolbar-undo", ~S.can_undo),
+        _tool("redo-2", "Redo (Ctrl+Shift+Z)", S.redo, "toolbar-redo", ~S.can_redo),
+        _divider(),
+        _tool("copy", "Copy (Ctrl+C)", S.copy, "toolbar-copy"),
+        _tool("clipboard-paste", "Paste (Ctrl+V)", S.paste, "toolbar-paste"),
+        _tool("copy-plus", "Duplicate (Ctrl+D)", S.duplicate, "toolbar-duplicate"),
+        _tool("trash-2", "Delete (Delete)", S.delete_selection, "toolbar-delete"),
+        _divider(),
+        _tool("network", "Auto-layout", S.auto_layout, "toolbar-layout"),
+        _tool("maximize", "Fit view", S.fit_view, "toolbar-fit"),
+        _divider(),
+        _tool("file-input", "Import JSON or YAML", S.set_import_open(True), "toolbar-import"),
+        _tool("file-output", "Export JSON or YAML", S.set_export_open(True), "toolbar-export"),
+        _tool("history", "Version history", S.set_versions_open(True), "toolbar-versions"),
+        _divider(),
+        rx.button(rx.icon("shield-check", size=15), "Validate", variant="soft", color_scheme="gray",
+                  on_click=S.run_validation, id="validate-button"),
+        rx.button(rx.icon("save", size=15), "Save", variant=rx.cond(S.dirty, "solid", "soft"),
+                  on_click=S.save, id="save-button"),
+        rx.button(rx.icon("play", size=15), "Run", color_scheme="green", on_click=S.run_workflow,
+                  id="run-button", loading=S.run_active),
+        align="center",
+        spacing="2",
+        padding="0.5rem 0.75rem",
+        height="3.25rem",
+        border_bottom=f"1px solid {rx.color('gray', 4)}",
+        background="var(--color-panel-solid)",
+        width="100%",
+        id="editor-toolbar",
+    )  # fmt: skip

@@ -1,0 +1,52 @@
+// A big graph's minimap: one <canvas> instead of an SVG element (and a store subscription) per node.
+import React, { useEffect, useRef } from "react";
+import { Panel, useReactFlow, useStore, useStoreApi } from "@xyflow/react";
+import { boundsOf, MINIMAP_STATUS, NODE_WIDTH } from "./flow_node.jsx";
+
+const MAP_W = 200;
+const MAP_H = 150;
+const nodesAndViewport = (s) => s.transform;
+
+export function CanvasMiniMap({ nodes }) {
+  const canvas = useRef(null);
+  const transform = useStore(nodesAndViewport);
+  const storeApi = useStoreApi();
+  const flow = useReactFlow();
+  const frame = useRef(null);
+  useEffect(() => {
+    const el = canvas.current;
+    if (!el) return;
+    const boxes = nodes.map((n) => ({ x: n.position.x, y: n.position.y, w: n.initialWidth || NODE_WIDTH, h: n.initialHeight || 80 }));
+    const bounds = boundsOf(boxes);
+    if (!bounds) return;
+    const scale = Math.min(MAP_W / bounds.width, MAP_H / bounds.height) * 0.9;
+    const ox = (MAP_W - bounds.width * scale) / 2 - bounds.x * scale;
+    const oy = (MAP_H - bounds.height * scale) / 2 - bounds.y * scale;
+    frame.current = { scale, ox, oy };
+    const ctx = el.getContext("2d");
+    ctx.clearRect(0, 0, MAP_W, MAP_H);
+    nodes.forEach((n, i) => {
+      ctx.fillStyle = MINIMAP_STATUS[n.data.status] || "#cdced6";
+      const b = boxes[i];
+      ctx.fillRect(ox + b.x * scale, oy + b.y * scale, Math.max(b.w * scale, 1), Math.max(b.h * scale, 1));
+    });
+    const { width, height } = storeApi.getState();
+    const [tx, ty, zoom] = transform;
+    ctx.strokeStyle = "#6e56cf";
+    ctx.lineWidth = 1.5;
+    ctx.strokeRect(ox + (-tx / zoom) * scale, oy + (-ty / zoom) * scale, (width / zoom) * scale, (height / zoom) * scale);
+  }, [nodes, transform, storeApi]);
+  const centre = (event) => {
+    if (!frame.current || !(event.buttons & 1)) return;
+    const r = event.currentTarget.getBoundingClientRect();
+    const { scale, ox, oy } = frame.current;
+    const x = (event.clientX - r.left - ox) / scale;
+    const y = (event.clientY - r.top - oy) / scale;
+    flow.setCenter(x, y, { zoom: flow.getZoom(), duration: 0 });
+  };
+  return (
+    <Panel position="bottom-right" className="fl-minimap">
+      <canvas ref={canvas} width={MAP_W} height={MAP_H} onPointerDown={centre} onPointerMove={centre} />
+    </Panel>
+  );
+}
