@@ -148,7 +148,9 @@ def _run(pg_url: str, redis_url: str, concurrency: int) -> None:
             {"ids": run_ids}).scalar()
     engine_sps = RUNS * RUN_STEPS / (time.perf_counter() - t0)
 
-    print(f"worker processes: {concurrency}, broker: {redis_url.split('@')[-1]}, CPU cores: {os.cpu_count()}")
+    inline = get_settings().inline_steps
+    print(f"worker processes: {concurrency}, broker: {redis_url.split('@')[-1]}, CPU cores: {os.cpu_count()}, "
+          f"FLOWLOOM_INLINE_STEPS={inline}")
     print(f"raw Celery no-op round trip (median of 200):     {raw_rtt:7.2f} ms")
     print(f"raw Celery chain hop (median of {CHAIN}):             {raw_hop:7.2f} ms")
     print(f"engine step in a {CHAIN}-step chain (median):        {engine_step:7.2f} ms")

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     admin_emails: list[str] = Field(default_factory=list)
     # Engine tuning
     step_lease_s: float = Field(30.0, gt=0, description="a running step's lease; expired = worker died")
+    inline_steps: int = Field(
+        20, ge=0, description="steps a worker may run in a row without a broker hop (0: always send)"
+    )
     sweep_interval_s: float = Field(5.0, gt=0, description="how often workers look for lost steps")
     max_payload_bytes: int = Field(1_000_000, gt=0, description="largest step input/output stored")
     sql_connections: dict[str, str] = Field(default_factory=dict, description="name -> URL for tool.sql")

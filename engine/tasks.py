@@ -42,7 +42,23 @@ def run_step(step_id: str) -> None:
 
 
 def execute_step(step_id: str) -> str:
-    """Claim, run and record one step; returns what happened (for logs and tests)."""
+    """Claim, run and record one step; returns what happened (for logs and tests).
+
+    When exactly one step becomes ready and nothing else is, this process runs it next instead of
+    sending it through the broker (up to FLOWLOOM_INLINE_STEPS in a row): it is already recorded
+    as queued, so if this process dies the sweeper sends it as usual. Fan-outs and delayed
+    retries always go through Celery, so parallel branches still spread over the workers.
+    """
+    result, sent = _execute_once(step_id)
+    inline_left = get_settings().inline_steps
+    while inline_left > 0 and len(sent) == 1 and not sent[0].countdown:
+        inline_left -= 1
+        _, sent = _execute_once(sent[0].step_id)
+    dispatch.send(sent)
+    return result
+
+
+def _execute_once(step_id: str) -> tuple[str, list[executor.Dispatch]]:
     settings = get_settings()
     engine = _db()
     with engine.begin() as conn:
@@ -89,8 +105,7 @@ def execute_step(step_id: str) -> str:
                     metrics=outcome.metrics,
                 )
                 result = "failed"
-    dispatch.send(sent)
-    return result
+    return result, sent
 
 
 def _load_step_outputs(run_id: str) -> dict:
@@ -98,7 +113,7 @@ def _load_step_outputs(run_id: str) -> dict:
         return executor.step_outputs(conn, run_id)
 
 
-def _resume_timer_if_due(step_id: str) -> str:
+def _resume_timer_if_due(step_id: str) -> tuple[str, list[executor.Dispatch]]:
     """A delay node's timer fired: finish the waiting step with its input passed through."""
     with _db().begin() as conn:
         row = conn.execute(
@@ -110,12 +125,11 @@ def _resume_timer_if_due(step_id: str) -> str:
         ).first()
         step = executor.waiting_step(conn, step_id) if row else None
         if step is None:
-            return "skipped"
+            return "skipped", []
         sent = executor.finish_step(
             conn, step, outputs={"out": step.inputs.get("in")}, expected_status="waiting"
         )
-    dispatch.send(sent)
-    return "resumed"
+    return "resumed", sent
 
 
 def _sql_connection(name: str) -> str:
@@ -206,8 +220,11 @@ def _start_sweeper(**_: object) -> None:
     global _sweeper
     _sweeper = _Sweeper()
     _sweeper.start()
-    log.info("sweeper started: every %ss, resending steps lost for %ss",
-             get_settings().sweep_interval_s, get_settings().step_lease_s)
+    log.info(
+        "sweeper started: every %ss, resending steps lost for %ss",
+        get_settings().sweep_interval_s,
+        get_settings().step_lease_s,
+    )
 
 
 @worker_shutdown.connect
