@@ -165,3 +165,20 @@ def test_step_recorded_but_never_sent_is_sent_by_the_sweeper(engine_env):
     assert unsent
     view = wait_for_run(run_id, timeout=60)
     assert view.status == "succeeded"
+
+
+@pytest.mark.usefixtures("engine_worker")
+def test_a_lone_ready_successor_runs_in_the_same_worker_without_a_broker_hop(engine_env):
+    defn = workflow(
+        [
+            node("start", "start"),
+            node("a", "tool.python", tool="echo", args={"value": 1}),
+            node("b", "tool.python", tool="echo", args={"value": 2}),
+            node("end", "end"),
+        ],
+        [("start", "a"), ("a", "b"), ("b", "end")],
+    )
+    run_id = start_run(defn, {})
+    assert wait_for_run(run_id).status == "succeeded"
+    workers = {s["worker"] for s in get_run_steps(run_id)}
+    assert len(workers) == 1, workers  # one process ran the whole chain
