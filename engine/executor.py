@@ -15,7 +15,6 @@ from engine import events, expressions
 from engine.definition import WorkflowDefinition
 from engine.errors import FlowloomError
 from engine.run_state import (
-    ACTIVE,
     ClaimedStep,
     Dispatch,
     LazyMapping,
@@ -448,7 +447,6 @@ def lost_steps(conn: Connection, *, resend_after_s: float, limit: int = 500) -> 
 
 
 __all__ = [
-    "ACTIVE",
     "TERMINAL",
     "ClaimedStep",
     "Dispatch",

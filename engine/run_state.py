@@ -13,8 +13,6 @@ from sqlalchemy import Connection, text
 from engine.definition import WorkflowDefinition
 from engine.scheduler import Graph
 
-ACTIVE = ("queued", "running", "waiting")
-
 
 @dataclass(frozen=True)
 class Dispatch:

@@ -15,10 +15,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from engine.egress import EgressPolicy
 from pydantic import ValidationError
 
 from engine.context import StepContext
+from engine.egress import EgressPolicy
 from engine.errors import PolicyViolation, StepError
 from nodes import human
 from nodes.registry import Suspend, get_node_type
