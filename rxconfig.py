@@ -3,6 +3,7 @@
 import reflex as rx
 
 from engine.settings import get_settings
+from engine.web_hosts import app_origins
 
 _settings = get_settings()
 
@@ -20,6 +21,11 @@ config = rx.Config(
     backend_host=_settings.host,
     frontend_port=_settings.port,
     backend_port=_settings.port,
+    # Reflex's default is "*" with credentials: the socket would accept any site's handshake and CORS
+    # would echo any origin. Only the app's own origins and FLOWLOOM_CORS_ORIGINS.
+    cors_allowed_origins=tuple(app_origins(_settings)),
+    # app/api/security_headers.py hashes the inline scripts of HTML it can read: plain or gzip.
+    frontend_compression_formats=["gzip"],
     # Flowloom keeps its own SQLModel engine (models.db); Reflex must not manage a database,
     # so no db_url here, and rx.Model is not used anywhere.
     db_url=None,

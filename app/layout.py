@@ -24,6 +24,7 @@ class NavItem:
     label: str
     route: str
     icon: str
+    admin_only: bool = False  # shown to admins only (the page's policy refuses others anyway)
 
 
 NAV_ITEMS: tuple[NavItem, ...] = (
@@ -33,6 +34,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Templates", routes.TEMPLATES, "layout-template"),
     NavItem("Dashboard", routes.DASHBOARD, "layout-dashboard"),
     NavItem("Models", routes.MODELS, "cpu"),
+    NavItem("Secrets", routes.SECRETS, "key-round", admin_only=True),
 )
 
 
@@ -109,7 +111,12 @@ def sidebar(active_route: str) -> rx.Component:
     return rx.vstack(
         rx.box(_brand(), padding_x="0.75rem", padding_y="0.25rem"),
         rx.vstack(
-            *[_nav_link(item, item.route == active_route) for item in NAV_ITEMS],
+            *[
+                rx.cond(AuthState.is_admin, _nav_link(item, item.route == active_route))
+                if item.admin_only
+                else _nav_link(item, item.route == active_route)
+                for item in NAV_ITEMS
+            ],
             spacing="1",
             width="100%",
             margin_top="1rem",
@@ -257,6 +264,8 @@ def add_pages(app: rx.App) -> None:
     """
     for spec in _PAGES:
         # The access check runs first on every page (app.auth.guard); the page's own loads follow.
-        own = [] if spec.on_load is None else spec.on_load if isinstance(spec.on_load, list) else [spec.on_load]
+        own = (
+            [] if spec.on_load is None else spec.on_load if isinstance(spec.on_load, list) else [spec.on_load]
+        )
         for path in (spec.route, *spec.aliases):
             app.add_page(spec.render, route=path, title=spec.title, on_load=[AuthState.check_page, *own])

@@ -12,6 +12,7 @@ DASHBOARD = "/dashboard"
 MODELS = "/models"
 LOGIN = "/login"
 SETTINGS = "/settings"
+SECRETS = "/secrets"
 
 API_PREFIX = "/api"
 API_DOCS = f"{API_PREFIX}/docs"

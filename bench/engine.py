@@ -37,10 +37,14 @@ RAW_TASKS = 1000
 def _definition(n_middle: int) -> dict:
     ids = ["start"] + [f"s{i}" for i in range(n_middle)] + ["end"]
     nodes = [{"id": "start", "type": "start"}]
-    nodes += [{"id": f"s{i}", "type": "tool.python", "config": {"tool": "echo", "args": {"value": i}}}
-              for i in range(n_middle)]
+    nodes += [
+        {"id": f"s{i}", "type": "tool.python", "config": {"tool": "echo", "args": {"value": i}}}
+        for i in range(n_middle)
+    ]
     nodes.append({"id": "end", "type": "end"})
-    edges = [{"id": f"e{i}", "source": a, "target": b} for i, (a, b) in enumerate(zip(ids, ids[1:], strict=False))]
+    edges = [
+        {"id": f"e{i}", "source": a, "target": b} for i, (a, b) in enumerate(zip(ids, ids[1:], strict=False))
+    ]
     return {"id": "bench", "name": "bench", "nodes": nodes, "edges": edges}
 
 
@@ -71,10 +75,28 @@ def main() -> None:
     upgrade_to_head(pg_url)
     concurrency = int(os.environ.get("BENCH_CONCURRENCY", "2"))
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "bench.worker_app", "worker", "--loglevel", "WARNING",
-         "--concurrency", str(concurrency), "--pool", "prefork", "-Q", "flowloom", "--without-gossip",
-         "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=os.environ.copy(), start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench.worker_app",
+            "worker",
+            "--loglevel",
+            "WARNING",
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            "prefork",
+            "-Q",
+            "flowloom",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        start_new_session=True,
     )
     try:
         _run(pg_url, redis_url, concurrency)
@@ -123,8 +145,13 @@ def _run(pg_url: str, redis_url: str, concurrency: int) -> None:
         _wait(lambda rid=run_id: get_run(rid).status != "running")
         assert get_run(run_id).status == "succeeded", get_run(run_id).error
         with get_engine(pg_url).connect() as conn:
-            fin = [row[0] for row in conn.execute(
-                text("SELECT finished_at FROM step_runs WHERE run_id = :r ORDER BY finished_at"), {"r": run_id})]
+            fin = [
+                row[0]
+                for row in conn.execute(
+                    text("SELECT finished_at FROM step_runs WHERE run_id = :r ORDER BY finished_at"),
+                    {"r": run_id},
+                )
+            ]
         per_step += [(b - a).total_seconds() * 1000 for a, b in zip(fin, fin[1:], strict=False)]
     engine_step = statistics.median(per_step)
 
@@ -140,24 +167,37 @@ def _run(pg_url: str, redis_url: str, concurrency: int) -> None:
     t0 = time.perf_counter()
     run_ids = [start_run(defn5, {}) for _ in range(RUNS)]
     with get_engine(pg_url).connect() as conn:
-        _wait(lambda: conn.execute(
-            text("SELECT count(*) FROM runs WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'running'"),
-            {"ids": run_ids}).scalar() == 0)
+        _wait(
+            lambda: (
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM runs WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'running'"
+                    ),
+                    {"ids": run_ids},
+                ).scalar()
+                == 0
+            )
+        )
         failed = conn.execute(
             text("SELECT count(*) FROM runs WHERE id = ANY(CAST(:ids AS uuid[])) AND status <> 'succeeded'"),
-            {"ids": run_ids}).scalar()
+            {"ids": run_ids},
+        ).scalar()
     engine_sps = RUNS * RUN_STEPS / (time.perf_counter() - t0)
 
     inline = get_settings().inline_steps
-    print(f"worker processes: {concurrency}, broker: {redis_url.split('@')[-1]}, CPU cores: {os.cpu_count()}, "
-          f"FLOWLOOM_INLINE_STEPS={inline}")
+    print(
+        f"worker processes: {concurrency}, broker: {redis_url.split('@')[-1]}, CPU cores: {os.cpu_count()}, "
+        f"FLOWLOOM_INLINE_STEPS={inline}"
+    )
     print(f"raw Celery no-op round trip (median of 200):     {raw_rtt:7.2f} ms")
     print(f"raw Celery chain hop (median of {CHAIN}):             {raw_hop:7.2f} ms")
     print(f"engine step in a {CHAIN}-step chain (median):        {engine_step:7.2f} ms")
     print(f"  overhead ratio vs raw round trip:              {engine_step / raw_rtt:7.2f}x")
     print(f"  overhead ratio vs raw chain hop:               {engine_step / raw_hop:7.2f}x")
     print(f"raw Celery no-op tasks/s ({RAW_TASKS} tasks):          {raw_tps:7.0f}")
-    print(f"engine steps/s ({RUNS} concurrent {RUN_STEPS}-step runs):  {engine_sps:7.0f}  (failed runs: {failed})")
+    print(
+        f"engine steps/s ({RUNS} concurrent {RUN_STEPS}-step runs):  {engine_sps:7.0f}  (failed runs: {failed})"
+    )
     print(f"  throughput ratio engine/raw:                   {engine_sps / raw_tps:7.2f}")
 
 

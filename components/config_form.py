@@ -110,7 +110,7 @@ def _text(value: Any) -> str:
 def _placeholder(prop: Mapping[str, Any], kind: str) -> str:
     default = prop.get("default")
     if kind == "secret":
-        return "SECRET_NAME (read from FLOWLOOM_SECRET_<NAME>)"
+        return "a secret's name (Secrets page)"
     if default not in (None, "", [], {}):
         return f"{_text(default)} (default)"
     return {"json": "JSON value", "number": "a number"}.get(kind, "")

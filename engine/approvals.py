@@ -37,16 +37,24 @@ class ApprovalError(FlowloomError):
 
 @dataclass(frozen=True)
 class Approver:
-    """The person deciding: their user id, e-mail and role."""
+    """The person deciding: their user id, e-mail (and whether it is verified) and role."""
 
     user_id: str
     email: str
     role: str
+    # True only when the sign-in provider vouched for the address (or it is the local account).
+    email_verified: bool = False
+
+    @property
+    def trusted_email(self) -> str:
+        """The e-mail, lower-cased, when verified; "" otherwise (an unverified address proves nothing)."""
+        return self.email.strip().lower() if self.email_verified else ""
 
     @property
     def voter(self) -> str:
-        """How votes name this person (one vote per e-mail, so two accounts of one person count once)."""
-        return (self.email or self.user_id).strip().lower()
+        """How votes name this person: the verified e-mail (two accounts of one person count once),
+        else the user id, so an unverified address cannot take someone else's vote."""
+        return (self.trusted_email or self.user_id).strip().lower()
 
 
 @dataclass
@@ -79,14 +87,20 @@ def allowed_roles(request: dict[str, Any]) -> list[str]:
 
 
 def may_decide(request: dict[str, Any], approver: Approver) -> bool:
-    """True when the approver is listed by user (e-mail or id) or holds a listed role (or one above)."""
+    """True when the approver is listed by user or holds a listed role (or one above).
+
+    A user entry matches the approver's user id, or their e-mail only when it is verified: anyone
+    can type any address into an identity provider that does not check it.
+    """
     if not at_least(approver.role, DECIDER_ROLE):
         return False
     users = {str(u).strip().lower() for u in (request.get("approvers") or {}).get("users") or []}
     roles = allowed_roles(request)
     if not users and not roles:
         return True
-    if approver.voter in users or approver.user_id.lower() in users:
+    if approver.user_id and approver.user_id.strip().lower() in users:
+        return True
+    if approver.trusted_email and approver.trusted_email in users:
         return True
     return any(approver.role == r or (r in RANK and at_least(approver.role, r)) for r in roles)
 
@@ -170,7 +184,7 @@ def decide(
         if not may_decide(request, approver):
             raise ApprovalError(
                 f"{approver.voter} may not decide approval {approval_id}: it is for "
-                f"{_describe_approvers(request)}", "forbidden",
+                f"{_describe_approvers(request)}{_unverified_hint(request, approver)}", "forbidden",
             )  # fmt: skip
         step = executor.waiting_step(conn, str(row.step_id))
         if step is None:
@@ -217,6 +231,17 @@ def decide(
                {"action": action, "status": status, "voters": [v["voter"] for v in same]})  # fmt: skip
     dispatch.send(sent)
     return Outcome(status, len(same), cfg.quorum, outputs=outputs, voters=[v["voter"] for v in same])
+
+
+def _unverified_hint(request: dict[str, Any], approver: Approver) -> str:
+    """Why a listed address was not enough: the sign-in did not verify it."""
+    users = {str(u).strip().lower() for u in (request.get("approvers") or {}).get("users") or []}
+    if approver.email_verified or approver.email.strip().lower() not in users:
+        return ""
+    return (
+        f" ({approver.email} is listed, but your sign-in provider did not verify that address; "
+        "sign in with a provider that verifies it, or ask for your user id to be listed instead)"
+    )
 
 
 def _describe_approvers(request: dict[str, Any]) -> str:

@@ -68,9 +68,11 @@ def configure_worker(parser: argparse.ArgumentParser) -> None:
 def run_worker(args: argparse.Namespace) -> int:
     """Replace this process with a Celery worker on the engine's queue (FLOWLOOM_QUEUE)."""
     from engine.health import check_redis, require
+    from engine.key_files import check_key_files
     from engine.services import embedded_database_url, embedded_redis_url
 
     settings = load_settings()
+    check_key_files(settings.resolved_data_dir)
     # Empty URLs mean the embedded services (started by `flowloom up`); Celery reads the environment.
     if not settings.database_url:
         os.environ["FLOWLOOM_DATABASE_URL"] = embedded_database_url(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import signal
@@ -119,11 +120,20 @@ def _worker_available(settings: Settings) -> Iterator[None]:
             os.killpg(worker.pid, signal.SIGKILL)
 
 
+def cli_user() -> str:
+    """How runs started here record who started them: "cli:<OS user>" ("cli" when it is unknown)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (containers)
+        return "cli"
+    return f"cli:{name}"[:120]
+
+
 def _run_and_watch(defn: Any, inputs: dict[str, Any], timeout: float) -> int:
     from engine.runs import get_run, start_run
 
     try:
-        run_id = start_run(defn, inputs)
+        run_id = start_run(defn, inputs, started_by=cli_user(), started_via="cli")
     except ValidationError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine import expressions
+from engine import expressions, secret_policy, secrets
+from engine.errors import PolicyViolation, StepError
 
 if TYPE_CHECKING:
     from engine.egress import EgressClient, EgressPolicy
@@ -19,7 +21,9 @@ class StepContext:
 
     Nodes do their I/O through this object: `http` passes the workflow's egress policy,
     `render`/`evaluate` run in the Jinja2 sandbox, `idempotency_key` is stable across
-    retries and redeliveries of the same step so receivers can drop duplicates.
+    retries and redeliveries of the same step so receivers can drop duplicates, and `secret`
+    is the only way to a credential: it checks the secret's bindings and remembers the value
+    so the engine redacts it from everything the step stores.
     """
 
     run_id: str
@@ -36,6 +40,9 @@ class StepContext:
     # Resolves a named SQL connection to a database URL (set by the worker from settings).
     sql_connection: Callable[[str], str] | None = None
     _http: EgressClient | None = field(default=None, repr=False)
+    _secret_http: EgressClient | None = field(default=None, repr=False)
+    _secret_values: list[str] = field(default_factory=list, repr=False)
+    _secrets_refused: str = field(default="", repr=False)
 
     @property
     def idempotency_key(self) -> str:
@@ -70,7 +77,62 @@ class StepContext:
             self._http = EgressClient(self.egress_policy or EgressPolicy())
         return self._http
 
+    @property
+    def secret_http(self) -> EgressClient:
+        """Like `http`, for requests that carry a secret: redirects are refused, never followed.
+
+        A redirect could lead the credential to a path or host its bindings do not allow.
+        """
+        if self._secret_http is None:
+            from engine.egress import EgressClient, EgressPolicy
+
+            policy = (self.egress_policy or EgressPolicy()).model_copy(update={"max_redirects": 0})
+            self._secret_http = EgressClient(policy)
+        return self._secret_http
+
+    def secret(self, name: str, *, field: str, destination: str | None = None) -> str:
+        """The value of secret `name` for config field `field`, to be sent to URL `destination`.
+
+        Refused (PolicyViolation naming node, field and secret) unless the secret's bindings allow
+        this node type and destination; checked before anything is sent. The value is redacted
+        from the step's outputs, error, metrics and events.
+        """
+        where = f'node "{self.node_id}" ({self.node_type}): {field}'
+        if self._secrets_refused:
+            raise PolicyViolation(f"{where}: {self._secrets_refused}")
+        if not name:
+            raise StepError(f"{where}: no secret named; enter a secret's name", retryable=False)
+        value = secrets.resolve_for_node(
+            name, node_id=self.node_id, node_type=self.node_type, field=field, destination=destination
+        )
+        self.keep_secret(value)
+        return value
+
+    def keep_secret(self, value: str) -> None:
+        """Redact `value` too (a form derived from a secret, e.g. a Basic auth token)."""
+        if value and value not in self._secret_values:
+            self._secret_values.append(value)
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """The values handed out through `secret` (and `keep_secret`) during this step."""
+        return tuple(self._secret_values)
+
+    def redact(self, value: Any) -> Any:
+        """`value` with every secret value this step used replaced by [redacted]."""
+        return secret_policy.redact_value(value, self._secret_values)
+
+    @contextmanager
+    def secrets_refused(self, reason: str) -> Iterator[None]:
+        """Inside the block `secret` refuses every name with `reason` (e.g. for model-chosen tool calls)."""
+        previous, self._secrets_refused = self._secrets_refused, reason
+        try:
+            yield
+        finally:
+            self._secrets_refused = previous
+
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        for client in (self._http, self._secret_http):
+            if client is not None:
+                await client.aclose()
+        self._http = self._secret_http = None

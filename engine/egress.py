@@ -2,7 +2,9 @@
 
 check_destination resolves the host and refuses the URL unless every address passes; EgressClient then
 connects to an address it checked (the Host header and TLS SNI keep the name), so DNS cannot change the
-answer between the check and the connection.
+answer between the check and the connection. Redirects are followed by hand: each hop is checked again,
+and a hop to another origin (scheme, host or port) carries only CROSS_ORIGIN_HEADERS. The client keeps
+no cookies, so a cookie one server sets never reaches another.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import socket
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,29 +24,31 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.errors import PolicyViolation, StepError
+from engine.special_addresses import IPAddress, IPNetwork, embedded_ipv4, why_not_global
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-# Cloud instance-metadata endpoints: refused unless listed by exact address, even with allow_private.
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a)
-    for a in (
-        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean
-        "169.254.170.2",  # AWS ECS task credentials
-        "169.254.170.23",  # AWS EKS pod identity
-        "100.100.100.200",  # Alibaba Cloud
-        "192.0.0.192",  # Oracle Cloud
-        "fd00:ec2::254",  # AWS over IPv6
-        "fd00:ec2::23",  # AWS EKS pod identity over IPv6
+# Cloud instance-metadata and platform endpoints: refused unless listed by exact address, even with
+# allow_private. 168.63.129.16 is a public address, but it is Azure's WireServer inside every VM.
+METADATA_ADDRESSES: dict[IPAddress, str] = {
+    ipaddress.ip_address(address): provider
+    for address, provider in (
+        ("169.254.169.254", "AWS, GCP, Azure, OpenStack, DigitalOcean instance metadata"),
+        ("169.254.170.2", "AWS ECS task credentials"),
+        ("169.254.170.23", "AWS EKS pod identity"),
+        ("100.100.100.200", "Alibaba Cloud instance metadata"),
+        ("192.0.0.192", "Oracle Cloud instance metadata"),
+        ("168.63.129.16", "Azure WireServer"),
+        ("fd00:ec2::254", "AWS instance metadata over IPv6"),
+        ("fd00:ec2::23", "AWS EKS pod identity over IPv6"),
     )
-)
+}
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog"})
-_SHARED = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _HOSTNAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+# What a request carries to another origin after a redirect: these and nothing else, so Authorization,
+# Proxy-Authorization, Cookie, X-Api-Key and any custom header holding a secret stay behind.
+CROSS_ORIGIN_HEADERS = frozenset(
+    {"accept", "accept-encoding", "accept-language", "content-language", "content-type", "user-agent"}
+)
 _FIX = "allow it in the workflow's egress policy (policy.egress.allowed_hosts)"
 
 
@@ -131,51 +136,32 @@ class EgressPolicy(BaseModel):
         return entries
 
 
-def _address_kind(address: IPAddress) -> str | None:
-    """Say what makes an address non-public, or None when it is globally routable."""
-    if address.is_loopback:
-        return "a loopback address"
-    if address.is_unspecified:
-        return "an unspecified address"
-    if address.is_link_local:
-        return "a link-local address"
-    if address.is_multicast:
-        return "a multicast address"
-    if address in _SHARED:
-        return "a shared (carrier-grade NAT) address"
-    if address.is_reserved:
-        return "a reserved address"
-    if address.is_private or getattr(address, "is_site_local", False):
-        return "a private address"
-    return None if address.is_global else "a non-global (special-purpose) address"
-
-
-def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv4-mapped, 6to4 or NAT64 IPv6 address leads to."""
-    if not isinstance(address, ipaddress.IPv6Address):
-        return None
-    if address.ipv4_mapped or address.sixtofour:
-        return address.ipv4_mapped or address.sixtofour
-    return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in _NAT64 else None
-
-
 def _refusal(address: IPAddress, host: str, port: int, policy: EgressPolicy) -> str | None:
     """Why the policy refuses this resolved address, or None when it may be used."""
-    embedded = _embedded_ipv4(address)
+    embedded = embedded_ipv4(address)
     candidates = [address] if embedded is None else [address, embedded]
     allow, deny = _rules(tuple(policy.allowed_hosts)), _rules(tuple(policy.denied_hosts))
     if any(rule.matches(host, port, a) for rule in deny for a in candidates):
         return "which policy.egress.denied_hosts refuses"
-    if any(a in METADATA_ADDRESSES for a in candidates):
+    metadata = next((METADATA_ADDRESSES[a] for a in candidates if a in METADATA_ADDRESSES), None)
+    if metadata is not None:
         if any(rule.exact and rule.matches(host, port, a) for rule in allow for a in candidates):
             return None
-        return "a link-local cloud metadata address; it is refused unless listed by exact address in policy.egress.allowed_hosts"
+        return (
+            f"a cloud metadata address ({metadata}); it is refused unless listed by exact address "
+            "in policy.egress.allowed_hosts"
+        )
     if any(rule.matches(host, port, a) for rule in allow for a in candidates):
         return None
-    kind = _address_kind(embedded or address)
+    kind = why_not_global(address)
     if kind is None or policy.allow_private:
         return None
-    return f"{kind}{f' (embeds {embedded})' if embedded else ''}; {_FIX}"
+    return f"{f'which leads to {embedded}, ' if embedded else ''}{kind}; {_FIX}"
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
 
 
 def _split(url: str | httpx.URL) -> tuple[httpx.URL, str, int]:
@@ -246,6 +232,7 @@ class EgressClient:
             trust_env=False,
             timeout=self.policy.timeout_s,
             limits=httpx.Limits(max_keepalive_connections=0),
+            cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),  # stores and sends none
         )
 
     async def __aenter__(self) -> EgressClient:
@@ -319,8 +306,8 @@ class EgressClient:
                 response.status_code in (301, 302) and method == "POST"
             ):
                 method, json, content = "GET", None, None
-            if (target.scheme, target.host, target.port) != (current.scheme, current.host, current.port):
-                kept = [(k, v) for k, v in headers.multi_items() if k.lower() not in _CREDENTIAL_HEADERS]
+            if _origin(target) != _origin(current):
+                kept = [(k, v) for k, v in headers.multi_items() if k.lower() in CROSS_ORIGIN_HEADERS]
                 headers = httpx.Headers(kept)
             via, current = f"redirect {len(history)} ({current} -> {target})", target
         raise PolicyViolation(

@@ -25,6 +25,7 @@ from engine.run_state import (
     to_json,
 )
 from engine.scheduler import TERMINAL, Graph, NodeState, dag_decide, fired_edges, port_inputs
+from engine.settings import get_settings
 
 
 def create_run(
@@ -35,14 +36,16 @@ def create_run(
     workflow_id: str | None = None,
     version_id: str | None = None,
     created_by: str | None = None,
+    started_by: str = "",
+    started_via: str = "",
 ) -> tuple[str, list[Dispatch]]:
     """Insert a running run and its start step; returns the run id and the start step to send."""
     run_id = str(uuid.uuid4())
     conn.execute(
         text(
             "INSERT INTO runs (id, workflow_id, version_id, definition, status, inputs, cancel_requested,"
-            " created_by, created_at, started_at) VALUES (:id, :wf, :ver, CAST(:d AS jsonb), 'running',"
-            " CAST(:inputs AS jsonb), false, :by, now(), now())"
+            " created_by, started_by, started_via, created_at, started_at) VALUES (:id, :wf, :ver,"
+            " CAST(:d AS jsonb), 'running', CAST(:inputs AS jsonb), false, :by, :started_by, :via, now(), now())"
         ),
         {
             "id": run_id,
@@ -51,6 +54,8 @@ def create_run(
             "d": defn.model_dump_json(),
             "inputs": to_json(inputs),
             "by": created_by,
+            "started_by": started_by[:120],
+            "via": started_via[:20],
         },
     )
     graph = Graph(defn)
@@ -82,7 +87,7 @@ _CLAIM = text(
     "UPDATE step_runs s SET status = 'running', attempt = s.attempt + 1,"
     " lease_until = now() + make_interval(secs => :lease), started_at = coalesce(s.started_at, now()),"
     " worker = :worker FROM runs r"
-    " WHERE s.id = :id AND r.id = s.run_id AND r.status = 'running' AND ("
+    " WHERE s.id = :id AND r.id = s.run_id AND r.status = 'running' AND s.attempt < :max_attempts AND ("
     "  (s.status = 'queued' AND (s.not_before IS NULL OR s.not_before <= now()))"
     "  OR (s.status = 'running' AND s.lease_until < now()))"
     " RETURNING s.run_id, s.node_id, s.node_type, s.visit, s.attempt, s.inputs"
@@ -91,7 +96,10 @@ _CLAIM = text(
 
 def claim_step(conn: Connection, step_id: str, *, lease_s: float, worker: str) -> ClaimedStep | None:
     """Take a queued step (or one whose lease expired); None if it is not ours to run."""
-    row = conn.execute(_CLAIM, {"id": step_id, "lease": lease_s, "worker": worker}).first()
+    max_attempts = get_settings().max_step_attempts  # past it, lost_steps fails the step
+    row = conn.execute(
+        _CLAIM, {"id": step_id, "lease": lease_s, "worker": worker, "max_attempts": max_attempts}
+    ).first()
     if row is None:
         return None
     run_id = str(row.run_id)
@@ -139,7 +147,8 @@ def finish_step(
     failed = error is not None
     variables = {"input": run.inputs, "steps": LazyMapping(lambda: step_outputs(conn, step.run_id))}
     try:
-        fired = fired_edges(run.graph, step.node_id, outputs, failed=failed, variables=variables)
+        with expressions.evaluation_budget():  # one budget for all of this step's edge conditions
+            fired = fired_edges(run.graph, step.node_id, outputs, failed=failed, variables=variables)
     except FlowloomError as exc:
         failed, error, fired, outputs = True, str(exc), [], {"error": {"message": str(exc)}}
     done = conn.execute(
@@ -287,7 +296,15 @@ def _complete_run(conn: Connection, run: RunContext) -> None:
         return
     if run.defn.outputs:
         variables = {"input": run.inputs, "steps": step_outputs(conn, run.run_id)}
-        outputs = {k: expressions.render_value(v, variables) for k, v in run.defn.outputs.items()}
+        outputs = {}
+        with expressions.evaluation_budget():  # one budget for all of the run's outputs
+            for key, template in run.defn.outputs.items():
+                try:
+                    outputs[key] = expressions.render_value(template, variables)
+                except FlowloomError as exc:
+                    error = f'run output "{key}" (outputs.{key}) failed: {exc}; fix that template'
+                    _end_run(conn, run, "failed", error=error)
+                    return
     else:
         last = primary_output(ends[-1].outputs)
         outputs = last if isinstance(last, dict) else {"out": last}
@@ -322,7 +339,11 @@ def _end_run(
 
 
 def schedule_retry(conn: Connection, step: ClaimedStep, *, delay_s: float, error: str) -> list[Dispatch]:
-    """Put a failed step back in the queue after `delay_s` (backoff)."""
+    """Put a failed step back in the queue after `delay_s` (backoff); fail it at the attempt cap."""
+    max_attempts = get_settings().max_step_attempts
+    if step.attempt >= max_attempts:  # whatever the node's retry policy says
+        error = f"{error} (gave up after {step.attempt} attempts: FLOWLOOM_MAX_STEP_ATTEMPTS)"
+        return finish_step(conn, step, outputs={"error": {"message": error}}, error=error)
     row = conn.execute(
         text(
             "UPDATE step_runs SET status = 'queued', error = :error, lease_until = NULL,"
@@ -427,8 +448,40 @@ def cancel_run(conn: Connection, run_id: str) -> bool:
     return True
 
 
+def _fail_exhausted_steps(conn: Connection, limit: int) -> list[Dispatch]:
+    """Fail steps that used up FLOWLOOM_MAX_STEP_ATTEMPTS (claim_step no longer takes them)."""
+    max_attempts = get_settings().max_step_attempts
+    rows = conn.execute(
+        text(
+            "SELECT s.id, s.run_id, s.node_id, s.node_type, s.visit, s.attempt, s.inputs, s.status"
+            " FROM step_runs s JOIN runs r ON r.id = s.run_id AND r.status = 'running'"
+            " WHERE s.attempt >= :max AND ((s.status = 'running' AND s.lease_until < now())"
+            "  OR (s.status = 'queued' AND (s.not_before IS NULL OR s.not_before <= now())))"
+            " LIMIT :limit"
+        ),
+        {"max": max_attempts, "limit": limit},
+    ).all()
+    sent: list[Dispatch] = []
+    for row in rows:
+        step = ClaimedStep(
+            str(row.id), str(row.run_id), row.node_id, row.node_type, row.visit, row.attempt, row.inputs or {}
+        )
+        error = (
+            f"started {row.attempt} times without finishing (its worker stopped or it outlived its"
+            f" lease every time); the limit is {max_attempts} attempts (FLOWLOOM_MAX_STEP_ATTEMPTS)"
+        )
+        outputs = {"error": {"message": error}}
+        sent += finish_step(conn, step, outputs=outputs, error=error, expected_status=row.status)
+    return sent
+
+
 def lost_steps(conn: Connection, *, resend_after_s: float, limit: int = 500) -> list[Dispatch]:
-    """Steps to send again: leases that expired (worker died) or messages never delivered."""
+    """Steps to send again: leases that expired (worker died) or messages never delivered.
+
+    Steps that already had FLOWLOOM_MAX_STEP_ATTEMPTS attempts are failed instead (their error
+    edges, if any, are what is sent); no step is redelivered forever.
+    """
+    exhausted = _fail_exhausted_steps(conn, limit)
     rows = conn.execute(
         text(
             "UPDATE step_runs s SET sent_at = now() FROM runs r WHERE s.id IN ("
@@ -443,7 +496,7 @@ def lost_steps(conn: Connection, *, resend_after_s: float, limit: int = 500) -> 
         ),
         {"after": resend_after_s, "limit": limit},
     )
-    return [Dispatch(str(r.id)) for r in rows]
+    return exhausted + [Dispatch(str(r.id)) for r in rows]
 
 
 __all__ = [

@@ -5,6 +5,7 @@ Escapes and cap violations raise PolicyViolation; template mistakes raise StepEr
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import time
@@ -19,7 +20,15 @@ from string import Formatter
 from types import GeneratorType
 from typing import Any
 
-from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined, nodes, pass_environment
+from jinja2 import (
+    ChainableUndefined,
+    Template,
+    TemplateSyntaxError,
+    Undefined,
+    nodes,
+    pass_context,
+    pass_environment,
+)
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.environment import TemplateExpression
 from jinja2.filters import make_attrgetter
@@ -35,6 +44,11 @@ MAX_JSON_CHARS = 5_000_000  # input of the fromjson filter
 MAX_RANGE = 100_000
 MAX_INT_BITS = 10_000
 MAX_SECONDS = 2.0
+MAX_NESTING = 64  # syntax-tree depth; Python itself refuses code nested about 200 deep
+# Text codecs that run in linear time (punycode, for one, is quadratic).
+_LINEAR_CODECS = frozenset(
+    "ascii latin-1 iso8859-1 cp1252 utf-8 utf-8-sig utf-16 utf-16-le utf-16-be utf-32 utf-32-le utf-32-be".split()
+)
 
 # Names refused as attributes even when missing: what older escapes reach for.
 _INTERNAL_NAMES = frozenset(
@@ -54,34 +68,68 @@ _LONE_EXPRESSION = re.compile(r"\s*\{\{-?(?P<expr>.*?)-?\}\}\s*", re.DOTALL)
 
 @dataclass
 class _Budget:
-    deadline: float
-    produced: int = 0
+    """Time and work left to one account: a step, a routing decision or a run's outputs."""
+
+    seconds_left: float
+    work_left: int
 
 
 _budget: ContextVar[_Budget | None] = ContextVar("flowloom_expression_budget", default=None)
+# When the evaluation running in this thread or task must stop (None: none is running).
+_deadline: ContextVar[float | None] = ContextVar("flowloom_expression_deadline", default=None)
+
+
+def _new_budget() -> _Budget:
+    return _Budget(seconds_left=MAX_SECONDS, work_left=MAX_WORK_CHARS)
 
 
 @contextmanager
-def _budgeted() -> Iterator[None]:
-    """Start a time and work budget unless an outer call already holds one."""
-    token = _budget.set(_Budget(time.monotonic() + MAX_SECONDS)) if _budget.get() is None else None
+def evaluation_budget() -> Iterator[_Budget]:
+    """Share one time and work budget among every template and expression evaluated in the block.
+
+    The engine opens one per step (its config and whatever the node evaluates), per routing
+    decision (all edge conditions) and per run's outputs; only time spent evaluating is counted.
+    An inner block joins the outer one.
+    """
+    budget = _budget.get()
+    token = _budget.set(budget := _new_budget()) if budget is None else None
     try:
-        yield
+        yield budget
     finally:
         if token is not None:
             _budget.reset(token)
 
 
+@contextmanager
+def _budgeted() -> Iterator[None]:
+    """Run one evaluation against the current budget (a fresh one outside any block)."""
+    with evaluation_budget() as budget:
+        if _deadline.get() is not None:  # nested inside an evaluation already running
+            yield
+            return
+        started = time.monotonic()
+        token = _deadline.set(started + budget.seconds_left)
+        try:
+            yield
+        finally:
+            _deadline.reset(token)
+            budget.seconds_left -= time.monotonic() - started
+
+
 def _tick() -> None:
-    if (budget := _budget.get()) is not None and time.monotonic() > budget.deadline:
-        raise PolicyViolation(f"template ran longer than {MAX_SECONDS:g}s; simplify it or use a code step")
+    deadline = _deadline.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise PolicyViolation(
+            f"templates ran longer than {MAX_SECONDS:g}s (the limit for one step, routing decision or "
+            "run output); simplify them or use a code step"
+        )
 
 
 def _spend(value: Any) -> Any:
     if (budget := _budget.get()) is not None:
-        budget.produced += len(value) if isinstance(value, _SIZED) else 1
-        if budget.produced > MAX_WORK_CHARS:
-            raise PolicyViolation(f"template produced more than {MAX_WORK_CHARS:,} characters of values")
+        budget.work_left -= len(value) if isinstance(value, _SIZED) else 1
+        if budget.work_left < 0:
+            raise PolicyViolation(f"templates produced more than {MAX_WORK_CHARS:,} characters of values")
     return value
 
 
@@ -202,6 +250,19 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
         _refuse_size(_format_size(left, right, percent=True), "'%' formatting")
 
 
+def _refuse_codec(owner: str | bytes, method: str, encoding: Any) -> None:
+    """Only linear-time codecs: some others (punycode) take quadratic time on long text."""
+    try:
+        name = codecs.lookup(str(encoding)).name
+    except LookupError:
+        return  # the call itself reports the unknown encoding
+    if name not in _LINEAR_CODECS:
+        raise PolicyViolation(
+            f"{type(owner).__name__}.{method}({encoding!r}) is not allowed in templates; "
+            "use utf-8, ascii, latin-1, utf-16 or utf-32"
+        )
+
+
 def _refuse_internal(obj: Any, name: str) -> None:
     if (name.startswith("__") or name in _INTERNAL_NAMES) and not (isinstance(obj, Mapping) and name in obj):
         raise SecurityError(f"access to attribute {name!r} of {type(obj).__name__!r} object is unsafe")
@@ -221,9 +282,8 @@ def _capped_range(*args: int) -> range:
 
 def _guarded_iter(iterable: Iterable[Any]) -> Iterator[Any]:
     """Every {% for %} loop iterates through this, so long loops hit the deadline."""
-    for index, item in enumerate(iterable):
-        if not index & 0xFF:
-            _tick()
+    for item in iterable:
+        _tick()
         yield item
 
 
@@ -262,6 +322,19 @@ class _GuardedCodeGenerator(CodeGenerator):
         super().visit_For(node, frame)
 
 
+class _TooDeep(Exception):
+    """A template's syntax tree nests deeper than MAX_NESTING."""
+
+
+def _check_nesting(tree: nodes.Node) -> None:
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise _TooDeep()
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+
+
 class _SandboxEnvironment(ImmutableSandboxedEnvironment):
     """The immutable sandbox plus deadline, size and work checks on every hook it offers."""
 
@@ -275,9 +348,13 @@ class _SandboxEnvironment(ImmutableSandboxedEnvironment):
         _tick()
         target = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format in a function
         owner = getattr(target, "__self__", None)
+        name = getattr(target, "__name__", "")
         if isinstance(owner, str | bytes):
-            name = getattr(target, "__name__", "")
             _refuse_size(_estimate(name, owner, args, kwargs), f"{type(owner).__name__}.{name}()")
+            if name in ("encode", "decode"):
+                _refuse_codec(owner, name, args[0] if args else kwargs.get("encoding", "utf-8"))
+        elif isinstance(owner, int) and name == "to_bytes":
+            _refuse_size(_as_int(args[0] if args else kwargs.get("length", 1)), "int.to_bytes()")
         result = super().call(context, obj, *args, **kwargs)
         # Methods may return big data they were handed (slices, strip); they may not grow it past the cap.
         if isinstance(result, str | bytes) and len(result) > max(MAX_OUTPUT_CHARS, _size(owner)):
@@ -301,6 +378,11 @@ class _SandboxEnvironment(ImmutableSandboxedEnvironment):
         if isinstance(argument, str):
             _refuse_internal(obj, argument)
         return super().getitem(obj, argument)
+
+    def _generate(self, source: nodes.Template, *args: Any, **kwargs: Any) -> str:
+        # Every template and expression is compiled here; Python refuses deeply nested code.
+        _check_nesting(source)
+        return super()._generate(source, *args, **kwargs)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
         raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
@@ -362,36 +444,66 @@ def _sum(
 _FILTER_ESTIMATES = {"center", "indent", "wordwrap", "replace", "urlize", "batch", "slice", "format"}
 
 
+def _leading_args(func: Callable[..., Any], context: Context) -> tuple[Any, ...]:
+    """What Jinja would pass before the value to a filter or test marked pass_context & co."""
+    kind = getattr(getattr(func, "jinja_pass_arg", None), "name", None)
+    if kind == "context":
+        return (context,)
+    if kind == "eval_context":
+        return (context.eval_ctx,)
+    if kind == "environment":
+        return (context.environment,)
+    return ()
+
+
 def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a filter with the deadline, size checks on text filters and the work budget."""
-    offset = 1 if getattr(func, "jinja_pass_arg", None) is not None else 0
+    """Wrap a filter with the deadline, size checks on text filters and the work budget.
+
+    The wrapper takes the render context, which also keeps Jinja from running the filter while
+    compiling (constant folding), where no deadline or work budget applies.
+    """
     estimate_as = "%" if name == "format" else name
     structural = name in _STRUCTURAL_FILTERS
 
     @wraps(func)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
+    def guarded(context: Context, value: Any, /, *args: Any, **kwargs: Any) -> Any:
         _tick()
-        value = args[offset] if len(args) > offset else None
         if not structural:
             _refuse_size(_size(value), f"input of filter {name!r}")
         if name in _FILTER_ESTIMATES:
-            _refuse_size(_estimate(estimate_as, value, args[offset + 1 :], kwargs), f"filter {name!r}")
-        result = func(*args, **kwargs)
+            _refuse_size(_estimate(estimate_as, value, args, kwargs), f"filter {name!r}")
+        result = func(*_leading_args(func, context), value, *args, **kwargs)
         if not structural and isinstance(result, str | bytes):
             _refuse_size(len(result), f"filter {name!r}")
         return result if result is value else _spend(result)
 
-    return guarded
+    return pass_context(guarded)
+
+
+def _guard_test(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a test (`is ...`) with the deadline; like filters, never run while compiling."""
+
+    @wraps(func)
+    def guarded(context: Context, value: Any, /, *args: Any, **kwargs: Any) -> Any:
+        _tick()
+        return func(*_leading_args(func, context), value, *args, **kwargs)
+
+    return pass_context(guarded)
 
 
 def _make_environment() -> _SandboxEnvironment:
     env = _SandboxEnvironment(
-        autoescape=False, undefined=ChainableUndefined, finalize=_finalize, keep_trailing_newline=True
+        autoescape=False,
+        undefined=ChainableUndefined,
+        finalize=_finalize,
+        keep_trailing_newline=True,
+        optimized=False,  # the optimizer folds constants at compile time, outside every budget
     )
     env.globals.pop("lipsum", None)
     env.globals["range"] = _capped_range
     env.filters.update(tojson=_tojson, fromjson=_fromjson, join=_join, sum=_sum)
     env.filters = {name: _guard_filter(name, func) for name, func in env.filters.items()}
+    env.tests = {name: _guard_test(func) for name, func in env.tests.items()}
     return env
 
 
@@ -420,6 +532,11 @@ def _translate_errors(what: str, source: str) -> Iterator[None]:
         yield
     except FlowloomError:
         raise
+    except _TooDeep:
+        raise PolicyViolation(
+            f"{what} nests more than {MAX_NESTING} levels deep (filters, calls, brackets or blocks "
+            "inside each other); split it into several steps"
+        ) from None
     except SecurityError as exc:
         raise PolicyViolation(f"{what} refused by the sandbox: {exc}") from exc
     except TemplateSyntaxError as exc:

@@ -24,9 +24,11 @@ import psutil
 
 from engine.errors import ConfigError
 from engine.health import check_database, check_pgvector, check_redis, mask_url, require
+from engine.key_files import check_key_files
 from engine.migrate import upgrade_to_head
 from engine.services import EmbeddedPostgres, EmbeddedRedis, port_in_use, tool_path
 from engine.settings import Settings
+from engine.web_hosts import check_web_settings
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +210,9 @@ class Launcher:
         previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             with ExitStack() as stack:
+                check_web_settings(self.settings)  # a wide bind needs FLOWLOOM_ALLOWED_HOSTS; no "*" origins
                 self._acquire_lock(stack)
+                check_key_files(self.settings.resolved_data_dir)  # before anything reads a key
                 database_url, redis_url = start_services(self.settings, stack, stop_running=True)
                 log.info("database: %s", mask_url(database_url))
                 log.info("redis: %s", mask_url(redis_url))

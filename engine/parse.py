@@ -22,9 +22,9 @@ from engine.definition import (
     WorkflowPolicy,
 )
 from engine.errors import DefinitionError
+from engine.settings import get_settings
 
-MAX_DEFINITION_BYTES = 5 * 1024 * 1024
-MAX_DEPTH = 100
+MAX_DEFINITION_BYTES = 5 * 1024 * 1024  # raw JSON/YAML text, checked before it is parsed
 _MAX_LISTED_ERRORS = 10
 _KNOWN_FIELDS = sorted(
     {
@@ -175,8 +175,10 @@ def parse_dict(data: Any, source: str | None = None) -> WorkflowDefinition:
         raise DefinitionError(
             f"a workflow definition is a mapping at the top level, not {_kind(data)}", path=source
         )
+    _check_counts(data, source)
     if _check_values(data, source):
         data = json.loads(json.dumps(data))  # tuples become lists, as they would in a file
+    _check_config_sizes(data, source)
     try:
         defn = WorkflowDefinition.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -221,7 +223,42 @@ def _reject_constant(name: str) -> Any:
 
 
 def _too_deep() -> str:
-    return f"definition is nested too deeply; the limit is {MAX_DEPTH} levels"
+    limit = get_settings().max_definition_depth
+    return f"definition is nested too deeply; the limit is {limit} levels (FLOWLOOM_MAX_DEFINITION_DEPTH)"
+
+
+def _check_counts(data: Mapping[str, Any], source: str | None) -> None:
+    """Refuse more nodes or edges than the settings allow, before anything looks at them."""
+    settings = get_settings()
+    for key, limit, setting in (
+        ("nodes", settings.max_definition_nodes, "FLOWLOOM_MAX_DEFINITION_NODES"),
+        ("edges", settings.max_definition_edges, "FLOWLOOM_MAX_DEFINITION_EDGES"),
+    ):
+        items = data.get(key)
+        if isinstance(items, list | tuple) and len(items) > limit:
+            raise DefinitionError(
+                f"definition has {len(items):,} {key}; the limit is {limit:,} ({setting})",
+                path=_join(source, key),
+            )
+
+
+def _check_config_sizes(data: Mapping[str, Any], source: str | None) -> None:
+    """Refuse a node config bigger (as JSON) than FLOWLOOM_MAX_NODE_CONFIG_BYTES."""
+    limit = get_settings().max_node_config_bytes
+    nodes = data.get("nodes")
+    for index, node in enumerate(nodes if isinstance(nodes, list) else []):
+        config = node.get("config") if isinstance(node, Mapping) else None
+        if not isinstance(config, Mapping):
+            continue
+        size = len(json.dumps(config, ensure_ascii=False).encode("utf-8"))
+        if size > limit:
+            node_id = node.get("id")
+            raise DefinitionError(
+                f"config is {size:,} bytes as JSON; the limit is {limit:,} (FLOWLOOM_MAX_NODE_CONFIG_BYTES);"
+                " keep large data in run inputs or a memory collection",
+                path=_join(source, f"nodes[{index}].config"),
+                node_id=node_id if isinstance(node_id, str) else None,
+            )
 
 
 def _kind(value: Any) -> str:
@@ -233,12 +270,17 @@ def _kind(value: Any) -> str:
 
 
 def _check_values(data: Mapping[str, Any], source: str | None) -> bool:
-    """Refuse what JSON (and PostgreSQL's JSONB) cannot hold, and absurd nesting; True if tuples were seen."""
+    """Refuse what JSON (and PostgreSQL's JSONB) cannot hold, deep nesting and long strings.
+
+    Returns True if tuples were seen.
+    """
+    settings = get_settings()
+    max_depth, max_string = settings.max_definition_depth, settings.max_definition_string
     tuples = False
     stack: list[tuple[Any, str, int]] = [(data, "", 0)]
     while stack:
         value, where, depth = stack.pop()
-        if depth > MAX_DEPTH:
+        if depth > max_depth:
             raise DefinitionError(_too_deep(), path=_join(source, where))
         if isinstance(value, Mapping):
             for key, item in value.items():
@@ -247,14 +289,14 @@ def _check_values(data: Mapping[str, Any], source: str | None) -> bool:
                         f"mapping key {key!r} is {_kind(key)}; keys must be strings",
                         path=_join(source, where),
                     )
-                _check_text(key, _join(source, where), "a key")
+                _check_text(key, _join(source, where), "a key", max_string)
                 stack.append((item, f"{where}.{key}" if where else key, depth + 1))
         elif isinstance(value, list | tuple):
             tuples = tuples or isinstance(value, tuple)
             for index, item in enumerate(value):
                 stack.append((item, f"{where}[{index}]", depth + 1))
         elif isinstance(value, str):
-            _check_text(value, _join(source, where), "a string")
+            _check_text(value, _join(source, where), "a string", max_string)
         elif isinstance(value, float) and not math.isfinite(value):
             raise DefinitionError(f"{value} is not a JSON number", path=_join(source, where))
         elif value is not None and not isinstance(value, bool | int | float):
@@ -265,7 +307,12 @@ def _check_values(data: Mapping[str, Any], source: str | None) -> bool:
     return tuples
 
 
-def _check_text(text: str, path: str | None, what: str) -> None:
+def _check_text(text: str, path: str | None, what: str, max_length: int) -> None:
+    if len(text) > max_length:
+        raise DefinitionError(
+            f"{what} of {len(text):,} characters; the limit is {max_length:,} (FLOWLOOM_MAX_DEFINITION_STRING)",
+            path=path,
+        )
     if "\x00" in text:
         raise DefinitionError(f"{what} contains a NUL character", path=path)
     try:

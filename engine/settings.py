@@ -20,6 +20,14 @@ class OIDCProvider(BaseModel):
     tenant: str = ""  # Microsoft Entra tenant
 
 
+class EnvSecret(BaseModel):
+    """An opted-in environment secret with its bindings (FLOWLOOM_ENV_SECRETS object form)."""
+
+    env: str = Field(description="the environment variable holding the value (never a FLOWLOOM_ one)")
+    allowed_destinations: list[str] = Field(default_factory=list, description="hosts or URL prefixes")
+    allowed_node_types: list[str] = Field(default_factory=list, description="empty = any node type")
+
+
 class Settings(BaseSettings):
     """Flowloom's settings; every field reads FLOWLOOM_<NAME> from the environment."""
 
@@ -49,6 +57,42 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(5.0, gt=0, description="how often workers look for lost steps")
     max_payload_bytes: int = Field(1_000_000, gt=0, description="largest step input/output stored")
     sql_connections: dict[str, str] = Field(default_factory=dict, description="name -> URL for tool.sql")
+    # Trust boundaries (README "Security model")
+    env_secrets: dict[str, str | EnvSecret] = Field(
+        default_factory=dict,
+        description=(
+            "opt-in: secret name -> environment variable that holds it (never a FLOWLOOM_ variable), or "
+            '{"env": VAR, "allowed_destinations": [...], "allowed_node_types": [...]}; '
+            "empty = secrets come from the encrypted store only"
+        ),
+    )
+    max_body_bytes: int = Field(8_000_000, gt=0, description="largest request body (413 above)")
+    max_anonymous_body_bytes: int = Field(
+        65_536, gt=0, description="largest request body on endpoints that need no sign-in"
+    )
+    max_definition_nodes: int = Field(2000, gt=0, description="nodes in one workflow definition")
+    max_definition_edges: int = Field(5000, gt=0, description="edges in one workflow definition")
+    max_node_config_bytes: int = Field(262_144, gt=0, description="one node's config as JSON")
+    max_definition_string: int = Field(100_000, gt=0, description="longest string in a definition")
+    max_definition_depth: int = Field(32, gt=0, description="deepest nesting of lists/objects")
+    max_step_attempts: int = Field(
+        20, ge=1, description="hard cap on attempts of one step, whatever its retry policy says"
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header values accepted when bound beyond loopback (e.g. flowloom.example.com)",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed to call the API cross-site; empty = same-origin"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses/CIDRs of reverse proxies whose X-Forwarded-Proto is believed (HSTS, Secure cookies)",
+    )
+    auth_failures_before_backoff: int = Field(
+        5, ge=1, description="failed sign-ins / API-key tries per client or key prefix before back-off"
+    )
+    openvino_telemetry: bool = Field(False, description="let OpenVINO send usage telemetry")
 
     @property
     def resolved_data_dir(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 import pydantic
 
 from engine import expressions
+from engine.config_fields import fixed_fields
 from engine.context import StepContext
 from engine.errors import FlowloomError, PolicyViolation, StepError
 from engine.run_state import ClaimedStep, RunContext
@@ -44,10 +46,13 @@ def _event_loop() -> asyncio.AbstractEventLoop:
     return _loop
 
 
-def render_config(config: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
-    """Render templated config values; expression fields stay as written."""
+def render_config(
+    config: dict[str, Any], variables: dict[str, Any], fixed: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Render templated config values; expression fields and `fixed` fields stay as written."""
     return {
-        k: v if k in _UNRENDERED_FIELDS else expressions.render_value(v, variables) for k, v in config.items()
+        k: v if k in _UNRENDERED_FIELDS or k in fixed else expressions.render_value(v, variables)
+        for k, v in config.items()
     }
 
 
@@ -79,14 +84,20 @@ def run_node(
     try:
         if node_type is None:
             raise StepError(f"unknown node type {node.type!r}", retryable=False)
-        try:
-            cfg = node_type.config_model.model_validate(render_config(node.config, ctx.variables))
-        except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"])
-            raise StepError(f"config.{loc}: {first['msg']}", retryable=False) from exc
         timeout = node.timeout_s or run.defn.policy.step_timeout_s
-        result = _event_loop().run_until_complete(_call(node_type.run, ctx, cfg, dict(step.inputs), timeout))
+        # One time and work budget for every template and expression of this step (config and node).
+        with expressions.evaluation_budget():
+            try:
+                cfg = node_type.config_model.model_validate(
+                    render_config(node.config, ctx.variables, fixed_fields(node_type.config_model))
+                )
+            except pydantic.ValidationError as exc:
+                first = exc.errors()[0]
+                loc = ".".join(str(p) for p in first["loc"])
+                raise StepError(f"config.{loc}: {first['msg']}", retryable=False) from exc
+            result = _event_loop().run_until_complete(
+                _call(node_type.run, ctx, cfg, dict(step.inputs), timeout)
+            )
         outcome = _classify(result, node.id, max_payload_bytes)
     except TimeoutError:
         outcome = Outcome(error=f"timed out after {timeout:g}s (timeout_s)", retryable=True)
@@ -101,7 +112,23 @@ def run_node(
     finally:
         _event_loop().run_until_complete(ctx.aclose())
     outcome.metrics["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    return outcome
+    return _redacted(outcome, ctx)
+
+
+def _redacted(outcome: Outcome, ctx: StepContext) -> Outcome:
+    """The outcome with every secret value the node used replaced, before anything is stored."""
+    if not ctx.secret_values:
+        return outcome
+    suspend = outcome.suspend
+    if suspend is not None:
+        suspend = dataclasses.replace(suspend, request=ctx.redact(suspend.request))
+    return dataclasses.replace(
+        outcome,
+        outputs=ctx.redact(outcome.outputs),
+        suspend=suspend,
+        error=ctx.redact(outcome.error),
+        metrics=ctx.redact(outcome.metrics),
+    )
 
 
 async def _call(fn: Callable[..., Any], ctx: StepContext, cfg: Any, inputs: dict, timeout: float) -> Any:

@@ -10,9 +10,11 @@ from typing import Any
 import networkx as nx
 import pydantic
 
+from engine.config_fields import fixed_fields
 from engine.definition import ERROR_PORT, EdgeSpec, NodeSpec, WorkflowDefinition
 from engine.errors import Issue, ValidationError
 from engine.expressions import check_expression, check_template, is_templated
+from engine.json_schemas import schema_problems
 from engine.parse import loc_path
 from engine.plan import END_TYPE, START_TYPE, ExecutionPlan, build_plan, workflow_graph
 from nodes.registry import NodeType, Port, all_node_types, get_node_type, port_types_compatible
@@ -146,7 +148,26 @@ def _check_config(node: NodeSpec, node_type: NodeType, issues: list[Issue]) -> p
             Issue(f"config check failed: {exc}", code="config_invalid", node_id=node.id, field="config")
         )
         return None
-    real = [e for e in errors if not _templated(node.config, e["loc"])]
+    fixed = fixed_fields(model)
+    templated_fixed = sorted(k for k in fixed if k in node.config and _holds_template(node.config[k]))
+    for key in templated_fixed:
+        issues.append(
+            Issue(
+                "this field takes no templates ({{ }}): a secret name or a power is set in the saved "
+                f"definition, never by run inputs ({node.type})",
+                code="template_not_allowed",
+                node_id=node.id,
+                field=f"config.{key}",
+            )
+        )
+    real = [
+        e
+        for e in errors
+        if not (e["loc"][:1] and e["loc"][0] in templated_fixed)
+        and not (_templated(node.config, e["loc"]) and not (e["loc"][:1] and e["loc"][0] in fixed))
+    ]
+    if templated_fixed and not real:
+        return None
     for error in real:
         issues.append(
             Issue(
@@ -163,6 +184,11 @@ def _check_config(node: NodeSpec, node_type: NodeType, issues: list[Issue]) -> p
         return model.model_construct(**node.config)
     except Exception:
         return None
+
+
+def _holds_template(value: Any) -> bool:
+    """Whether a config value holds a template string anywhere inside it."""
+    return any(is_templated(text) for _, _, text in _config_strings({"v": value}))
 
 
 def _templated(config: Mapping[str, Any], loc: tuple[Any, ...]) -> bool:
@@ -318,9 +344,12 @@ def _check_ports(edge: EdgeSpec, source: _NodeInfo, target: _NodeInfo, issues: l
 
 
 def _check_inputs_schema(schema: Mapping[str, Any], issues: list[Issue]) -> None:
-    """A light shape check of the run-input JSON Schema (full checking happens per run)."""
+    """The run-input JSON Schema: a valid 2020-12 schema, "#..." references only, RE2 patterns."""
     if not schema:
         return
+    for problem in schema_problems(schema):
+        field = f"inputs.{problem.path}" if problem.path else "inputs"
+        issues.append(Issue(problem.message, code="inputs_invalid", field=field))
     if schema.get("type", "object") != "object":
         issues.append(
             Issue(

@@ -1,6 +1,15 @@
 """SQLModel tables and the session/engine factory."""
 
-from models.auth import ApiKey, ApprovalVote, AuditLog, User, WorkflowShare
+from models.auth import (
+    ApiKey,
+    ApprovalVote,
+    AuditLog,
+    AuthThrottle,
+    RevokedSession,
+    UsedOidcState,
+    User,
+    WorkflowShare,
+)
 from models.db import get_engine, make_engine, session_scope
 from models.memory import EMBEDDING_DIM, MemoryChunk, Secret
 from models.tables import Approval, Event, Run, StepRun, Workflow, WorkflowVersion
@@ -10,6 +19,9 @@ __all__ = [
     "ApiKey",
     "ApprovalVote",
     "AuditLog",
+    "AuthThrottle",
+    "RevokedSession",
+    "UsedOidcState",
     "MemoryChunk",
     "Secret",
     "User",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Identity, UniqueConstraint, false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -22,6 +22,8 @@ class User(SQLModel, table=True):
     issuer: str = Field(max_length=500)  # the OIDC issuer URL, or "local"
     subject: str = Field(max_length=255)
     email: str = Field(default="", max_length=320, index=True)
+    # True only when the provider said so (`email_verified`) or for the local account.
+    email_verified: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     name: str = Field(default="", max_length=200)
     role: str = Field(default="viewer", max_length=20)  # admin | editor | operator | viewer
     password_hash: str | None = Field(default=None, max_length=500)  # local accounts only (argon2)
@@ -41,7 +43,7 @@ class ApiKey(SQLModel, table=True):
     prefix: str = Field(max_length=16, index=True)  # shown in lists to tell keys apart
     key_hash: str = Field(max_length=200)
     role: str = Field(default="viewer", max_length=20)
-    rate_limit_per_min: int = 120
+    rate_limit_per_min: int = 600  # app.auth.api_keys.DEFAULT_RATE_PER_MIN
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
@@ -77,7 +79,9 @@ class AuditLog(SQLModel, table=True):
 
     __tablename__ = "audit_log"
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True))
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True)
+    )
     at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True), index=True)
     actor: str = Field(default="", max_length=320)
     action: str = Field(max_length=100, index=True)
@@ -85,3 +89,34 @@ class AuditLog(SQLModel, table=True):
     target_id: str = Field(default="", max_length=100)
     details: dict | None = Field(default=None, sa_type=JSONB)
     ip: str = Field(default="", max_length=64)
+
+
+class RevokedSession(SQLModel, table=True):
+    """A signed-out session: checked on every request, so sign-out holds even without Redis."""
+
+    __tablename__ = "revoked_sessions"
+
+    session_id: str = Field(max_length=64, primary_key=True)
+    revoked_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)  # safe to delete after
+
+
+class UsedOidcState(SQLModel, table=True):
+    """An OIDC `state` that completed a sign-in; a second callback with it is refused."""
+
+    __tablename__ = "used_oidc_states"
+
+    state_hash: str = Field(max_length=64, primary_key=True)  # sha256 hex of the state value
+    used_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+
+
+class AuthThrottle(SQLModel, table=True):
+    """Failed sign-in / API-key attempts per client or key prefix, with the back-off they earned."""
+
+    __tablename__ = "auth_throttle"
+
+    key: str = Field(max_length=200, primary_key=True)  # e.g. "ip:127.0.0.1", "key:ab12cd34", "login:x@y"
+    failures: int = 0
+    first_failure_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    blocked_until: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

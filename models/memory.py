@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import Column, DateTime, Index, LargeBinary
+from sqlalchemy import Column, DateTime, Index, LargeBinary, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -47,5 +47,24 @@ class Secret(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     name: str = Field(max_length=100, unique=True)
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    description: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""})
+    # Where the value may go: hosts ("api.openai.com", "*.example.com") or URL prefixes
+    # ("https://hooks.example.com/flowloom/"). Empty = no network destination at all.
+    allowed_destinations: list = Field(
+        default_factory=list,
+        sa_type=JSONB,
+        nullable=False,
+        sa_column_kwargs={"server_default": text("'[]'::jsonb")},
+    )
+    # Node types that may read it ("tool.http", "agent"); empty = any node type.
+    allowed_node_types: list = Field(
+        default_factory=list,
+        sa_type=JSONB,
+        nullable=False,
+        sa_column_kwargs={"server_default": text("'[]'::jsonb")},
+    )
+    created_by: str = Field(default="", max_length=320, sa_column_kwargs={"server_default": ""})
+    rotated_by: str = Field(default="", max_length=320, sa_column_kwargs={"server_default": ""})
+    rotated_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

@@ -62,7 +62,9 @@ class Run(SQLModel, table=True):
     __tablename__ = "runs"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    workflow_id: uuid.UUID | None = Field(default=None, foreign_key="workflows.id", ondelete="CASCADE", index=True)
+    workflow_id: uuid.UUID | None = Field(
+        default=None, foreign_key="workflows.id", ondelete="CASCADE", index=True
+    )
     version_id: uuid.UUID | None = Field(default=None, foreign_key="workflow_versions.id", ondelete="CASCADE")
     # The definition the run executes, copied so a run of an unsaved file (CLI) needs no version row.
     definition: dict = Field(sa_type=JSONB, nullable=False)
@@ -71,7 +73,10 @@ class Run(SQLModel, table=True):
     outputs: dict | None = _json()
     error: str | None = None
     cancel_requested: bool = False
-    created_by: uuid.UUID | None = None
+    created_by: uuid.UUID | None = None  # the user who started it (an API key's owner for API-key runs)
+    # Who and from where: "user:<id>" or "api_key:<id>" (or "system"), and ui | api | cli | trigger.
+    started_by: str = Field(default="", max_length=120, sa_column_kwargs={"server_default": ""})
+    started_via: str = Field(default="", max_length=20, sa_column_kwargs={"server_default": ""})
     created_at: datetime = _ts()
     started_at: datetime | None = _ts(nullable=True, default=False)
     finished_at: datetime | None = _ts(nullable=True, default=False)

@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine import events, secrets
+from engine import events, json_schemas
 from engine.context import StepContext
 from engine.errors import FlowloomError, StepError
 from engine.secrets import REFERENCE_PATTERN as SECRET_NAME_PATTERN
@@ -26,7 +25,7 @@ from nodes.agent_lifecycle import Agent, AgentState, Capability
 from nodes.agent_loop import AgentTurn, Paused, PausedState
 from nodes.agent_tools import offered_tool_names, resolve_tools
 from nodes.documents import Document, item_text
-from nodes.llm import get_provider, provider_names
+from nodes.llm import api_destination, get_provider, provider_names
 from nodes.model_store import DEFAULT_EMBEDDER, NAME_PATTERN
 from nodes.registry import Port, register
 
@@ -62,7 +61,7 @@ class AgentConfig(BaseModel):
     api_key_secret: str = Field(
         "",
         pattern=SECRET_NAME_PATTERN,
-        description="Name of the API key in the secrets store (or env FLOWLOOM_SECRET_<NAME>)",
+        description="Name of the API key secret (Secrets page); its bindings must allow the base URL",
         json_schema_extra={"format": "secret"},
     )
     tools: list[str] = Field(
@@ -109,10 +108,10 @@ class AgentConfig(BaseModel):
     @classmethod
     def _schema_is_valid(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
         if schema is not None:
-            try:
-                jsonschema.Draft202012Validator.check_schema(schema)
-            except jsonschema.SchemaError as exc:
-                raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+            try:  # "#..." references only, nothing fetched, patterns RE2 can run
+                json_schemas.check_schema(schema)
+            except json_schemas.SchemaRefused as exc:
+                raise ValueError(f"not a usable JSON schema: {exc}") from None
         return schema
 
     @model_validator(mode="after")
@@ -161,7 +160,7 @@ async def agent(ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any]) -> d
     api_key = ""
     try:
         me.to(AgentState.INITIALIZING)
-        api_key = secrets.resolve(cfg.api_key_secret, field="api_key_secret") or ""
+        api_key = _api_key(ctx, cfg)
         turn = _initialize(ctx, cfg, me, api_key, paused)
         outbox.emit(ctx, events.AGENT_STARTED, agent_id=me.id, provider=cfg.provider, model=cfg.model,
                     capabilities=[c.value for c in me.capabilities], resumed=paused is not None)  # fmt: skip
@@ -175,7 +174,7 @@ async def agent(ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any]) -> d
             turn.begin(prompt, await _recall(cfg, prompt), _history(ctx, inputs))
             result = await turn.run()
     except FlowloomError as exc:  # StepError, or PolicyViolation from the egress check
-        message = secrets.redact(str(exc), api_key)
+        message = ctx.redact(str(exc))
         if me.state in (AgentState.EXECUTING, AgentState.INITIALIZING, AgentState.VALIDATING):
             me.finish(AgentState.FAILED, error=message)
         outbox.emit(ctx, events.AGENT_FAILED, agent_id=me.id, error=message)
@@ -198,11 +197,20 @@ async def agent(ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any]) -> d
     return {"out": out, "messages": turn.conversation(), "agent": turn.describe()}
 
 
+def _api_key(ctx: StepContext, cfg: AgentConfig) -> str:
+    """The provider's API key, resolved for the URL it will be sent to (none for a local provider)."""
+    destination = api_destination(cfg.provider, cfg.base_url)
+    if not cfg.api_key_secret or destination is None:
+        return ""
+    return ctx.secret(cfg.api_key_secret, field="api_key_secret", destination=destination)
+
+
 def _initialize(
     ctx: StepContext, cfg: AgentConfig, me: Agent, api_key: str, paused: PausedState | None
 ) -> AgentTurn:
     """INITIALIZING -> VALIDATING -> VALIDATED -> READY -> EXECUTING: provider, tools, checks."""
-    provider = get_provider(cfg.provider, base_url=cfg.base_url, api_key=api_key, http=ctx.http)
+    http = ctx.secret_http if api_key else ctx.http  # a request carrying the key follows no redirect
+    provider = get_provider(cfg.provider, base_url=cfg.base_url, api_key=api_key, http=http)
     toolbox = resolve_tools(cfg.tools)
     me.to(AgentState.VALIDATING)
     if paused is not None:

@@ -57,9 +57,13 @@ class AgentTool:
             where = ".".join(str(p) for p in first["loc"]) or "arguments"
             raise StepError(f"tool {self.name!r}: {where}: {first['msg']}", retryable=False) from exc
         run = self.node_type.run
-        result = (
-            await run(ctx, cfg, {}) if self.node_type.is_async else await asyncio.to_thread(run, ctx, cfg, {})
-        )
+        # The model chose these arguments: it may not pick a credential from the secrets store.
+        with ctx.secrets_refused("a tool call chosen by a model cannot use secrets; use a tool node instead"):
+            result = (
+                await run(ctx, cfg, {})
+                if self.node_type.is_async
+                else await asyncio.to_thread(run, ctx, cfg, {})
+            )
         if isinstance(result, Suspend):
             raise StepError(
                 f"tool {self.name!r} wants to wait ({result.kind}); agents cannot wait", retryable=False
@@ -67,6 +71,22 @@ class AgentTool:
         if isinstance(result, dict) and set(result) == {"out"}:
             return result["out"]
         return result
+
+
+def _without_secret_fields(schema: dict[str, Any]) -> dict[str, Any]:
+    """The config schema offered to a model, minus fields that name secrets (it may not use them)."""
+    defs = schema.get("$defs", {})
+
+    def names_secret(prop: dict[str, Any]) -> bool:
+        options = [prop, *prop.get("anyOf", [])]
+        refs = [defs.get(str(o.get("$ref", "")).rsplit("/", 1)[-1], {}) for o in options if "$ref" in o]
+        inner = [p for r in refs for p in r.get("properties", {}).values()]
+        return any(o.get("format") == "secret" or o.get("x-secret-values") for o in options + inner)
+
+    props = {k: v for k, v in schema.get("properties", {}).items() if not names_secret(v)}
+    required = [r for r in schema.get("required", []) if r in props]
+    offered = {k: v for k, v in schema.items() if k not in ("title", "properties", "required")}
+    return {**offered, "properties": props, **({"required": required} if required else {})}
 
 
 def _node_tools() -> dict[str, NodeType]:
@@ -87,8 +107,7 @@ def resolve_tools(names: list[str]) -> dict[str, AgentTool]:
         if tool is not None:
             entry = AgentTool(name, function_name(name), tool.description, tool.parameters, tool=tool)
         elif node_type is not None and name in _node_tools():
-            schema = node_type.config_model.model_json_schema()
-            schema.pop("title", None)
+            schema = _without_secret_fields(node_type.config_model.model_json_schema())
             entry = AgentTool(
                 name,
                 function_name(name),

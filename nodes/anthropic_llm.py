@@ -199,4 +199,4 @@ def _anthropic(*, base_url: str = "", api_key: str = "", http: HttpClient, **kw:
     return AnthropicProvider(base_url or ANTHROPIC_BASE_URL, api_key, http, **kw)
 
 
-register_provider("anthropic", _anthropic)
+register_provider("anthropic", _anthropic, base_url=ANTHROPIC_BASE_URL)

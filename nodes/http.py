@@ -2,19 +2,82 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any, Literal, Protocol
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.context import StepContext
-from engine.errors import StepError
+from engine.errors import PolicyViolation, StepError
+from engine.secrets import NAME_PATTERN as SECRET_NAME_PATTERN
 from nodes.registry import Port, register
 
 # Response headers that carry credentials or session state; never stored in step outputs.
 SENSITIVE_RESPONSE_HEADERS = frozenset(
     {"set-cookie", "set-cookie2", "cookie", "authorization", "proxy-authorization", "x-api-key"}
 )
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+# Marks a dict field whose values are secret names (the editor shows it as key/value pairs).
+SECRET_VALUES = "x-secret-values"
+
+
+def _check_header_names(names: list[str]) -> None:
+    bad = [n for n in names if not _HEADER_NAME.match(n)]
+    if bad:
+        raise ValueError(f"{', '.join(map(repr, bad))} is not a header name")
+
+
+class HttpAuth(BaseModel):
+    """A credential from the secrets store, sent in a header; the value never is in the workflow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["bearer", "basic", "header"] = Field(
+        "bearer", description="bearer: Authorization: Bearer <secret>; basic: username + secret; header"
+    )
+    secret: str = Field(
+        pattern=SECRET_NAME_PATTERN,
+        description="Name of the secret (Secrets page); its bindings must allow this URL",
+        json_schema_extra={"format": "secret"},
+    )
+    header: str = Field("X-Api-Key", description="The header that carries the secret (type header)")
+    username: str = Field("", max_length=200, description="The user name (type basic)")
+
+    @field_validator("header")
+    @classmethod
+    def _header_name(cls, name: str) -> str:
+        _check_header_names([name])
+        return name
+
+
+def secret_headers_of(
+    ctx: StepContext, url: str, auth: HttpAuth | None, secret_headers: dict[str, str]
+) -> dict[str, str]:
+    """The request headers that carry secrets, each resolved for `url` through the secret's bindings."""
+    headers: dict[str, str] = {}
+    if auth is not None:
+        value = ctx.secret(auth.secret, field="auth.secret", destination=url)
+        if auth.type == "bearer":
+            headers["Authorization"] = f"Bearer {value}"
+        elif auth.type == "basic":
+            token = base64.b64encode(f"{auth.username}:{value}".encode()).decode()
+            ctx.keep_secret(token)  # a server echoing the header back shows the encoded form
+            headers["Authorization"] = f"Basic {token}"
+        else:
+            headers[auth.header] = value
+    for header, name in secret_headers.items():
+        headers[header] = ctx.secret(name, field=f"secret_headers.{header}", destination=url)
+    return headers
+
+
+def merge_headers(plain: dict[str, str], secret: dict[str, str]) -> dict[str, str]:
+    """Plain headers with the secret-carrying ones on top (a plain header cannot shadow them)."""
+    taken = {k.lower() for k in secret}
+    return {**{k: v for k, v in plain.items() if k.lower() not in taken}, **secret}
 
 
 class HttpRequestConfig(BaseModel):
@@ -39,12 +102,29 @@ class HttpRequestConfig(BaseModel):
         description="JSON body; a string is sent as-is (set Content-Type yourself)",
         json_schema_extra={"format": "multiline"},
     )
+    auth: HttpAuth | None = Field(
+        None, description="A credential from the secrets store: {type: bearer|basic|header, secret, ...}"
+    )
+    secret_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Header -> secret name; each header carries that secret's value",
+        json_schema_extra={"format": "keyvalue", SECRET_VALUES: True},
+    )
     body_from_input: bool = Field(False, description="Send the input value as the JSON body instead")
     timeout_s: float = Field(10.0, gt=0, le=300, description="Seconds before the request gives up")
     expect_status: list[int] = Field(
         default_factory=list,
         description="Statuses that count as success; empty = any 2xx or 3xx",
     )
+
+    @field_validator("secret_headers")
+    @classmethod
+    def _secret_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        _check_header_names(list(headers))
+        bad = [n for n in headers.values() if not re.match(SECRET_NAME_PATTERN, n)]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))} is not a secret name")
+        return headers
 
 
 def _is_success(status: int, expect: list[int]) -> bool:
@@ -97,6 +177,23 @@ async def send(client: HttpClient, method: str, url: str, *, timeout: float, **k
         raise StepError(f"{method} {url} failed: {exc!r}", retryable=True) from exc
 
 
+async def send_with_secrets(
+    ctx: StepContext, secret: dict[str, str], method: str, url: str, *, timeout: float, **kwargs: Any
+) -> httpx.Response:
+    """`send` through `ctx.secret_http` when the request carries secrets (redirects refused), else `ctx.http`."""
+    if not secret:
+        return await send(ctx.http, method, url, timeout=timeout, **kwargs)
+    try:
+        return await send(ctx.secret_http, method, url, timeout=timeout, **kwargs)
+    except PolicyViolation as exc:
+        if "max_redirects" not in str(exc):
+            raise
+        raise PolicyViolation(
+            f"{method} {url} answered with a redirect; a request that carries a secret never follows "
+            "redirects: use the final URL"
+        ) from None
+
+
 @register(
     "tool.http",
     category="tool",
@@ -108,12 +205,14 @@ async def send(client: HttpClient, method: str, url: str, *, timeout: float, **k
 )
 async def http_request(ctx: StepContext, cfg: HttpRequestConfig, inputs: dict[str, Any]) -> dict[str, Any]:
     """Send one HTTP request and return its status, headers and body."""
+    secret = secret_headers_of(ctx, cfg.url, cfg.auth, cfg.secret_headers)  # refused before any request
     body = inputs.get("in") if cfg.body_from_input else cfg.body
-    kwargs: dict[str, Any] = {"headers": dict(cfg.headers) or None, "params": dict(cfg.query) or None}
+    headers = merge_headers(dict(cfg.headers), secret)
+    kwargs: dict[str, Any] = {"headers": headers or None, "params": dict(cfg.query) or None}
     if isinstance(body, str):
         kwargs["content"] = body.encode()
     elif body is not None:
         kwargs["json"] = body
-    resp = await send(ctx.http, cfg.method, cfg.url, timeout=cfg.timeout_s, **kwargs)
+    resp = await send_with_secrets(ctx, secret, cfg.method, cfg.url, timeout=cfg.timeout_s, **kwargs)
     raise_for_status(resp, cfg.expect_status, f"{cfg.method} {cfg.url}")
     return {"out": response_output(resp)}

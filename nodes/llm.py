@@ -90,11 +90,21 @@ class LLMProvider(Protocol):
 
 ProviderFactory = Callable[..., LLMProvider]
 _PROVIDERS: dict[str, ProviderFactory] = {}
+_BASE_URLS: dict[str, str | None] = {}
 
 
-def register_provider(name: str, factory: ProviderFactory) -> None:
-    """Make `factory(**kw)` available as provider `name`."""
+def register_provider(name: str, factory: ProviderFactory, *, base_url: str | None = None) -> None:
+    """Make `factory(**kw)` available as provider `name`; `base_url` is its default API URL (None: local)."""
     _PROVIDERS[name] = factory
+    _BASE_URLS[name] = base_url
+
+
+def api_destination(name: str, base_url: str = "") -> str | None:
+    """Where provider `name` sends its API key: `base_url`, else its default; None for a local provider."""
+    default = _BASE_URLS.get(name)
+    if default is None:
+        return None
+    return base_url or default
 
 
 def provider_names() -> list[str]:
@@ -240,4 +250,4 @@ def _openai(*, base_url: str = "", api_key: str = "", http: HttpClient, **kw: An
     return OpenAICompatibleProvider(base_url or OPENAI_BASE_URL, api_key, http, **kw)
 
 
-register_provider("openai", _openai)
+register_provider("openai", _openai, base_url=OPENAI_BASE_URL)

@@ -18,6 +18,7 @@ from pathlib import Path
 import openvino as ov
 from openvino_tokenizers import convert_tokenizer
 
+from nodes import openvino_privacy  # noqa: F401 - OpenVINO telemetry off before nncf and ovc start it
 from nodes.model_store import DETOKENIZER_XML, MODEL_XML, TOKENIZER_XML, read_manifest, write_manifest
 
 # The model files a converted directory keeps next to the IR (configs the runtime may read).

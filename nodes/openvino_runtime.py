@@ -21,6 +21,7 @@ from typing import Any
 import openvino_genai as ov_genai
 
 from engine.errors import StepError
+from nodes import openvino_privacy  # noqa: F401 - OpenVINO telemetry off before any tool starts it
 from nodes.model_store import (
     DEFAULT_EMBEDDER,
     DETOKENIZER_XML,

@@ -21,7 +21,8 @@ def emit(ctx: StepContext, event_type: str, **data: Any) -> None:
     url = get_settings().database_url
     if not url:
         return
-    data = {"node_id": ctx.node_id, "step_id": ctx.step_id, "attempt": ctx.attempt, **data}
+    # A secret the step used never reaches the outbox, whatever a node put in the event.
+    data = ctx.redact({"node_id": ctx.node_id, "step_id": ctx.step_id, "attempt": ctx.attempt, **data})
     try:
         with get_engine(url).begin() as conn:
             events.emit(conn, event_type, ctx.run_id, **data)

@@ -1,18 +1,24 @@
-"""The `tool.sql` node: one parameterised SQL statement on a named connection."""
+"""The `tool.sql` node: one parameterised SQL statement on a named connection.
+
+Read-only is the database's decision, not a guess from the SQL text: the statement runs in a
+read-only transaction (PostgreSQL `SET TRANSACTION READ ONLY`, SQLite `PRAGMA query_only`) that is
+rolled back; other databases can only run it with `allow_writes`. A query holding several
+statements is refused by the database too: on PostgreSQL it is sent as a prepared statement
+(which holds exactly one), and SQLite's driver runs one statement at a time.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import datetime as dt
-import re
 import uuid
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -21,10 +27,11 @@ from engine.errors import ConfigError, PolicyViolation, StepError
 from nodes.registry import Port, register
 
 SETTING = "FLOWLOOM_SQL_CONNECTIONS"
-# A first, cheap guard; the database's read-only transaction is the real one (PostgreSQL, SQLite).
-READ_ONLY_KEYWORDS = frozenset({"select", "with", "values", "show", "explain", "table"})
-_LEADING_NOISE = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.DOTALL)
+READ_ONLY_DIALECTS = frozenset({"postgresql", "sqlite"})  # where the database enforces read-only
 READ_ONLY_SQLSTATE = "25006"  # PostgreSQL: read_only_sql_transaction
+_ONE_STATEMENT = "flowloom_one_statement"  # execution option: send as a prepared statement
+# What the database says when a query holds more than one statement.
+_SEVERAL_STATEMENTS = ("cannot insert multiple commands into a prepared statement", "one statement at a time")
 
 
 class SqlQueryConfig(BaseModel):
@@ -48,16 +55,10 @@ class SqlQueryConfig(BaseModel):
     allow_writes: bool = Field(
         False,
         description="Allow INSERT/UPDATE/DELETE/DDL and commit; off = a read-only transaction, rolled back",
+        json_schema_extra={"x-fixed": True},  # a power: set in the saved definition, never by a template
     )
     max_rows: int = Field(1000, ge=1, le=100_000, description="Most rows returned")
     timeout_s: float = Field(30.0, gt=0, le=3600, description="Statement timeout (PostgreSQL)")
-
-
-def first_keyword(query: str) -> str:
-    """The statement's first keyword, lower-cased, after comments and opening parentheses."""
-    rest = _LEADING_NOISE.sub("", query, count=1)
-    match = re.match(r"[A-Za-z]+", rest)
-    return match.group(0).lower() if match else ""
 
 
 def _engine_url(url: str) -> str:
@@ -68,12 +69,27 @@ def _engine_url(url: str) -> str:
     return url
 
 
+def _prepared(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """SQLAlchemy's do_execute hook: the node's query goes to psycopg as a prepared statement.
+
+    PostgreSQL's extended protocol parses exactly one statement, so `SELECT 1; DELETE FROM t`
+    is refused by the server whether or not the query has parameters.
+    """
+    if not context.execution_options.get(_ONE_STATEMENT):
+        return False
+    cursor.execute(statement, parameters or {}, prepare=True)
+    return True
+
+
 @lru_cache(maxsize=32)
 def engine_for(url: str) -> Engine:
     """One pooled engine per database URL."""
     url = _engine_url(url)
     connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
+        event.listen(engine, "do_execute", _prepared)
+    return engine
 
 
 def _resolve_url(ctx: StepContext, name: str) -> str:
@@ -136,7 +152,8 @@ def run_query(engine: Engine, cfg: SqlQueryConfig) -> dict[str, Any]:
         try:
             with conn.begin() as tx:
                 _guard_read_only(conn, cfg.timeout_s, read_only)
-                result = conn.execute(text(cfg.query), cfg.params)
+                statement = text(cfg.query).execution_options(**{_ONE_STATEMENT: True})
+                result = conn.execute(statement, cfg.params)
                 rows, truncated = [], False
                 if result.returns_rows:
                     fetched = result.mappings().fetchmany(cfg.max_rows + 1)
@@ -154,9 +171,16 @@ def run_query(engine: Engine, cfg: SqlQueryConfig) -> dict[str, Any]:
 
 def _step_error(exc: SQLAlchemyError, dialect_hint: str) -> Exception:
     orig = getattr(exc, "orig", None)
-    if getattr(orig, "sqlstate", None) == READ_ONLY_SQLSTATE or "readonly" in str(orig).replace(" ", ""):
-        return PolicyViolation(f"query: refused in a read-only transaction; {dialect_hint}")
     detail = str(orig if orig is not None else exc).strip().splitlines()[0]
+    if getattr(orig, "sqlstate", None) == READ_ONLY_SQLSTATE or "readonly" in detail.replace(" ", ""):
+        return PolicyViolation(
+            f"query: the database refused it in a read-only transaction ({detail}); {dialect_hint}"
+        )
+    if any(marker in detail for marker in _SEVERAL_STATEMENTS):
+        return PolicyViolation(
+            f"query: holds several statements ({detail}); tool.sql runs exactly one, "
+            "so split it into one tool.sql node per statement"
+        )
     if isinstance(exc, OperationalError | PoolTimeoutError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     ):
@@ -177,9 +201,6 @@ async def sql_query(ctx: StepContext, cfg: SqlQueryConfig, inputs: dict[str, Any
     """Run one SQL statement with bound parameters; read-only unless writes are allowed."""
     url = _resolve_url(ctx, cfg.connection)
     hint = "turn on allow_writes to change data"
-    if not cfg.allow_writes and first_keyword(cfg.query) not in READ_ONLY_KEYWORDS:
-        keyword = first_keyword(cfg.query).upper() or "this statement"
-        raise PolicyViolation(f"query: {keyword} is not a read-only statement; {hint}")
     try:
         engine = engine_for(url)
     except (SQLAlchemyError, ImportError) as exc:
@@ -188,6 +209,12 @@ async def sql_query(ctx: StepContext, cfg: SqlQueryConfig, inputs: dict[str, Any
             f"connection: the URL of {cfg.connection!r} in {SETTING} is not usable ({type(exc).__name__})",
             retryable=False,
         ) from None
+    if not cfg.allow_writes and engine.dialect.name not in READ_ONLY_DIALECTS:
+        raise PolicyViolation(
+            f"allow_writes: the {engine.dialect.name} database of {cfg.connection!r} cannot be held to "
+            "read-only by Flowloom (only PostgreSQL and SQLite); turn on allow_writes and connect "
+            "with a database user that may only read"
+        )
     try:
         return {"out": await asyncio.to_thread(run_query, engine, cfg)}
     except SQLAlchemyError as exc:

@@ -1,25 +1,40 @@
-"""The `webhook.send` node: a signed, idempotent outbound POST of a JSON payload."""
+"""The `webhook.send` node: an idempotent outbound POST of a JSON payload, signed per Standard Webhooks.
+
+Signed requests carry `webhook-id` (stable across retries: the step's idempotency key),
+`webhook-timestamp` (seconds) and `webhook-signature` (`v1,<base64 HMAC-SHA256 of
+"<id>.<timestamp>.<body>">`), as https://www.standardwebhooks.com specifies; receivers verify
+them with `standardwebhooks.Webhook(secret).verify(body, headers)` (docs/webhooks.md).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import binascii
 import json
-import time
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from standardwebhooks import Webhook
 
 from engine.context import StepContext
 from engine.errors import StepError
 from engine.secrets import REFERENCE_PATTERN as NAME_PATTERN
-from engine.secrets import resolve as resolve_secret
-from nodes.http import raise_for_status, response_output, send
+from nodes.http import (
+    SECRET_VALUES,
+    HttpAuth,
+    merge_headers,
+    raise_for_status,
+    response_output,
+    secret_headers_of,
+    send_with_secrets,
+)
 from nodes.registry import Port, register
 
-SIGNATURE_HEADER = "X-Flowloom-Signature"
-TIMESTAMP_HEADER = "X-Flowloom-Timestamp"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+SECRET_PREFIX = "whsec_"  # a value starting with it is base64 key bytes; otherwise the text's UTF-8 bytes
 
 
 class WebhookConfig(BaseModel):
@@ -37,8 +52,8 @@ class WebhookConfig(BaseModel):
         "",
         pattern=NAME_PATTERN,
         description=(
-            "Name of the HMAC signing secret, read from the environment variable FLOWLOOM_SECRET_<NAME> "
-            "(the value is never stored in the workflow); empty = unsigned"
+            "Name of the signing secret (Secrets page; whsec_<base64> or any text); its bindings must "
+            "allow this URL. Empty = unsigned"
         ),
         json_schema_extra={"format": "secret"},
     )
@@ -46,6 +61,14 @@ class WebhookConfig(BaseModel):
         default_factory=dict,
         description="Extra request headers",
         json_schema_extra={"format": "keyvalue"},
+    )
+    auth: HttpAuth | None = Field(
+        None, description="A credential from the secrets store: {type: bearer|basic|header, secret, ...}"
+    )
+    secret_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Header -> secret name; each header carries that secret's value",
+        json_schema_extra={"format": "keyvalue", SECRET_VALUES: True},
     )
     timeout_s: float = Field(10.0, gt=0, le=300, description="Seconds before the request gives up")
 
@@ -70,9 +93,25 @@ def _configured_payload(payload: Any) -> Any:
         raise StepError(f"payload: not valid JSON text: {exc}", retryable=False) from exc
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The signature header value: sha256=<hex HMAC-SHA256 of the exact body bytes>."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signer(secret: str) -> Webhook:
+    """The Standard Webhooks signer for a secret value: whsec_<base64 key>, else the text's UTF-8 bytes."""
+    try:
+        return Webhook(secret) if secret.startswith(SECRET_PREFIX) else Webhook(secret.encode())
+    except (binascii.Error, ValueError) as exc:
+        raise StepError(f"secret: the whsec_ value is not valid base64 ({exc})", retryable=False) from None
+
+
+def signature_headers(
+    secret: str, message_id: str, body: bytes, now: datetime | None = None
+) -> dict[str, str]:
+    """webhook-id, webhook-timestamp and webhook-signature for `body`."""
+    timestamp = (now or datetime.now(UTC)).replace(microsecond=0)
+    signature = signer(secret).sign(message_id, timestamp, body.decode())
+    return {
+        ID_HEADER: message_id,
+        TIMESTAMP_HEADER: str(int(timestamp.timestamp())),
+        SIGNATURE_HEADER: signature,
+    }
 
 
 @register(
@@ -86,18 +125,23 @@ def sign(body: bytes, secret: str) -> str:
 )
 async def send_webhook(ctx: StepContext, cfg: WebhookConfig, inputs: dict[str, Any]) -> dict[str, Any]:
     """POST the payload as signed JSON with an idempotency key stable across retries."""
-    secret = resolve_secret(cfg.secret, field="secret")
+    # Every secret is resolved (and its bindings checked) before any connection is opened.
+    signing = ctx.secret(cfg.secret, field="secret", destination=cfg.url) if cfg.secret else None
+    secret = secret_headers_of(ctx, cfg.url, cfg.auth, cfg.secret_headers)
     body = canonical_json(_configured_payload(cfg.payload) if cfg.payload is not None else inputs.get("in"))
-    ours = {"content-type", IDEMPOTENCY_HEADER.lower(), TIMESTAMP_HEADER.lower(), SIGNATURE_HEADER.lower()}
+    ours = {"content-type", IDEMPOTENCY_HEADER.lower(), ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER}
     headers = {
         **{k: v for k, v in cfg.headers.items() if k.lower() not in ours},
         "Content-Type": "application/json",
         IDEMPOTENCY_HEADER: ctx.idempotency_key,
-        TIMESTAMP_HEADER: str(int(time.time())),
     }
-    if secret is not None:
-        headers[SIGNATURE_HEADER] = sign(body, secret)
-    resp = await send(ctx.http, "POST", cfg.url, timeout=cfg.timeout_s, headers=headers, content=body)
+    if signing is not None:
+        headers.update(signature_headers(signing, ctx.idempotency_key, body))
+    headers = merge_headers(headers, secret)
+    uses_secret = {**secret, **({"signature": "1"} if signing else {})}
+    resp = await send_with_secrets(
+        ctx, uses_secret, "POST", cfg.url, timeout=cfg.timeout_s, headers=headers, content=body
+    )
     raise_for_status(resp, [], f"webhook {cfg.url}")
     out = response_output(resp)
     return {"out": {"status": out["status"], "body": out["body"]}}

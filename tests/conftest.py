@@ -17,6 +17,7 @@ import psutil
 import pytest
 import redis
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 
 import models  # noqa: F401 - registers every table on SQLModel.metadata
@@ -76,8 +77,17 @@ def pg_url(service_dir: Callable[[str], Path]) -> Iterator[str]:
 def clean_db(pg_url: str) -> str:
     """Empty every table (TRUNCATE ... CASCADE) before the test; returns the database URL."""
     names = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
-    with get_engine(pg_url).begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    for attempt in range(5):
+        try:
+            with get_engine(pg_url).begin() as conn:
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            break
+        except OperationalError as exc:
+            # TRUNCATE locks table after table; a worker still finishing an earlier test's step may hold
+            # one of them while it waits for another: PostgreSQL breaks the deadlock, we try again.
+            if "deadlock" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(0.2)
     return pg_url
 
 

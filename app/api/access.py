@@ -31,7 +31,7 @@ class ApiKeyCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     role: Role = Role.VIEWER
-    rate_limit_per_min: int = Field(120, ge=1, le=api_keys.MAX_RATE_PER_MIN)
+    rate_limit_per_min: int = Field(api_keys.DEFAULT_RATE_PER_MIN, ge=1, le=api_keys.MAX_RATE_PER_MIN)
 
 
 class ApiKeyPublic(BaseModel):

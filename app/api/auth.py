@@ -5,10 +5,11 @@ routes, the access routes (app/api/access.py) and the auth gate into the API app
 from __future__ import annotations
 
 import logging
+from html import escape
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Form, Request, Response, status
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -16,7 +17,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app import routes
 from app.api import access
 from app.api.callers import client_ip
-from app.auth import api_keys, audit, local, oidc, sessions, users
+from app.api.security_headers import served_over_https
+from app.auth import audit, local, oidc, sessions, throttle, users
 from app.auth.middleware import AuthMiddleware, login_url
 from app.auth.principal import session_cache
 from app.db import db_session
@@ -27,7 +29,8 @@ auth_router = APIRouter(prefix="/auth", tags=["sign-in"])
 
 OAUTH_COOKIE = "flowloom_oauth"
 OAUTH_COOKIE_MAX_AGE_S = 600
-LOGIN_ATTEMPTS_PER_MIN = 10
+# Failed sign-ins count per client address and per account (app.auth.throttle), in PostgreSQL.
+LOGIN_KIND = "login"
 
 
 def safe_next(value: str | None) -> str:
@@ -43,7 +46,7 @@ def safe_next(value: str | None) -> str:
 
 
 def _is_https(request: Request) -> bool:
-    return request.url.scheme == "https"
+    return served_over_https(request.scope)  # the scheme, or X-Forwarded-Proto from a trusted proxy
 
 
 def _signed_in(request: Request, user_id: str, next_path: str) -> RedirectResponse:
@@ -118,13 +121,36 @@ async def callback(request: Request, provider: str) -> Response:
     return _signed_in(request, user_id, next_path)
 
 
+def _login_keys(ip: str, email: str = "") -> list[str]:
+    """Throttle keys of a sign-in attempt: the client's address and (when given) the account."""
+    keys = [throttle.client_key(LOGIN_KIND, ip)] if ip else []
+    if email.strip():
+        keys.append(throttle.subject_key(f"{LOGIN_KIND}-account", email))
+    return keys
+
+
+def _too_many(exc: throttle.Throttled) -> HTMLResponse:
+    """429 for a sign-in form post: what happened, how long to wait, the way back."""
+    page = (
+        "<!doctype html><title>Too many attempts</title>"
+        f'<p>Sign-in refused: {escape(str(exc))}.</p><p><a href="{routes.LOGIN}">Back to sign-in</a></p>'
+    )
+    return HTMLResponse(page, status_code=429, headers={"Retry-After": str(exc.retry_after)})
+
+
 def _local_login(email: str, password: str, ip: str) -> str | None:
+    """The user id for a right password; None otherwise. Raises `throttle.Throttled` unchecked
+    after too many failures from this address or for this account."""
+    keys = _login_keys(ip, email)
     with db_session() as session:
+        throttle.check(session, keys, "sign-in", "account")
         user = local.verify_login(session, email, password)
         if user is None:
+            throttle.record_failure(session, keys)
             audit.record(session, actor=email.strip().lower()[:320], action="auth.sign_in_failed",
                          target_type="local", details={"reason": "bad_credentials"}, ip=ip)  # fmt: skip
             return None
+        throttle.clear(session, keys[1:])  # the account's count; the address keeps its own
         audit.record(session, actor=user.email, action="auth.sign_in", target_type="user",
                      target_id=str(user.id), details={"provider": "local", "role": user.role}, ip=ip)  # fmt: skip
         return str(user.id)
@@ -139,17 +165,29 @@ async def local_login(
 ) -> Response:
     """Sign in with the local admin's e-mail and password (form post from /login)."""
     ip = client_ip(request)
-    if api_keys.rate_limiter.take(f"login:{ip}", LOGIN_ATTEMPTS_PER_MIN):
-        return _to_login("too_many_attempts", next)
-    user_id = await run_in_threadpool(_local_login, email, password, ip)
+    try:
+        user_id = await run_in_threadpool(_local_login, email, password, ip)
+    except throttle.Throttled as exc:
+        log.warning("sign-in from %s refused: %s", ip, exc)
+        return _too_many(exc)
     if user_id is None:
         return _to_login("bad_credentials", next)
     return _signed_in(request, user_id, next)
 
 
 def _setup(code: str, email: str, password: str, ip: str) -> str:
+    """Create the first admin; a wrong setup code counts as a failed sign-in of this address."""
+    keys = _login_keys(ip)
     with db_session() as session:
-        return str(local.complete_setup(session, code=code, email=email, password=password, ip=ip).id)
+        throttle.check(session, keys, "sign-in", "account")
+    try:
+        with db_session() as session:
+            return str(local.complete_setup(session, code=code, email=email, password=password, ip=ip).id)
+    except local.LocalAccountError as exc:
+        if exc.code == "setup_code":
+            with db_session() as session:
+                throttle.record_failure(session, keys)
+        raise
 
 
 @auth_router.post("/setup")
@@ -162,12 +200,12 @@ async def setup(
 ) -> Response:
     """First run only: create the local admin with the setup code from the data directory."""
     ip = client_ip(request)
-    if api_keys.rate_limiter.take(f"login:{ip}", LOGIN_ATTEMPTS_PER_MIN):
-        return _to_login("too_many_attempts")
     if password != password_again:
         return _to_login("passwords_differ")
     try:
         user_id = await run_in_threadpool(_setup, code, email, password, ip)
+    except throttle.Throttled as exc:
+        return _too_many(exc)
     except local.LocalAccountError as exc:
         return _to_login(exc.code)
     return _signed_in(request, user_id, routes.INDEX)
@@ -177,9 +215,9 @@ async def setup(
 async def logout(request: Request) -> Response:
     """Sign out: the session is revoked (not only forgotten by this browser) and the cookie cleared."""
     token = sessions.cookie_from_header(request.headers.get("cookie", ""))
-    data = sessions.decode(token) if token else None
+    data = await run_in_threadpool(sessions.decode, token) if token else None
     if data is not None:
-        sessions.revoke(data)
+        await run_in_threadpool(sessions.revoke, data)  # PostgreSQL: every process refuses it from now
         session_cache.forget(token)
         principal = getattr(request.state, "principal", None)
         await run_in_threadpool(
@@ -203,18 +241,19 @@ class OAuthStateCookie:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._inner: ASGIApp | None = None
+        self._inner: dict[bool, ASGIApp] = {}  # by "served over HTTPS": that one sets a Secure cookie
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope.get("path", "").startswith("/auth/"):
             await self.app(scope, receive, send)
             return
-        if self._inner is None:
-            self._inner = SessionMiddleware(
+        https = served_over_https(scope)
+        if https not in self._inner:
+            self._inner[https] = SessionMiddleware(
                 self.app, secret_key=sessions.derived_key("oauth-state"), session_cookie=OAUTH_COOKIE,
-                max_age=OAUTH_COOKIE_MAX_AGE_S, path="/auth", same_site="lax",
+                max_age=OAUTH_COOKIE_MAX_AGE_S, path="/auth", same_site="lax", https_only=https,
             )  # fmt: skip
-        await self._inner(scope, receive, send)
+        await self._inner[https](scope, receive, send)
 
 
 def install(api: FastAPI) -> None:

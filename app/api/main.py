@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from app import routes
-from app.api import auth, health, runs, workflows
+from app.api import auth, body_limit, health, runs, secrets, security_headers, trusted_hosts, workflows
 from app.db import describe_db_error
 from engine.errors import ConfigError
 
@@ -39,10 +39,14 @@ def create_api() -> FastAPI:
     api.include_router(health.router, prefix=routes.API_PREFIX)
     api.include_router(workflows.router, prefix=routes.API_PREFIX)
     api.include_router(runs.router, prefix=routes.API_PREFIX)
+    api.include_router(secrets.router, prefix=routes.API_PREFIX)
     api.add_exception_handler(OperationalError, _database_unavailable)
     api.add_exception_handler(ConfigError, _database_unavailable)
     api.add_exception_handler(SQLAlchemyError, _database_error)
     auth.install(api)  # sign-in routes and the deny-by-default gate in front of every route
+    body_limit.install(api)  # 413 for bodies over the cap, before the auth gate or anyone reads them
+    trusted_hosts.install(api)  # Host allow-list (FLOWLOOM_ALLOWED_HOSTS) before anything reads Host
+    security_headers.install(api)  # outermost: every response, errors and refusals too, gets the headers
     return api
 
 

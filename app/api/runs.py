@@ -11,21 +11,37 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.api.callers import Caller
-from engine.approvals import Approver, may_decide
+from app.auth.policy import Role, allows
+from engine.approvals import may_decide
 from engine.definition import WorkflowDefinition
 from engine.errors import DefinitionError, ValidationError
 from engine.parse import parse_dict
-from engine.runs import ApprovalError, cancel_run, decide_approval, get_run, start_run
+from engine.runs import (
+    ApprovalError,
+    cancel_run,
+    decide_approval,
+    get_run,
+    saved_version,
+    start_run,
+)
 from engine.settings import get_settings
 from models.db import get_engine
 
 router = APIRouter(tags=["runs"])
 
 
+# The refusal an operator (or operator key) gets for an inline definition: a definition carries
+# per-node powers (egress exceptions, tool.sql writes), which only editors may grant.
+INLINE_NEEDS_EDITOR = (
+    "running an inline definition needs the editor role; operators run saved workflows (workflow_id)"
+)
+
+
 class RunCreate(BaseModel):
-    """Start a run of a saved workflow (its latest version) or of an inline definition."""
+    """Start a run of a saved workflow (its latest or a given version) or, for editors, of an inline definition."""
 
     workflow_id: uuid.UUID | None = None
+    version: int | None = Field(None, ge=1, description="a saved version of workflow_id (default: latest)")
     definition: dict[str, Any] | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
 
@@ -51,6 +67,8 @@ class RunPublic(BaseModel):
     inputs: dict[str, Any] | None = None
     outputs: dict[str, Any] | None = None
     error: str | None = None
+    started_by: str = ""  # "user:<id>", "api_key:<id>", "cli:<os user>" or "system"
+    started_via: str = ""  # ui | api | cli | trigger
     steps: list[StepPublic] = Field(default_factory=list)
 
 
@@ -82,32 +100,44 @@ def _invalid(exc: DefinitionError | ValidationError) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
-def _definition_for(body: RunCreate) -> tuple[WorkflowDefinition, str | None, str | None]:
+def _definition_for(body: RunCreate, principal: Caller) -> tuple[WorkflowDefinition, str | None, str | None]:
+    """What to run: an editor's inline definition, or a saved version (the only thing operators run)."""
     if body.definition is not None:
+        if body.workflow_id is not None or body.version is not None:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                detail="give either workflow_id (with an optional version) or definition, not both",
+            )
+        # Checked before the definition is even parsed: an operator's graph never reaches the engine.
+        if not allows(principal.role, Role.EDITOR):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=INLINE_NEEDS_EDITOR)
         return parse_dict(body.definition), None, None
     if body.workflow_id is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="give workflow_id or definition")
-    with get_engine(get_settings().database_url).connect() as conn:
-        row = conn.execute(
-            text(
-                "SELECT v.id, v.definition FROM workflow_versions v JOIN workflows w ON w.id = v.workflow_id"
-                " WHERE w.id = :id AND v.version = w.latest_version"
-            ),
-            {"id": body.workflow_id},
-        ).first()
-    if row is None:
         raise HTTPException(
-            status.HTTP_404_NOT_FOUND, detail=f"workflow {body.workflow_id} has no saved version"
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail="give workflow_id (a saved workflow) or definition"
         )
-    return parse_dict(row.definition), str(body.workflow_id), str(row.id)
+    saved = saved_version(body.workflow_id, body.version)
+    if saved is None:
+        which = f"version {body.version}" if body.version is not None else "a saved version"
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"workflow {body.workflow_id} has no {which}")
+    return saved.definition, saved.workflow_id, saved.version_id
 
 
-@router.post("/runs", response_model=RunPublic, status_code=status.HTTP_201_CREATED)
-def create_run(body: RunCreate) -> RunPublic:
+@router.post(
+    "/runs",
+    response_model=RunPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={403: {"description": "An inline definition from a caller below editor"}},
+)
+def create_run(body: RunCreate, principal: Caller) -> RunPublic:
     """Start a run; the definition is validated and the inputs checked against its schema."""
     try:
-        defn, workflow_id, version_id = _definition_for(body)
-        run_id = start_run(defn, body.inputs, workflow_id=workflow_id, version_id=version_id)
+        defn, workflow_id, version_id = _definition_for(body, principal)
+        run_id = start_run(
+            defn, body.inputs, workflow_id=workflow_id, version_id=version_id,
+            created_by=principal.user_id, started_by=principal.started_by, started_via="api",
+            actor=principal.actor,
+        )  # fmt: skip
     except (DefinitionError, ValidationError) as exc:
         raise _invalid(exc) from exc
     return read_run(uuid.UUID(run_id))
@@ -125,15 +155,17 @@ def read_run(run_id: uuid.UUID) -> RunPublic:
         inputs=view.inputs,
         outputs=view.outputs,
         error=view.error,
+        started_by=view.started_by,
+        started_via=view.started_via,
         steps=[StepPublic(**s) for s in view.steps],
     )
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunPublic)
-def cancel(run_id: uuid.UUID) -> RunPublic:
+def cancel(run_id: uuid.UUID, principal: Caller) -> RunPublic:
     """Cancel a run that is still going (409 if it already ended)."""
     current = read_run(run_id)
-    if not cancel_run(str(run_id)):
+    if not cancel_run(str(run_id), cancelled_by=principal.started_by, via="api", actor=principal.actor):
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"run {run_id} already {current.status}")
     return read_run(run_id)
 
@@ -148,7 +180,7 @@ def list_approvals(
     principal: Caller,
 ) -> list[ApprovalPublic]:
     """Approvals in a given status that the caller may decide (admins see all), newest first."""
-    approver = Approver(user_id=principal.user_id, email=principal.email, role=principal.role)
+    approver = principal.approver
     with get_engine(get_settings().database_url).connect() as conn:
         rows = conn.execute(
             text(
@@ -173,7 +205,7 @@ def list_approvals(
 )
 def decide(approval_id: uuid.UUID, body: Decision, principal: Caller) -> dict[str, Any]:
     """Vote on an approval; once the quorum agrees, the run resumes on the workers with that branch."""
-    approver = Approver(user_id=principal.user_id, email=principal.email, role=principal.role)
+    approver = principal.approver
     try:
         outcome = decide_approval(
             str(approval_id), approver, action=body.action, form=body.form, comment=body.comment

@@ -51,7 +51,8 @@ class CheckPublic(BaseModel):
 
 
 class HealthPublic(BaseModel):
-    """Overall health: "ok" when every check passed."""
+    """Overall health: "ok" when every check passed. Only admins get the checks and versions."""
 
     status: Literal["ok", "degraded"]
-    checks: dict[str, CheckPublic]
+    checks: dict[str, CheckPublic] | None = Field(None, description="admins only")
+    versions: dict[str, str] | None = Field(None, description="admins only")

@@ -1,6 +1,10 @@
 """API keys for the REST API: shown once, stored as a SHA-256 hash, scoped to a role, revocable,
 each with its own rate limit.
 
+The default limit, 600 requests a minute, lets a client follow a run by polling it every 250 ms
+with room to spare. Failed attempts are throttled apart from that, per client address and per key
+prefix, with back-off (app.auth.throttle), in every web process alike.
+
 A key reads `flk_<prefix>_<secret>`: the prefix (stored in clear, indexed) finds the row and tells
 keys apart in lists; the whole key's hash is compared in constant time. 32 random bytes make a
 slow hash unnecessary.
@@ -19,6 +23,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
+from app.auth import throttle
 from app.auth.policy import RANK, Role, allows, is_role, lower_role
 from engine.errors import FlowloomError
 from models.auth import ApiKey, User
@@ -27,6 +32,8 @@ from models.tables import utcnow
 KEY_MARK = "flk_"
 PREFIX_LENGTH = 8
 MAX_RATE_PER_MIN = 6000
+DEFAULT_RATE_PER_MIN = 600  # a client polling a run every 250 ms uses 240
+THROTTLE_KIND = "api-key"
 _LAST_USED_EVERY = timedelta(seconds=60)
 
 
@@ -45,7 +52,7 @@ def looks_like_key(value: str) -> bool:
 
 
 def create(
-    session: Session, owner: User, *, name: str, role: str, rate_limit_per_min: int = 120
+    session: Session, owner: User, *, name: str, role: str, rate_limit_per_min: int = DEFAULT_RATE_PER_MIN
 ) -> tuple[ApiKey, str]:
     """A new key for `owner`; returns the row and the key itself, which is never shown again."""
     name = name.strip()
@@ -68,15 +75,41 @@ def create(
     return row, key
 
 
+def _prefix(presented: str) -> str:
+    """The prefix part of something shaped like a key ("" when it has none)."""
+    if not looks_like_key(presented) or len(presented) > 200:
+        return ""
+    prefix = presented[len(KEY_MARK) :].split("_", 1)[0]
+    return prefix if len(prefix) == PREFIX_LENGTH else ""
+
+
+def throttle_keys(presented: str, client_ip: str) -> list[str]:
+    """What a failed attempt with `presented` counts against: the client's address and the key prefix."""
+    keys = [throttle.client_key(THROTTLE_KIND, client_ip)] if client_ip else []
+    prefix = _prefix(presented)
+    if prefix:
+        keys.append(throttle.subject_key(f"{THROTTLE_KIND}-prefix", prefix))
+    return keys
+
+
+def verify_throttled(session: Session, presented: str, client_ip: str) -> tuple[ApiKey, User, str] | None:
+    """`verify`, refused unchecked (`throttle.Throttled`) after too many failures from this client or
+    for this key prefix; a failure here counts toward both."""
+    keys = throttle_keys(presented, client_ip)
+    throttle.check(session, keys, "API key", "key")
+    found = verify(session, presented)
+    if found is None:
+        throttle.record_failure(session, keys)
+    return found
+
+
 def verify(session: Session, presented: str) -> tuple[ApiKey, User, str] | None:
     """(key row, owner, effective role) for a valid, unrevoked key of an active user; else None.
 
     The effective role is the lower of the key's role and its owner's current role.
     """
-    if not looks_like_key(presented) or len(presented) > 200:
-        return None
-    prefix = presented[len(KEY_MARK) :].split("_", 1)[0]
-    if len(prefix) != PREFIX_LENGTH:
+    prefix = _prefix(presented)
+    if not prefix:
         return None
     digest = hash_key(presented)
     rows = session.exec(

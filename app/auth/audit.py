@@ -1,4 +1,9 @@
-"""The audit log: sign-ins, role changes, key creation and revocation, approval decisions."""
+"""The audit log: sign-ins, role changes, key creation and revocation, approval decisions.
+
+Run starts and cancels (`run.started`, `run.cancelled`: actor, workflow, version, via) and approval
+votes are written by engine.runs / engine.approvals in the transaction of the change itself, so a
+run from the CLI or a trigger is audited like one from the UI or the API.
+"""
 
 from __future__ import annotations
 

@@ -72,6 +72,7 @@ def set_password(session: Session, email: str, password: str, *, actor: str) -> 
         user = User(
             issuer=LOCAL_ISSUER, subject=email, email=email, name=email.split("@")[0], role=Role.ADMIN
         )
+    user.email_verified = True  # the local account's address is its own sign-in name
     user.password_hash = _hasher.hash(password)
     session.add(user)
     session.flush()

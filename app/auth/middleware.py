@@ -33,6 +33,7 @@ from app.auth.policy import (
     page_access,
     page_route,
 )
+from app.auth.throttle import Throttled
 from app.db import DB_ERRORS, describe_db_error
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,9 @@ class AuthMiddleware:
         state = scope.setdefault("state", {})
         token = principals.bearer_token(headers.get("authorization", "")) if allow_key else ""
         if token:
-            caller = await run_in_threadpool(principals.from_api_key, token)
+            client = scope.get("client")
+            ip = client[0] if client else ""
+            caller = await run_in_threadpool(principals.from_api_key, token, ip)
         else:
             cookie = sessions.cookie_from_header(headers.get("cookie", ""))
             caller = await run_in_threadpool(principals.from_session_token, cookie) if cookie else None
@@ -161,7 +164,12 @@ class AuthMiddleware:
             return JSONResponse({"detail": "this route is not in the access policy"}, status_code=403)
         headers = Headers(scope=scope)
         has_key = bool(principals.bearer_token(headers.get("authorization", "")))
-        caller = await self._caller(scope, headers, allow_key=True)
+        try:
+            caller = await self._caller(scope, headers, allow_key=True)
+        except Throttled as exc:  # too many bad keys from this client or for this key prefix
+            return JSONResponse(
+                {"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)}
+            )
         if has_key and caller is None:
             return _unauthorized("the API key is unknown or revoked")
         # Another site's page may not use our user's cookie, to change data (CSRF) or to read it

@@ -6,20 +6,27 @@ id_token's signature and claims; this module adds the checks authlib leaves out 
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.integrations.base_client.errors import MismatchingStateError, OAuthError
 from authlib.integrations.starlette_client import OAuth
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.db import db_session
 from engine.errors import ConfigError, FlowloomError
 from engine.settings import OIDCProvider, Settings, get_settings
+from models.auth import UsedOidcState
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +34,8 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 OIDC_SCOPE = "openid email profile"
 GITHUB_ISSUER = "https://github.com"
 PRESET_LABELS = {"google": "Google", "microsoft": "Microsoft", "github": "GitHub"}
+# How long a used state is remembered: longer than authlib keeps state data (1 h) in the cookie.
+USED_STATE_KEPT = timedelta(hours=2)
 
 
 class SignInError(FlowloomError):
@@ -48,12 +57,35 @@ class Identity:
     name: str
 
 
+def claim_is_true(value: object) -> bool:
+    """An `email_verified` claim as OIDC providers send it: true, or the string "true"; missing = False."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
 @dataclass(frozen=True)
 class ProviderInfo:
     """A provider as the login page lists it."""
 
     name: str
     label: str
+
+
+def claim_state(state: str) -> bool:
+    """Record that a callback with `state` is being completed; False when one already was (a replay).
+
+    One INSERT ... ON CONFLICT DO NOTHING: of two callbacks racing with the same state, one wins.
+    """
+    now = datetime.now(UTC)
+    digest = hashlib.sha256(state.encode()).hexdigest()
+    with db_session() as session:
+        inserted = session.execute(
+            insert(UsedOidcState)
+            .values(state_hash=digest, used_at=now, expires_at=now + USED_STATE_KEPT)
+            .on_conflict_do_nothing(index_elements=["state_hash"])
+            .returning(UsedOidcState.state_hash)
+        ).first()
+        session.execute(delete(UsedOidcState).where(UsedOidcState.expires_at < now))
+    return inserted is not None
 
 
 def _is_loopback(host: str) -> bool:
@@ -157,6 +189,12 @@ class Registry:
     async def finish(self, request: Request, name: str) -> Identity:
         """Check the callback and exchange the code; the identity the provider vouches for."""
         client = self._client(name)
+        state = request.query_params.get("state", "")
+        # Only a state this browser's OAuth cookie holds is recorded (authlib refuses the others
+        # below); it is recorded before the code goes to the provider, so a replay never gets there.
+        if state and await client.framework.get_state_data(request.session, state):
+            if not await run_in_threadpool(claim_state, state):
+                raise SignInError("state", "this sign-in answer was already used; sign in again")
         github = self.is_github(name)
         issuer = GITHUB_ISSUER
         if not github:
@@ -188,7 +226,9 @@ class Registry:
             if info.get("sub") != claims["sub"]:
                 raise SignInError("id_token", "the userinfo answer is about someone else")
             email, verified, display = info.get("email"), info.get("email_verified"), info.get("name")
-        return Identity(issuer, str(claims["sub"]), str(email or ""), verified is True, str(display or ""))
+        return Identity(
+            issuer, str(claims["sub"]), str(email or ""), claim_is_true(verified), str(display or "")
+        )
 
     async def _github_identity(self, client, token: dict[str, Any]) -> Identity:
         user = (await client.get("user", token=token)).json()

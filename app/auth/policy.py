@@ -44,6 +44,8 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/api/workflows/{workflow_id}"): Role.VIEWER,
     ("DELETE", "/api/workflows/{workflow_id}"): Role.EDITOR,
     # runs and approvals (the approver list of each approval is checked by engine.approvals)
+    # Operators run saved versions (workflow_id [+ version]); an inline `definition` needs editor,
+    # checked in app/api/runs.py (it can carry per-node powers: egress exceptions, tool.sql writes).
     ("POST", "/api/runs"): Role.OPERATOR,
     ("GET", "/api/runs/{run_id}"): Role.VIEWER,
     ("POST", "/api/runs/{run_id}/cancel"): Role.OPERATOR,
@@ -63,6 +65,11 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/api/users"): Role.ADMIN,
     ("PATCH", "/api/users/{user_id}"): Role.ADMIN,
     ("GET", "/api/audit"): Role.ADMIN,
+    # secrets (app/api/secrets.py): values are write-only
+    ("GET", "/api/secrets"): Role.ADMIN,
+    ("POST", "/api/secrets"): Role.ADMIN,
+    ("PUT", "/api/secrets/{name}"): Role.ADMIN,
+    ("DELETE", "/api/secrets/{name}"): Role.ADMIN,
 }
 
 # Pages: Reflex route -> access. Data on a page comes through its event handlers, which are
@@ -78,6 +85,7 @@ PAGE_POLICY: dict[str, Access] = {
     "/inbox": Role.OPERATOR,
     "/settings": Role.VIEWER,
     "/models": Role.VIEWER,  # its actions carry `requires` (admin)
+    "/secrets": Role.ADMIN,
 }
 
 # Reflex event handlers by `Class.method` qualname -> access. Handlers of Flowloom's own auth

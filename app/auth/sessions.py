@@ -2,6 +2,8 @@
 
 The cookie holds a user id, a random session id and the time it was issued; nothing secret. The
 user row is read again on every request, so a role change or a deactivation applies at once.
+Sign-out records the session id in PostgreSQL (`revoked_sessions`), which every web process
+checks; when the database cannot be asked, the session is refused (fail closed).
 """
 
 from __future__ import annotations
@@ -14,29 +16,31 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from datetime import UTC, datetime
 from http.cookies import SimpleCookie
 from pathlib import Path
 
-import redis
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
 
+from app.db import db_session
 from engine.errors import ConfigError
+from engine.key_files import SESSION_KEY_FILE, require_private
 from engine.settings import get_settings
+from models.auth import RevokedSession
 
 log = logging.getLogger(__name__)
 
 COOKIE_NAME = "flowloom_session"
 MAX_AGE_S = 12 * 3600
-SECRET_FILE = "secret_key"
+SECRET_FILE = SESSION_KEY_FILE
 MIN_SECRET_LENGTH = 32
 _SALT = "flowloom.session.v1"
 
 
 def _read_secret(path: Path) -> str:
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise ConfigError(f"{path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`")
+    require_private(path)
     key = path.read_text().strip()
     if len(key) < MIN_SECRET_LENGTH:
         raise ConfigError(f"{path} holds a key shorter than {MIN_SECRET_LENGTH} characters; delete it")
@@ -114,9 +118,9 @@ def decode(token: str) -> SessionData | None:
         return None
     if not isinstance(payload, dict) or not isinstance(payload.get("u"), str):
         return None
-    data = SessionData(
-        user_id=payload["u"], session_id=str(payload.get("s", "")), issued_at=issued.timestamp()
-    )
+    if not isinstance(payload.get("s"), str) or not payload["s"]:
+        return None  # a session without an id could never be signed out
+    data = SessionData(user_id=payload["u"], session_id=payload["s"], issued_at=issued.timestamp())
     if revocations.is_revoked(data.session_id):
         return None
     return data
@@ -140,55 +144,61 @@ def cookie_attributes(secure: bool) -> dict[str, object]:
     return {"key": COOKIE_NAME, "path": "/", "httponly": True, "samesite": "lax", "secure": secure}
 
 
-@lru_cache(maxsize=4)
-def _redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-
-
 class Revocations:
-    """Session ids signed out before they expired: in Redis when configured, else in this process."""
+    """Session ids signed out before they expired, in PostgreSQL; every process asks the table.
+
+    Ids found revoked are remembered in this process (a revocation is never undone); a session
+    that is not revoked is asked about again on every check.
+    """
 
     def __init__(self) -> None:
-        self._local: dict[str, float] = {}
+        self._known: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def _redis(self) -> redis.Redis | None:
-        url = get_settings().redis_url
-        return _redis_client(url) if url else None
-
     def revoke(self, session_id: str, until: float) -> None:
-        """Refuse `session_id` from now until `until` (a Unix time)."""
+        """Refuse `session_id` from now until `until` (a Unix time), in every process.
+
+        Raises the database's error when the revocation cannot be recorded: the caller must not
+        tell the user they are signed out everywhere when they are not.
+        """
         if not session_id:
             return
-        with self._lock:
-            self._local[session_id] = until
-        client = self._redis()
-        if client is None:
-            return
-        try:
-            client.set(f"flowloom:revoked-session:{session_id}", "1", exat=int(until) + 1)
-        except Exception:
-            log.warning(
-                "could not record a signed-out session in Redis; other processes accept it until it expires"
+        expires = datetime.fromtimestamp(until, UTC)
+        with db_session() as session:
+            session.execute(
+                insert(RevokedSession)
+                .values(session_id=session_id[:64], expires_at=expires)
+                .on_conflict_do_nothing(index_elements=["session_id"])
             )
+            # Rows past their session's lifetime guard nothing: drop them while here.
+            session.execute(delete(RevokedSession).where(RevokedSession.expires_at < datetime.now(UTC)))
+        with self._lock:
+            self._known[session_id] = until
 
     def is_revoked(self, session_id: str) -> bool:
+        """True when `session_id` was signed out; raises the database's error when it cannot tell."""
         now = time.time()
         with self._lock:
-            until = self._local.get(session_id)
-            if until is not None:
-                if until > now:
-                    return True
-                self._local.pop(session_id, None)
-        client = self._redis()
-        if client is None:
+            until = self._known.get(session_id)
+            if until is not None and until > now:
+                return True
+            self._known.pop(session_id, None)
+        with db_session() as session:
+            found = session.execute(
+                select(RevokedSession.expires_at).where(RevokedSession.session_id == session_id[:64])
+            ).scalar_one_or_none()
+        if found is None:
             return False
-        try:
-            return bool(client.exists(f"flowloom:revoked-session:{session_id}"))
-        except Exception:
-            # Redis away: sessions stay valid (they still expire); sign-in itself does not need Redis.
-            log.warning("could not check signed-out sessions in Redis")
-            return False
+        with self._lock:
+            if len(self._known) > 100_000:
+                self._known.clear()
+            self._known[session_id] = found.timestamp()
+        return True
+
+    def forget_local(self) -> None:
+        """Drop this process's memory of revoked ids (tests: act as a fresh process)."""
+        with self._lock:
+            self._known.clear()
 
 
 revocations = Revocations()

@@ -40,6 +40,7 @@ def upsert_signed_in(
     if user is None:
         user = User(issuer=issuer, subject=subject, role=Role.VIEWER)
     user.email = (email or "")[:320]
+    user.email_verified = bool(email_verified and user.email)  # as of this sign-in; approvals trust only this
     user.name = (name or "")[:200]
     if is_admin_email(user.email, email_verified):
         user.role = Role.ADMIN

@@ -1,5 +1,9 @@
 """The editor's run view: the input form, starting a run of the saved version, live node statuses
-(polled from a background event), the clicked node's step details and the run history."""
+(polled from a background event), the clicked node's step details and the run history.
+
+A run always starts from the saved version read back from the database, never from the graph held
+in this tab: editors save first, operators can only run what an editor saved.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from app.pages.editor_core_state import EditorCore
 from app.pages.formatting import format_time, short_id, time_ago
 from components.config_form import UNSET, FormField, InputError, build_fields, parse_input, resolve
 from engine.errors import DefinitionError, FlowloomError, ValidationError
-from engine.runs import RunView, check_inputs, get_run, start_run
+from engine.runs import RunView, SavedVersion, check_inputs, get_run, saved_version, start_run
 
 log = logging.getLogger(__name__)
 
@@ -200,18 +204,38 @@ class EditorRun(EditorCore, mixin=True):
     def submit_run_inputs(self) -> EventSpec | list | None:
         if self._run_drafts:
             return rx.toast.error("Fix the marked inputs first")
+        saved = self._saved_version()
+        if saved is None:
+            return rx.toast.error("Save the workflow before running it")
         try:
-            check_inputs(self._g().to_definition(), dict(self._run_inputs))
+            check_inputs(saved.definition, dict(self._run_inputs))
         except ValidationError as exc:
             self._refresh_input_fields(input_errors(exc))
             return None
         self.run_inputs_open = False
         return self._start(dict(self._run_inputs))
 
-    def _start(self, inputs: dict[str, Any]) -> EventSpec | list:
+    def _saved_version(self) -> SavedVersion | None:
+        """The version this tab opened or saved, as stored (what the Run button runs)."""
         try:
-            defn = self._g().to_definition()
-            run_id = start_run(defn, inputs, workflow_id=self.wf_id, version_id=self._version_id or None)
+            saved = saved_version(self.wf_id, self.version) if self.version else None
+        except db.DB_ERRORS as exc:  # includes a stored definition that no longer parses
+            log.warning("reading the saved version of %s failed: %s", self.wf_id, exc)
+            return None
+        return saved if saved is not None and saved.version_id == self._version_id else None
+
+    def _start(self, inputs: dict[str, Any]) -> EventSpec | list:
+        caller = caller_of(self)
+        if caller is None:
+            return rx.toast.error("Sign in to run workflows")
+        saved = self._saved_version()
+        if saved is None:
+            return rx.toast.error("Runs start from a saved version; save the workflow first")
+        try:
+            run_id = start_run(
+                saved.definition, inputs, workflow_id=saved.workflow_id, version_id=saved.version_id,
+                created_by=caller.user_id, started_by=caller.started_by, started_via="ui", actor=caller.actor,
+            )  # fmt: skip
         except ValidationError:
             return [type(self).run_validation, rx.toast.error("The workflow has errors; fix them to run it")]
         except DefinitionError as exc:

@@ -143,7 +143,7 @@ class InboxState(rx.State):
         principal = caller_of(self)
         if principal is None:
             return None
-        return approvals.Approver(principal.user_id, principal.email, principal.role)
+        return principal.approver
 
     def _reload(self) -> None:
         approver = self._approver()

@@ -14,6 +14,10 @@ def _row(row: RunRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.badge(row.status, color_scheme=row.color, variant="soft", radius="full")),
         rx.table.cell(rx.text(row.workflow, weight="medium", size="2")),
+        rx.table.cell(rx.text(row.started_by, size="2", data_testid="run-started-by")),
+        rx.table.cell(
+            rx.badge(row.started_via, variant="outline", color_scheme="gray", data_testid="run-started-via")
+        ),
         rx.table.cell(rx.code(row.short_id, variant="ghost", color_scheme="gray")),
         rx.table.cell(rx.tooltip(rx.text(row.created, size="2"), content=row.created_exact)),
         rx.table.cell(
@@ -34,6 +38,8 @@ def _table() -> rx.Component:
                 rx.table.row(
                     rx.table.column_header_cell("Status", width="8rem"),
                     rx.table.column_header_cell("Workflow"),
+                    rx.table.column_header_cell("Started by"),
+                    rx.table.column_header_cell("From", width="6rem"),
                     rx.table.column_header_cell("Run", width="7rem"),
                     rx.table.column_header_cell("Created", width="9rem"),
                     rx.table.column_header_cell("Finished", width="9rem"),

@@ -1,4 +1,4 @@
-"""State of the Runs page: the latest runs with their workflow's name."""
+"""State of the Runs page: the latest runs with their workflow's name and who started them from where."""
 
 from __future__ import annotations
 
@@ -10,11 +10,23 @@ from sqlmodel import col, select
 
 from app import db
 from app.pages.formatting import format_time, short_id, status_color, time_ago
+from models.auth import User
 from models.tables import Run, Workflow
 
 log = logging.getLogger(__name__)
 
 RUNS_SHOWN = 100
+VIA_LABELS = {"ui": "editor", "api": "API", "cli": "CLI", "trigger": "trigger"}
+
+
+def started_by_label(started_by: str, email: str | None) -> str:
+    """Who started a run, for people: the user's e-mail ("…, API key" for a key), else the raw value."""
+    kind, _, _ = started_by.partition(":")
+    if email and kind == "api_key":
+        return f"{email} (API key)"
+    if email and kind == "user":
+        return email
+    return started_by or "—"
 
 
 @dataclass
@@ -26,6 +38,8 @@ class RunRow:
     status: str
     color: str
     workflow: str
+    started_by: str
+    started_via: str
     created: str
     created_exact: str
     finished: str
@@ -47,8 +61,9 @@ class RunsState(rx.State):
     def load(self) -> None:
         """Fetch the latest runs (on page load)."""
         query = (
-            select(Run, Workflow.name)
+            select(Run, Workflow.name, User.email)
             .join(Workflow, col(Run.workflow_id) == col(Workflow.id), isouter=True)
+            .join(User, col(Run.created_by) == col(User.id), isouter=True)
             .order_by(col(Run.created_at).desc())
             .limit(RUNS_SHOWN)
         )
@@ -61,12 +76,14 @@ class RunsState(rx.State):
                         status=run.status,
                         color=status_color(run.status),
                         workflow=name or "(unsaved workflow)",
+                        started_by=started_by_label(run.started_by, email),
+                        started_via=VIA_LABELS.get(run.started_via, run.started_via or "—"),
                         created=time_ago(run.created_at),
                         created_exact=format_time(run.created_at),
                         finished=time_ago(run.finished_at) if run.finished_at else "—",
                         finished_exact=format_time(run.finished_at),
                     )
-                    for run, name in session.exec(query)
+                    for run, name, email in session.exec(query)
                 ]
             self.error = ""
         except db.DB_ERRORS as exc:

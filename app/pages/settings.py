@@ -7,7 +7,7 @@ import reflex as rx
 from app import routes
 from app.auth.guard import AuthState
 from app.layout import error_callout, page, page_header
-from app.pages.settings_state import ROLES, KeyRow, UserRow
+from app.pages.settings_state import CREATED_KEY_ID, ROLES, KeyRow, UserRow
 from app.pages.settings_state import SettingsState as S
 
 
@@ -65,15 +65,13 @@ def _keys() -> rx.Component:
                 rx.button("Create key", on_click=S.create_key, id="create-key"),
                 spacing="2",
             ),
-            rx.cond(
-                S.created_key != "",
-                rx.callout.root(
-                    rx.callout.text(
-                        "Copy this key now; it is not shown again: ", rx.code(S.created_key, id="created-key")
-                    ),
-                    rx.button("Done", size="1", on_click=S.dismiss_key),
-                    color_scheme="amber",
-                ),
+            # Always rendered (hidden until a key is made), so the event that fills it finds it.
+            rx.callout.root(
+                rx.callout.text("Copy this key now; it is not shown again:"),
+                rx.input(id=CREATED_KEY_ID, read_only=True, width="100%", font_family="monospace"),
+                rx.button("Done", size="1", on_click=S.dismiss_key),
+                color_scheme="amber",
+                display=rx.cond(S.key_shown, "flex", "none"),
             ),
             _table(["Name", "Key", "Role", "Last used", ""], rx.foreach(S.keys, _key_row)),
             spacing="3",

@@ -1,4 +1,9 @@
-"""State of the Settings page: my API keys, and (for admins) everyone's role."""
+"""State of the Settings page: my API keys, and (for admins) everyone's role.
+
+A new key is never a state var: Reflex keeps state (backend-only vars too) in its state manager
+(Redis in production) between events. The key goes to the browser once, as the value of a
+read-only field set by the event's return value (`rx.set_value`), and lives only there.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from app.pages.formatting import format_time, time_ago
 log = logging.getLogger(__name__)
 
 ROLES = [r.value for r in Role]
+CREATED_KEY_ID = "created-key"  # the read-only field the new key is written into, in the browser
 
 
 @dataclass
@@ -53,7 +59,7 @@ class SettingsState(rx.State):
     users: list[UserRow] = []
     new_key_name: str = ""
     new_key_role: str = Role.VIEWER.value
-    created_key: str = ""
+    key_shown: bool = False  # whether the field holding a new key is visible (never the key)
     error: str = ""
 
     def _reload(self) -> None:
@@ -93,10 +99,11 @@ class SettingsState(rx.State):
 
     @rx.event
     @requires(Role.VIEWER)
-    def load(self) -> None:
+    def load(self) -> EventSpec:
         """Fetch my keys (and the users, for admins)."""
-        self.created_key = ""
+        self.key_shown = False
         self._refresh()
+        return rx.set_value(CREATED_KEY_ID, "")
 
     @rx.event
     @requires(Role.VIEWER)
@@ -111,7 +118,7 @@ class SettingsState(rx.State):
     @rx.event
     @requires(Role.VIEWER)
     def create_key(self) -> EventSpec | None:
-        """Create a key with a role up to mine; it is shown once, here."""
+        """Create a key with a role up to mine; it is shown once, in the browser only."""
         principal = caller_of(self)
         if principal is None:
             return None
@@ -125,15 +132,16 @@ class SettingsState(rx.State):
             return rx.toast.error(str(exc))
         except db.DB_ERRORS as exc:
             return rx.toast.error(db.describe_db_error(exc))
-        self.created_key, self.new_key_name = key, ""
+        self.key_shown, self.new_key_name = True, ""
         self._refresh()
-        return None
+        return rx.set_value(CREATED_KEY_ID, key)
 
     @rx.event
     @requires(Role.VIEWER)
-    def dismiss_key(self) -> None:
-        """Forget the key shown once."""
-        self.created_key = ""
+    def dismiss_key(self) -> EventSpec:
+        """Hide the key shown once and wipe it from the page."""
+        self.key_shown = False
+        return rx.set_value(CREATED_KEY_ID, "")
 
     @rx.event
     @requires(Role.VIEWER)

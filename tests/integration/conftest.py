@@ -72,16 +72,20 @@ def auth_env(pg_url: str, clean_db: str, monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 @pytest.fixture
 def make_user(auth_env):
-    """make_user(role="viewer", email=None) -> the new user's row (an OIDC-style identity)."""
+    """make_user(role="viewer", email=None, email_verified=True) -> the new user's row (an OIDC-style
+    identity whose provider verified the address, as the test provider does, unless told otherwise)."""
     import uuid
 
     from app.db import db_session
     from models.auth import User
 
-    def make(role: str = "viewer", email: str | None = None) -> User:
+    def make(role: str = "viewer", email: str | None = None, email_verified: bool = True) -> User:
         email = email or f"{role}-{uuid.uuid4().hex[:6]}@example.test"
         with db_session() as session:
-            user = User(issuer="https://idp.example.test", subject=email, email=email, name=email, role=role)
+            user = User(
+                issuer="https://idp.example.test", subject=email, email=email, name=email, role=role,
+                email_verified=email_verified,
+            )  # fmt: skip
             session.add(user)
             session.flush()
             return user

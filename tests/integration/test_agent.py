@@ -79,7 +79,7 @@ def test_agent_ids_and_lifecycle_follow_the_design():
 @pytest.fixture
 def llm(scripted_llm, ai_env, clean_db):  # noqa: F811 - the imported fixture
     """The scripted server, with the API key in the encrypted secrets store."""
-    secrets.set_secret("llm-key", API_KEY)
+    secrets.set_secret("llm-key", API_KEY, allowed_destinations=[scripted_llm.host])
     return scripted_llm
 
 
@@ -346,7 +346,7 @@ def _approval_flow(llm):
 
 
 def _person(email: str) -> Approver:
-    return Approver(user_id=email.split("@")[0], email=email, role="operator")
+    return Approver(user_id=email.split("@")[0], email=email, role="operator", email_verified=True)
 
 
 def _pending_approval(run_id: str) -> tuple[str, str]:

@@ -116,12 +116,13 @@ def test_openapi_schema_lists_the_routes_and_docs_are_served(client: TestClient)
 
 
 def test_health_is_503_and_names_the_fix_when_redis_is_down(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
+    api_client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    admin = api_client("admin")  # only admins see the checks
     monkeypatch.setenv("FLOWLOOM_REDIS_URL", UNREACHABLE_REDIS)
     get_settings.cache_clear()
 
-    response = client.get("/api/health")
+    response = admin.get("/api/health")
 
     assert response.status_code == 503
     body = response.json()
@@ -146,12 +147,13 @@ def test_unreachable_database_is_503_with_a_message_not_a_crash(
 
 
 def test_health_is_ok_when_database_redis_and_a_worker_answer(
-    client: TestClient, redis_url: str, engine_worker: object, monkeypatch: pytest.MonkeyPatch
+    api_client, redis_url: str, engine_worker: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    admin = api_client("admin")  # only admins see the checks
     monkeypatch.setenv("FLOWLOOM_REDIS_URL", redis_url)
     get_settings.cache_clear()
 
-    response = client.get("/api/health")
+    response = admin.get("/api/health")
 
     assert response.status_code == 200, response.text
     body = response.json()

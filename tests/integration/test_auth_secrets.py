@@ -18,6 +18,8 @@ from models.db import get_engine
 
 PASSWORD = "a very secret local password"
 CLIENT_SECRET = "oidc-client-secret-7f3a9c1e5b"
+STORED_SECRET = "sk-stored-secret-0c41d7e2aa"
+ROTATED_SECRET = "sk-rotated-secret-93be51f07d"
 
 
 def _seen(response) -> str:
@@ -67,18 +69,29 @@ def test_secrets_never_reach_logs_responses_audit_or_the_database_in_clear(
     ]:  # fmt: skip
         seen.append(_seen(client.get(path, follow_redirects=False)))
     seen.append(_seen(keyed.post("/api/keys", json={"name": "nested"})))
+    # Secrets: created, listed, rotated, refused for bad input; the value never comes back.
+    body = {"name": "openai", "value": STORED_SECRET, "allowed_destinations": ["api.openai.com"]}
+    seen.append(_seen(keyed.post("/api/secrets", json=body)))
+    seen.append(_seen(keyed.post("/api/secrets", json=body)))  # 409
+    seen.append(_seen(keyed.post("/api/secrets", json={"value": STORED_SECRET})))  # 422, no name
+    seen.append(_seen(keyed.post("/api/secrets", json={**body, "name": "x", "extra": STORED_SECRET})))
+    seen.append(_seen(keyed.put("/api/secrets/openai", json={"value": ROTATED_SECRET})))
+    seen.append(_seen(keyed.put("/api/secrets/openai", json={"value": ROTATED_SECRET, "bogus": 1})))
+    seen.append(_seen(keyed.get("/api/secrets")))
     seen.append(_seen(browser.post("/auth/logout", follow_redirects=False)))
     seen.append(_seen(keyed.get("/api/audit?limit=1000")))
 
     with get_engine(get_settings().database_url).connect() as conn:
-        for table in ("audit_log", "users", "api_keys"):
+        for table in ("audit_log", "users", "api_keys", "secrets"):
             rows = conn.execute(text(f"SELECT row_to_json(t)::text FROM {table} t")).scalars().all()
             seen.append("\n".join(rows))
     logs = [r.getMessage() + (r.exc_text or "") for r in caplog.records]
     everything = "\n".join(seen + logs)
 
     for name, secret in {"password": PASSWORD, "API key": key, "session cookie": cookie,
-                         "client secret": CLIENT_SECRET}.items():  # fmt: skip
+                         "client secret": CLIENT_SECRET, "stored secret": STORED_SECRET,
+                         "rotated secret": ROTATED_SECRET}.items():  # fmt: skip
         assert secret not in everything, f"the {name} leaked"
+    assert '"secret.created"' in everything and '"secret.rotated"' in everything  # audited, without values
     assert key.split("_")[1] in everything  # the key's public prefix is shown, so the search did look
     assert "root@example.test" in everything

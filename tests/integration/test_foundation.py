@@ -189,10 +189,11 @@ def test_flowloom_up_runs_everything_keeps_data_and_leaves_nothing_behind(
         "workers": 1,
         **ports,
     }
-    database_url = f"postgresql://postgres@127.0.0.1:{ports['postgres_port']}/flowloom"
-
     first = launch_flowloom(**settings, kafka_bootstrap_servers="")
     assert first.wait_ready() == f"http://127.0.0.1:{ports['port']}/workflows"
+    # The embedded PostgreSQL asks for the password generated into the data dir.
+    database_url = EmbeddedPostgres(data_dir / "postgres", ports["postgres_port"]).url
+    assert ":" in database_url.split("@")[0].removeprefix("postgresql://")
     health = httpx.get(f"http://127.0.0.1:{ports['port']}/api/health", trust_env=False, timeout=10)
     assert health.status_code == 200 and health.headers["content-type"].startswith("application/json")
     engine = make_engine(database_url)

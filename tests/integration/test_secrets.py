@@ -32,16 +32,18 @@ def _ciphertext(name: str) -> bytes:
 
 
 def test_secrets_are_stored_encrypted_and_read_back_by_name(store):
-    secrets.set_secret("openai", "sk-live-123456")
+    secrets.set_secret("openai", "sk-live-123456", allowed_destinations=["api.openai.com"], actor="ann")
     assert secrets.get_secret("openai") == "sk-live-123456"
     assert b"sk-live-123456" not in _ciphertext("openai")
     key_file = store / secrets.KEY_FILE
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
-    secrets.set_secret("openai", "sk-live-rotated")
+    secrets.set_secret("openai", "sk-live-rotated", actor="bob")
     assert secrets.get_secret("openai") == "sk-live-rotated"
-    assert [s["name"] for s in secrets.list_secrets()] == ["openai"]
-    assert "value" not in secrets.list_secrets()[0] and "ciphertext" not in secrets.list_secrets()[0]
+    [info] = secrets.list_secrets()
+    assert (info.name, info.created_by, info.rotated_by) == ("openai", "ann", "bob")
+    assert info.allowed_destinations == ["api.openai.com"]  # rotating the value kept the binding
+    assert "sk-live" not in repr(info) and not hasattr(info, "value") and not hasattr(info, "ciphertext")
     assert secrets.delete_secret("openai") is True and secrets.get_secret("openai") is None
     assert secrets.delete_secret("openai") is False
 
@@ -59,15 +61,30 @@ def test_a_configured_secret_key_is_used_and_a_changed_key_is_reported(store, mo
         secrets.get_secret("anthropic")
 
 
-def test_resolve_reads_the_store_then_the_environment_and_names_both_fixes(store, monkeypatch):
-    secrets.set_secret("llm", "from-store")
+def test_resolve_reads_the_store_only_and_ignores_the_old_environment_prefix(store, monkeypatch):
+    secrets.set_secret("llm", "from-store", allowed_destinations=["api.example.com"])
     monkeypatch.setenv("FLOWLOOM_SECRET_LLM", "from-env")
-    assert secrets.resolve("llm", field="api_key_secret") == "from-store"
-    monkeypatch.setenv("FLOWLOOM_SECRET_ONLY_ENV", "env-value")
-    assert secrets.resolve("only-env", field="api_key_secret") == "env-value"
-    assert secrets.resolve("", field="api_key_secret") is None
-    with pytest.raises(StepError, match="api_key_secret: secret 'absent'.*FLOWLOOM_SECRET_ABSENT"):
-        secrets.resolve("absent", field="api_key_secret")
+    where = {"node_id": "agent", "node_type": "agent", "field": "api_key_secret"}
+    assert secrets.resolve_for_node("llm", destination="https://api.example.com/v1", **where) == "from-store"
+    monkeypatch.setenv("FLOWLOOM_SECRET_ONLY_ENV", "env-value")  # no prefix lookup any more
+    with pytest.raises(
+        StepError, match='api_key_secret: secret "only-env" is not set; add it on the Secrets page'
+    ):
+        secrets.resolve_for_node("only-env", **where)
+    with pytest.raises(StepError) as info:
+        secrets.resolve_for_node("absent", **where)
+    assert "FLOWLOOM_SECRET_" not in str(info.value)
+
+
+def test_create_refuses_a_taken_name_and_bad_bindings(store):
+    secrets.create_secret("hook", "whsec_abc", allowed_destinations=["https://hooks.example.com/in/"])
+    with pytest.raises(secrets.SecretExists, match="already exists"):
+        secrets.create_secret("hook", "other")
+    with pytest.raises(secrets.SecretsError, match="is not a destination"):
+        secrets.create_secret("bad", "v", allowed_destinations=["not a host"])
+    with pytest.raises(secrets.SecretsError, match="is not a node type name"):
+        secrets.update_secret("hook", allowed_node_types=["Tool HTTP"])
+    assert secrets.get_info("hook").allowed_destinations == ["https://hooks.example.com/in/"]
 
 
 def test_bad_names_and_empty_values_are_refused(store):

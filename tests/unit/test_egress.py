@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import json
 import socket
 import ssl
 import threading
@@ -34,7 +35,7 @@ from engine.errors import PolicyViolation, StepError
     [
         ("http://127.0.0.1/", "127.0.0.1, a loopback address"),
         ("http://[::1]/", "::1, a loopback address"),
-        ("http://169.254.169.254/latest/meta-data", "169.254.169.254, a link-local cloud metadata address"),
+        ("http://169.254.169.254/latest/meta-data", "169.254.169.254, a cloud metadata address"),
         ("http://2130706433/", "127.0.0.1, a loopback address"),
         ("http://0x7f000001/", "127.0.0.1, a loopback address"),
         ("http://0x7f.1/", "127.0.0.1, a loopback address"),
@@ -43,8 +44,8 @@ from engine.errors import PolicyViolation, StepError
         ("http://10.0.0.1", "10.0.0.1, a private address"),
         ("http://100.64.0.1", "100.64.0.1, a shared (carrier-grade NAT) address"),
         ("http://0.0.0.0:8080/", "0.0.0.0, an unspecified address"),
-        ("http://[::ffff:127.0.0.1]/", "a loopback address (embeds 127.0.0.1)"),
-        ("http://[64:ff9b::a00:1]/", "a private address (embeds 10.0.0.1)"),
+        ("http://[::ffff:127.0.0.1]/", "which leads to 127.0.0.1, a loopback address (127.0.0.0/8 Loopback)"),
+        ("http://[64:ff9b::a00:1]/", "which leads to 10.0.0.1, a private address (10.0.0.0/8 Private-Use)"),
         ("http://[fe80::1]/", "a link-local address"),
         ("http://[fec0::1]/", "a private address"),
         ("http://240.0.0.1/", "a reserved address"),
@@ -61,7 +62,7 @@ def test_refusal_message_tells_how_to_allow_it() -> None:
     with pytest.raises(PolicyViolation) as caught:
         check_destination("http://127.0.0.1/", EgressPolicy())
     assert str(caught.value) == (
-        "url 'http://127.0.0.1/' resolves to 127.0.0.1, a loopback address; "
+        "url 'http://127.0.0.1/' resolves to 127.0.0.1, a loopback address (127.0.0.0/8 Loopback); "
         "allow it in the workflow's egress policy (policy.egress.allowed_hosts)"
     )
 
@@ -152,6 +153,103 @@ def test_metadata_addresses_need_an_exact_entry() -> None:
     assert check_destination("http://169.254.169.254/", exact) == [ipaddress.ip_address("169.254.169.254")]
 
 
+# --- the IANA special-purpose registries -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "named"),
+    [
+        ("0.1.2.3", '0.0.0.0/8 "This network"'),
+        ("10.20.30.40", "10.0.0.0/8 Private-Use"),
+        ("100.64.0.1", "100.64.0.0/10 Shared Address Space"),
+        ("169.254.1.1", "169.254.0.0/16 Link Local"),
+        ("172.16.5.4", "172.16.0.0/12 Private-Use"),
+        ("192.0.0.1", "192.0.0.0/29 IPv4 Service Continuity Prefix"),
+        ("192.0.0.8", "192.0.0.8/32 IPv4 dummy address"),
+        ("192.0.0.100", "192.0.0.0/24 IETF Protocol Assignments"),
+        ("192.0.0.170", "192.0.0.170/32 NAT64/DNS64 Discovery"),
+        ("192.0.2.10", "192.0.2.0/24 Documentation (TEST-NET-1)"),
+        ("192.88.99.1", "192.88.99.0/24 Deprecated (6to4 Relay Anycast)"),
+        ("192.168.1.1", "192.168.0.0/16 Private-Use"),
+        ("198.18.0.1", "198.18.0.0/15 Benchmarking"),
+        ("198.19.255.254", "198.18.0.0/15 Benchmarking"),
+        ("198.51.100.7", "198.51.100.0/24 Documentation (TEST-NET-2)"),
+        ("203.0.113.9", "203.0.113.0/24 Documentation (TEST-NET-3)"),
+        ("224.0.0.1", "224.0.0.0/4 Multicast"),
+        ("240.0.0.1", "240.0.0.0/4 Reserved"),
+        ("255.255.255.255", "255.255.255.255/32 Limited Broadcast"),
+        ("[::]", "::/128 Unspecified Address"),
+        ("[::1]", "::1/128 Loopback Address"),
+        ("[64:ff9b:1::a]", "64:ff9b:1::/48 IPv4-IPv6 Translat. (local-use)"),
+        ("[100::1]", "100::/64 Discard-Only Address Block"),
+        ("[100:0:0:1::1]", "100:0:0:1::/64 Dummy IPv6 Prefix"),
+        ("[2001:0:4136:e378:8000:63bf:3fff:fdd2]", "2001::/32 TEREDO"),
+        ("[2001:2::1]", "2001:2::/48 Benchmarking"),
+        ("[2001:10::1]", "2001:10::/28 Deprecated (previously ORCHID)"),
+        ("[2001:100::1]", "2001::/23 IETF Protocol Assignments"),
+        ("[2001:db8::1]", "2001:db8::/32 Documentation"),
+        ("[3fff::1]", "3fff::/20 Documentation"),
+        ("[5f00::1]", "5f00::/16 Segment Routing (SRv6) SIDs"),
+        ("[fd12:3456::1]", "fc00::/7 Unique-Local"),
+        ("[fe80::1]", "fe80::/10 Link-Local Unicast"),
+        ("[ff02::1]", "ff00::/8 Multicast"),
+        ("[::7f00:1]", "outside 2000::/3"),  # IPv4-compatible, deprecated
+        ("[4000::1]", "outside 2000::/3"),
+        ("[::ffff:192.0.2.1]", "which leads to 192.0.2.1, a documentation address"),
+        ("[64:ff9b::c633:6401]", "which leads to 198.51.100.1, a documentation address"),
+        ("[2002:a00:1::1]", "which leads to 10.0.0.1, a private address"),  # 6to4
+    ],
+)
+def test_every_range_the_iana_registries_call_not_globally_reachable_is_refused_by_name(
+    host: str, named: str
+) -> None:
+    url = f"http://{host}/"
+    with pytest.raises(PolicyViolation, match="resolves to") as caught:
+        check_destination(url, EgressPolicy())
+    assert named in str(caught.value)
+    assert str(caught.value).endswith(_FIX_TEXT)
+
+
+_FIX_TEXT = "allow it in the workflow's egress policy (policy.egress.allowed_hosts)"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "192.0.0.9",  # Port Control Protocol Anycast
+        "192.0.0.10",  # TURN anycast
+        "192.31.196.1",  # AS112-v4
+        "192.52.193.1",  # AMT
+        "192.175.48.1",  # AS112 direct delegation
+        "[2001:1::1]",
+        "[2001:1::2]",
+        "[2001:1::3]",
+        "[2001:3::1]",  # AMT
+        "[2001:4:112::1]",  # AS112-v6
+        "[2001:20::1]",  # ORCHIDv2
+        "[2001:30::1]",  # DETs
+        "[2620:4f:8000::1]",
+        "[64:ff9b::5db8:d822]",  # NAT64 of 93.184.216.34
+        "[2002:5db8:d822::1]",  # 6to4 of 93.184.216.34
+        "[::ffff:93.184.216.34]",
+    ],
+)
+def test_globally_reachable_exceptions_inside_refused_blocks_pass(host: str) -> None:
+    assert check_destination(f"http://{host}/", EgressPolicy())
+
+
+def test_azure_wireserver_is_refused_like_a_metadata_endpoint() -> None:
+    for policy in (
+        EgressPolicy(),
+        EgressPolicy(allow_private=True),
+        EgressPolicy(allowed_hosts=["168.0.0.0/8"]),
+    ):
+        with pytest.raises(PolicyViolation, match=r"a cloud metadata address \(Azure WireServer\)"):
+            check_destination("http://168.63.129.16/machine?comp=goalstate", policy)
+    exact = EgressPolicy(allowed_hosts=["168.63.129.16"])
+    assert check_destination("http://168.63.129.16/", exact) == [ipaddress.ip_address("168.63.129.16")]
+
+
 def test_policy_rejects_unknown_fields_and_bad_entries() -> None:
     with pytest.raises(ValidationError):
         EgressPolicy(allow_everything=True)  # type: ignore[call-arg]
@@ -189,8 +287,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, self.command.encode())
         elif path == "/auth":
             self._reply(200, (self.headers.get("Authorization") or "none").encode())
+        elif path == "/headers":
+            self._reply(200, json.dumps({k.lower(): v for k, v in self.headers.items()}).encode())
         elif path == "/redirect":
-            self._reply(int(query.get("status", ["302"])[0]), headers={"Location": query["to"][0]})
+            headers = {"Location": query["to"][0]}
+            if "cookie" in query:
+                headers["Set-Cookie"] = f"sid={query['cookie'][0]}; Path=/"
+            self._reply(int(query.get("status", ["302"])[0]), headers=headers)
         elif path.startswith("/loop/"):
             self._reply(302, headers={"Location": f"/loop/{int(path.rsplit('/', 1)[1]) + 1}"})
         elif path == "/big":
@@ -274,8 +377,8 @@ def test_request_goes_to_the_checked_address_with_the_original_host_header(
     ("target", "reason"),
     [
         ("file:///etc/passwd", "scheme 'file' is not allowed"),
-        ("http://169.254.169.254/latest/meta-data/", "a link-local cloud metadata address"),
-        ("http://[::ffff:10.0.0.1]/", "a private address (embeds 10.0.0.1)"),
+        ("http://169.254.169.254/latest/meta-data/", "a cloud metadata address"),
+        ("http://[::ffff:10.0.0.1]/", "which leads to 10.0.0.1, a private address"),
     ],
 )
 def test_redirects_to_forbidden_targets_are_refused(
@@ -331,6 +434,56 @@ def test_authorization_is_dropped_on_cross_origin_redirects(
     other = f"http://127.0.0.1:{_port(b)}/auth"
     cross = _fetch(policy, "GET", f"http://127.0.0.1:{_port(a)}/redirect?to={other}", headers=auth)
     assert cross.text == "none"
+
+
+_CREDENTIALS = {
+    "Authorization": "Bearer secret-token",
+    "X-Api-Key": "secret-key",
+    "Cookie": "sid=secret-session",
+    "Proxy-Authorization": "Basic c2VjcmV0",
+    "Private-Token": "secret-custom",  # a secret in a header of the workflow's own choosing
+}
+
+
+def test_credentials_stay_on_same_origin_redirects(
+    servers: tuple[ThreadingHTTPServer, ThreadingHTTPServer],
+) -> None:
+    a, _ = servers
+    policy = EgressPolicy(allowed_hosts=[f"127.0.0.1:{_port(a)}"])
+    seen = _fetch(
+        policy, "GET", f"http://127.0.0.1:{_port(a)}/redirect?to=/headers", headers=_CREDENTIALS
+    ).json()
+    assert {name: seen.get(name.lower()) for name in _CREDENTIALS} == _CREDENTIALS
+
+
+@pytest.mark.parametrize("other", ["port", "host"])
+def test_a_redirect_to_another_origin_carries_no_credentials(
+    servers: tuple[ThreadingHTTPServer, ThreadingHTTPServer], other: str
+) -> None:
+    a, b = servers
+    target = (
+        f"http://127.0.0.1:{_port(b)}/headers" if other == "port" else f"http://localhost:{_port(a)}/headers"
+    )
+    policy = EgressPolicy(
+        allowed_hosts=[f"127.0.0.1:{_port(a)}", f"127.0.0.1:{_port(b)}", f"localhost:{_port(a)}"]
+    )
+    headers = {**_CREDENTIALS, "Accept": "application/json", "User-Agent": "flowloom-test"}
+    seen = _fetch(policy, "GET", f"http://127.0.0.1:{_port(a)}/redirect?to={target}", headers=headers).json()
+    assert not {name.lower() for name in _CREDENTIALS} & set(seen)
+    assert (seen["accept"], seen["user-agent"]) == ("application/json", "flowloom-test")
+
+
+def test_the_client_keeps_no_cookies_between_hops(
+    servers: tuple[ThreadingHTTPServer, ThreadingHTTPServer],
+) -> None:
+    a, b = servers
+    policy = EgressPolicy(allowed_hosts=[f"127.0.0.1:{_port(a)}", f"127.0.0.1:{_port(b)}"])
+    for target in (
+        "/headers",
+        f"http://127.0.0.1:{_port(b)}/headers",
+    ):  # same port, then B's: cookies ignore ports
+        url = f"http://127.0.0.1:{_port(a)}/redirect?cookie=planted&to={target}"
+        assert "cookie" not in _fetch(policy, "GET", url).json()
 
 
 def test_redirect_chains_longer_than_max_redirects_are_refused(

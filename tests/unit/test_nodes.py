@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import inspect
 import json
 import threading
@@ -16,10 +14,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import ValidationError
+from standardwebhooks import Webhook
 
 from engine.context import StepContext
 from engine.egress import EgressPolicy
 from engine.errors import PolicyViolation, StepError
+from engine.settings import get_settings
 from nodes import human
 from nodes.registry import Suspend, get_node_type
 from nodes.tools import get_tool
@@ -126,6 +126,24 @@ def recorded() -> list[dict[str, Any]]:
 
 def allowing(hostport: str) -> EgressPolicy:
     return EgressPolicy(allowed_hosts=[hostport])
+
+
+@pytest.fixture
+def env_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """env_secret(name, value, destinations): opt an environment variable in as secret `name` (no store)."""
+    mapping: dict[str, Any] = {}
+
+    def opt_in(name: str, value: str, destinations: list[str]) -> None:
+        variable = "TEST_SECRET_" + uuid.uuid4().hex[:8].upper()
+        monkeypatch.setenv(variable, value)
+        mapping[name] = {"env": variable, "allowed_destinations": destinations}
+        monkeypatch.setenv("FLOWLOOM_ENV_SECRETS", json.dumps(mapping))
+        monkeypatch.delenv("FLOWLOOM_DATABASE_URL", raising=False)
+        get_settings.cache_clear()
+
+    yield opt_in
+    monkeypatch.undo()
+    get_settings.cache_clear()
 
 
 # Schemas and ports
@@ -357,9 +375,9 @@ def test_http_request_to_a_host_the_policy_does_not_allow_is_refused(server: str
 
 
 def test_webhook_signs_the_exact_body_and_keeps_one_idempotency_key_across_retries(
-    server: str, recorded: list, monkeypatch: pytest.MonkeyPatch
+    server: str, recorded: list, env_secret: Any
 ) -> None:
-    monkeypatch.setenv("FLOWLOOM_SECRET_HOOK_KEY", "s3cret")
+    env_secret("hook-key", "s3cret", [server])
     cfg = {"url": f"http://{server}/hook", "secret": "hook-key"}
     payload = {"b": [1, 2], "a": "é"}
     ctx = make_ctx(node_id="notify", visit=1, egress_policy=allowing(server))
@@ -376,25 +394,27 @@ def test_webhook_signs_the_exact_body_and_keeps_one_idempotency_key_across_retri
         first["body"]
         == json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     )
-    expected = "sha256=" + hmac.new(b"s3cret", first["body"], hashlib.sha256).hexdigest()
-    assert first["headers"]["X-Flowloom-Signature"] == expected
-    assert first["headers"]["Idempotency-Key"] == ctx.idempotency_key
-    assert first["headers"]["X-Flowloom-Timestamp"].isdigit()
+    # Standard Webhooks: the receiver's library verifies id, timestamp and body with the raw secret bytes.
+    assert Webhook(b"s3cret").verify(first["body"], first["headers"]) == payload
+    assert first["headers"]["webhook-signature"].startswith("v1,")
+    assert first["headers"]["Idempotency-Key"] == ctx.idempotency_key == first["headers"]["webhook-id"]
+    assert first["headers"]["webhook-timestamp"].isdigit()
     assert retry["body"] == first["body"]
     assert retry["headers"]["Idempotency-Key"] == first["headers"]["Idempotency-Key"]
+    assert retry["headers"]["webhook-id"] == first["headers"]["webhook-id"]
 
 
-def test_webhook_without_a_secret_is_unsigned_and_a_missing_secret_names_its_variable(
-    server: str, recorded: list, monkeypatch: pytest.MonkeyPatch
+def test_webhook_without_a_secret_is_unsigned_and_a_missing_secret_says_where_to_add_it(
+    server: str, recorded: list, env_secret: Any
 ) -> None:
     policy = allowing(server)
     run_node(
         "webhook.send", {"url": f"http://{server}/hook", "payload": '{"x": 1, "a": 2}'}, egress_policy=policy
     )
-    assert "X-Flowloom-Signature" not in recorded[0]["headers"]
+    assert "webhook-signature" not in recorded[0]["headers"]
     assert recorded[0]["body"] == b'{"a":2,"x":1}'  # JSON text from the editor is sent canonically
-    monkeypatch.delenv("FLOWLOOM_SECRET_ABSENT", raising=False)
-    with pytest.raises(StepError, match="FLOWLOOM_SECRET_ABSENT"):
+    env_secret("other", "unrelated", [server])
+    with pytest.raises(StepError, match='secret "absent" is not set; add it on the Secrets page'):
         run_node("webhook.send", {"url": f"http://{server}/hook", "secret": "absent"}, egress_policy=policy)
     with pytest.raises(StepError) as info:
         run_node("webhook.send", {"url": f"http://{server}/status/502"}, egress_policy=policy)
@@ -402,9 +422,9 @@ def test_webhook_without_a_secret_is_unsigned_and_a_missing_secret_names_its_var
 
 
 def test_agent_sends_system_and_user_messages_to_an_openai_compatible_server(
-    server: str, recorded: list, monkeypatch: pytest.MonkeyPatch
+    server: str, recorded: list, env_secret: Any
 ) -> None:
-    monkeypatch.setenv("FLOWLOOM_SECRET_LLM", "sk-test")
+    env_secret("llm", "sk-test", [f"http://{server}/v1"])
     cfg = {
         "model": "tiny",
         "system_prompt": "Be brief.",

@@ -107,7 +107,8 @@ def test_doctor_lines_show_status_name_detail_and_fix() -> None:
     )
 
 
-def test_settings_read_flowloom_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_read_flowloom_variables(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("FLOWLOOM_DATA_DIR", str(tmp_path))  # no embedded passwords generated there yet
     monkeypatch.setenv("FLOWLOOM_WORKERS", "3")
     monkeypatch.setenv("FLOWLOOM_POSTGRES_PORT", "6000")
     monkeypatch.setenv("FLOWLOOM_REDIS_PORT", "6001")
