@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from app.auth import audit
 from app.db import database_url
-from engine import secrets
+from engine import audit, secrets
+from engine.contract import all_node_types
 from engine.secret_usage import WorkflowRef, workflows_by_secret
 from models.db import get_engine
-from nodes.registry import all_node_types
 
 
 @dataclass(frozen=True)

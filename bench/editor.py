@@ -35,9 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from engine.launcher import stop_process_group  # noqa: E402
-from engine.migrate import upgrade_to_head  # noqa: E402
-from engine.services import EmbeddedPostgres, find_free_port  # noqa: E402
+from engine.ops.embedded_postgres import EmbeddedPostgres  # noqa: E402
+from engine.ops.launcher import stop_process_group  # noqa: E402
+from engine.ops.migrate import upgrade_to_head  # noqa: E402
+from engine.ops.services import find_free_port  # noqa: E402
 from engine.settings import get_settings  # noqa: E402
 
 SIZES = (100, 500, 1000)
@@ -126,15 +127,16 @@ def make_workflows(database_url: str) -> tuple[dict[int, str], str]:
     get_settings.cache_clear()
     from app import db
     from app.auth import sessions
+    from engine import workflows
     from models.auth import User
 
     ids = {}
     with db.db_session() as session:
         for count in SIZES:
             ids[count] = str(
-                db.create_workflow(session, f"bench {count}", definition=grid_definition(count)).id
+                workflows.create_workflow(session, f"bench {count}", definition=grid_definition(count)).id
             )
-        ids[0] = str(db.create_workflow(session, "bench empty").id)
+        ids[0] = str(workflows.create_workflow(session, "bench empty").id)
         email = f"bench-{uuid.uuid4().hex[:6]}@example.test"
         user = User(
             issuer="https://bench.example.test", subject=email, email=email, name="bench", role="editor"
@@ -311,7 +313,7 @@ def start_flowloom(tmp: Path, database_url: str) -> tuple[subprocess.Popen, str]
     }
     log = open(tmp / "flowloom.log", "wb")  # noqa: SIM115 - kept open for the child's life
     process = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "up"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "engine.ops.cli", "up"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 600

@@ -25,7 +25,9 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from engine.services import EmbeddedPostgres, EmbeddedRedis, find_free_port, redis_reachable  # noqa: E402
+from engine.ops.embedded_postgres import EmbeddedPostgres  # noqa: E402
+from engine.ops.embedded_redis import EmbeddedRedis  # noqa: E402
+from engine.ops.services import find_free_port, redis_reachable  # noqa: E402
 from engine.settings import get_settings  # noqa: E402
 
 CHAIN = 50
@@ -70,7 +72,7 @@ def main() -> None:
     redis.Redis.from_url(redis_url).flushdb()
     os.environ.update(FLOWLOOM_DATABASE_URL=pg_url, FLOWLOOM_REDIS_URL=redis_url)
     get_settings.cache_clear()
-    from engine.migrate import upgrade_to_head
+    from engine.ops.migrate import upgrade_to_head
 
     upgrade_to_head(pg_url)
     concurrency = int(os.environ.get("BENCH_CONCURRENCY", "2"))
@@ -78,8 +80,6 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "celery",
-            "-A",
             "bench.worker_app",
             "worker",
             "--loglevel",

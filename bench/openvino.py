@@ -34,11 +34,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from engine.migrate import upgrade_to_head  # noqa: E402
-from engine.services import EmbeddedPostgres, find_free_port  # noqa: E402
+from engine.ops.embedded_postgres import EmbeddedPostgres  # noqa: E402
+from engine.ops.migrate import upgrade_to_head  # noqa: E402
+from engine.ops.services import find_free_port  # noqa: E402
 from models.db import get_engine  # noqa: E402
 from models.memory import EMBEDDING_DIM  # noqa: E402
-from nodes import memory_nodes, model_store, openvino_convert, openvino_runtime  # noqa: E402
+from nodes.memory import memory_nodes  # noqa: E402
+from nodes.openvino import model_store, openvino_convert, openvino_runtime  # noqa: E402
 
 BATCH = 32
 SUBJECTS = [

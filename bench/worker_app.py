@@ -1,24 +1,43 @@
-"""The engine's Celery app plus the raw-Celery baseline tasks the benchmark compares against."""
+"""The engine's worker app plus the raw-Celery baseline tasks the benchmark compares against.
+
+Run: `python -m bench.worker_app worker ARGS...` (Celery's `worker` command with this app).
+"""
 
 from __future__ import annotations
 
+import sys
+import time
+
 import redis
+from celery import Celery
 
-import engine.tasks  # noqa: F401  (registers the engine's tasks on the app)
-from engine.celery_app import celery_app
 from engine.settings import get_settings
+from engine.tasks import create_worker_app
 
 
-@celery_app.task(name="bench.noop", ignore_result=True)
-def noop(key: str) -> None:
-    """A no-op that counts itself, for the raw tasks/s baseline."""
-    redis.Redis.from_url(get_settings().redis_url).incr(key)
+def register_bench_tasks(app: Celery) -> Celery:
+    """Register the raw baseline tasks (bench.noop, bench.hop) on `app`."""
+
+    @app.task(name="bench.noop", ignore_result=True, shared=False)
+    def noop(key: str) -> None:
+        """A no-op that counts itself, for the raw tasks/s baseline."""
+        redis.Redis.from_url(get_settings().redis_url).incr(key)
+
+    @app.task(name="bench.hop", ignore_result=True, shared=False)
+    def hop(remaining: int, key: str) -> None:
+        """One link of a raw Celery chain: each task sends the next, the last records the time."""
+        r = redis.Redis.from_url(get_settings().redis_url)
+        r.rpush(key, repr(time.time()))
+        if remaining > 0:
+            app.send_task("bench.hop", args=[remaining - 1, key])
+
+    return app
 
 
-@celery_app.task(name="bench.hop", ignore_result=True)
-def hop(remaining: int, key: str) -> None:
-    """One link of a raw Celery chain: each task sends the next, the last records the time."""
-    r = redis.Redis.from_url(get_settings().redis_url)
-    r.rpush(key, repr(__import__("time").time()))
-    if remaining > 0:
-        celery_app.send_task("bench.hop", args=[remaining - 1, key])
+def create_bench_app() -> Celery:
+    """The engine's worker app with the baseline tasks beside the engine's."""
+    return register_bench_tasks(create_worker_app())
+
+
+if __name__ == "__main__":
+    sys.exit(create_bench_app().start(sys.argv[1:]) or 0)

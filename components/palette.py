@@ -13,7 +13,7 @@ from typing import Any
 
 import reflex as rx
 
-from nodes.registry import NodeType, all_node_types
+from engine.contract import NodeType, all_node_types
 
 DRAG_MIME = "application/reactflow"
 CATEGORY_TITLES = {"control": "Flow control", "ai": "AI", "tool": "Tools", "human": "Human"}

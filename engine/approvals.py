@@ -1,60 +1,48 @@
-"""Human approvals: who may decide, N-of-M quorum, deadlines and escalation; a decision resumes the run.
+"""Human approvals: N-of-M quorum, deadlines and escalation, the listings; a decision resumes the run.
+
+Who may decide is engine.approvers' one rule (`may_decide`): `decide` applies it, and so does
+every listing (`list_decidable`, for the REST API and the Inbox) before it counts or limits.
 
 Every change locks the approval row (`SELECT ... FOR UPDATE`), so two people deciding at once are
 applied one after the other: the second finds the approval decided and is told so. Votes are rows
 of `approval_votes` (one per voter); the first action to gather `quorum` votes is the decision.
 Deadlines are applied by the worker sweeper (`expire_due`). Each vote, decision, expiry and
 escalation is written to the audit log in the same transaction.
+
+The waiting step's node type says what a decision means: its `resume` hook turns a decision into
+the step's outputs, its `on_expiry` hook picks the decision at the deadline (None: escalate). The
+approval request it suspended with names `approvers`, `quorum` and `escalate_to_role`.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from pydantic import BaseModel
+from sqlalchemy import Connection, Select, bindparam, exists, func, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from engine import dispatch, events, executor
-from engine.errors import FlowloomError, StepError
-from engine.roles import RANK, Role, at_least
+from engine import audit, dispatch, events, executor, waiting
+from engine.approvers import DECIDER_ROLE, Approver, describe_approvers, may_decide, unverified_hint
+from engine.contract import EXPIRED_BY, NodeType, get_node_type
+from engine.errors import ErrorCode, FlowloomError, StepError
+from engine.roles import at_least
+from engine.run_state import status_literal
 from engine.settings import get_settings
+from models.auth import ApprovalVote
 from models.db import get_engine
-from nodes.human import EXPIRED_BY, HumanApprovalConfig, expiry_decision, resume_outputs
-
-# The least role that may decide any approval (viewers never do).
-DECIDER_ROLE = Role.OPERATOR
+from models.tables import Approval, Run, Workflow
 
 
 class ApprovalError(FlowloomError):
-    """A decision was not applied; `kind` is not_found, forbidden, conflict (decided/expired) or invalid."""
+    """A decision was not applied: not found, forbidden, invalid, or (the default) a conflict."""
 
-    def __init__(self, message: str, kind: str = "conflict") -> None:
-        self.kind = kind
-        super().__init__(message)
-
-
-@dataclass(frozen=True)
-class Approver:
-    """The person deciding: their user id, e-mail (and whether it is verified) and role."""
-
-    user_id: str
-    email: str
-    role: str
-    # True only when the sign-in provider vouched for the address (or it is the local account).
-    email_verified: bool = False
-
-    @property
-    def trusted_email(self) -> str:
-        """The e-mail, lower-cased, when verified; "" otherwise (an unverified address proves nothing)."""
-        return self.email.strip().lower() if self.email_verified else ""
-
-    @property
-    def voter(self) -> str:
-        """How votes name this person: the verified e-mail (two accounts of one person count once),
-        else the user id, so an unverified address cannot take someone else's vote."""
-        return (self.trusted_email or self.user_id).strip().lower()
+    code = ErrorCode.APPROVAL_CONFLICT  # decided, voted, expired or no longer waiting
 
 
 @dataclass
@@ -76,52 +64,59 @@ def _db(database_url: str | None):
     return get_engine(database_url or get_settings().database_url)
 
 
-def allowed_roles(request: dict[str, Any]) -> list[str]:
-    """The roles named as approvers, plus the role it escalated to."""
-    approvers = request.get("approvers") or {}
-    roles = [str(r) for r in approvers.get("roles") or []]
-    escalated = request.get("escalated_to_role")
-    if escalated and escalated not in roles:
-        roles.append(str(escalated))
-    return roles
+def _resumable(step: executor.ClaimedStep) -> NodeType:
+    """The waiting step's node type, which declares how a decision resumes it."""
+    node_type = get_node_type(step.node_type)
+    if node_type is None or node_type.resume is None:
+        raise ApprovalError(
+            f"node type {step.node_type!r} of step {step.node_id!r} declares no way to resume it with a "
+            "decision; is its node family installed?", code=ErrorCode.APPROVAL_INVALID,
+        )  # fmt: skip
+    return node_type
 
 
-def may_decide(request: dict[str, Any], approver: Approver) -> bool:
-    """True when the approver is listed by user or holds a listed role (or one above).
-
-    A user entry matches the approver's user id, or their e-mail only when it is verified: anyone
-    can type any address into an identity provider that does not check it.
-    """
-    if not at_least(approver.role, DECIDER_ROLE):
-        return False
-    users = {str(u).strip().lower() for u in (request.get("approvers") or {}).get("users") or []}
-    roles = allowed_roles(request)
-    if not users and not roles:
-        return True
-    if approver.user_id and approver.user_id.strip().lower() in users:
-        return True
-    if approver.trusted_email and approver.trusted_email in users:
-        return True
-    return any(approver.role == r or (r in RANK and at_least(approver.role, r)) for r in roles)
-
-
-def _config(request: dict[str, Any], conn: Connection, step: executor.ClaimedStep) -> HumanApprovalConfig:
+def _config(
+    request: dict[str, Any], conn: Connection, step: executor.ClaimedStep, node_type: NodeType
+) -> BaseModel:
     """The node's config as the step rendered it (templated approvers and fields included)."""
+    model = node_type.config_model
     try:
-        return HumanApprovalConfig.model_validate(
-            {k: request[k] for k in HumanApprovalConfig.model_fields if k in request}
-        )
+        return model.model_validate({k: request[k] for k in model.model_fields if k in request})
     except ValueError:
         run = executor.load_run(conn, step.run_id)
-        return HumanApprovalConfig.model_validate(run.graph.nodes[step.node_id].config)
+        return model.model_validate(run.graph.nodes[step.node_id].config)
+
+
+def _quorum(request: dict[str, Any]) -> int:
+    """How many votes for one action decide the approval (the request's `quorum`, at least 1)."""
+    return max(1, int(request.get("quorum") or 1))
 
 
 def _audit(conn: Connection, actor: str, action: str, approval_id: str, details: dict[str, Any]) -> None:
-    conn.execute(
-        text("INSERT INTO audit_log (at, actor, action, target_type, target_id, details, ip)"
-             " VALUES (now(), :actor, :action, 'approval', :id, CAST(:details AS jsonb), '')"),
-        {"actor": actor[:320], "action": action, "id": approval_id, "details": json.dumps(details, default=str)},
-    )  # fmt: skip
+    audit.record(
+        conn, actor=actor, action=action, target_type="approval", target_id=approval_id, details=details
+    )
+
+
+_approvals, _votes = Approval.__table__, ApprovalVote.__table__
+_OPEN_COLUMNS = (
+    _approvals.c.id,
+    _approvals.c.run_id,
+    _approvals.c.step_id,
+    _approvals.c.node_id,
+    _approvals.c.status,
+    _approvals.c.request,
+    _approvals.c.deadline,
+    _approvals.c.decided_by,
+)
+_LOCK = (
+    select(
+        *_OPEN_COLUMNS,
+        (_approvals.c.deadline.is_not(None) & (_approvals.c.deadline < func.now())).label("expired"),
+    )
+    .where(_approvals.c.id == bindparam("approval"))
+    .with_for_update()
+)
 
 
 def _lock(conn: Connection, approval_id: str):
@@ -129,16 +124,12 @@ def _lock(conn: Connection, approval_id: str):
         uuid.UUID(approval_id)
     except ValueError:
         return None
-    return conn.execute(
-        text("SELECT id, run_id, step_id, node_id, status, request, deadline, decided_by,"
-             " deadline IS NOT NULL AND deadline < now() AS expired FROM approvals WHERE id = :id FOR UPDATE"),
-        {"id": approval_id},
-    ).first()  # fmt: skip
+    return conn.execute(_LOCK, {"approval": approval_id}).first()
 
 
 def _refuse_unless_open(row: Any, approval_id: str) -> None:
     if row is None:
-        raise ApprovalError(f"approval {approval_id!r} does not exist", "not_found")
+        raise ApprovalError(f"approval {approval_id!r} does not exist", code=ErrorCode.APPROVAL_NOT_FOUND)
     if row.status == "expired":
         raise ApprovalError(
             f"approval {approval_id} expired at {row.deadline.isoformat()}; nothing was changed"
@@ -158,10 +149,10 @@ def _close(
 ) -> list[executor.Dispatch]:  # fmt: skip
     """Record the final decision and finish the waiting step, which routes the run onwards."""
     conn.execute(
-        text("UPDATE approvals SET status = :status, decision = CAST(:d AS jsonb), decided_by = :by,"
-             " decided_at = now() WHERE id = :id"),
-        {"status": status, "d": json.dumps(decision, default=str), "by": decided_by, "id": row.id},
-    )  # fmt: skip
+        update(_approvals)
+        .values(status=status, decision=decision, decided_by=decided_by, decided_at=func.now())
+        .where(_approvals.c.id == row.id)
+    )
     events.emit(conn, events.APPROVAL_DECIDED, step.run_id, approval_id=str(row.id), action=decision["action"],
                 decided_by=decided_by, status=status)  # fmt: skip
     return executor.finish_step(conn, step, outputs=outputs, expected_status="waiting")
@@ -184,40 +175,41 @@ def decide(
         if not may_decide(request, approver):
             raise ApprovalError(
                 f"{approver.voter} may not decide approval {approval_id}: it is for "
-                f"{_describe_approvers(request)}{_unverified_hint(request, approver)}", "forbidden",
+                f"{describe_approvers(request)}{unverified_hint(request, approver)}", code=ErrorCode.APPROVAL_FORBIDDEN,
             )  # fmt: skip
-        step = executor.waiting_step(conn, str(row.step_id))
+        step = waiting.waiting_step(conn, str(row.step_id))
         if step is None:
             raise ApprovalError(f"the step of approval {approval_id} is no longer waiting")
-        cfg = _config(request, conn, step)
+        node_type = _resumable(step)
+        cfg, quorum = _config(request, conn, step, node_type), _quorum(request)
         vote = {"action": action, "form": form or {}, "comment": comment, "decided_by": approver.voter,
                 "data": step.inputs.get("in")}  # fmt: skip
         try:
-            outputs = resume_outputs(cfg, vote)
+            outputs = node_type.resume(cfg, vote)
         except StepError as exc:
-            raise ApprovalError(str(exc), "invalid") from exc
+            raise ApprovalError(str(exc), code=ErrorCode.APPROVAL_INVALID) from exc
         clean_form = outputs[action]["form"]
         inserted = conn.execute(
-            text("INSERT INTO approval_votes (id, approval_id, voter, action, form, comment, created_at)"
-                 " VALUES (:id, :approval, :voter, :action, CAST(:form AS jsonb), :comment, now())"
-                 " ON CONFLICT ON CONSTRAINT uq_approval_vote DO NOTHING RETURNING id"),
-            {"id": str(uuid.uuid4()), "approval": row.id, "voter": approver.voter, "action": action,
-             "form": json.dumps(clean_form), "comment": comment},
+            pg_insert(_votes)
+            .values(id=uuid.uuid4(), approval_id=row.id, voter=approver.voter, action=action, form=clean_form,
+                    comment=comment, created_at=func.now())
+            .on_conflict_do_nothing(constraint="uq_approval_vote")
+            .returning(_votes.c.id)
         ).first()  # fmt: skip
         if inserted is None:
             raise ApprovalError(
                 f"{approver.voter} already voted on approval {approval_id}; nothing was changed"
             )
         votes = conn.execute(
-            text("SELECT voter, action, form, comment, created_at FROM approval_votes"
-                 " WHERE approval_id = :id ORDER BY created_at, voter"),
-            {"id": row.id},
+            select(_votes.c.voter, _votes.c.action, _votes.c.form, _votes.c.comment, _votes.c.created_at)
+            .where(_votes.c.approval_id == row.id)
+            .order_by(_votes.c.created_at, _votes.c.voter)
         ).mappings().all()  # fmt: skip
         same = [v for v in votes if v["action"] == action]
         _audit(conn, approver.voter, "approval.voted", str(row.id),
-               {"action": action, "comment": comment, "votes": len(same), "quorum": cfg.quorum})  # fmt: skip
-        if len(same) < cfg.quorum:
-            return Outcome("pending", len(same), cfg.quorum, voters=[v["voter"] for v in same])
+               {"action": action, "comment": comment, "votes": len(same), "quorum": quorum})  # fmt: skip
+        if len(same) < quorum:
+            return Outcome("pending", len(same), quorum, voters=[v["voter"] for v in same])
         outputs[action]["votes"] = [
             {"voter": v["voter"], "action": v["action"], "form": v["form"], "comment": v["comment"]}
             for v in votes
@@ -230,39 +222,27 @@ def decide(
         _audit(conn, approver.voter, "approval.decided", str(row.id),
                {"action": action, "status": status, "voters": [v["voter"] for v in same]})  # fmt: skip
     dispatch.send(sent)
-    return Outcome(status, len(same), cfg.quorum, outputs=outputs, voters=[v["voter"] for v in same])
+    return Outcome(status, len(same), quorum, outputs=outputs, voters=[v["voter"] for v in same])
 
 
-def _unverified_hint(request: dict[str, Any], approver: Approver) -> str:
-    """Why a listed address was not enough: the sign-in did not verify it."""
-    users = {str(u).strip().lower() for u in (request.get("approvers") or {}).get("users") or []}
-    if approver.email_verified or approver.email.strip().lower() not in users:
-        return ""
-    return (
-        f" ({approver.email} is listed, but your sign-in provider did not verify that address; "
-        "sign in with a provider that verifies it, or ask for your user id to be listed instead)"
+_DUE = (
+    select(*_OPEN_COLUMNS)
+    .where(
+        _approvals.c.status == status_literal("pending"),
+        _approvals.c.deadline.is_not(None),
+        _approvals.c.deadline < func.now(),
     )
-
-
-def _describe_approvers(request: dict[str, Any]) -> str:
-    users = (request.get("approvers") or {}).get("users") or []
-    roles = allowed_roles(request)
-    parts = ([f"users {', '.join(users)}"] if users else []) + (
-        [f"roles {', '.join(roles)}"] if roles else []
-    )
-    return " and ".join(parts) or f"any {DECIDER_ROLE}"
+    .order_by(_approvals.c.deadline)
+    .limit(bindparam("n"))
+    .with_for_update(skip_locked=True)
+)
 
 
 def expire_due(*, database_url: str | None = None, limit: int = 100) -> int:
     """Apply the deadline of every overdue approval (reject, approve or escalate); returns how many."""
     sent: list[executor.Dispatch] = []
     with _db(database_url).begin() as conn:
-        rows = conn.execute(
-            text("SELECT id, run_id, step_id, node_id, status, request, deadline, decided_by, true AS expired"
-                 " FROM approvals WHERE status = 'pending' AND deadline IS NOT NULL AND deadline < now()"
-                 " ORDER BY deadline LIMIT :n FOR UPDATE SKIP LOCKED"),
-            {"n": limit},
-        ).all()  # fmt: skip
+        rows = conn.execute(_DUE, {"n": limit}).all()
         for row in rows:
             sent += _expire(conn, row)
     dispatch.send(sent)
@@ -271,25 +251,134 @@ def expire_due(*, database_url: str | None = None, limit: int = 100) -> int:
 
 def _expire(conn: Connection, row: Any) -> list[executor.Dispatch]:
     request = row.request or {}
-    step = executor.waiting_step(conn, str(row.step_id))
+    step = waiting.waiting_step(conn, str(row.step_id))
     if step is None:  # the run ended some other way; nothing to resume
-        conn.execute(text("UPDATE approvals SET status = 'cancelled' WHERE id = :id"), {"id": row.id})
+        conn.execute(update(_approvals).values(status="cancelled").where(_approvals.c.id == row.id))
         return []
-    cfg = _config(request, conn, step)
-    decision = expiry_decision(cfg)
+    node_type = _resumable(step)
+    cfg = _config(request, conn, step, node_type)
+    decision = node_type.on_expiry(cfg) if node_type.on_expiry is not None else None
     if decision is None:
-        role = cfg.escalate_to_role or ""
+        role = str(request.get("escalate_to_role") or "")
+        extra = bindparam("extra", {"escalated_to_role": role}, type_=JSONB)
         conn.execute(
-            text("UPDATE approvals SET deadline = NULL, request = request || CAST(:extra AS jsonb) WHERE id = :id"),
-            {"extra": json.dumps({"escalated_to_role": role}), "id": row.id},
-        )  # fmt: skip
+            update(_approvals)
+            .values(deadline=None, request=_approvals.c.request.op("||")(extra))
+            .where(_approvals.c.id == row.id)
+        )
         events.emit(conn, events.APPROVAL_REQUESTED, step.run_id, approval_id=str(row.id), step_id=step.step_id,
                     node_id=step.node_id, title=request.get("title", ""), escalated_to_role=role)  # fmt: skip
         _audit(conn, EXPIRED_BY, "approval.escalated", str(row.id), {"to_role": role})
         return []
     decision["data"] = step.inputs.get("in")
-    outputs = resume_outputs(cfg, decision, expired=True)
+    outputs = node_type.resume(cfg, decision, expired=True)
     _audit(conn, EXPIRED_BY, "approval.expired", str(row.id), {"action": decision["action"]})
     return _close(
         conn, row, step, status="expired", decision=decision, outputs=outputs, decided_by=EXPIRED_BY
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing: the one rule of who sees an approval is `may_decide`, applied before any limit.
+
+CLOSED = ("approved", "rejected", "decided", "expired", "cancelled")
+_ORDERS = {
+    "newest": (_approvals.c.created_at.desc(), _approvals.c.id.desc()),
+    "oldest": (_approvals.c.created_at, _approvals.c.id),
+    "decided": (_approvals.c.decided_at.desc().nulls_last(), _approvals.c.id.desc()),
+}
+
+
+@dataclass(frozen=True)
+class ApprovalSummary:
+    """An approval as lists show it, with its workflow's name and the votes cast so far."""
+
+    id: uuid.UUID
+    run_id: uuid.UUID
+    node_id: str
+    status: str
+    title: str
+    body: str
+    request: dict[str, Any] | None
+    deadline: datetime | None
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    workflow: str | None  # None for a run of an unsaved definition
+    votes: int = 0
+    voted: bool = False  # whether the approver asking has voted on it
+
+
+def _summaries(voter: str) -> Select:
+    runs, workflows = Run.__table__, Workflow.__table__
+    votes = select(func.count()).where(_votes.c.approval_id == _approvals.c.id).scalar_subquery()
+    mine = exists().where(_votes.c.approval_id == _approvals.c.id, _votes.c.voter == voter)
+    return select(
+        *(_approvals.c[f.name] for f in fields(ApprovalSummary) if f.name in _approvals.c),
+        workflows.c.name.label("workflow"), votes.label("votes"), mine.label("voted"),
+    ).select_from(
+        _approvals.join(runs, runs.c.id == _approvals.c.run_id).outerjoin(
+            workflows, workflows.c.id == runs.c.workflow_id
+        )
+    )  # fmt: skip
+
+
+def list_decidable(
+    approver: Approver,
+    status: str | Sequence[str] = "pending",
+    limit: int = 100,
+    offset: int = 0,
+    *,
+    search: str = "",
+    order: str = "newest",
+    include_voted: bool = False,
+    database_url: str | None = None,
+) -> list[ApprovalSummary]:
+    """Approvals in `status` that `approver` may decide, `offset` of them skipped, at most `limit`.
+
+    `search` matches the title or the workflow's name; `order` is newest, oldest or decided (last
+    decided first); `include_voted` also lists the ones they voted on, search or not. Rows are
+    filtered before they are counted, so an approval never hides behind ones the approver may
+    not see.
+    """
+    if not include_voted and not at_least(approver.role, DECIDER_ROLE):
+        return []
+    statuses = [status] if isinstance(status, str) else list(status)
+    query = _summaries(approver.voter).where(_approvals.c.status.in_(statuses)).order_by(*_ORDERS[order])
+    term = search.strip().lower()
+    found: list[ApprovalSummary] = []
+    with _db(database_url).connect() as conn:
+        for row in conn.execution_options(yield_per=200).execute(query):
+            item = ApprovalSummary(**row._mapping)
+            matches = not term or term in item.title.lower() or term in (item.workflow or "").lower()
+            if not ((matches and may_decide(item.request or {}, approver)) or (include_voted and item.voted)):
+                continue
+            if offset:
+                offset -= 1
+                continue
+            found.append(item)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def get_decidable(
+    approval_id: str | uuid.UUID, approver: Approver, *, database_url: str | None = None
+) -> ApprovalSummary | None:
+    """One approval `approver` may decide; None when it does not exist or is not theirs."""
+    try:
+        wanted = uuid.UUID(str(approval_id))
+    except ValueError:
+        return None
+    with _db(database_url).connect() as conn:
+        row = conn.execute(_summaries(approver.voter).where(_approvals.c.id == wanted)).first()
+    if row is None or not may_decide(row.request or {}, approver):
+        return None
+    return ApprovalSummary(**row._mapping)
+
+
+def count_pending(*, database_url: str | None = None) -> int:
+    """How many approvals wait for a decision (all of them, whoever may decide)."""
+    with _db(database_url).connect() as conn:
+        query = select(func.count()).select_from(_approvals).where(_approvals.c.status == "pending")
+        return conn.execute(query).scalar_one()

@@ -1,4 +1,9 @@
-"""The Celery application: broker from settings, tasks acked late and rejected on worker loss."""
+"""The Celery application, built by a function: broker from settings, tasks acked late and rejected on worker loss.
+
+No app is created at import time. The worker builds its own (`engine.tasks.create_worker_app`, with
+the engine's tasks registered on it); senders use `current_celery()`, a cached app that is never set
+as Celery's current app, so building one (in tests, say) does not replace the app a process runs.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,14 @@ from celery import Celery
 
 from engine.settings import get_settings
 
+DEFAULT_REDIS_URL = "redis://127.0.0.1:56379/0"
+
 
 def create_celery(redis_url: str | None = None, *, set_as_current: bool = True) -> Celery:
-    """A Celery app on the settings' Redis (or `redis_url`)."""
-    url = redis_url or get_settings().redis_url or "redis://127.0.0.1:56379/0"
-    app = Celery("flowloom", broker=url, backend=url, include=["engine.tasks"], set_as_current=set_as_current)
+    """A Celery app on the settings' Redis (or `redis_url`), with no tasks registered."""
+    settings = get_settings()
+    url = redis_url or settings.redis_url or DEFAULT_REDIS_URL
+    app = Celery("flowloom", broker=url, backend=url, set_as_current=set_as_current)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -24,7 +32,7 @@ def create_celery(redis_url: str | None = None, *, set_as_current: bool = True) 
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
-        task_default_queue=get_settings().queue,
+        task_default_queue=settings.queue,
     )
     return app
 
@@ -36,8 +44,5 @@ def celery_for(redis_url: str) -> Celery:
 
 
 def current_celery() -> Celery:
-    """The app for the broker the current settings name."""
-    return celery_for(get_settings().redis_url or "redis://127.0.0.1:56379/0")
-
-
-celery_app = create_celery()
+    """The app for sending to the broker the current settings name."""
+    return celery_for(get_settings().redis_url or DEFAULT_REDIS_URL)

@@ -23,7 +23,7 @@ from urllib.parse import unquote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.errors import PolicyViolation, StepError
+from engine.errors import EgressRefused, PolicyViolation, StepError
 from engine.special_addresses import IPAddress, IPNetwork, embedded_ipv4, why_not_global
 
 # Cloud instance-metadata and platform endpoints: refused unless listed by exact address, even with
@@ -169,20 +169,16 @@ def _split(url: str | httpx.URL) -> tuple[httpx.URL, str, int]:
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
-        raise PolicyViolation(f"url {str(url)!r} is not a valid URL: {exc}") from exc
+        raise EgressRefused(f"url {str(url)!r} is not a valid URL: {exc}") from exc
     if parsed.scheme not in ("http", "https"):
-        raise PolicyViolation(
-            f"url {str(url)!r}: scheme {parsed.scheme!r} is not allowed; only http and https"
-        )
+        raise EgressRefused(f"url {str(url)!r}: scheme {parsed.scheme!r} is not allowed; only http and https")
     if parsed.userinfo:
-        raise PolicyViolation(
-            f"url {str(url)!r} carries credentials before '@'; send them in a header instead"
-        )
+        raise EgressRefused(f"url {str(url)!r} carries credentials before '@'; send them in a header instead")
     host = unquote(parsed.raw_host.decode("ascii")).lower().rstrip(".")
     if not host:
-        raise PolicyViolation(f"url {str(url)!r} has no host")
+        raise EgressRefused(f"url {str(url)!r} has no host")
     if "%" in host:
-        raise PolicyViolation(f"url {str(url)!r}: IPv6 zone ids are not allowed")
+        raise EgressRefused(f"url {str(url)!r}: IPv6 zone ids are not allowed")
     return parsed, host, parsed.port or (443 if parsed.scheme == "https" else 80)
 
 
@@ -203,7 +199,7 @@ def _resolve(url: str, host: str, port: int) -> list[IPAddress]:
 def _check(url: str, policy: EgressPolicy) -> tuple[httpx.URL, str, list[IPAddress]]:
     parsed, host, port = _split(url)
     if host in METADATA_HOSTS and not any(r.host == host for r in _rules(tuple(policy.allowed_hosts))):
-        raise PolicyViolation(
+        raise EgressRefused(
             f"url {url!r} names {host}, a cloud metadata host; it is refused unless listed exactly "
             "in the workflow's egress policy (policy.egress.allowed_hosts)"
         )
@@ -211,12 +207,12 @@ def _check(url: str, policy: EgressPolicy) -> tuple[httpx.URL, str, list[IPAddre
     for address in addresses:
         reason = _refusal(address, host, port, policy)
         if reason is not None:
-            raise PolicyViolation(f"url {url!r} resolves to {address}, {reason}")
+            raise EgressRefused(f"url {url!r} resolves to {address}, {reason}")
     return parsed, host, addresses
 
 
 def check_destination(url: str, policy: EgressPolicy) -> list[IPAddress]:
-    """Resolve url's host; return its addresses when every one passes the policy, else raise PolicyViolation."""
+    """Resolve url's host; return its addresses when every one passes the policy, else raise EgressRefused."""
     return _check(url, policy)[2]
 
 
@@ -310,7 +306,7 @@ class EgressClient:
                 kept = [(k, v) for k, v in headers.multi_items() if k.lower() in CROSS_ORIGIN_HEADERS]
                 headers = httpx.Headers(kept)
             via, current = f"redirect {len(history)} ({current} -> {target})", target
-        raise PolicyViolation(
+        raise EgressRefused(
             f"url {url!r} redirected more than {self.policy.max_redirects} times (policy.egress.max_redirects)"
         )
 
@@ -330,7 +326,7 @@ class EgressClient:
         except PolicyViolation as exc:
             if via is None:
                 raise
-            raise PolicyViolation(f"{via} refused: {exc}") from exc
+            raise EgressRefused(f"{via} refused: {exc}") from exc
         pinned = httpx.Headers(headers)
         pinned["host"] = url.netloc.decode("ascii")
         extensions = {"sni_hostname": host} if url.scheme == "https" else {}
@@ -360,14 +356,14 @@ class EgressClient:
         chunks: list[bytes] = []
         try:
             if declared.isdigit() and int(declared) > limit:
-                raise PolicyViolation(
+                raise EgressRefused(
                     f"response from {url} declares {int(declared):,} bytes; {_size_fix(limit)}"
                 )
             size = 0
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > limit:
-                    raise PolicyViolation(f"response from {url} is over {limit:,} bytes; {_size_fix(limit)}")
+                    raise EgressRefused(f"response from {url} is over {limit:,} bytes; {_size_fix(limit)}")
                 chunks.append(chunk)
         finally:
             await response.aclose()

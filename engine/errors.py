@@ -1,23 +1,148 @@
-"""The small error hierarchy every Flowloom layer raises."""
+"""The small error hierarchy every Flowloom layer raises, and the one enum of its codes.
+
+Every error carries an `ErrorCode`: the API answers it as problem+json (app/problems.py maps
+each code to its HTTP status), the UI and the CLI show `user_message(exc)`. A code's value is the
+string the API, the validator's issues and /login?error=<code> have always used.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Literal
 
 Severity = Literal["error", "warning"]
 
 
+class ErrorCode(StrEnum):
+    """Every code an error, a validation issue or a refusal carries; the value is what clients see."""
+
+    # The default code of each FlowloomError subclass.
+    FAILED = "failed"  # FlowloomError itself: something Flowloom refused, with no closer code
+    SETTING_INVALID = "setting_invalid"  # ConfigError
+    DEFINITION_INVALID = "definition_invalid"  # DefinitionError
+    VALIDATION_FAILED = "validation_failed"  # ValidationError
+    STEP_FAILED = "step_failed"  # StepError
+    POLICY_VIOLATION = "policy_violation"  # PolicyViolation
+    EGRESS_REFUSED = "egress_refused"  # PolicyViolation of the egress policy
+    SECRET_INVALID = "secret_invalid"  # SecretsError
+    SECRET_EXISTS = "secret_exists"  # SecretExists
+    APPROVAL_CONFLICT = "approval_conflict"  # ApprovalError: decided, voted, expired, not waiting
+    USER_REFUSED = "user_refused"  # UserError
+    API_KEY_INVALID = "api_key_invalid"  # ApiKeyError
+    EDIT_REFUSED = "edit_refused"  # EditRefused: an edit the editor will not make
+
+    # Requests: what a route or the HTTP gate refused.
+    REQUEST_INVALID = "request_invalid"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    CONFLICT = "conflict"
+    SIGN_IN_REQUIRED = "sign_in_required"
+    API_KEY_UNKNOWN = "api_key_unknown"
+    FORBIDDEN = "forbidden"
+    NOT_IN_POLICY = "not_in_policy"
+    CROSS_SITE_REFUSED = "cross_site_refused"
+    HOST_NOT_ALLOWED = "host_not_allowed"
+    BODY_TOO_LARGE = "body_too_large"
+    RATE_LIMITED = "rate_limited"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    DATABASE_ERROR = "database_error"
+    WORKFLOW_NOT_FOUND = "workflow_not_found"
+    VERSION_NOT_FOUND = "version_not_found"
+    RUN_NOT_FOUND = "run_not_found"
+    RUN_ENDED = "run_ended"
+    INLINE_NEEDS_EDITOR = "inline_needs_editor"
+    SECRET_NOT_FOUND = "secret_not_found"
+    USER_NOT_FOUND = "user_not_found"
+    API_KEY_NOT_FOUND = "api_key_not_found"
+    KEY_NEEDS_SESSION = "key_needs_session"
+    APPROVAL_NOT_FOUND = "approval_not_found"
+    APPROVAL_FORBIDDEN = "approval_forbidden"
+    APPROVAL_INVALID = "approval_invalid"
+
+    # Sign-in refusals: the value is what /login?error=<code> carries.
+    STATE = "state"
+    ID_TOKEN = "id_token"
+    ISSUER = "issuer"
+    PROVIDER_REFUSED = "provider_refused"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    UNKNOWN_PROVIDER = "unknown_provider"
+    INACTIVE = "inactive"
+    BAD_CREDENTIALS = "bad_credentials"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"  # also Throttled
+    SETUP_CODE = "setup_code"
+    SETUP_DONE = "setup_done"
+    PASSWORD_SHORT = "password_short"
+    PASSWORD_LONG = "password_long"
+    PASSWORDS_DIFFER = "passwords_differ"
+    EMAIL = "email"
+
+    # Validation issues (Issue.code) and the editor's refused connections.
+    INVALID = "invalid"
+    DUPLICATE_ID = "duplicate_id"
+    BAD_ID = "bad_id"
+    UNKNOWN_NODE_TYPE = "unknown_node_type"
+    CONFIG_INVALID = "config_invalid"
+    TEMPLATE_NOT_ALLOWED = "template_not_allowed"
+    BAD_TEMPLATE = "bad_template"
+    BAD_CONDITION = "bad_condition"
+    DANGLING_EDGE = "dangling_edge"
+    DUPLICATE_EDGE = "duplicate_edge"
+    SELF_LOOP = "self_loop"
+    UNKNOWN_PORT = "unknown_port"
+    PORT_TYPE_MISMATCH = "port_type_mismatch"
+    UNCONNECTED_INPUT = "unconnected_input"
+    INPUTS_INVALID = "inputs_invalid"
+    INPUT_INVALID = "input_invalid"
+    MISSING_START = "missing_start"
+    MULTIPLE_START = "multiple_start"
+    MISSING_END = "missing_end"
+    UNREACHABLE = "unreachable"
+    NO_PATH_TO_TERMINAL = "no_path_to_terminal"
+    CYCLE = "cycle"
+
+
+def title_of(code: ErrorCode) -> str:
+    """A short human title for a code: "port_type_mismatch" -> "Port type mismatch"."""
+    return code.value.replace("_", " ").capitalize()
+
+
 class FlowloomError(Exception):
-    """Base of every error Flowloom raises on purpose."""
+    """Base of every error Flowloom raises on purpose: its `code`, and where (`node_id`, `field`)."""
+
+    code: ErrorCode = ErrorCode.FAILED
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: ErrorCode | None = None,
+        node_id: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.node_id = node_id
+        self.field = field
+
+
+def user_message(exc: BaseException) -> str:
+    """What a person is shown for `exc`: the same text in API answers, the UI's toasts and the CLI."""
+    text = str(exc).strip()
+    return text or title_of(exc.code if isinstance(exc, FlowloomError) else ErrorCode.FAILED)
 
 
 class ConfigError(FlowloomError):
     """A setting is missing or wrong; the message names the setting to fix."""
 
+    code = ErrorCode.SETTING_INVALID
+
 
 class DefinitionError(FlowloomError):
     """A workflow definition cannot be parsed; says where (path/line, node id)."""
+
+    code = ErrorCode.DEFINITION_INVALID
 
     def __init__(
         self,
@@ -30,7 +155,6 @@ class DefinitionError(FlowloomError):
         self.message = message
         self.path = path
         self.line = line
-        self.node_id = node_id
         where = []
         if node_id:
             where.append(f'node "{node_id}"')
@@ -38,7 +162,7 @@ class DefinitionError(FlowloomError):
             where.append(path)
         if line is not None:
             where.append(f"line {line}")
-        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+        super().__init__(f"{', '.join(where)}: {message}" if where else message, node_id=node_id)
 
 
 @dataclass(frozen=True)
@@ -46,7 +170,7 @@ class Issue:
     """One problem found by validation, located by node/edge id and field."""
 
     message: str
-    code: str = "invalid"
+    code: ErrorCode = ErrorCode.INVALID
     node_id: str | None = None
     edge_id: str | None = None
     field: str | None = None
@@ -64,25 +188,51 @@ class Issue:
         return f"{self.severity}: {prefix}{self.message}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "code": str(self.code)}
 
 
 class ValidationError(FlowloomError):
-    """A definition parsed but is wrong; carries every issue found."""
+    """A definition parsed but is wrong; carries every issue found (the first error says where)."""
+
+    code = ErrorCode.VALIDATION_FAILED
 
     def __init__(self, issues: list[Issue]) -> None:
         self.issues = issues
-        super().__init__("; ".join(str(i) for i in issues) or "invalid workflow")
+        found = [i for i in issues if isinstance(i, Issue)]  # a str after a round trip through Celery
+        first = next((i for i in found if i.severity == "error"), found[0] if found else None)
+        super().__init__(
+            "; ".join(str(i) for i in issues) or "invalid workflow",
+            node_id=first.node_id if first else None,
+            field=first.field if first else None,
+        )
 
 
 class StepError(FlowloomError):
     """A step failed; `retryable` tells the engine whether retrying may help."""
 
-    def __init__(self, message: str, *, retryable: bool = True, node_id: str | None = None) -> None:
+    code = ErrorCode.STEP_FAILED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        node_id: str | None = None,
+        field: str | None = None,
+        code: ErrorCode | None = None,
+    ) -> None:
         self.retryable = retryable
-        self.node_id = node_id
-        super().__init__(f'node "{node_id}": {message}' if node_id else message)
+        text = f'node "{node_id}": {message}' if node_id else message
+        super().__init__(text, code=code, node_id=node_id, field=field)
 
 
 class PolicyViolation(FlowloomError):
     """A guardrail (egress policy, expression sandbox, size cap) refused an action."""
+
+    code = ErrorCode.POLICY_VIOLATION
+
+
+class EgressRefused(PolicyViolation):
+    """The egress policy refused an outbound request (address kind, scheme, redirect, size)."""
+
+    code = ErrorCode.EGRESS_REFUSED

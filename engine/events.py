@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, insert
+
+from models.tables import Event
 
 # The event types the engine emits; the envelope is the same for all of them.
 WORKFLOW_STARTED = "workflow.started"
@@ -48,17 +49,27 @@ EVENT_TYPES = (
     AGENT_STREAM,
 )
 
-_INSERT = text(
-    "INSERT INTO events (event_id, event_type, run_id, payload, created_at) "
-    "VALUES (:event_id, :event_type, :run_id, CAST(:payload AS jsonb), :created_at)"
+# inline(): the generated id is not fetched back (no RETURNING); nothing reads it here.
+_INSERT = (
+    insert(Event.__table__)
+    .values(
+        event_id=bindparam("event_id"),
+        event_type=bindparam("event_type"),
+        run_id=bindparam("run_id"),
+        payload=bindparam("payload"),
+        created_at=bindparam("created_at"),
+    )
+    .inline()
 )
 
 
-def envelope(event_type: str, run_id: str | None, data: dict[str, Any]) -> dict[str, Any]:
+def envelope(
+    event_type: str, run_id: str | None, data: dict[str, Any], now: datetime | None = None
+) -> dict[str, Any]:
     """The common event envelope: id, type, time, source, correlation (run) id, data."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     return {
         "event_id": str(uuid.uuid4()),
         "event_type": event_type,
@@ -72,14 +83,15 @@ def envelope(event_type: str, run_id: str | None, data: dict[str, Any]) -> dict[
 
 def emit(conn: Connection, event_type: str, run_id: str | None, **data: Any) -> None:
     """Write one event to the outbox inside the caller's transaction."""
-    env = envelope(event_type, run_id, data)
+    now = datetime.now(UTC)
+    env = envelope(event_type, run_id, data, now)
     conn.execute(
         _INSERT,
         {
             "event_id": env["event_id"],
             "event_type": event_type,
             "run_id": run_id,
-            "payload": json.dumps(env, default=str),
-            "created_at": env["timestamp"],
+            "payload": env,
+            "created_at": now,
         },
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from engine.definition import EdgeSpec, WorkflowDefinition
-from engine.errors import Issue, ValidationError
+from engine.errors import ErrorCode, Issue, ValidationError
 
 START_TYPE = "start"
 END_TYPE = "end"
@@ -56,7 +56,7 @@ def build_plan(defn: WorkflowDefinition) -> ExecutionPlan:
         generations = list(nx.topological_generations(graph))
     except nx.NetworkXUnfeasible:
         cycle = " -> ".join(_cycle_path(graph))
-        raise ValidationError([Issue(f"cycle: {cycle}", code="cycle")]) from None
+        raise ValidationError([Issue(f"cycle: {cycle}", code=ErrorCode.CYCLE)]) from None
     return ExecutionPlan([sorted(phase) for phase in generations], mode="dag")
 
 
@@ -73,7 +73,7 @@ def predecessors(defn: WorkflowDefinition, node_id: str) -> list[EdgeSpec]:
 def _state_machine_outline(defn: WorkflowDefinition, graph: nx.MultiDiGraph) -> ExecutionPlan:
     starts = [node.id for node in defn.nodes if node.type == START_TYPE]
     if not starts:
-        raise ValidationError([Issue('no "start" node; add one', code="missing_start")])
+        raise ValidationError([Issue('no "start" node; add one', code=ErrorCode.MISSING_START)])
     layers = nx.bfs_layers(graph, starts[0])
     return ExecutionPlan([sorted(layer) for layer in layers], mode="state_machine")
 

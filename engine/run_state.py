@@ -1,17 +1,53 @@
-"""What a worker knows of a run: its cached definition, claimed steps and earlier outputs."""
+"""What a worker knows of a run: its cached definition, claimed steps and what its steps recorded.
+
+The reads here are SQLAlchemy Core over the model tables, built once at import.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    String,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from engine.definition import WorkflowDefinition
-from engine.scheduler import Graph
+from engine.scheduler import Graph, NodeState
+from models.tables import Run, StepRun
+
+_runs, _steps = Run.__table__, StepRun.__table__
+
+
+def status_literal(name: str) -> ColumnElement[str]:
+    """A status written into the statement, not bound: PostgreSQL plans `status = 'running'` from
+    its statistics, while a bound status gets a generic plan once psycopg prepares the statement,
+    and that plan takes the (status, lease_until) index: five times slower per step."""
+    if not name.isidentifier():
+        raise ValueError(f"not a status name: {name!r}")
+    return literal_column(f"'{name}'", String)
+
+
+def status_literals(*names: str) -> list[ColumnElement[str]]:
+    """`status_literal` of each name, for `column.in_(...)`."""
+    return [status_literal(n) for n in names]
+
+
+ACTIVE = status_literals("queued", "running", "waiting")  # a step that is not done
 
 
 @dataclass(frozen=True)
@@ -35,6 +71,25 @@ class ClaimedStep:
     inputs: dict[str, Any]
 
 
+# The columns `claimed` reads.
+STEP_COLUMNS = (
+    _steps.c.id,
+    _steps.c.run_id,
+    _steps.c.node_id,
+    _steps.c.node_type,
+    _steps.c.visit,
+    _steps.c.attempt,
+    _steps.c.inputs,
+)
+
+
+def claimed(row: Any) -> ClaimedStep:
+    """A ClaimedStep from a row of STEP_COLUMNS."""
+    return ClaimedStep(
+        str(row.id), str(row.run_id), row.node_id, row.node_type, row.visit, row.attempt, row.inputs or {}
+    )
+
+
 @dataclass(frozen=True)
 class RunContext:
     """The immutable parts of a run: its definition, graph and inputs (cached per process)."""
@@ -46,10 +101,6 @@ class RunContext:
     inputs: dict[str, Any]
 
 
-def to_json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, default=str)
-
-
 @lru_cache(maxsize=256)
 def _parse_definition(raw: str) -> tuple[WorkflowDefinition, Graph]:
     defn = WorkflowDefinition.model_validate_json(raw)
@@ -57,6 +108,10 @@ def _parse_definition(raw: str) -> tuple[WorkflowDefinition, Graph]:
 
 
 _run_cache: dict[str, RunContext] = {}
+# The definition as JSON text: pydantic parses it directly, and the text is the parse cache's key.
+_LOAD_RUN = select(cast(_runs.c.definition, Text).label("d"), _runs.c.inputs, _runs.c.workflow_id).where(
+    _runs.c.id == bindparam("run")
+)
 
 
 def load_run(conn: Connection, run_id: str) -> RunContext:
@@ -64,9 +119,7 @@ def load_run(conn: Connection, run_id: str) -> RunContext:
     cached = _run_cache.get(run_id)
     if cached is not None:
         return cached
-    row = conn.execute(
-        text("SELECT definition::text AS d, inputs, workflow_id FROM runs WHERE id = :id"), {"id": run_id}
-    ).one()
+    row = conn.execute(_LOAD_RUN, {"run": run_id}).one()
     defn, graph = _parse_definition(row.d)
     ctx = RunContext(run_id, str(row.workflow_id) if row.workflow_id else None, defn, graph, row.inputs or {})
     if len(_run_cache) > 1000:
@@ -97,15 +150,24 @@ class LazyMapping(Mapping[str, Any]):
         return len(self._get())
 
 
+def _latest_per_node(*columns: Any) -> Any:
+    """The latest visit of each node of run :run (DISTINCT ON node_id)."""
+    return (
+        select(_steps.c.node_id, *columns)
+        .where(_steps.c.run_id == bindparam("run"))
+        .ext(distinct_on(_steps.c.node_id))
+        .order_by(_steps.c.node_id, _steps.c.visit.desc())
+    )
+
+
+_FINISHED_OUTPUTS = _latest_per_node(_steps.c.status, _steps.c.outputs).where(
+    _steps.c.status.in_(status_literals("succeeded", "failed"))
+)
+
+
 def step_outputs(conn: Connection, run_id: str) -> dict[str, Any]:
     """Latest outputs of every finished node of the run, for templates (`steps.x.output`)."""
-    rows = conn.execute(
-        text(
-            "SELECT DISTINCT ON (node_id) node_id, status, outputs FROM step_runs"
-            " WHERE run_id = :run AND status IN ('succeeded', 'failed') ORDER BY node_id, visit DESC"
-        ),
-        {"run": run_id},
-    )
+    rows = conn.execute(_FINISHED_OUTPUTS, {"run": run_id})
     return {
         r.node_id: {"output": primary_output(r.outputs), "outputs": r.outputs, "status": r.status}
         for r in rows
@@ -117,3 +179,55 @@ def primary_output(outputs: dict | None) -> Any:
     if isinstance(outputs, dict) and set(outputs) == {"out"}:
         return outputs["out"]
     return outputs
+
+
+_NODE_STATES = _latest_per_node(_steps.c.status, _steps.c.fired_edges)
+
+
+def node_states(conn: Connection, run_id: str) -> dict[str, NodeState]:
+    """Each node's latest status and fired edges (what the DAG scheduler decides on)."""
+    rows = conn.execute(_NODE_STATES, {"run": run_id})
+    return {r.node_id: NodeState(r.status, r.fired_edges or []) for r in rows}
+
+
+_OUTPUTS_OF = _latest_per_node(_steps.c.outputs).where(
+    _steps.c.node_id == any_(bindparam("nodes", type_=ARRAY(String)))
+)
+
+
+def outputs_of(conn: Connection, run_id: str, node_ids: list[str]) -> dict[str, Any]:
+    """The latest outputs of the given nodes."""
+    if not node_ids:
+        return {}
+    rows = conn.execute(_OUTPUTS_OF, {"run": run_id, "nodes": node_ids})
+    return {r.node_id: r.outputs for r in rows}
+
+
+_HAS_ACTIVE = select(exists().where(_steps.c.run_id == bindparam("run"), _steps.c.status.in_(ACTIVE)))
+
+
+def has_active_steps(conn: Connection, run_id: str) -> bool:
+    """Whether a step of the run is still queued, running or waiting."""
+    return bool(conn.execute(_HAS_ACTIVE, {"run": run_id}).scalar())
+
+
+_LAST_VISIT = select(func.coalesce(func.max(_steps.c.visit), 0)).where(
+    _steps.c.run_id == bindparam("run"), _steps.c.node_id == bindparam("node")
+)
+
+
+def last_visit(conn: Connection, run_id: str, node_id: str) -> int:
+    """How many times the run has visited `node_id` so far (0: never)."""
+    return conn.execute(_LAST_VISIT, {"run": run_id, "node": node_id}).scalar_one()
+
+
+_RUN_STEPS = (
+    select(_steps.c.node_id, _steps.c.node_type, _steps.c.status, _steps.c.outputs)
+    .where(_steps.c.run_id == bindparam("run"))
+    .order_by(_steps.c.finished_at)
+)
+
+
+def finished_order(conn: Connection, run_id: str) -> list[Any]:
+    """Every step of the run (node_id, node_type, status, outputs) in the order they finished."""
+    return list(conn.execute(_RUN_STEPS, {"run": run_id}).all())

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine import expressions
+from engine.contract import get_node_type
 from engine.definition import EdgeSpec, WorkflowDefinition
 from engine.errors import StepError
-from nodes.registry import get_node_type
 
 TERMINAL = ("succeeded", "failed", "skipped", "cancelled")
 
@@ -43,9 +43,11 @@ class Graph:
             self.inc[e.target].append(e)
         self.start = next(n.id for n in defn.nodes if n.type == "start")
 
-    def merge_mode(self, node_id: str) -> str:
+    def join_mode(self, node_id: str) -> str:
+        """How the node joins, as its type says: wait for "all" incoming branches, or run at "any" first."""
         node = self.nodes[node_id]
-        return str(node.config.get("mode", "all")) if node.type == "merge" else "all"
+        node_type = get_node_type(node.type)
+        return node_type.join_mode(node.config) if node_type is not None else "all"
 
 
 def fired_edges(
@@ -96,8 +98,9 @@ def dag_decide(graph: Graph, candidates: list[str], states: dict[str, NodeState]
     """Decide readiness of `candidates` (and, through skips, their successors) in a DAG run.
 
     A node is ready when every incoming edge is resolved (its source finished) and at least
-    one fired; a merge in "any" mode is ready as soon as one fired. A node whose incoming
-    edges are all resolved with none fired is skipped, and the skip propagates.
+    one fired; a node whose type joins "any" (a merge in that mode) is ready as soon as one
+    fired. A node whose incoming edges are all resolved with none fired is skipped, and the
+    skip propagates.
     """
     decision = Decision()
     queue = list(dict.fromkeys(candidates))
@@ -108,7 +111,7 @@ def dag_decide(graph: Graph, candidates: list[str], states: dict[str, NodeState]
         incoming = graph.inc[node_id]
         resolved = [e for e in incoming if e.source in states and states[e.source].status in TERMINAL]
         fired = [e for e in resolved if e.id in states[e.source].fired_edges]
-        if fired and (graph.merge_mode(node_id) == "any" or len(resolved) == len(incoming)):
+        if fired and (graph.join_mode(node_id) == "any" or len(resolved) == len(incoming)):
             decision.ready[node_id] = {}
         elif len(resolved) == len(incoming):
             decision.skipped.append(node_id)

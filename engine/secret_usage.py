@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from nodes.registry import get_node_type
+from engine import workflows
+from engine.contract import get_node_type
 
 
 @dataclass(frozen=True)
@@ -72,14 +72,8 @@ def secret_references(definition: Mapping[str, Any]) -> set[str]:
 
 def workflows_by_secret(conn: Connection) -> dict[str, list[WorkflowRef]]:
     """Secret name -> the workflows whose latest saved version uses it, by workflow name."""
-    rows = conn.execute(
-        text(
-            "SELECT w.id, w.name, v.definition FROM workflows w JOIN workflow_versions v"
-            " ON v.workflow_id = w.id AND v.version = w.latest_version ORDER BY w.name"
-        )
-    ).all()
     usage: dict[str, list[WorkflowRef]] = {}
-    for row in rows:
-        for name in secret_references(row.definition or {}):
-            usage.setdefault(name, []).append(WorkflowRef(str(row.id), row.name))
+    for workflow_id, workflow_name, definition in workflows.latest_definitions(conn):
+        for name in secret_references(definition):
+            usage.setdefault(name, []).append(WorkflowRef(workflow_id, workflow_name))
     return usage

@@ -13,24 +13,26 @@ environment is ever reachable: no prefix lookup, no FLOWLOOM_ variable, no app s
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 
 from engine import secret_policy
-from engine.errors import FlowloomError, PolicyViolation, StepError
+from engine.errors import ErrorCode, FlowloomError, PolicyViolation, StepError
 from engine.secret_policy import REDACTED, display_host
 from engine.settings import EnvSecret, get_settings
 from models.db import get_engine
+from models.memory import Secret
 
 __all__ = ["REDACTED", "SecretInfo", "SecretsError", "resolve_for_node"]
 
@@ -41,18 +43,25 @@ REFERENCE_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,99})?$"
 _NAME = re.compile(NAME_PATTERN)
 _HKDF_INFO = b"flowloom:secrets-store:v1"
 _FIX = "on the Secrets page"
-_COLUMNS = (
-    "name, description, allowed_destinations, allowed_node_types, created_by, created_at, rotated_by,"
-    " rotated_at, updated_at"
-)
+_secrets = Secret.__table__
+# What SecretInfo shows: everything but the ciphertext.
+_COLUMNS = tuple(
+    _secrets.c[n]
+    for n in ("name", "description", "allowed_destinations", "allowed_node_types", "created_by", "created_at",
+              "rotated_by", "rotated_at", "updated_at")
+)  # fmt: skip
 
 
 class SecretsError(FlowloomError):
     """A secret cannot be stored or read (bad name or binding, wrong key, no database)."""
 
+    code = ErrorCode.SECRET_INVALID
+
 
 class SecretExists(SecretsError):
     """A secret of that name is already stored."""
+
+    code = ErrorCode.SECRET_EXISTS
 
 
 @dataclass(frozen=True)
@@ -168,23 +177,15 @@ def create_secret(
     now = datetime.now(UTC)
     with _db(database_url).begin() as conn:
         row = conn.execute(
-            text(
-                "INSERT INTO secrets (id, name, ciphertext, description, allowed_destinations,"
-                " allowed_node_types, created_by, rotated_by, created_at, updated_at)"
-                " VALUES (gen_random_uuid(), :name, :ct, :description, CAST(:dest AS jsonb),"
-                " CAST(:types AS jsonb), :actor, '', :now, :now)"
-                f" ON CONFLICT (name) DO NOTHING RETURNING {_COLUMNS}"
-            ),
-            {
-                "name": name,
-                "ct": token,
-                "description": description[:500],
-                "dest": json.dumps(destinations),
-                "types": json.dumps(node_types),
-                "actor": actor[:320],
-                "now": now,
-            },  # fmt: skip
-        ).first()
+            insert(_secrets)
+            .values(
+                id=func.gen_random_uuid(), name=name, ciphertext=token, description=description[:500],
+                allowed_destinations=destinations, allowed_node_types=node_types, created_by=actor[:320],
+                rotated_by="", created_at=now, updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["name"])
+            .returning(*_COLUMNS)
+        ).first()  # fmt: skip
     if row is None:
         raise SecretExists(f"secret {name!r} already exists; rotate it instead")
     return _info(row)
@@ -204,22 +205,18 @@ def update_secret(
     check_name(name)
     destinations, node_types = _checked_bindings(name, allowed_destinations, allowed_node_types)
     now = datetime.now(UTC)
-    sets, params = ["updated_at = :now"], {"name": name, "now": now, "actor": actor[:320]}
+    changes: dict[str, Any] = {"updated_at": now}
     if value is not None:
-        sets += ["ciphertext = :ct", "rotated_by = :actor", "rotated_at = :now"]
-        params["ct"] = _encrypt(name, value)
+        changes.update(ciphertext=_encrypt(name, value), rotated_by=actor[:320], rotated_at=now)
     if description is not None:
-        sets.append("description = :description")
-        params["description"] = description[:500]
+        changes["description"] = description[:500]
     if destinations is not None:
-        sets.append("allowed_destinations = CAST(:dest AS jsonb)")
-        params["dest"] = json.dumps(destinations)
+        changes["allowed_destinations"] = destinations
     if node_types is not None:
-        sets.append("allowed_node_types = CAST(:types AS jsonb)")
-        params["types"] = json.dumps(node_types)
+        changes["allowed_node_types"] = node_types
     with _db(database_url).begin() as conn:
         row = conn.execute(
-            text(f"UPDATE secrets SET {', '.join(sets)} WHERE name = :name RETURNING {_COLUMNS}"), params
+            update(_secrets).values(changes).where(_secrets.c.name == name).returning(*_COLUMNS)
         ).first()
     return None if row is None else _info(row)
 
@@ -260,7 +257,7 @@ def get_secret(name: str, *, database_url: str | None = None) -> str | None:
     """The decrypted value of stored secret `name`, or None when the store has no such secret."""
     check_name(name)
     with _db(database_url).connect() as conn:
-        token = conn.execute(text("SELECT ciphertext FROM secrets WHERE name = :n"), {"n": name}).scalar()
+        token = conn.execute(select(_secrets.c.ciphertext).where(_secrets.c.name == name)).scalar()
     return None if token is None else _decrypt(name, token)
 
 
@@ -268,7 +265,7 @@ def get_info(name: str, *, database_url: str | None = None) -> SecretInfo | None
     """What may be shown about stored secret `name` (never its value), or None."""
     check_name(name)
     with _db(database_url).connect() as conn:
-        row = conn.execute(text(f"SELECT {_COLUMNS} FROM secrets WHERE name = :n"), {"n": name}).first()
+        row = conn.execute(select(*_COLUMNS).where(_secrets.c.name == name)).first()
     return None if row is None else _info(row)
 
 
@@ -276,13 +273,13 @@ def delete_secret(name: str, *, database_url: str | None = None) -> bool:
     """Remove secret `name`; False when there was none."""
     check_name(name)
     with _db(database_url).begin() as conn:
-        return bool(conn.execute(text("DELETE FROM secrets WHERE name = :n"), {"n": name}).rowcount)
+        return bool(conn.execute(delete(_secrets).where(_secrets.c.name == name)).rowcount)
 
 
 def list_secrets(*, database_url: str | None = None) -> list[SecretInfo]:
     """The stored secrets by name (never their values)."""
     with _db(database_url).connect() as conn:
-        rows = conn.execute(text(f"SELECT {_COLUMNS} FROM secrets ORDER BY name")).all()
+        rows = conn.execute(select(*_COLUMNS).order_by(_secrets.c.name)).all()
     return [_info(r) for r in rows]
 
 
@@ -354,10 +351,9 @@ def _from_store(name: str, where: str) -> _Loaded | None:
     try:
         with _db(None).connect() as conn:
             row = conn.execute(
-                text(
-                    "SELECT ciphertext, allowed_destinations, allowed_node_types FROM secrets WHERE name = :n"
-                ),
-                {"n": name},
+                select(
+                    _secrets.c.ciphertext, _secrets.c.allowed_destinations, _secrets.c.allowed_node_types
+                ).where(_secrets.c.name == name)
             ).first()
         if row is None:
             return None
@@ -389,7 +385,9 @@ def resolve_for_node(
     if loaded.allowed_node_types and node_type not in loaded.allowed_node_types:
         raise PolicyViolation(
             f'{where}: secret "{name}" may not be used by {node_type} nodes; allowed: '
-            f"{', '.join(loaded.allowed_node_types)}; change the secret's allowed node types {loaded.where}"
+            f"{', '.join(loaded.allowed_node_types)}; change the secret's allowed node types {loaded.where}",
+            node_id=node_id,
+            field=field,
         )
     if destination is not None and not secret_policy.destination_allowed(
         destination, loaded.allowed_destinations
@@ -397,7 +395,9 @@ def resolve_for_node(
         allowed = ", ".join(loaded.allowed_destinations) or "no destination"
         raise PolicyViolation(
             f'{where}: secret "{name}" may not be sent to {display_host(destination)}; allowed: {allowed}; '
-            f"change the secret's allowed destinations {loaded.where}"
+            f"change the secret's allowed destinations {loaded.where}",
+            node_id=node_id,
+            field=field,
         )
     return loaded.value
 

@@ -14,14 +14,9 @@ import pydantic
 
 from engine import expressions
 from engine.config_fields import fixed_fields
-from engine.context import StepContext
+from engine.contract import NodeType, StepContext, Suspend, get_node_type
 from engine.errors import FlowloomError, PolicyViolation, StepError
 from engine.run_state import ClaimedStep, RunContext
-from nodes.registry import Suspend, get_node_type
-
-# Config fields the engine leaves as written: expressions the node evaluates itself, and SQL,
-# whose values must travel as bound parameters, never as text spliced into the query.
-_UNRENDERED_FIELDS = {"expression", "branches", "query"}
 
 
 @dataclass
@@ -49,11 +44,12 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 def render_config(
     config: dict[str, Any], variables: dict[str, Any], fixed: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
-    """Render templated config values; expression fields and `fixed` fields stay as written."""
-    return {
-        k: v if k in _UNRENDERED_FIELDS or k in fixed else expressions.render_value(v, variables)
-        for k, v in config.items()
-    }
+    """Render templated config values; the fields in `fixed` stay as written.
+
+    `fixed` holds the config model's fixed fields (powers, secret names) and the node type's
+    `unrendered_fields` (expressions it evaluates itself, SQL whose values travel as parameters).
+    """
+    return {k: v if k in fixed else expressions.render_value(v, variables) for k, v in config.items()}
 
 
 def run_node(
@@ -89,7 +85,7 @@ def run_node(
         with expressions.evaluation_budget():
             try:
                 cfg = node_type.config_model.model_validate(
-                    render_config(node.config, ctx.variables, fixed_fields(node_type.config_model))
+                    render_config(node.config, ctx.variables, _fields_as_written(node_type))
                 )
             except pydantic.ValidationError as exc:
                 first = exc.errors()[0]
@@ -113,6 +109,10 @@ def run_node(
         _event_loop().run_until_complete(ctx.aclose())
     outcome.metrics["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return _redacted(outcome, ctx)
+
+
+def _fields_as_written(node_type: NodeType) -> frozenset[str]:
+    return fixed_fields(node_type.config_model) | node_type.unrendered_fields
 
 
 def _redacted(outcome: Outcome, ctx: StepContext) -> Outcome:

@@ -1,4 +1,8 @@
-"""Celery tasks: run one step durably; the sweeper and lease heartbeat run beside them."""
+"""Celery tasks: run one step durably; the sweeper and lease heartbeat run beside them.
+
+The tasks are registered on the app `create_worker_app()` builds (what `flowloom worker` runs);
+senders only need the task names (`dispatch.STEP_TASK`, `flowloom.ping`).
+"""
 
 from __future__ import annotations
 
@@ -8,34 +12,52 @@ import socket
 import threading
 import time
 
+from celery import Celery
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
-from sqlalchemy import text
 
-from engine import approvals, dispatch, executor
-from engine.celery_app import celery_app
+from engine import approvals, dispatch, executor, leases, waiting
+from engine.celery_app import create_celery
+from engine.contract import load_plugins
 from engine.definition import RetryPolicy
 from engine.settings import get_settings
 from engine.step_runner import run_node
 from models.db import get_engine
-from nodes.registry import load_builtin_nodes
 
 log = logging.getLogger("flowloom.worker")
 
-# Import every node type in the parent so forked worker processes start warm.
-load_builtin_nodes()
+PING_TASK = "flowloom.ping"
+
+# Load every node plug-in in the parent so forked worker processes start warm.
+load_plugins()
 
 
 def _db():
     return get_engine(get_settings().database_url)
 
 
-@celery_app.task(name="flowloom.ping", ignore_result=False)
+def create_worker_app(redis_url: str | None = None) -> Celery:
+    """The app a worker runs: on the settings' Redis (or `redis_url`), current, the engine's tasks on it."""
+    return register_tasks(create_celery(redis_url))
+
+
+def register_tasks(app: Celery) -> Celery:
+    """Register the engine's tasks on `app` (only there) and the worker's sweeper and heartbeat hooks."""
+    app.task(name=PING_TASK, ignore_result=False, shared=False)(ping)
+    app.task(
+        name=dispatch.STEP_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True, shared=False
+    )(run_step)
+    # Receivers are kept by identity, so registering on a second app does not connect them twice.
+    worker_ready.connect(_start_sweeper)
+    worker_shutdown.connect(_stop_sweeper)
+    worker_process_init.connect(_reset_after_fork)
+    return app
+
+
 def ping() -> str:
     """A no-op: health checks and the benchmark's baseline."""
     return "pong"
 
 
-@celery_app.task(name=dispatch.STEP_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_step(step_id: str) -> None:
     """Run one step; a redelivered message for a finished or owned step does nothing."""
     execute_step(step_id)
@@ -82,7 +104,7 @@ def _execute_once(step_id: str) -> tuple[str, list[executor.Dispatch]]:
         _heartbeat.discard(step_id)
     with engine.begin() as conn:
         if outcome.suspend is not None:
-            sent = executor.suspend_step(
+            sent = waiting.suspend_step(
                 conn, step, kind=outcome.suspend.kind, request=outcome.suspend.request
             )
             result = "waiting"
@@ -94,7 +116,7 @@ def _execute_once(step_id: str) -> tuple[str, list[executor.Dispatch]]:
             retry: RetryPolicy = node.retry or run.defn.error_handling.retry
             if outcome.retryable and step.attempt < retry.max_attempts:
                 delay = min(retry.backoff_s * retry.backoff_factor ** (step.attempt - 1), retry.max_backoff_s)
-                sent = executor.schedule_retry(conn, step, delay_s=delay, error=outcome.error)
+                sent = waiting.schedule_retry(conn, step, delay_s=delay, error=outcome.error)
                 result = "retrying"
             else:
                 sent = executor.finish_step(
@@ -116,14 +138,7 @@ def _load_step_outputs(run_id: str) -> dict:
 def _resume_timer_if_due(step_id: str) -> tuple[str, list[executor.Dispatch]]:
     """A delay node's timer fired: finish the waiting step with its input passed through."""
     with _db().begin() as conn:
-        row = conn.execute(
-            text(
-                "SELECT 1 FROM step_runs WHERE id = :id AND status = 'waiting' AND not_before <= now()"
-                " AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.step_id = step_runs.id)"
-            ),
-            {"id": step_id},
-        ).first()
-        step = executor.waiting_step(conn, step_id) if row else None
+        step = waiting.due_timer_step(conn, step_id)
         if step is None:
             return "skipped", []
         sent = executor.finish_step(
@@ -168,13 +183,7 @@ class _Heartbeat:
                 continue
             try:
                 with _db().begin() as conn:
-                    conn.execute(
-                        text(
-                            "UPDATE step_runs SET lease_until = now() + make_interval(secs => :lease)"
-                            " WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'running'"
-                        ),
-                        {"lease": lease, "ids": ids},
-                    )
+                    leases.extend_leases(conn, ids, lease_s=lease)
             except Exception:  # the database is briefly away: the next beat tries again
                 log.warning("lease heartbeat failed", exc_info=True)
 
@@ -202,7 +211,7 @@ def sweep_once() -> int:
     """One sweep: resend lost steps and apply approval deadlines; returns how many steps were resent."""
     settings = get_settings()
     with _db().begin() as conn:
-        lost = executor.lost_steps(conn, resend_after_s=settings.step_lease_s)
+        lost = leases.lost_steps(conn, resend_after_s=settings.step_lease_s)
     if lost:
         log.info("resending %d lost step(s)", len(lost))
     dispatch.send(lost)
@@ -215,7 +224,6 @@ def sweep_once() -> int:
 _sweeper: _Sweeper | None = None
 
 
-@worker_ready.connect
 def _start_sweeper(**_: object) -> None:
     global _sweeper
     _sweeper = _Sweeper()
@@ -227,13 +235,11 @@ def _start_sweeper(**_: object) -> None:
     )
 
 
-@worker_shutdown.connect
 def _stop_sweeper(**_: object) -> None:
     if _sweeper is not None:
         _sweeper.stopping.set()
 
 
-@worker_process_init.connect
 def _reset_after_fork(**_: object) -> None:
     # Connections and threads do not survive fork: each child builds its own.
     global _heartbeat

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
 import pydantic
 
 from engine.config_fields import fixed_fields
-from engine.definition import ERROR_PORT, EdgeSpec, NodeSpec, WorkflowDefinition
-from engine.errors import Issue, ValidationError
+from engine.connections import connection_problems
+from engine.contract import NodeType, Port, all_node_types, get_node_type
+from engine.definition import EdgeSpec, NodeSpec, WorkflowDefinition
+from engine.errors import ErrorCode, Issue, ValidationError
 from engine.expressions import check_expression, check_template, is_templated
 from engine.json_schemas import schema_problems
 from engine.parse import loc_path
 from engine.plan import END_TYPE, START_TYPE, ExecutionPlan, build_plan, workflow_graph
-from nodes.registry import NodeType, Port, all_node_types, get_node_type, port_types_compatible
-
-# What an on-error edge carries: a JSON description of the failure.
-ERROR_PORT_SPEC = Port("json", required=False, description="the error, after the node's retries")
 
 
 @dataclass
@@ -67,7 +65,7 @@ def validate(defn: WorkflowDefinition) -> ValidationReport:
     _check_edges(defn, infos, issues)
     _check_inputs_schema(defn.inputs, issues)
     for name, template in defn.outputs.items():
-        _add_if(issues, check_template(template), code="bad_template", field=f"outputs.{name}")
+        _add_if(issues, check_template(template), code=ErrorCode.BAD_TEMPLATE, field=f"outputs.{name}")
     _check_graph(defn, workflow_graph(defn), issues)
     report = ValidationReport(issues)
     if report.ok:
@@ -93,14 +91,18 @@ def _check_unique_ids(defn: WorkflowDefinition, issues: list[Issue]) -> None:
     for node in defn.nodes:
         if node.id in seen:
             issues.append(
-                Issue(f"duplicate node id {node.id!r}", code="duplicate_id", node_id=node.id, field="id")
+                Issue(
+                    f"duplicate node id {node.id!r}", code=ErrorCode.DUPLICATE_ID, node_id=node.id, field="id"
+                )
             )
         seen.add(node.id)
     seen.clear()
     for edge in defn.edges:
         if edge.id in seen:
             issues.append(
-                Issue(f"duplicate edge id {edge.id!r}", code="duplicate_id", edge_id=edge.id, field="id")
+                Issue(
+                    f"duplicate edge id {edge.id!r}", code=ErrorCode.DUPLICATE_ID, edge_id=edge.id, field="id"
+                )
             )
         seen.add(edge.id)
 
@@ -115,7 +117,7 @@ def _check_node(node: NodeSpec, issues: list[Issue]) -> _NodeInfo:
         issues.append(
             Issue(
                 f"unknown node type {node.type!r}{hint}",
-                code="unknown_node_type",
+                code=ErrorCode.UNKNOWN_NODE_TYPE,
                 node_id=node.id,
                 field="type",
             )
@@ -130,7 +132,10 @@ def _check_node(node: NodeSpec, issues: list[Issue]) -> _NodeInfo:
     except Exception as exc:  # a node type's port function is third-party code
         issues.append(
             Issue(
-                f"cannot derive output ports: {exc}", code="config_invalid", node_id=node.id, field="config"
+                f"cannot derive output ports: {exc}",
+                code=ErrorCode.CONFIG_INVALID,
+                node_id=node.id,
+                field="config",
             )
         )
         return _NodeInfo(node_type, None)
@@ -145,7 +150,9 @@ def _check_config(node: NodeSpec, node_type: NodeType, issues: list[Issue]) -> p
         errors = exc.errors(include_url=False, include_input=False)
     except Exception as exc:  # a node type's validator raised something pydantic did not wrap
         issues.append(
-            Issue(f"config check failed: {exc}", code="config_invalid", node_id=node.id, field="config")
+            Issue(
+                f"config check failed: {exc}", code=ErrorCode.CONFIG_INVALID, node_id=node.id, field="config"
+            )
         )
         return None
     fixed = fixed_fields(model)
@@ -155,7 +162,7 @@ def _check_config(node: NodeSpec, node_type: NodeType, issues: list[Issue]) -> p
             Issue(
                 "this field takes no templates ({{ }}): a secret name or a power is set in the saved "
                 f"definition, never by run inputs ({node.type})",
-                code="template_not_allowed",
+                code=ErrorCode.TEMPLATE_NOT_ALLOWED,
                 node_id=node.id,
                 field=f"config.{key}",
             )
@@ -172,7 +179,7 @@ def _check_config(node: NodeSpec, node_type: NodeType, issues: list[Issue]) -> p
         issues.append(
             Issue(
                 f"{error['msg']} ({node.type})",
-                code="config_invalid",
+                code=ErrorCode.CONFIG_INVALID,
                 node_id=node.id,
                 field=loc_path(("config", *error["loc"])),
             )
@@ -225,9 +232,9 @@ def _check_config_strings(node: NodeSpec, issues: list[Issue]) -> None:
     for loc, key, text in _config_strings(node.config):
         where = {"node_id": node.id, "field": loc_path(("config", *loc))}
         if is_templated(text):
-            _add_if(issues, check_template(text), code="bad_template", **where)
+            _add_if(issues, check_template(text), code=ErrorCode.BAD_TEMPLATE, **where)
         elif key == "expression" and text.strip():
-            _add_if(issues, check_expression(text), code="bad_condition", **where)
+            _add_if(issues, check_expression(text), code=ErrorCode.BAD_CONDITION, **where)
 
 
 def _check_edges(defn: WorkflowDefinition, infos: dict[str, _NodeInfo], issues: list[Issue]) -> None:
@@ -238,7 +245,7 @@ def _check_edges(defn: WorkflowDefinition, infos: dict[str, _NodeInfo], issues: 
             _add_if(
                 issues,
                 check_expression(edge.condition),
-                code="bad_condition",
+                code=ErrorCode.BAD_CONDITION,
                 edge_id=edge.id,
                 field="condition",
             )
@@ -248,15 +255,15 @@ def _check_edges(defn: WorkflowDefinition, infos: dict[str, _NodeInfo], issues: 
         if dangling:
             continue
         fed.add((edge.target, edge.target_port))
-        if edge.source == edge.target:
-            _check_self_loop(defn, edge, issues)
         key = (edge.source, edge.source_port, edge.target, edge.target_port, edge.condition)
         if key in seen:
             issues.append(
-                Issue(f"same connection as edge {seen[key]!r}", code="duplicate_edge", edge_id=edge.id)
+                Issue(
+                    f"same connection as edge {seen[key]!r}", code=ErrorCode.DUPLICATE_EDGE, edge_id=edge.id
+                )
             )
         seen.setdefault(key, edge.id)
-        _check_ports(edge, infos[edge.source], infos[edge.target], issues)
+        issues.extend(_check_connection(defn, edge, infos))
     for node in defn.nodes:
         node_type = infos[node.id].node_type
         for name, port in (node_type.inputs if node_type else {}).items():
@@ -264,7 +271,7 @@ def _check_edges(defn: WorkflowDefinition, infos: dict[str, _NodeInfo], issues: 
                 issues.append(
                     Issue(
                         f'required input port "{name}" has no incoming edge',
-                        code="unconnected_input",
+                        code=ErrorCode.UNCONNECTED_INPUT,
                         node_id=node.id,
                         field=f"ports.{name}",
                         severity="warning",
@@ -278,69 +285,36 @@ def _dangling(edge: EdgeSpec, end: str, node_ids: list[str]) -> Issue:
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return Issue(
         f"{end} {missing!r} is not a node of this workflow{hint}",
-        code="dangling_edge",
+        code=ErrorCode.DANGLING_EDGE,
         edge_id=edge.id,
         field=end,
     )
 
 
-def _check_self_loop(defn: WorkflowDefinition, edge: EdgeSpec, issues: list[Issue]) -> None:
-    if defn.mode == "dag":
-        message = "edge connects a node to itself; a DAG has no loops (use mode state_machine)"
-        issues.append(Issue(message, code="self_loop", node_id=edge.source, edge_id=edge.id))
-    elif edge.condition is None and not edge.is_error_edge:
+def _check_connection(defn: WorkflowDefinition, edge: EdgeSpec, infos: dict[str, _NodeInfo]) -> list[Issue]:
+    """The connection rulebook's verdict on `edge`, plus the state-machine self-loop warning."""
+    source, target = infos[edge.source], infos[edge.target]
+    found = connection_problems(
+        mode=defn.mode,
+        source=edge.source,
+        source_port=edge.source_port,
+        source_outputs=source.outputs,
+        target=edge.target,
+        target_port=edge.target_port,
+        target_inputs=target.node_type.inputs if target.node_type is not None else None,
+    )
+    issues = [replace(issue, edge_id=edge.id) for issue in found]
+    if (
+        edge.source == edge.target
+        and defn.mode != "dag"
+        and edge.condition is None
+        and not edge.is_error_edge
+    ):
         message = "unconditional self-loop: the node repeats until its max_visits guard stops the run"
         issues.append(
-            Issue(message, code="self_loop", node_id=edge.source, edge_id=edge.id, severity="warning")
+            Issue(message, code=ErrorCode.SELF_LOOP, node_id=edge.source, edge_id=edge.id, severity="warning")
         )
-
-
-def _check_ports(edge: EdgeSpec, source: _NodeInfo, target: _NodeInfo, issues: list[Issue]) -> None:
-    out_port: Port | None = None
-    if source.outputs is not None:
-        out_port = source.outputs.get(edge.source_port)
-        if out_port is None and edge.source_port == ERROR_PORT:
-            out_port = ERROR_PORT_SPEC
-        if out_port is None:
-            names = ", ".join([*source.outputs, ERROR_PORT])
-            issues.append(
-                Issue(
-                    f'no output port "{edge.source_port}"; its outputs: {names}',
-                    code="unknown_port",
-                    node_id=edge.source,
-                    edge_id=edge.id,
-                    field="source_port",
-                )
-            )
-    elif edge.source_port == ERROR_PORT:
-        out_port = ERROR_PORT_SPEC
-    in_port: Port | None = None
-    if target.node_type is not None:
-        in_port = target.node_type.inputs.get(edge.target_port)
-        if in_port is None:
-            names = ", ".join(target.node_type.inputs) or "none"
-            issues.append(
-                Issue(
-                    f'no input port "{edge.target_port}"; its inputs: {names}',
-                    code="unknown_port",
-                    node_id=edge.target,
-                    edge_id=edge.id,
-                    field="target_port",
-                )
-            )
-    if (
-        out_port is not None
-        and in_port is not None
-        and not port_types_compatible(out_port.type, in_port.type)
-    ):
-        issues.append(
-            Issue(
-                f'output "{edge.source_port}" ({out_port.type}) cannot feed input "{edge.target_port}" ({in_port.type})',
-                code="port_type_mismatch",
-                node_id=edge.target,
-                edge_id=edge.id,
-            )
-        )
+    return issues
 
 
 def _check_inputs_schema(schema: Mapping[str, Any], issues: list[Issue]) -> None:
@@ -349,29 +323,33 @@ def _check_inputs_schema(schema: Mapping[str, Any], issues: list[Issue]) -> None
         return
     for problem in schema_problems(schema):
         field = f"inputs.{problem.path}" if problem.path else "inputs"
-        issues.append(Issue(problem.message, code="inputs_invalid", field=field))
+        issues.append(Issue(problem.message, code=ErrorCode.INPUTS_INVALID, field=field))
     if schema.get("type", "object") != "object":
         issues.append(
             Issue(
-                'the run inputs schema must have "type": "object"', code="inputs_invalid", field="inputs.type"
+                'the run inputs schema must have "type": "object"',
+                code=ErrorCode.INPUTS_INVALID,
+                field="inputs.type",
             )
         )
     properties = schema.get("properties", {})
     if not isinstance(properties, Mapping):
         issues.append(
-            Issue('"properties" must be a mapping', code="inputs_invalid", field="inputs.properties")
+            Issue('"properties" must be a mapping', code=ErrorCode.INPUTS_INVALID, field="inputs.properties")
         )
         properties = {}
     required = schema.get("required", [])
     if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
         issues.append(
-            Issue('"required" must be a list of names', code="inputs_invalid", field="inputs.required")
+            Issue(
+                '"required" must be a list of names', code=ErrorCode.INPUTS_INVALID, field="inputs.required"
+            )
         )
     elif properties:
         for name in required:
             if name not in properties:
                 message = f'required input "{name}" is not in "properties"'
-                issues.append(Issue(message, code="inputs_invalid", field="inputs.required"))
+                issues.append(Issue(message, code=ErrorCode.INPUTS_INVALID, field="inputs.required"))
 
 
 def _check_graph(defn: WorkflowDefinition, graph: nx.MultiDiGraph, issues: list[Issue]) -> None:
@@ -380,19 +358,25 @@ def _check_graph(defn: WorkflowDefinition, graph: nx.MultiDiGraph, issues: list[
     if not starts:
         issues.append(
             Issue(
-                'no "start" node; every workflow begins at exactly one', code="missing_start", field="nodes"
+                'no "start" node; every workflow begins at exactly one',
+                code=ErrorCode.MISSING_START,
+                field="nodes",
             )
         )
     if len(starts) > 1:
         message = f"{len(starts)} start nodes ({', '.join(starts)}); keep exactly one"
-        issues.extend(Issue(message, code="multiple_start", node_id=node_id) for node_id in starts)
+        issues.extend(Issue(message, code=ErrorCode.MULTIPLE_START, node_id=node_id) for node_id in starts)
     if not ends:
-        issues.append(Issue('no "end" node; add one so runs can finish', code="missing_end", field="nodes"))
+        issues.append(
+            Issue('no "end" node; add one so runs can finish', code=ErrorCode.MISSING_END, field="nodes")
+        )
     if starts:
         reachable = set(starts).union(*(nx.descendants(graph, s) for s in starts))
         for node in defn.nodes:
             if node.id not in reachable:
-                issues.append(Issue("not reachable from the start node", code="unreachable", node_id=node.id))
+                issues.append(
+                    Issue("not reachable from the start node", code=ErrorCode.UNREACHABLE, node_id=node.id)
+                )
     if defn.mode == "dag":
         _check_cycles(defn, graph, issues)
     if ends:
@@ -401,7 +385,9 @@ def _check_graph(defn: WorkflowDefinition, graph: nx.MultiDiGraph, issues: list[
         for node in defn.nodes:
             if node.id not in finishing:
                 message = 'no path from here to an "end" node'
-                issues.append(Issue(message, code="no_path_to_terminal", node_id=node.id, severity=severity))
+                issues.append(
+                    Issue(message, code=ErrorCode.NO_PATH_TO_TERMINAL, node_id=node.id, severity=severity)
+                )
 
 
 def _check_cycles(defn: WorkflowDefinition, graph: nx.MultiDiGraph, issues: list[Issue]) -> None:
@@ -413,4 +399,4 @@ def _check_cycles(defn: WorkflowDefinition, graph: nx.MultiDiGraph, issues: list
         cycle = nx.find_cycle(graph.subgraph(group), source=first)
         path = " -> ".join([str(e[0]) for e in cycle] + [str(cycle[0][0])])
         message = f"cycle: {path}; a DAG has no loops (use mode state_machine)"
-        issues.append(Issue(message, code="cycle", node_id=str(cycle[0][0])))
+        issues.append(Issue(message, code=ErrorCode.CYCLE, node_id=str(cycle[0][0])))

@@ -9,8 +9,8 @@ from sqlalchemy import Connection, create_engine, pool, text
 from sqlmodel import SQLModel
 
 import models  # noqa: F401 - importing the package registers every table on SQLModel.metadata
-from engine.migrate import COMPARE_OPTIONS
-from engine.services import embedded_database_url
+from engine.ops.embedded_postgres import embedded_database_url
+from engine.ops.migrate import COMPARE_OPTIONS
 from engine.settings import get_settings
 from models.db import normalise_url
 
@@ -25,7 +25,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 
 def database_url() -> str:
-    """The URL engine.migrate passes, else alembic.ini's sqlalchemy.url, else FLOWLOOM_DATABASE_URL.
+    """The URL engine.ops.migrate passes, else alembic.ini's sqlalchemy.url, else FLOWLOOM_DATABASE_URL.
 
     With none of them set, the embedded PostgreSQL (running under `flowloom up`) is used, so
     `alembic revision --autogenerate -m "..."` works beside a running Flowloom.
@@ -40,7 +40,7 @@ def database_url() -> str:
 
 
 def configure(connection: Connection) -> None:
-    """The options autogenerate and compare_metadata share (engine.migrate uses the same ones)."""
+    """The options autogenerate and compare_metadata share (engine.ops.migrate uses the same ones)."""
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

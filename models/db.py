@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from sqlalchemy import Engine, create_engine
 from sqlmodel import Session
@@ -25,6 +26,8 @@ def make_engine(url: str, **kwargs) -> Engine:
     kwargs.setdefault("pool_recycle", 300)
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
+    # JSONB values that are not plain JSON (a datetime in a step's output) are stored as strings.
+    kwargs.setdefault("json_serializer", partial(json.dumps, default=str))
     return create_engine(normalise_url(url), **kwargs)
 
 

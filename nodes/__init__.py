@@ -1,1 +1,1 @@
-"""Node types: each module registers one family of nodes with the registry."""
+"""The built-in node families, each a package found through the `flowloom.nodes` entry points."""

@@ -21,10 +21,12 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 
 import models  # noqa: F401 - registers every table on SQLModel.metadata
-from engine.health import ping_workers
-from engine.launcher import stop_process_group
-from engine.migrate import upgrade_to_head
-from engine.services import EmbeddedPostgres, EmbeddedRedis, find_free_port, redis_reachable
+from engine.ops.embedded_postgres import EmbeddedPostgres
+from engine.ops.embedded_redis import EmbeddedRedis
+from engine.ops.health import ping_workers
+from engine.ops.launcher import stop_process_group
+from engine.ops.migrate import upgrade_to_head
+from engine.ops.services import find_free_port, redis_reachable
 from engine.settings import get_settings
 from models.db import get_engine
 
@@ -118,7 +120,7 @@ class WorkerHandle:
 
     @property
     def pid(self) -> int:
-        """The Celery master's pid (`flowloom worker` execs Celery, so the pid stays)."""
+        """The Celery master's pid (`flowloom worker` runs Celery in its own process, so the pid stays)."""
         return self.process.pid
 
     @property
@@ -186,7 +188,7 @@ def worker_factory(
         log_path = log_dir / f"worker-{len(started)}.log"
         with open(log_path, "wb") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", "engine.cli", "worker", "--concurrency", str(concurrency)],
+                [sys.executable, "-m", "engine.ops.cli", "worker", "--concurrency", str(concurrency)],
                 cwd=REPO_ROOT,
                 env=child_env,
                 stdin=subprocess.DEVNULL,
@@ -232,7 +234,7 @@ class LaunchedFlowloom:
         self.log_path = log_path
         with open(log_path, "wb") as log_file:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "engine.cli", "up"],
+                [sys.executable, "-m", "engine.ops.cli", "up"],
                 cwd=REPO_ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,

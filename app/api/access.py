@@ -6,14 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.callers import Admin, Caller, client_ip
-from app.auth import api_keys, audit, users
+from app.auth import api_keys, users
 from app.auth.policy import Role
 from app.auth.principal import session_cache
 from app.db import db_session
+from engine import audit
+from engine.errors import ErrorCode, FlowloomError
 
 router = APIRouter(tags=["access"])
 
@@ -106,19 +108,16 @@ def list_keys(principal: Caller) -> list[ApiKeyPublic]:
 def create_key(body: ApiKeyCreate, principal: Caller, request: Request) -> ApiKeyCreated:
     """Create a key with a role up to your own; the answer holds the key, shown only this once."""
     if principal.via != "session":
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, detail="sign in to create keys; a key cannot make keys"
+        raise FlowloomError(
+            "sign in to create keys; a key cannot make keys", code=ErrorCode.KEY_NEEDS_SESSION
         )
     with db_session() as session:
         owner = users.get_user(session, principal.user_id)
         if owner is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="sign in first")
-        try:
-            row, key = api_keys.create(
-                session, owner, name=body.name, role=body.role, rate_limit_per_min=body.rate_limit_per_min
-            )
-        except api_keys.ApiKeyError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+            raise FlowloomError("sign in first", code=ErrorCode.SIGN_IN_REQUIRED)
+        row, key = api_keys.create(  # ApiKeyError answers 422
+            session, owner, name=body.name, role=body.role, rate_limit_per_min=body.rate_limit_per_min
+        )
         audit.record(
             session, actor=principal.actor, action="api_key.created", target_type="api_key",
             target_id=str(row.id), details={"name": row.name, "prefix": row.prefix, "role": row.role},
@@ -134,7 +133,7 @@ def revoke_key(key_id: uuid.UUID, principal: Caller, request: Request) -> Respon
     with db_session() as session:
         row = api_keys.revoke(session, key_id, by_user=uuid.UUID(principal.user_id), by_role=principal.role)
         if row is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"API key {key_id} not found")
+            raise FlowloomError(f"API key {key_id} not found", code=ErrorCode.API_KEY_NOT_FOUND)
         audit.record(
             session, actor=principal.actor, action="api_key.revoked", target_type="api_key",
             target_id=str(row.id), details={"prefix": row.prefix}, ip=client_ip(request),
@@ -153,12 +152,10 @@ def list_users(principal: Admin) -> list[UserPublic]:
 def update_user(user_id: uuid.UUID, body: UserUpdate, principal: Admin, request: Request) -> UserPublic:
     """Change a user's role or deactivate them (admins only); the change applies at once."""
     with db_session() as session:
-        try:
-            changed = users.change_user(session, user_id, role=body.role, is_active=body.is_active)
-        except users.UserError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+        # UserError (the last admin, an unknown role) answers 409.
+        changed = users.change_user(session, user_id, role=body.role, is_active=body.is_active)
         if changed is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"user {user_id} not found")
+            raise FlowloomError(f"user {user_id} not found", code=ErrorCode.USER_NOT_FOUND)
         user, changes = changed
         if changes:
             audit.record(

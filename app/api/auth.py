@@ -18,10 +18,12 @@ from app import routes
 from app.api import access
 from app.api.callers import client_ip
 from app.api.security_headers import served_over_https
-from app.auth import audit, local, oidc, sessions, throttle, users
+from app.auth import local, oidc, sessions, throttle, users
 from app.auth.middleware import AuthMiddleware, login_url
 from app.auth.principal import session_cache
 from app.db import db_session
+from engine import audit
+from engine.errors import ErrorCode, user_message
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ def _signed_in(request: Request, user_id: str, next_path: str) -> RedirectRespon
     return response
 
 
-def _to_login(code: str, next_path: str = "") -> RedirectResponse:
+def _to_login(code: ErrorCode, next_path: str = "") -> RedirectResponse:
     url = f"{routes.LOGIN}?error={code}"
     if next_path and safe_next(next_path) != routes.INDEX:
         url = login_url(next_path) + f"&error={code}"
@@ -111,13 +113,13 @@ async def callback(request: Request, provider: str) -> Response:
         request.session.clear()
         await run_in_threadpool(
             audit.record_now, actor="", action="auth.sign_in_failed", target_type="provider",
-            target_id=provider, details={"reason": exc.code}, ip=client_ip(request),
+            target_id=provider, details={"reason": str(exc.code)}, ip=client_ip(request),
         )  # fmt: skip
         return _to_login(exc.code)
     request.session.clear()
     user_id, _ = await run_in_threadpool(_record_sign_in, identity, provider, client_ip(request))
     if user_id is None:
-        return _to_login("inactive")
+        return _to_login(ErrorCode.INACTIVE)
     return _signed_in(request, user_id, next_path)
 
 
@@ -133,7 +135,7 @@ def _too_many(exc: throttle.Throttled) -> HTMLResponse:
     """429 for a sign-in form post: what happened, how long to wait, the way back."""
     page = (
         "<!doctype html><title>Too many attempts</title>"
-        f'<p>Sign-in refused: {escape(str(exc))}.</p><p><a href="{routes.LOGIN}">Back to sign-in</a></p>'
+        f'<p>Sign-in refused: {escape(user_message(exc))}.</p><p><a href="{routes.LOGIN}">Back to sign-in</a></p>'
     )
     return HTMLResponse(page, status_code=429, headers={"Retry-After": str(exc.retry_after)})
 
@@ -171,7 +173,7 @@ async def local_login(
         log.warning("sign-in from %s refused: %s", ip, exc)
         return _too_many(exc)
     if user_id is None:
-        return _to_login("bad_credentials", next)
+        return _to_login(ErrorCode.BAD_CREDENTIALS, next)
     return _signed_in(request, user_id, next)
 
 
@@ -184,7 +186,7 @@ def _setup(code: str, email: str, password: str, ip: str) -> str:
         with db_session() as session:
             return str(local.complete_setup(session, code=code, email=email, password=password, ip=ip).id)
     except local.LocalAccountError as exc:
-        if exc.code == "setup_code":
+        if exc.code == ErrorCode.SETUP_CODE:
             with db_session() as session:
                 throttle.record_failure(session, keys)
         raise
@@ -201,7 +203,7 @@ async def setup(
     """First run only: create the local admin with the setup code from the data directory."""
     ip = client_ip(request)
     if password != password_again:
-        return _to_login("passwords_differ")
+        return _to_login(ErrorCode.PASSWORDS_DIFFER)
     try:
         user_id = await run_in_threadpool(_setup, code, email, password, ip)
     except throttle.Throttled as exc:

@@ -10,7 +10,6 @@ first-run setup) get the tighter FLOWLOOM_MAX_ANONYMOUS_BODY_BYTES; everything e
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
@@ -18,6 +17,8 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.policy import API_POLICY, PUBLIC
+from app.problems import problem_messages
+from engine.errors import ErrorCode
 from engine.settings import get_settings
 
 _PARAM = re.compile(r"\{([^}:]+)(:path)?\}")
@@ -61,17 +62,8 @@ def _refusal(limit: _Limit, path: str) -> tuple[Message, Message]:
         f"the request body is larger than {limit.bytes:,} bytes, the most {path} accepts ({limit.setting}); "
         "send a smaller body"
     )
-    body = json.dumps({"detail": detail}).encode()
-    start: Message = {
-        "type": "http.response.start",
-        "status": 413,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),  # the rest of the body is not worth reading
-        ],
-    }
-    return start, {"type": "http.response.body", "body": body, "more_body": False}
+    # Connection: close, because the rest of the body is not worth reading.
+    return problem_messages(ErrorCode.BODY_TOO_LARGE, detail, [(b"connection", b"close")])
 
 
 class BodyLimit:

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 
 from app.auth.policy import Role, allows
 from app.auth.principal import Principal
+from engine.errors import ErrorCode, FlowloomError
 
 
 def caller(request: Request) -> Principal:
     """The signed-in user or API key of this request; 401 when there is none."""
     found = getattr(request.state, "principal", None)
     if found is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="sign in first")
+        raise FlowloomError("sign in first", code=ErrorCode.SIGN_IN_REQUIRED)
     return found
 
 
@@ -27,7 +28,7 @@ def requires(role: Role):
 
     def check(principal: Annotated[Principal, Depends(caller)]) -> Principal:
         if not allows(principal.role, role):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"this needs the {role} role")
+            raise FlowloomError(f"this needs the {role} role", code=ErrorCode.FORBIDDEN)
         return principal
 
     return check

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.schemas import CheckPublic, HealthPublic
 from app.auth.policy import Role, allows
-from engine.health import CheckResult, check_database, check_redis, check_workers
+from engine.ops.health import CheckResult, check_database, check_redis, check_workers
 from engine.settings import get_settings
 
 router = APIRouter(tags=["health"])

@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from fastapi import FastAPI
 
-from app import routes
-from app.api import auth, body_limit, health, runs, secrets, security_headers, trusted_hosts, workflows
-from app.db import describe_db_error
-from engine.errors import ConfigError
+from app import problems, routes
+from app.api import (
+    auth,
+    body_limit,
+    health,
+    runs,
+    secrets,
+    security_headers,
+    trusted_hosts,
+    workflows,
+)
 
 log = logging.getLogger(__name__)
-
-
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
-    return JSONResponse({"detail": describe_db_error(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
-
-
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"detail": describe_db_error(exc)}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
 
 
 def create_api() -> FastAPI:
@@ -40,9 +35,7 @@ def create_api() -> FastAPI:
     api.include_router(workflows.router, prefix=routes.API_PREFIX)
     api.include_router(runs.router, prefix=routes.API_PREFIX)
     api.include_router(secrets.router, prefix=routes.API_PREFIX)
-    api.add_exception_handler(OperationalError, _database_unavailable)
-    api.add_exception_handler(ConfigError, _database_unavailable)
-    api.add_exception_handler(SQLAlchemyError, _database_error)
+    problems.install(api)  # every FlowloomError, HTTP and database error as RFC 9457 problem+json
     auth.install(api)  # sign-in routes and the deny-by-default gate in front of every route
     body_limit.install(api)  # 413 for bodies over the cap, before the auth gate or anyone reads them
     trusted_hosts.install(api)  # Host allow-list (FLOWLOOM_ALLOWED_HOSTS) before anything reads Host

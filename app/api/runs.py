@@ -6,26 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
 from app.api.callers import Caller
 from app.auth.policy import Role, allows
-from engine.approvals import may_decide
+from engine.approvals import list_decidable
 from engine.definition import WorkflowDefinition
-from engine.errors import DefinitionError, ValidationError
+from engine.errors import ErrorCode, FlowloomError
 from engine.parse import parse_dict
-from engine.runs import (
-    ApprovalError,
-    cancel_run,
-    decide_approval,
-    get_run,
-    saved_version,
-    start_run,
-)
-from engine.settings import get_settings
-from models.db import get_engine
+from engine.runs import cancel_run, decide_approval, get_run, start_run
+from engine.workflows import saved_version
 
 router = APIRouter(tags=["runs"])
 
@@ -92,34 +83,26 @@ class Decision(BaseModel):
     comment: str = Field("", max_length=5000)
 
 
-def _invalid(exc: DefinitionError | ValidationError) -> HTTPException:
-    if isinstance(exc, ValidationError):
-        detail: Any = [i.to_dict() for i in exc.issues]
-    else:
-        detail = str(exc)
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
-
-
 def _definition_for(body: RunCreate, principal: Caller) -> tuple[WorkflowDefinition, str | None, str | None]:
     """What to run: an editor's inline definition, or a saved version (the only thing operators run)."""
     if body.definition is not None:
         if body.workflow_id is not None or body.version is not None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                detail="give either workflow_id (with an optional version) or definition, not both",
+            raise FlowloomError(
+                "give either workflow_id (with an optional version) or definition, not both",
+                code=ErrorCode.REQUEST_INVALID,
             )
         # Checked before the definition is even parsed: an operator's graph never reaches the engine.
         if not allows(principal.role, Role.EDITOR):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=INLINE_NEEDS_EDITOR)
+            raise FlowloomError(INLINE_NEEDS_EDITOR, code=ErrorCode.INLINE_NEEDS_EDITOR)
         return parse_dict(body.definition), None, None
     if body.workflow_id is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, detail="give workflow_id (a saved workflow) or definition"
+        raise FlowloomError(
+            "give workflow_id (a saved workflow) or definition", code=ErrorCode.REQUEST_INVALID
         )
     saved = saved_version(body.workflow_id, body.version)
     if saved is None:
         which = f"version {body.version}" if body.version is not None else "a saved version"
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"workflow {body.workflow_id} has no {which}")
+        raise FlowloomError(f"workflow {body.workflow_id} has no {which}", code=ErrorCode.VERSION_NOT_FOUND)
     return saved.definition, saved.workflow_id, saved.version_id
 
 
@@ -130,16 +113,13 @@ def _definition_for(body: RunCreate, principal: Caller) -> tuple[WorkflowDefinit
     responses={403: {"description": "An inline definition from a caller below editor"}},
 )
 def create_run(body: RunCreate, principal: Caller) -> RunPublic:
-    """Start a run; the definition is validated and the inputs checked against its schema."""
-    try:
-        defn, workflow_id, version_id = _definition_for(body, principal)
-        run_id = start_run(
-            defn, body.inputs, workflow_id=workflow_id, version_id=version_id,
-            created_by=principal.user_id, started_by=principal.started_by, started_via="api",
-            actor=principal.actor,
-        )  # fmt: skip
-    except (DefinitionError, ValidationError) as exc:
-        raise _invalid(exc) from exc
+    """Start a run; the definition is validated and the inputs checked against its schema (422 issues)."""
+    defn, workflow_id, version_id = _definition_for(body, principal)
+    run_id = start_run(
+        defn, body.inputs, workflow_id=workflow_id, version_id=version_id,
+        created_by=principal.user_id, started_by=principal.started_by, started_via="api",
+        actor=principal.actor,
+    )  # fmt: skip
     return read_run(uuid.UUID(run_id))
 
 
@@ -148,7 +128,7 @@ def read_run(run_id: uuid.UUID) -> RunPublic:
     """A run with its steps."""
     view = get_run(str(run_id))
     if view is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"run {run_id} not found")
+        raise FlowloomError(f"run {run_id} not found", code=ErrorCode.RUN_NOT_FOUND)
     return RunPublic(
         id=view.id,
         status=view.status,
@@ -166,7 +146,7 @@ def cancel(run_id: uuid.UUID, principal: Caller) -> RunPublic:
     """Cancel a run that is still going (409 if it already ended)."""
     current = read_run(run_id)
     if not cancel_run(str(run_id), cancelled_by=principal.started_by, via="api", actor=principal.actor):
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"run {run_id} already {current.status}")
+        raise FlowloomError(f"run {run_id} already {current.status}", code=ErrorCode.RUN_ENDED)
     return read_run(run_id)
 
 
@@ -176,24 +156,13 @@ def list_approvals(
         "pending", alias="status", pattern="^(pending|approved|rejected|decided|expired|cancelled)$"
     ),
     limit: int = Query(100, ge=1, le=500),
+    offset: int = Query(0, ge=0),
     *,
     principal: Caller,
 ) -> list[ApprovalPublic]:
-    """Approvals in a given status that the caller may decide (admins see all), newest first."""
-    approver = principal.approver
-    with get_engine(get_settings().database_url).connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT id, run_id, node_id, status, title, body, request, deadline, created_at FROM approvals"
-                " WHERE status = :s ORDER BY created_at DESC LIMIT :n"
-            ),
-            {"s": state, "n": limit},
-        ).mappings()
-        return [
-            ApprovalPublic(**r)
-            for r in rows
-            if principal.role == "admin" or may_decide(r["request"] or {}, approver)
-        ]
+    """Approvals in a given status that the caller may decide, newest first (the Inbox's rule)."""
+    found = list_decidable(principal.approver, state, limit, offset)
+    return [ApprovalPublic.model_validate(a, from_attributes=True) for a in found]
 
 
 @router.post(
@@ -205,18 +174,10 @@ def list_approvals(
 )
 def decide(approval_id: uuid.UUID, body: Decision, principal: Caller) -> dict[str, Any]:
     """Vote on an approval; once the quorum agrees, the run resumes on the workers with that branch."""
-    approver = principal.approver
-    try:
-        outcome = decide_approval(
-            str(approval_id), approver, action=body.action, form=body.form, comment=body.comment
-        )
-    except ApprovalError as exc:
-        code = {
-            "not_found": status.HTTP_404_NOT_FOUND,
-            "invalid": status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "forbidden": status.HTTP_403_FORBIDDEN,
-        }.get(exc.kind, status.HTTP_409_CONFLICT)
-        raise HTTPException(code, detail=str(exc)) from exc
+    # An ApprovalError answers with its code's status: 404, 403, 422 or 409 (see app/problems.py).
+    outcome = decide_approval(
+        str(approval_id), principal.approver, action=body.action, form=body.form, comment=body.comment
+    )
     return {
         "status": "decided" if outcome.decided else "pending",
         "approval_status": outcome.status,

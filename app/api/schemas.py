@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from app.db import DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH
+from engine.workflows import DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH
 
 WorkflowName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)

@@ -11,13 +11,15 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import pydantic
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from app import secret_admin
 from app.api.callers import Admin, client_ip
 from engine import secrets
+from engine.errors import ErrorCode, FlowloomError
 
 router = APIRouter(tags=["secrets"])
 Body = TypeVar("Body", bound=BaseModel)
@@ -87,7 +89,7 @@ def _one(name: str) -> SecretPublic:
     for row in secret_admin.list_rows():
         if row.name == name:
             return _public(row)
-    raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"secret {name!r} not found")
+    raise FlowloomError(f"secret {name!r} not found", code=ErrorCode.SECRET_NOT_FOUND)
 
 
 async def _parse(request: Request, model: type[Body]) -> Body:
@@ -95,12 +97,12 @@ async def _parse(request: Request, model: type[Body]) -> Body:
     try:
         data: Any = json.loads(await request.body() or b"null")
     except ValueError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="the body is not JSON") from None
+        raise FlowloomError("the body is not JSON", code=ErrorCode.REQUEST_INVALID) from None
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        problems = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=problems) from None
+        # Answered like FastAPI's own request errors: locations and messages, never the input.
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
 
 
 def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
@@ -130,16 +132,12 @@ async def create_secret(request: Request, principal: Admin) -> SecretPublic:
     body = await _parse(request, SecretCreate)
 
     def work() -> SecretPublic:
-        try:
-            secret_admin.create(
-                principal.actor, body.name, body.value.get_secret_value(), description=body.description,
-                allowed_destinations=body.allowed_destinations, allowed_node_types=body.allowed_node_types,
-                ip=client_ip(request),
-            )  # fmt: skip
-        except secrets.SecretExists as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-        except secrets.SecretsError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        # SecretExists answers 409, any other SecretsError 422 (app/problems.py).
+        secret_admin.create(
+            principal.actor, body.name, body.value.get_secret_value(), description=body.description,
+            allowed_destinations=body.allowed_destinations, allowed_node_types=body.allowed_node_types,
+            ip=client_ip(request),
+        )  # fmt: skip
         return _one(body.name)
 
     return await run_in_threadpool(work)
@@ -156,16 +154,13 @@ async def update_secret(name: str, request: Request, principal: Admin) -> Secret
     body = await _parse(request, SecretUpdate)
 
     def work() -> SecretPublic:
-        try:
-            changed = secret_admin.update(
-                principal.actor, name, value=body.value.get_secret_value() if body.value else None,
-                description=body.description, allowed_destinations=body.allowed_destinations,
-                allowed_node_types=body.allowed_node_types, ip=client_ip(request),
-            )  # fmt: skip
-        except secrets.SecretsError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        changed = secret_admin.update(
+            principal.actor, name, value=body.value.get_secret_value() if body.value else None,
+            description=body.description, allowed_destinations=body.allowed_destinations,
+            allowed_node_types=body.allowed_node_types, ip=client_ip(request),
+        )  # fmt: skip
         if changed is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=_absent(name))
+            raise FlowloomError(_absent(name), code=ErrorCode.SECRET_NOT_FOUND)
         return _one(name)
 
     return await run_in_threadpool(work)
@@ -174,12 +169,9 @@ async def update_secret(name: str, request: Request, principal: Admin) -> Secret
 @router.delete("/secrets/{name}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
 def delete_secret(name: str, request: Request, principal: Admin) -> Response:
     """Delete a secret; workflows that use it fail with 'not set' until it is stored again."""
-    try:
-        deleted = secret_admin.delete(principal.actor, name, ip=client_ip(request))
-    except secrets.SecretsError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    deleted = secret_admin.delete(principal.actor, name, ip=client_ip(request))
     if not deleted:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=_absent(name))
+        raise FlowloomError(_absent(name), code=ErrorCode.SECRET_NOT_FOUND)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -8,12 +8,12 @@ the literal address the connection reached (no DNS name in between, so nothing t
 
 from __future__ import annotations
 
-import json
-
 from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.problems import problem_messages
+from engine.errors import ErrorCode
 from engine.settings import get_settings
 from engine.web_hosts import host_allowed, split_host
 
@@ -37,23 +37,12 @@ class TrustedHosts:
             await send({"type": "websocket.close", "code": 1008, "reason": "host not allowed"})
             return
         shown = host[:100]
-        body = json.dumps(
-            {
-                "detail": f"Host {shown!r} is not served here; add {split_host(shown)[0]!r} to "
-                "FLOWLOOM_ALLOWED_HOSTS (a JSON list) if browsers reach Flowloom by that name"
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 400,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        detail = (
+            f"Host {shown!r} is not served here; add {split_host(shown)[0]!r} to "
+            "FLOWLOOM_ALLOWED_HOSTS (a JSON list) if browsers reach Flowloom by that name"
         )
-        await send({"type": "http.response.body", "body": body})
+        for message in problem_messages(ErrorCode.HOST_NOT_ALLOWED, detail):
+            await send(message)
 
 
 def install(api: FastAPI) -> None:

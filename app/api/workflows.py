@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from app import db
 from app.api.schemas import WorkflowCreate, WorkflowPublic
+from engine import workflows
+from engine.errors import ErrorCode, FlowloomError
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 
@@ -17,8 +19,8 @@ _NOT_FOUND = {404: {"description": "No workflow has this id"}}
 # change is in the database (a yield dependency may close after the response is sent).
 
 
-def _not_found(workflow_id: uuid.UUID) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"workflow {workflow_id} not found")
+def _not_found(workflow_id: uuid.UUID) -> FlowloomError:
+    return FlowloomError(f"workflow {workflow_id} not found", code=ErrorCode.WORKFLOW_NOT_FOUND)
 
 
 @router.get("", response_model=list[WorkflowPublic])
@@ -28,14 +30,16 @@ def list_workflows(
 ) -> list[WorkflowPublic]:
     """Workflows, most recently updated first."""
     with db.db_session() as session:
-        return [WorkflowPublic.model_validate(w) for w in db.list_workflows(session, search, limit)]
+        return [WorkflowPublic.model_validate(w) for w in workflows.list_workflows(session, search, limit)]
 
 
 @router.post("", response_model=WorkflowPublic, status_code=status.HTTP_201_CREATED)
 def create_workflow(body: WorkflowCreate) -> WorkflowPublic:
     """Create an empty workflow (no version yet)."""
     with db.db_session() as session:
-        created = WorkflowPublic.model_validate(db.create_workflow(session, body.name, body.description))
+        created = WorkflowPublic.model_validate(
+            workflows.create_workflow(session, body.name, body.description)
+        )
     return created
 
 
@@ -43,7 +47,7 @@ def create_workflow(body: WorkflowCreate) -> WorkflowPublic:
 def get_workflow(workflow_id: uuid.UUID) -> WorkflowPublic:
     """One workflow."""
     with db.db_session() as session:
-        workflow = db.get_workflow(session, workflow_id)
+        workflow = workflows.get_workflow(session, workflow_id)
         if workflow is None:
             raise _not_found(workflow_id)
         return WorkflowPublic.model_validate(workflow)
@@ -53,7 +57,7 @@ def get_workflow(workflow_id: uuid.UUID) -> WorkflowPublic:
 def delete_workflow(workflow_id: uuid.UUID) -> Response:
     """Delete a workflow with its versions and runs."""
     with db.db_session() as session:
-        deleted = db.delete_workflow(session, workflow_id)
+        deleted = workflows.delete_workflow(session, workflow_id)
     if not deleted:
         raise _not_found(workflow_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from app.auth import throttle
 from app.auth.policy import RANK, Role, allows, is_role, lower_role
-from engine.errors import FlowloomError
+from engine.errors import ErrorCode, FlowloomError
 from models.auth import ApiKey, User
 from models.tables import utcnow
 
@@ -39,6 +39,8 @@ _LAST_USED_EVERY = timedelta(seconds=60)
 
 class ApiKeyError(FlowloomError):
     """A key request was refused; the message says why."""
+
+    code = ErrorCode.API_KEY_INVALID
 
 
 def hash_key(key: str) -> str:

@@ -18,13 +18,14 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.auth import audit
 from app.auth.policy import Role
 from app.auth.users import count_users
 from app.db import db_session
-from engine.errors import FlowloomError
+from engine import audit
+from engine.errors import ErrorCode, FlowloomError, user_message
 from engine.settings import get_settings
 from models.auth import User
 from models.tables import utcnow
@@ -42,23 +43,28 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 class LocalAccountError(FlowloomError):
     """A password or setup request was refused; `code` names the reason for /login?error=<code>."""
 
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        super().__init__(message)
+    code = ErrorCode.BAD_CREDENTIALS
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message, code=code)
 
 
 def check_password_rules(password: str) -> None:
     """Refuse passwords that are too short or absurdly long."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise LocalAccountError("password_short", f"password: use at least {MIN_PASSWORD_LENGTH} characters")
+        raise LocalAccountError(
+            ErrorCode.PASSWORD_SHORT, f"password: use at least {MIN_PASSWORD_LENGTH} characters"
+        )
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise LocalAccountError("password_long", f"password: use at most {MAX_PASSWORD_LENGTH} characters")
+        raise LocalAccountError(
+            ErrorCode.PASSWORD_LONG, f"password: use at most {MAX_PASSWORD_LENGTH} characters"
+        )
 
 
 def _normalise_email(email: str) -> str:
     email = email.strip().lower()
     if "@" not in email or len(email) > 320 or any(c.isspace() for c in email):
-        raise LocalAccountError("email", "email: enter an e-mail address such as admin@example.com")
+        raise LocalAccountError(ErrorCode.EMAIL, "email: enter an e-mail address such as admin@example.com")
     return email
 
 
@@ -140,16 +146,18 @@ def ensure_setup_code() -> Path:
 def complete_setup(session: Session, *, code: str, email: str, password: str, ip: str = "") -> User:
     """Create the first admin with the setup code; refused once any user exists."""
     # Serialise concurrent first-run requests on a transaction-level advisory lock.
-    session.connection().exec_driver_sql("SELECT pg_advisory_xact_lock(7286351)")
+    session.execute(select(func.pg_advisory_xact_lock(7286351)))
     if not setup_needed(session):
-        raise LocalAccountError("setup_done", "setup is already done (or sign-in providers are configured)")
+        raise LocalAccountError(
+            ErrorCode.SETUP_DONE, "setup is already done (or sign-in providers are configured)"
+        )
     path = setup_code_path()
     try:
         expected = path.read_text().strip()
     except OSError:
-        raise LocalAccountError("setup_code", "setup code: open /login again to create one") from None
+        raise LocalAccountError(ErrorCode.SETUP_CODE, "setup code: open /login again to create one") from None
     if not code or not hmac.compare_digest(code.strip().encode(), expected.encode()):
-        raise LocalAccountError("setup_code", f"setup code: it does not match the code in {path}")
+        raise LocalAccountError(ErrorCode.SETUP_CODE, f"setup code: it does not match the code in {path}")
     user = set_password(session, email, password, actor="setup")
     audit.record(
         session, actor=user.email, action="auth.setup", target_type="user", target_id=str(user.id), ip=ip
@@ -177,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         with db_session() as session:
             user = set_password(session, args.email, password, actor="cli")
     except FlowloomError as exc:
-        sys.stderr.write(f"flowloom: {exc}\n")
+        sys.stderr.write(f"flowloom: {user_message(exc)}\n")
         return 2
     sys.stdout.write(f"{user.email} can now sign in with that password (role {user.role})\n")
     return 0

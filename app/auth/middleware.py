@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -34,7 +34,9 @@ from app.auth.policy import (
     page_route,
 )
 from app.auth.throttle import Throttled
-from app.db import DB_ERRORS, describe_db_error
+from app.problems import error_response, problem_response
+from engine.db_errors import DB_ERRORS, describe_db_error
+from engine.errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,7 @@ class AuthMiddleware:
             response = await self._decide(scope, path)
         except DB_ERRORS as exc:
             log.warning("%s %s: cannot check the caller: %s", scope.get("method"), path, type(exc).__name__)
-            response = JSONResponse({"detail": describe_db_error(exc)}, status_code=503)
+            response = problem_response(ErrorCode.DATABASE_UNAVAILABLE, describe_db_error(exc))
         if response is not None:
             await response(scope, receive, send)
             return
@@ -131,7 +133,7 @@ class AuthMiddleware:
         if path == REFLEX_UPLOAD_PATH or path.startswith(REFLEX_UPLOAD_PATH + "/"):
             caller = await self._caller(scope, headers, allow_key=False)
             if caller is None:
-                return JSONResponse({"detail": "sign in first"}, status_code=401)
+                return problem_response(ErrorCode.SIGN_IN_REQUIRED, "sign in first")
             return None
         if is_static_path(path):
             return None
@@ -156,40 +158,41 @@ class AuthMiddleware:
         method = scope.get("method", "GET").upper()
         template, wrong_method = _route_template(self.router.routes, path, method)
         if template is None:
-            code, detail = (405, "Method Not Allowed") if wrong_method else (404, "Not Found")
-            return JSONResponse({"detail": detail}, status_code=code)
+            if wrong_method:
+                return problem_response(ErrorCode.METHOD_NOT_ALLOWED, "Method Not Allowed")
+            return problem_response(ErrorCode.NOT_FOUND, "Not Found")
         needed = api_access("GET" if method == "HEAD" else method, template)
         if needed is None:
             log.warning("refused %s %s: the route is not in the access policy", method, template)
-            return JSONResponse({"detail": "this route is not in the access policy"}, status_code=403)
+            return problem_response(ErrorCode.NOT_IN_POLICY, "this route is not in the access policy")
         headers = Headers(scope=scope)
         has_key = bool(principals.bearer_token(headers.get("authorization", "")))
         try:
             caller = await self._caller(scope, headers, allow_key=True)
         except Throttled as exc:  # too many bad keys from this client or for this key prefix
-            return JSONResponse(
-                {"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)}
-            )
+            return error_response(exc, headers={"Retry-After": str(exc.retry_after)})
         if has_key and caller is None:
-            return _unauthorized("the API key is unknown or revoked")
+            return _unauthorized(ErrorCode.API_KEY_UNKNOWN, "the API key is unknown or revoked")
         # Another site's page may not use our user's cookie, to change data (CSRF) or to read it
         # (Reflex answers CORS for any origin, and SameSite=Lax still sends cookies to other ports).
         if not has_key and not same_origin(headers):
-            return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+            return problem_response(ErrorCode.CROSS_SITE_REFUSED, "cross-site request refused")
         if needed == PUBLIC:
             return None
         if caller is None:
-            return _unauthorized("sign in, or send an API key as 'Authorization: Bearer <key>'")
+            return _unauthorized(
+                ErrorCode.SIGN_IN_REQUIRED, "sign in, or send an API key as 'Authorization: Bearer <key>'"
+            )
         if not allows(caller.role, needed):
-            return JSONResponse(
-                {"detail": f"this needs the {needed} role; you have {caller.role}"}, status_code=403
+            return problem_response(
+                ErrorCode.FORBIDDEN, f"this needs the {needed} role; you have {caller.role}"
             )
         if caller.key_id:
             wait = rate_limiter.take(caller.key_id, caller.key_rate_per_min)
             if wait:
-                return JSONResponse(
-                    {"detail": f"rate limit of {caller.key_rate_per_min} requests a minute reached"},
-                    status_code=429,
+                return problem_response(
+                    ErrorCode.RATE_LIMITED,
+                    f"rate limit of {caller.key_rate_per_min} requests a minute reached",
                     headers={"Retry-After": str(max(1, round(wait)))},
                 )
         return None
@@ -215,5 +218,5 @@ class AuthMiddleware:
         return None
 
 
-def _unauthorized(detail: str) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+def _unauthorized(code: ErrorCode, detail: str) -> Response:
+    return problem_response(code, detail, headers={"WWW-Authenticate": "Bearer"})

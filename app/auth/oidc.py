@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.db import db_session
-from engine.errors import ConfigError, FlowloomError
+from engine.errors import ConfigError, ErrorCode, FlowloomError
 from engine.settings import OIDCProvider, Settings, get_settings
 from models.auth import UsedOidcState
 
@@ -41,9 +41,10 @@ USED_STATE_KEPT = timedelta(hours=2)
 class SignInError(FlowloomError):
     """A sign-in was refused; `code` is what /login?error=<code> shows (never provider text)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        super().__init__(message)
+    code = ErrorCode.PROVIDER_REFUSED
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message, code=code)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ class Registry:
 
     def _client(self, name: str):
         if name not in self.providers:
-            raise SignInError("unknown_provider", f"no sign-in provider is named {name!r}")
+            raise SignInError(ErrorCode.UNKNOWN_PROVIDER, f"no sign-in provider is named {name!r}")
         return self.oauth.create_client(name)
 
     def is_github(self, name: str) -> bool:
@@ -184,7 +185,9 @@ class Registry:
             return await client.authorize_redirect(request, redirect_uri)
         except Exception as exc:  # discovery failed: the provider is down or misconfigured
             log.warning("sign-in with %s could not start: %s", name, type(exc).__name__)
-            raise SignInError("provider_unavailable", f"the provider {name!r} did not answer") from exc
+            raise SignInError(
+                ErrorCode.PROVIDER_UNAVAILABLE, f"the provider {name!r} did not answer"
+            ) from exc
 
     async def finish(self, request: Request, name: str) -> Identity:
         """Check the callback and exchange the code; the identity the provider vouches for."""
@@ -194,7 +197,7 @@ class Registry:
         # below); it is recorded before the code goes to the provider, so a replay never gets there.
         if state and await client.framework.get_state_data(request.session, state):
             if not await run_in_threadpool(claim_state, state):
-                raise SignInError("state", "this sign-in answer was already used; sign in again")
+                raise SignInError(ErrorCode.STATE, "this sign-in answer was already used; sign in again")
         github = self.is_github(name)
         issuer = GITHUB_ISSUER
         if not github:
@@ -202,29 +205,31 @@ class Registry:
             issuer = metadata.get("issuer", "")
             given_iss = request.query_params.get("iss")
             if given_iss is not None and given_iss != issuer:  # RFC 9207: authlib does not check it
-                raise SignInError("issuer", f"the callback names issuer {given_iss!r}, expected {issuer!r}")
+                raise SignInError(
+                    ErrorCode.ISSUER, f"the callback names issuer {given_iss!r}, expected {issuer!r}"
+                )
         try:
             token = await client.authorize_access_token(request)
         except MismatchingStateError as exc:
-            raise SignInError("state", "the sign-in state does not match; start again") from exc
+            raise SignInError(ErrorCode.STATE, "the sign-in state does not match; start again") from exc
         except OAuthError as exc:
             log.warning("sign-in with %s refused: %s", name, exc.error or type(exc).__name__)
-            raise SignInError("provider_refused", "the provider refused the sign-in") from exc
+            raise SignInError(ErrorCode.PROVIDER_REFUSED, "the provider refused the sign-in") from exc
         except Exception as exc:  # id_token signature, nonce, audience, expiry; network errors
             log.warning("sign-in with %s failed: %s", name, type(exc).__name__)
-            raise SignInError("id_token", "the provider's answer did not check out") from exc
+            raise SignInError(ErrorCode.ID_TOKEN, "the provider's answer did not check out") from exc
         if github:
             return await self._github_identity(client, token)
         claims = token.get("userinfo")
         if not claims or not claims.get("sub"):
-            raise SignInError("id_token", "the provider sent no id_token")
+            raise SignInError(ErrorCode.ID_TOKEN, "the provider sent no id_token")
         if claims.get("iss") != issuer:
-            raise SignInError("issuer", "the id_token names another issuer")
+            raise SignInError(ErrorCode.ISSUER, "the id_token names another issuer")
         email, verified, display = claims.get("email"), claims.get("email_verified"), claims.get("name")
         if not email:
             info = await client.userinfo(token=token)
             if info.get("sub") != claims["sub"]:
-                raise SignInError("id_token", "the userinfo answer is about someone else")
+                raise SignInError(ErrorCode.ID_TOKEN, "the userinfo answer is about someone else")
             email, verified, display = info.get("email"), info.get("email_verified"), info.get("name")
         return Identity(
             issuer, str(claims["sub"]), str(email or ""), claim_is_true(verified), str(display or "")

@@ -11,7 +11,7 @@ from app.auth import api_keys, sessions
 from app.auth.policy import RANK
 from app.auth.users import get_user
 from app.db import db_session
-from engine.approvals import Approver
+from engine.approvers import Approver
 
 # A session's user row is re-read at most this often per process (role changes apply this fast);
 # whether the session was signed out is asked on every request.

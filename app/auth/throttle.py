@@ -18,7 +18,7 @@ from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Session
 
-from engine.errors import FlowloomError
+from engine.errors import ErrorCode, FlowloomError
 from engine.settings import get_settings
 from models.auth import AuthThrottle
 
@@ -30,6 +30,8 @@ STALE_AFTER = timedelta(days=1)  # rows this old (and not blocked) are deleted n
 
 class Throttled(FlowloomError):
     """Too many failed attempts: refused without checking; `retry_after` seconds to wait."""
+
+    code = ErrorCode.TOO_MANY_ATTEMPTS
 
     def __init__(self, retry_after: float, message: str) -> None:
         self.retry_after = max(1, math.ceil(retry_after))

@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app.auth.policy import Role, is_role
-from engine.errors import FlowloomError
+from engine.errors import ErrorCode, FlowloomError
 from engine.settings import get_settings
 from models.auth import User
 from models.tables import utcnow
@@ -16,6 +16,8 @@ from models.tables import utcnow
 
 class UserError(FlowloomError):
     """A user change was refused; the message says why."""
+
+    code = ErrorCode.USER_REFUSED
 
 
 def is_admin_email(email: str, verified: bool) -> bool:

@@ -6,12 +6,13 @@ import logging
 from dataclasses import dataclass
 
 import reflex as rx
-from sqlalchemy import func
-from sqlmodel import select
 
 from app import db
 from app.pages.formatting import status_color
-from models.tables import Approval, Run
+from engine.approvals import count_pending
+from engine.db_errors import DB_ERRORS, describe_db_error
+from engine.runs import count_by_status
+from engine.workflows import count_workflows
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,16 @@ class DashboardState(rx.State):
         """Count (on page load)."""
         try:
             with db.db_session() as session:
-                self.workflows = db.count_workflows(session)
-                by_status = session.exec(select(Run.status, func.count()).group_by(Run.status)).all()
-                self.pending_approvals = session.exec(
-                    select(func.count()).select_from(Approval).where(Approval.status == "pending")
-                ).one()
+                self.workflows = count_workflows(session)
+            by_status = count_by_status()
+            self.pending_approvals = count_pending()
             self.runs_by_status = [
                 StatusCount(status=status, count=count, color=status_color(status))
-                for status, count in sorted(by_status, key=lambda pair: (-pair[1], pair[0]))
+                for status, count in sorted(by_status.items(), key=lambda pair: (-pair[1], pair[0]))
             ]
             self.runs = sum(item.count for item in self.runs_by_status)
             self.error = ""
-        except db.DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             log.warning("loading the dashboard failed: %s", exc)
-            self.error = db.describe_db_error(exc)
+            self.error = describe_db_error(exc)
         self.loaded = True

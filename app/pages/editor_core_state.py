@@ -16,14 +16,15 @@ from reflex.event import EventSpec
 from app import db
 from app.auth.guard import requires
 from app.auth.policy import Role
-from app.pages import editor_store as store
 from app.pages.editor_graph import WorkingGraph, empty_definition
 from components.config_form import FormField, build_fields
+from engine import workflows
+from engine.contract import get_node_type
+from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.definition import NodeSpec, WorkflowDefinition
-from engine.errors import DefinitionError
+from engine.errors import DefinitionError, user_message
 from engine.parse import parse_dict
 from engine.validate import validate
-from nodes.registry import get_node_type
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ class EditorCore(rx.State, mixin=True):
     # Loading and saving
 
     def _workflow_uuid(self):
-        return store.parse_id(self.wf_id)
+        return workflows.parse_id(self.wf_id)
 
     @rx.event
     @requires(Role.VIEWER)
@@ -188,10 +189,10 @@ class EditorCore(rx.State, mixin=True):
         workflow_id = self._workflow_uuid()
         try:
             with db.db_session() as session:
-                found = store.load_workflow(session, workflow_id) if workflow_id else None
-        except db.DB_ERRORS as exc:
+                found = workflows.load_workflow(session, workflow_id) if workflow_id else None
+        except DB_ERRORS as exc:
             log.warning("loading workflow %s failed: %s", self.wf_id, exc)
-            self.load_error = db.describe_db_error(exc)
+            self.load_error = describe_db_error(exc)
             return
         if found is None:
             self.load_error = "This workflow does not exist (it may have been deleted)."
@@ -200,7 +201,7 @@ class EditorCore(rx.State, mixin=True):
         try:
             graph = WorkingGraph.from_definition(parse_dict(found.definition or empty_definition(found.name)))
         except DefinitionError as exc:
-            self.load_error = f"The saved definition cannot be read: {exc}"
+            self.load_error = f"The saved definition cannot be read: {user_message(exc)}"
             return
         self._saved = graph
         self._graph = graph
@@ -222,16 +223,16 @@ class EditorCore(rx.State, mixin=True):
         try:
             defn = self._g().to_definition()
         except DefinitionError as exc:
-            return f"cannot save: {exc}"
+            return f"cannot save: {user_message(exc)}"
         data = {**defn.to_dict(), "name": self.wf_name or defn.name}
         opened = self.version
         try:
             with db.db_session() as session:
-                self.version, self._version_id = store.save_version(session, workflow_id, data, note)
+                self.version, self._version_id = workflows.save_version(session, workflow_id, data, note)
         except LookupError as exc:
             return str(exc)
-        except db.DB_ERRORS as exc:
-            return db.describe_db_error(exc)
+        except DB_ERRORS as exc:
+            return describe_db_error(exc)
         self._saved = self._g()
         self._sync_flags()
         # Someone else saved in between: nothing is lost (every save is a version), but say so.

@@ -12,16 +12,20 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.definition import ERROR_PORT, NODE_ID_PATTERN, WORKFLOW_ID_PATTERN, WorkflowDefinition
+from engine.connections import connection_problems
+from engine.contract import NodeType, Port, get_node_type
+from engine.definition import NODE_ID_PATTERN, WORKFLOW_ID_PATTERN, WorkflowDefinition
+from engine.errors import ErrorCode, FlowloomError
 from engine.parse import parse_dict
-from nodes.registry import NodeType, Port, get_node_type, port_types_compatible
 
 PASTE_OFFSET = 40
 _NODE_ID = re.compile(NODE_ID_PATTERN)
 
 
-class EditRefused(Exception):
+class EditRefused(FlowloomError):
     """An edit the editor will not make (a refused connection, a taken id); the message says why."""
+
+    code = ErrorCode.EDIT_REFUSED
 
 
 def empty_definition(name: str) -> dict[str, Any]:
@@ -163,7 +167,7 @@ class WorkingGraph:
     def add_node(self, type_name: str, x: float, y: float) -> tuple[WorkingGraph, str]:
         node_type = get_node_type(type_name)
         if node_type is None:
-            raise EditRefused(f"unknown node type {type_name!r}")
+            raise EditRefused(f"unknown node type {type_name!r}", code=ErrorCode.UNKNOWN_NODE_TYPE)
         node_id = self.new_node_id(type_name.replace(".", "_"))
         node = {
             "id": node_id,
@@ -199,9 +203,12 @@ class WorkingGraph:
         if new_id == node_id:
             return self
         if not _NODE_ID.match(new_id):
-            raise EditRefused("an id starts with a letter or _ and holds letters, digits, _ or - (up to 64)")
+            raise EditRefused(
+                "an id starts with a letter or _ and holds letters, digits, _ or - (up to 64)",
+                code=ErrorCode.BAD_ID,
+            )
         if new_id in self._index:
-            raise EditRefused(f'another node is already called "{new_id}"')
+            raise EditRefused(f'another node is already called "{new_id}"', code=ErrorCode.DUPLICATE_ID)
         nodes = [{**n, "id": new_id} if n["id"] == node_id else n for n in self.nodes]
         edges = [
             {
@@ -234,31 +241,26 @@ class WorkingGraph:
         """Raise EditRefused with the reason when this connection may not be drawn."""
         src, dst = self.node(source), self.node(target)
         if src is None or dst is None:
-            raise EditRefused("both ends must be nodes of this workflow")
-        if source == target and self.mode == "dag":
-            raise EditRefused(
-                f'"{source}" cannot connect to itself: a DAG has no loops (switch the workflow to state-machine mode)'
-            )
+            raise EditRefused("both ends must be nodes of this workflow", code=ErrorCode.DANGLING_EDGE)
         src_type, dst_type = get_node_type(src["type"]), get_node_type(dst["type"])
         if src_type is None or dst_type is None:
             unknown = src["type"] if src_type is None else dst["type"]
-            raise EditRefused(f"node type {unknown!r} is unknown, so its ports are unknown")
-        outputs = output_ports(src_type, src.get("config") or {})
-        out_port = outputs.get(source_port)
-        if out_port is None and source_port == ERROR_PORT:
-            out_port = Port("json", required=False)
-        if out_port is None:
-            names = ", ".join([*outputs, ERROR_PORT])
-            raise EditRefused(f'"{source}" has no output port "{source_port}"; its outputs: {names}')
-        in_port = dst_type.inputs.get(target_port)
-        if in_port is None:
-            names = ", ".join(dst_type.inputs) or "none"
-            raise EditRefused(f'"{target}" has no input port "{target_port}"; its inputs: {names}')
-        if not port_types_compatible(out_port.type, in_port.type):
             raise EditRefused(
-                f'type mismatch: output "{source_port}" of "{source}" is {out_port.type}, '
-                f'input "{target_port}" of "{target}" takes {in_port.type}'
+                f"node type {unknown!r} is unknown, so its ports are unknown",
+                code=ErrorCode.UNKNOWN_NODE_TYPE,
             )
+        problems = connection_problems(
+            mode=self.mode,
+            source=source,
+            source_port=source_port,
+            source_outputs=output_ports(src_type, src.get("config") or {}),
+            target=target,
+            target_port=target_port,
+            target_inputs=dst_type.inputs,
+        )
+        if problems:
+            first = problems[0]
+            raise EditRefused(first.message, code=first.code, node_id=first.node_id, field=first.field)
         for e in self.edges:
             if (e["source"], e.get("source_port"), e["target"], e.get("target_port")) == (
                 source,
@@ -266,13 +268,14 @@ class WorkingGraph:
                 target,
                 target_port,
             ):
-                raise EditRefused("these two ports are already connected")
+                raise EditRefused("these two ports are already connected", code=ErrorCode.DUPLICATE_EDGE)
         if self.mode == "dag" and source != target:
             path = self._path(target, source)
             if path:
                 loop = " → ".join([source, *path])
                 raise EditRefused(
-                    f"that would close a loop ({loop}); a DAG has no loops (use state-machine mode)"
+                    f"that would close a loop ({loop}); a DAG has no loops (use state-machine mode)",
+                    code=ErrorCode.CYCLE,
                 )
 
     def _path(self, start: str, goal: str) -> list[str]:

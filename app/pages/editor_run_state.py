@@ -19,15 +19,15 @@ from typing import Any
 import reflex as rx
 from reflex.event import EventSpec
 
-from app import db
 from app.auth.guard import caller_of, requires
 from app.auth.policy import Role, allows
-from app.pages import editor_store as store
 from app.pages.editor_core_state import EditorCore
 from app.pages.formatting import format_time, short_id, time_ago
 from components.config_form import UNSET, FormField, InputError, build_fields, parse_input, resolve
-from engine.errors import DefinitionError, FlowloomError, ValidationError
-from engine.runs import RunView, SavedVersion, check_inputs, get_run, saved_version, start_run
+from engine.db_errors import DB_ERRORS
+from engine.errors import DefinitionError, FlowloomError, ValidationError, user_message
+from engine.runs import RunView, check_inputs, get_run, list_runs, start_run
+from engine.workflows import SavedVersion, saved_version
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ POLL_S = 0.3  # while steps are queued or running
 POLL_WAITING_S = 1.5  # while the run only waits (for a human, a timer)
 IDLE_STOP_S = 120.0  # stop watching a run that has not changed for this long
 MAX_SHOWN_CHARS = 20_000
+RUNS_SHOWN = 25  # the workflow's latest runs in the Runs tab
 
 
 @dataclass
@@ -133,9 +134,8 @@ class EditorRun(EditorCore, mixin=True):
     def _load_runs(self) -> None:
         workflow_id = self._workflow_uuid()
         try:
-            with db.db_session() as session:
-                found = store.list_runs(session, workflow_id) if workflow_id else []
-        except db.DB_ERRORS as exc:
+            found = list_runs(workflow_id=str(workflow_id), limit=RUNS_SHOWN) if workflow_id else []
+        except DB_ERRORS as exc:
             log.warning("listing runs failed: %s", exc)
             return
         self.runs = [
@@ -219,7 +219,7 @@ class EditorRun(EditorCore, mixin=True):
         """The version this tab opened or saved, as stored (what the Run button runs)."""
         try:
             saved = saved_version(self.wf_id, self.version) if self.version else None
-        except db.DB_ERRORS as exc:  # includes a stored definition that no longer parses
+        except DB_ERRORS as exc:  # includes a stored definition that no longer parses
             log.warning("reading the saved version of %s failed: %s", self.wf_id, exc)
             return None
         return saved if saved is not None and saved.version_id == self._version_id else None
@@ -239,10 +239,10 @@ class EditorRun(EditorCore, mixin=True):
         except ValidationError:
             return [type(self).run_validation, rx.toast.error("The workflow has errors; fix them to run it")]
         except DefinitionError as exc:
-            return rx.toast.error(str(exc))
+            return rx.toast.error(user_message(exc))
         except (FlowloomError, OSError) as exc:
             log.warning("starting a run failed: %s", exc)
-            return rx.toast.error(f"The run could not start: {exc}")
+            return rx.toast.error(f"The run could not start: {user_message(exc)}")
         except Exception as exc:  # the broker or database is down: say so instead of failing silently
             log.exception("starting a run failed")
             return rx.toast.error(f"The run could not start ({type(exc).__name__}); see the server log")
@@ -319,7 +319,7 @@ class EditorRun(EditorCore, mixin=True):
         try:
             view = get_run(run_id)
         except Exception as exc:
-            return rx.toast.error(f"Cannot read run {short_id(run_id)}: {exc}")
+            return rx.toast.error(f"Cannot read run {short_id(run_id)}: {user_message(exc)}")
         if view is None:
             return rx.toast.error(f"Run {short_id(run_id)} no longer exists")
         self.run_id = run_id

@@ -18,7 +18,8 @@ from app.pages.editor_graph import EditRefused
 from app.pages.editor_run_state import EditorRun
 from app.pages.editor_tools_state import EditorTools
 from components.config_form import UNSET, InputError, pairs_value, parse_input, resolve
-from nodes.registry import get_node_type
+from engine.contract import get_node_type
+from engine.errors import user_message
 
 
 class EditorState(EditorRun, EditorTools, rx.State):
@@ -33,7 +34,7 @@ class EditorState(EditorRun, EditorTools, rx.State):
         try:
             graph, node_id = self._g().add_node(node_type, x, y)
         except EditRefused as exc:
-            return rx.toast.error(str(exc))
+            return rx.toast.error(user_message(exc))
         self._commit(graph)
         self.focus = {"ids": [node_id], "center": False, "n": self.focus.get("n", 0) + 1}
         self._select([node_id], [])
@@ -54,7 +55,7 @@ class EditorState(EditorRun, EditorTools, rx.State):
             graph, _ = self._g().connect(source, source_port or "out", target, target_port or "in")
         except EditRefused as exc:
             self.canvas_edges = self._g().canvas_edges()  # drop any edge the browser drew on its own
-            return rx.toast.error(f"Connection refused: {exc}", id="connection-refused")
+            return rx.toast.error(f"Connection refused: {user_message(exc)}", id="connection-refused")
         self._commit(graph)
         return None
 
@@ -202,7 +203,7 @@ class EditorState(EditorRun, EditorTools, rx.State):
         try:
             graph = self._g().rename_node(old, new_id)
         except EditRefused as exc:
-            return rx.toast.error(f"Cannot rename: {exc}")
+            return rx.toast.error(f"Cannot rename: {user_message(exc)}")
         self._commit(graph)
         self._drafts = {(new_id if k[0] == old else k[0], k[1]): v for k, v in self._drafts.items()}
         self.focus = {"ids": [new_id], "center": False, "n": self.focus.get("n", 0) + 1}

@@ -14,12 +14,13 @@ from reflex.event import EventSpec
 from app import db
 from app.auth.guard import requires
 from app.auth.policy import Role
-from app.pages import editor_store as store
 from app.pages.editor_core_state import EditorCore
 from app.pages.editor_graph import PASTE_OFFSET, WorkingGraph
 from app.pages.editor_layout import layout_positions
 from app.pages.formatting import format_time, time_ago
-from engine.errors import DefinitionError
+from engine import workflows
+from engine.db_errors import DB_ERRORS, describe_db_error
+from engine.errors import DefinitionError, user_message
 from engine.parse import parse_dict, parse_json, parse_yaml, to_json, to_yaml
 from engine.validate import validate
 
@@ -94,7 +95,7 @@ class EditorTools(EditorCore, mixin=True):
         try:
             defn = self._g().to_definition()
         except DefinitionError as exc:
-            self.issues = [IssueRow("error", "definition", str(exc), "")]
+            self.issues = [IssueRow("error", "definition", user_message(exc), "")]
             self.node_issues, self._report = {}, ()
             return rx.toast.error("The definition is malformed")
         report = validate(defn)
@@ -226,7 +227,7 @@ class EditorTools(EditorCore, mixin=True):
         try:
             defn = parse_any(self.import_text)
         except DefinitionError as exc:
-            self.import_error = str(exc)
+            self.import_error = user_message(exc)
             return None
         self._commit(WorkingGraph.from_definition(defn))
         self._drafts = {}
@@ -274,9 +275,9 @@ class EditorTools(EditorCore, mixin=True):
         workflow_id = self._workflow_uuid()
         try:
             with db.db_session() as session:
-                found = store.list_versions(session, workflow_id) if workflow_id else []
-        except db.DB_ERRORS as exc:
-            return rx.toast.error(db.describe_db_error(exc))
+                found = workflows.list_versions(session, workflow_id) if workflow_id else []
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
         self.versions = [
             VersionRow(v.version, v.note, v.nodes, time_ago(v.created_at), format_time(v.created_at))
             for v in found
@@ -290,14 +291,14 @@ class EditorTools(EditorCore, mixin=True):
         workflow_id = self._workflow_uuid()
         try:
             with db.db_session() as session:
-                data = store.get_version(session, workflow_id, version) if workflow_id else None
+                data = workflows.get_version(session, workflow_id, version) if workflow_id else None
             if data is None:
                 return rx.toast.error(f"Version {version} no longer exists")
             graph = WorkingGraph.from_definition(parse_dict(data))
         except DefinitionError as exc:
-            return rx.toast.error(f"Version {version} cannot be read: {exc}")
-        except db.DB_ERRORS as exc:
-            return rx.toast.error(db.describe_db_error(exc))
+            return rx.toast.error(f"Version {version} cannot be read: {user_message(exc)}")
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
         self._commit(graph)
         self._drafts = {}
         self._clear_marks()

@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import reflex as rx
 from reflex.event import EventSpec
-from sqlmodel import col, select
 
-from app import db
 from app.auth.guard import caller_of, requires
 from app.auth.policy import Role
 from app.pages.formatting import format_time, short_id, status_color, time_ago
 from engine import approvals
-from models.auth import ApprovalVote
-from models.tables import Approval, Run, Workflow
+from engine.approvers import Approver, allowed_roles
+from engine.db_errors import DB_ERRORS, describe_db_error
+from engine.errors import user_message
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +82,12 @@ class Detail:
     approvers: str = ""
 
 
-def _row(
-    approval: Approval, workflow: str | None, now: datetime, votes: int = 0, voted: bool = False
-) -> ApprovalRow:
+def _row(approval: approvals.ApprovalSummary, now: datetime, *, pending: bool) -> ApprovalRow:
     deadline, quorum = approval.deadline, int((approval.request or {}).get("quorum") or 1)
     return ApprovalRow(
         id=str(approval.id),
         title=approval.title or f'Approval at node "{approval.node_id}"',
-        workflow=workflow or "(unsaved workflow)",
+        workflow=approval.workflow or "(unsaved workflow)",
         run=short_id(approval.run_id),
         created=time_ago(approval.created_at, now),
         created_exact=format_time(approval.created_at),
@@ -100,8 +96,8 @@ def _row(
         status=approval.status,
         color=status_color(approval.status),
         decided_by=approval.decided_by or "",
-        votes=f"{votes} of {quorum}" if quorum > 1 else "",
-        voted=voted,
+        votes=f"{approval.votes} of {quorum}" if pending and quorum > 1 else "",
+        voted=approval.voted if pending else False,
     )
 
 
@@ -139,7 +135,7 @@ class InboxState(rx.State):
     def is_open(self) -> bool:
         return self.detail.id != ""
 
-    def _approver(self) -> approvals.Approver | None:
+    def _approver(self) -> Approver | None:
         principal = caller_of(self)
         if principal is None:
             return None
@@ -150,52 +146,23 @@ class InboxState(rx.State):
         if approver is None:
             self.rows, self.history = [], []
             return
-        term = self.search.strip().lower()
-        query = (
-            select(Approval, Workflow.name)
-            .join(Run, col(Approval.run_id) == col(Run.id))
-            .join(Workflow, col(Run.workflow_id) == col(Workflow.id), isouter=True)
-        )
         now = datetime.now(UTC)
-        with db.db_session() as session:
-            pending = session.exec(
-                query.where(Approval.status == "pending")
-                .order_by(col(Approval.created_at))
-                .limit(APPROVALS_SHOWN)
-            ).all()
-            decided = session.exec(
-                query.where(Approval.status != "pending")
-                .order_by(col(Approval.decided_at).desc())
-                .limit(HISTORY_SHOWN)
-            ).all()
-            mine = {
-                v.approval_id
-                for v in session.exec(select(ApprovalVote).where(ApprovalVote.voter == approver.voter))
-            }
-            counts = self._vote_counts(session, [a.id for a, _ in pending])
-
-        def visible(approval: Approval, workflow: str | None) -> bool:
-            matches = not term or term in approval.title.lower() or term in (workflow or "").lower()
-            return matches and approvals.may_decide(approval.request or {}, approver)
-
-        self.rows = [_row(a, w, now, counts.get(a.id, 0), a.id in mine) for a, w in pending if visible(a, w)]
-        self.history = [_row(a, w, now) for a, w in decided if visible(a, w) or a.id in mine]
+        pending = approvals.list_decidable(
+            approver, "pending", APPROVALS_SHOWN, search=self.search, order="oldest"
+        )
+        decided = approvals.list_decidable(
+            approver, approvals.CLOSED, HISTORY_SHOWN, search=self.search, order="decided", include_voted=True
+        )
+        self.rows = [_row(a, now, pending=True) for a in pending]
+        self.history = [_row(a, now, pending=False) for a in decided]
         self.error = ""
-
-    @staticmethod
-    def _vote_counts(session, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-        counts: dict[uuid.UUID, int] = {}
-        if ids:
-            for vote in session.exec(select(ApprovalVote).where(col(ApprovalVote.approval_id).in_(ids))):
-                counts[vote.approval_id] = counts.get(vote.approval_id, 0) + 1
-        return counts
 
     def _refresh(self) -> None:
         try:
             self._reload()
-        except db.DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             log.warning("loading approvals failed: %s", exc)
-            self.rows, self.history, self.error = [], [], db.describe_db_error(exc)
+            self.rows, self.history, self.error = [], [], describe_db_error(exc)
         self.loaded = True
 
     @rx.event
@@ -217,36 +184,27 @@ class InboxState(rx.State):
     def open(self, approval_id: str) -> EventSpec | None:
         """Show one approval with its data and form (only one I may decide)."""
         approver = self._approver()
-        try:
-            wanted = uuid.UUID(approval_id)
-        except ValueError:
+        if approver is None:
             return rx.toast.error("That approval is not yours to decide.")
         try:
-            with db.db_session() as session:
-                found = session.exec(
-                    select(Approval, Workflow.name)
-                    .join(Run, col(Approval.run_id) == col(Run.id))
-                    .join(Workflow, col(Run.workflow_id) == col(Workflow.id), isouter=True)
-                    .where(Approval.id == wanted)
-                ).first()
-        except db.DB_ERRORS as exc:
-            return rx.toast.error(db.describe_db_error(exc))
-        if found is None or approver is None or not approvals.may_decide(found[0].request or {}, approver):
+            found = approvals.get_decidable(approval_id, approver)
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
+        if found is None:
             return rx.toast.error("That approval is not yours to decide.")
-        approval, workflow = found
-        self._show(approval, workflow)
+        self._show(found)
         return None
 
-    def _show(self, approval: Approval, workflow: str | None) -> None:
+    def _show(self, approval: approvals.ApprovalSummary) -> None:
         request = approval.request or {}
         data = json.dumps(request.get("data"), indent=2, default=str, ensure_ascii=False)
         approvers = request.get("approvers") or {}
-        who = [*approvers.get("users", []), *(f"role {r}" for r in approvals.allowed_roles(request))]
+        who = [*approvers.get("users", []), *(f"role {r}" for r in allowed_roles(request))]
         self.detail = Detail(
             id=str(approval.id),
             title=approval.title or approval.node_id,
             body=approval.body or "",
-            workflow=workflow or "(unsaved workflow)",
+            workflow=approval.workflow or "(unsaved workflow)",
             run_id=str(approval.run_id),
             data=data[:DATA_SHOWN_CHARS],
             deadline=format_time(approval.deadline) if approval.deadline else "No deadline",
@@ -301,9 +259,9 @@ class InboxState(rx.State):
             )
         except approvals.ApprovalError as exc:
             self._refresh()
-            return rx.toast.error(str(exc))
-        except db.DB_ERRORS as exc:
-            return rx.toast.error(db.describe_db_error(exc))
+            return rx.toast.error(user_message(exc))
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
         self.detail, self.fields, self.actions = Detail(), [], []
         self._refresh()
         if outcome.decided:

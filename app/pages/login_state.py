@@ -12,28 +12,29 @@ from sqlmodel import select
 from app import db
 from app.auth import local, oidc
 from app.auth.guard import caller_of
-from engine.errors import ConfigError
+from engine.db_errors import DB_ERRORS, describe_db_error
+from engine.errors import ConfigError, ErrorCode, user_message
 from models.auth import User
 
 log = logging.getLogger(__name__)
 
 # /login?error=<code>: only these texts are shown, never what came in the URL.
-MESSAGES: dict[str, str] = {
-    "state": "The sign-in could not be verified (its state did not match). Start again.",
-    "id_token": "The provider's answer did not check out, so the sign-in was refused.",
-    "issuer": "The answer came from another provider than the one you chose; sign-in refused.",
-    "provider_refused": "The provider refused the sign-in.",
-    "provider_unavailable": "The provider did not answer. Try again later.",
-    "unknown_provider": "That sign-in provider is not configured.",
-    "inactive": "Your account is deactivated. Ask an admin.",
-    "bad_credentials": "Wrong e-mail or password.",
-    "too_many_attempts": "Too many attempts. Wait a minute and try again.",
-    "setup_code": "The setup code does not match the one in the data directory.",
-    "setup_done": "Setup is already done; sign in instead.",
-    "password_short": f"Use a password of at least {local.MIN_PASSWORD_LENGTH} characters.",
-    "password_long": "That password is too long.",
-    "passwords_differ": "The two passwords differ.",
-    "email": "Enter an e-mail address such as admin@example.com.",
+MESSAGES: dict[ErrorCode, str] = {
+    ErrorCode.STATE: "The sign-in could not be verified (its state did not match). Start again.",
+    ErrorCode.ID_TOKEN: "The provider's answer did not check out, so the sign-in was refused.",
+    ErrorCode.ISSUER: "The answer came from another provider than the one you chose; sign-in refused.",
+    ErrorCode.PROVIDER_REFUSED: "The provider refused the sign-in.",
+    ErrorCode.PROVIDER_UNAVAILABLE: "The provider did not answer. Try again later.",
+    ErrorCode.UNKNOWN_PROVIDER: "That sign-in provider is not configured.",
+    ErrorCode.INACTIVE: "Your account is deactivated. Ask an admin.",
+    ErrorCode.BAD_CREDENTIALS: "Wrong e-mail or password.",
+    ErrorCode.TOO_MANY_ATTEMPTS: "Too many attempts. Wait a minute and try again.",
+    ErrorCode.SETUP_CODE: "The setup code does not match the one in the data directory.",
+    ErrorCode.SETUP_DONE: "Setup is already done; sign in instead.",
+    ErrorCode.PASSWORD_SHORT: f"Use a password of at least {local.MIN_PASSWORD_LENGTH} characters.",
+    ErrorCode.PASSWORD_LONG: "That password is too long.",
+    ErrorCode.PASSWORDS_DIFFER: "The two passwords differ.",
+    ErrorCode.EMAIL: "Enter an e-mail address such as admin@example.com.",
 }
 
 
@@ -76,12 +77,12 @@ class LoginState(rx.State):
             ]
         except ConfigError as exc:
             log.warning("sign-in providers are misconfigured: %s", exc)
-            self.providers, self.error = [], str(exc)
+            self.providers, self.error = [], user_message(exc)
         try:
             with db.db_session() as session:
                 self.setup_needed = local.setup_needed(session)
                 has_local = session.exec(select(User.id).where(User.issuer == local.LOCAL_ISSUER)).first()
             self.show_local = has_local is not None or not self.providers
             self.setup_code_path = str(local.ensure_setup_code()) if self.setup_needed else ""
-        except db.DB_ERRORS as exc:
-            self.error = db.describe_db_error(exc)
+        except DB_ERRORS as exc:
+            self.error = describe_db_error(exc)

@@ -6,12 +6,10 @@ import logging
 from dataclasses import dataclass
 
 import reflex as rx
-from sqlmodel import col, select
 
-from app import db
 from app.pages.formatting import format_time, short_id, status_color, time_ago
-from models.auth import User
-from models.tables import Run, Workflow
+from engine.db_errors import DB_ERRORS, describe_db_error
+from engine.runs import list_runs
 
 log = logging.getLogger(__name__)
 
@@ -60,33 +58,25 @@ class RunsState(rx.State):
     @rx.event
     def load(self) -> None:
         """Fetch the latest runs (on page load)."""
-        query = (
-            select(Run, Workflow.name, User.email)
-            .join(Workflow, col(Run.workflow_id) == col(Workflow.id), isouter=True)
-            .join(User, col(Run.created_by) == col(User.id), isouter=True)
-            .order_by(col(Run.created_at).desc())
-            .limit(RUNS_SHOWN)
-        )
         try:
-            with db.db_session() as session:
-                self.rows = [
-                    RunRow(
-                        id=str(run.id),
-                        short_id=short_id(run.id),
-                        status=run.status,
-                        color=status_color(run.status),
-                        workflow=name or "(unsaved workflow)",
-                        started_by=started_by_label(run.started_by, email),
-                        started_via=VIA_LABELS.get(run.started_via, run.started_via or "—"),
-                        created=time_ago(run.created_at),
-                        created_exact=format_time(run.created_at),
-                        finished=time_ago(run.finished_at) if run.finished_at else "—",
-                        finished_exact=format_time(run.finished_at),
-                    )
-                    for run, name, email in session.exec(query)
-                ]
+            self.rows = [
+                RunRow(
+                    id=run.id,
+                    short_id=short_id(run.id),
+                    status=run.status,
+                    color=status_color(run.status),
+                    workflow=run.workflow or "(unsaved workflow)",
+                    started_by=started_by_label(run.started_by, run.starter_email),
+                    started_via=VIA_LABELS.get(run.started_via, run.started_via or "—"),
+                    created=time_ago(run.created_at),
+                    created_exact=format_time(run.created_at),
+                    finished=time_ago(run.finished_at) if run.finished_at else "—",
+                    finished_exact=format_time(run.finished_at),
+                )
+                for run in list_runs(limit=RUNS_SHOWN)
+            ]
             self.error = ""
-        except db.DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             log.warning("loading runs failed: %s", exc)
-            self.rows, self.error = [], db.describe_db_error(exc)
+            self.rows, self.error = [], describe_db_error(exc)
         self.loaded = True

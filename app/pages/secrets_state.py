@@ -14,10 +14,11 @@ from typing import Any
 import reflex as rx
 from reflex.event import EventSpec
 
-from app import db, secret_admin
+from app import secret_admin
 from app.auth.guard import caller_of, requires
 from app.pages.formatting import format_time
 from engine import secrets
+from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.roles import Role
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,9 @@ class SecretsState(rx.State):
     def _refresh(self) -> None:
         try:
             self.rows, self.error = [_view(r) for r in secret_admin.list_rows()], ""
-        except db.DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             log.warning("loading secrets failed: %s", exc)
-            self.rows, self.error = [], db.describe_db_error(exc)
+            self.rows, self.error = [], describe_db_error(exc)
         self.loaded = True
 
     @rx.event
@@ -100,8 +101,8 @@ class SecretsState(rx.State):
                 allowed_destinations=_lines(str(form.get("allowed_destinations", ""))),
                 allowed_node_types=_lines(str(form.get("allowed_node_types", ""))),
             )  # fmt: skip
-        except db.DB_ERRORS as exc:  # SecretsError is a FlowloomError: its text names the field
-            return rx.toast.error(db.describe_db_error(exc))
+        except DB_ERRORS as exc:  # SecretsError is a FlowloomError: its text names the field
+            return rx.toast.error(describe_db_error(exc))
         self.create_open = False
         self._refresh()
         return rx.toast.success("Secret stored")
@@ -136,8 +137,8 @@ class SecretsState(rx.State):
                 allowed_destinations=_lines(str(form.get("allowed_destinations", ""))),
                 allowed_node_types=_lines(str(form.get("allowed_node_types", ""))),
             )  # fmt: skip
-        except db.DB_ERRORS as exc:
-            return rx.toast.error(db.describe_db_error(exc))
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
         self.rotate_open = False
         self._refresh()
         if changed is None:
@@ -161,8 +162,8 @@ class SecretsState(rx.State):
         principal = caller_of(self)
         try:
             deleted = secret_admin.delete(principal.actor, self.delete_name)
-        except (secrets.SecretsError, *db.DB_ERRORS) as exc:
-            return rx.toast.error(db.describe_db_error(exc))
+        except (secrets.SecretsError, *DB_ERRORS) as exc:
+            return rx.toast.error(describe_db_error(exc))
         self.delete_open = False
         self._refresh()
         return rx.toast.success("Secret deleted") if deleted else rx.toast.error("No such secret")

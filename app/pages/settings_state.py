@@ -15,11 +15,14 @@ import reflex as rx
 from reflex.event import EventSpec
 
 from app import db
-from app.auth import api_keys, audit, users
+from app.auth import api_keys, users
 from app.auth.guard import caller_of, requires
 from app.auth.policy import Role, allows
 from app.auth.principal import session_cache
 from app.pages.formatting import format_time, time_ago
+from engine import audit
+from engine.db_errors import DB_ERRORS, describe_db_error
+from engine.errors import user_message
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +96,9 @@ class SettingsState(rx.State):
     def _refresh(self) -> None:
         try:
             self._reload()
-        except db.DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             log.warning("loading settings failed: %s", exc)
-            self.error = db.describe_db_error(exc)
+            self.error = describe_db_error(exc)
 
     @rx.event
     @requires(Role.VIEWER)
@@ -129,9 +132,9 @@ class SettingsState(rx.State):
                 audit.record(session, actor=principal.actor, action="api_key.created", target_type="api_key",
                              target_id=str(row.id), details={"name": row.name, "prefix": row.prefix, "role": row.role})  # fmt: skip
         except api_keys.ApiKeyError as exc:
-            return rx.toast.error(str(exc))
-        except db.DB_ERRORS as exc:
-            return rx.toast.error(db.describe_db_error(exc))
+            return rx.toast.error(user_message(exc))
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
         self.key_shown, self.new_key_name = True, ""
         self._refresh()
         return rx.set_value(CREATED_KEY_ID, key)
@@ -155,7 +158,7 @@ class SettingsState(rx.State):
                 if row is not None:
                     audit.record(session, actor=principal.actor, action="api_key.revoked", target_type="api_key",
                                  target_id=str(row.id), details={"prefix": row.prefix})  # fmt: skip
-        except (ValueError, *db.DB_ERRORS) as exc:
+        except (ValueError, *DB_ERRORS) as exc:
             return rx.toast.error(f"Could not revoke the key ({type(exc).__name__})")
         self._refresh()
         return rx.toast.success("Key revoked") if row is not None else rx.toast.error("No such key")
@@ -182,8 +185,8 @@ class SettingsState(rx.State):
                                  action="user.role_changed" if "role" in changed[1] else "user.updated",
                                  target_type="user", target_id=user_id, details=changed[1])  # fmt: skip
         except users.UserError as exc:
-            return rx.toast.error(str(exc))
-        except (ValueError, *db.DB_ERRORS) as exc:
+            return rx.toast.error(user_message(exc))
+        except (ValueError, *DB_ERRORS) as exc:
             return rx.toast.error(f"Could not change the user ({type(exc).__name__})")
         session_cache.clear()
         self._refresh()

@@ -10,6 +10,8 @@ import reflex as rx
 from reflex.event import EventSpec
 
 from app import db, routes
+from engine import workflows
+from engine.db_errors import DB_ERRORS, describe_db_error
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +139,10 @@ class TemplatesState(rx.State):
             return rx.toast.error(f"Unknown template {key!r}")
         try:
             with db.db_session() as session:
-                db.create_workflow(session, template.name, template.description, template.definition)
-        except db.DB_ERRORS as exc:
+                workflows.create_workflow(session, template.name, template.description, template.definition)
+        except DB_ERRORS as exc:
             log.warning("creating a workflow from template %s failed: %s", key, exc)
-            return rx.toast.error(db.describe_db_error(exc))
+            return rx.toast.error(describe_db_error(exc))
         return [
             rx.toast.success(f'Created "{template.name}" from its template'),
             rx.redirect(routes.WORKFLOWS),

@@ -14,6 +14,8 @@ from reflex.event import EventSpec
 from app import db
 from app.api.schemas import WorkflowCreate
 from app.pages.formatting import format_time, time_ago
+from engine import workflows
+from engine.db_errors import DB_ERRORS, describe_db_error
 from models.tables import Workflow
 
 log = logging.getLogger(__name__)
@@ -70,17 +72,17 @@ class WorkflowsState(rx.State):
 
     def _reload(self) -> None:
         with db.db_session() as session:
-            self.rows = [_row(w) for w in db.list_workflows(session, self.search)]
+            self.rows = [_row(w) for w in workflows.list_workflows(session, self.search)]
         self.error = ""
 
     def _refresh(self) -> None:
         """Reload, turning a database failure into the page's error callout."""
         try:
             self._reload()
-        except db.DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             log.warning("loading workflows failed: %s", exc)
             self.rows = []
-            self.error = db.describe_db_error(exc)
+            self.error = describe_db_error(exc)
         self.loaded = True
 
     @rx.event
@@ -108,10 +110,10 @@ class WorkflowsState(rx.State):
             return rx.toast.error(_first_problem(exc))
         try:
             with db.db_session() as session:
-                db.create_workflow(session, data.name, data.description)
+                workflows.create_workflow(session, data.name, data.description)
             self._reload()
-        except db.DB_ERRORS as exc:
-            return rx.toast.error(db.describe_db_error(exc))
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
         self.create_open = False
         return rx.toast.success(f'Workflow "{data.name}" created')
 
@@ -136,10 +138,10 @@ class WorkflowsState(rx.State):
             return rx.toast.error(_first_problem(exc))
         try:
             with db.db_session() as session:
-                renamed = db.rename_workflow(session, uuid.UUID(self.rename_id), data.name)
+                renamed = workflows.rename_workflow(session, uuid.UUID(self.rename_id), data.name)
             self._reload()
-        except db.DB_ERRORS as exc:
-            return rx.toast.error(db.describe_db_error(exc))
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
         self.rename_open = False
         if renamed is None:
             return rx.toast.warning("That workflow no longer exists")
@@ -150,10 +152,10 @@ class WorkflowsState(rx.State):
         """Copy a workflow with its latest definition."""
         try:
             with db.db_session() as session:
-                copy = db.duplicate_workflow(session, uuid.UUID(workflow_id))
+                copy = workflows.duplicate_workflow(session, uuid.UUID(workflow_id))
             self._reload()
-        except db.DB_ERRORS as exc:
-            return rx.toast.error(db.describe_db_error(exc))
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
         if copy is None:
             return rx.toast.warning("That workflow no longer exists")
         return rx.toast.success(f'Created "{copy.name}"')
@@ -171,9 +173,9 @@ class WorkflowsState(rx.State):
         """Delete the workflow named in the confirmation dialog."""
         try:
             with db.db_session() as session:
-                db.delete_workflow(session, uuid.UUID(self.delete_id))
+                workflows.delete_workflow(session, uuid.UUID(self.delete_id))
             self._reload()
-        except db.DB_ERRORS as exc:
-            return rx.toast.error(db.describe_db_error(exc))
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
         self.delete_open = False
         return rx.toast.success(f'Deleted "{self.delete_name}"')

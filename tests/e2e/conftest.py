@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from engine.services import find_free_port
+from engine.ops.services import find_free_port
 from tests.conftest import LaunchedFlowloom
 from tests.oidc import provider as oidc
 

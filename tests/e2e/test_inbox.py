@@ -8,8 +8,9 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from app.db import create_workflow, db_session
+from app.db import db_session
 from engine.settings import get_settings
+from engine.workflows import create_workflow
 from tests.integration.engine_helpers import node, wait_for_run, wait_for_step, workflow
 
 

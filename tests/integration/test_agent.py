@@ -14,13 +14,13 @@ from sqlalchemy import text
 
 from engine import secrets
 from engine.approvals import Approver
+from engine.contract import as_documents
 from engine.parse import parse_dict
 from engine.runs import decide_approval, start_run
 from engine.settings import get_settings
 from models.db import get_engine
-from nodes import memory_nodes
-from nodes.agent_lifecycle import ID_PATTERN, Agent, AgentState, Capability, new_agent_id
-from nodes.documents import as_documents
+from nodes.agent.agent_lifecycle import ID_PATTERN, Agent, AgentState, Capability, new_agent_id
+from nodes.memory import memory_nodes
 from tests.fixtures.ai_engine import ai_data_dir, ai_env, ai_worker  # noqa: F401
 from tests.fixtures.models import TINY_LLAMA
 from tests.fixtures.scripted_llm import answer, scripted_llm, tool_call  # noqa: F401

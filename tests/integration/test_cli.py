@@ -15,7 +15,7 @@ EXAMPLE = ROOT / "examples" / "hello.yaml"
 
 def flowloom(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
+        [sys.executable, "-m", "engine.ops.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -16,9 +16,11 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from engine.health import check_database
-from engine.migrate import check_schema, describe_drift, head_revision, schema_drift, upgrade_to_head
-from engine.services import EmbeddedPostgres, EmbeddedRedis, find_free_port
+from engine.ops.embedded_postgres import EmbeddedPostgres
+from engine.ops.embedded_redis import EmbeddedRedis
+from engine.ops.health import check_database
+from engine.ops.migrate import check_schema, describe_drift, head_revision, schema_drift, upgrade_to_head
+from engine.ops.services import find_free_port
 from models.db import make_engine
 from models.tables import Workflow
 from tests.conftest import REPO_ROOT, LaunchedFlowloom
@@ -28,11 +30,11 @@ WEB_APP = REPO_ROOT / "app" / "app.py"
 
 
 def run_cli(args: list[str], tmp_path: Path, **settings: object) -> subprocess.CompletedProcess[str]:
-    """`python -m engine.cli ARGS` with FLOWLOOM_* overrides and a data dir of its own."""
+    """`python -m engine.ops.cli ARGS` with FLOWLOOM_* overrides and a data dir of its own."""
     env = {**os.environ, "FLOWLOOM_DATA_DIR": str(tmp_path / "data"), "FLOWLOOM_KAFKA_BOOTSTRAP_SERVERS": ""}
     env.update({f"FLOWLOOM_{k.upper()}": str(v) for k, v in settings.items()})
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
+        [sys.executable, "-m", "engine.ops.cli", *args],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 

@@ -7,12 +7,13 @@ import random
 import pytest
 from sqlalchemy import text
 
+from engine.contract import Document, as_documents
 from engine.runs import start_run
 from engine.settings import get_settings
 from models.db import get_engine
 from models.memory import EMBEDDING_DIM
-from nodes import memory_nodes
-from nodes.documents import Document, as_documents, chunk_text
+from nodes.memory import memory_nodes
+from nodes.memory.documents import chunk_text
 from tests.fixtures.ai_engine import ai_data_dir, ai_env, ai_worker  # noqa: F401
 from tests.integration.engine_helpers import node, steps_by_node, wait_for_run, workflow
 

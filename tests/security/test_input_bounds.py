@@ -26,12 +26,12 @@ import httpx
 import pytest
 from sqlalchemy import make_url, text
 
-from engine import executor, expressions, json_schemas
+from engine import executor, expressions, json_schemas, leases, waiting
 from engine.errors import DefinitionError, PolicyViolation, ValidationError
-from engine.migrate import upgrade_to_head
+from engine.ops.migrate import upgrade_to_head
+from engine.ops.services import find_free_port
 from engine.parse import parse_dict
 from engine.runs import check_inputs, start_run
-from engine.services import find_free_port
 from engine.settings import get_settings
 from engine.validate import validate
 from models.db import get_engine
@@ -266,7 +266,7 @@ def test_a_remote_ref_in_the_inputs_schema_is_refused_by_the_api_and_never_fetch
         schema = {"type": "object", "properties": {"x": {"$ref": ref}}}
         response = client.post("/api/runs", json={"definition": _definition(schema), "inputs": {"x": "a"}})
         assert response.status_code == 422, response.text
-        issues = response.json()["detail"]
+        issues = response.json()["issues"]
         assert {"field": "inputs.properties.x.$ref", "code": "inputs_invalid"}.items() <= issues[0].items()
         assert "points outside this schema" in issues[0]["message"]
     assert canary.requests == []
@@ -296,7 +296,7 @@ def test_an_agent_output_schema_with_a_remote_ref_is_refused_and_never_fetched(c
     report = validate(parse_dict(_definition(nodes=nodes)))
     issue = next(i for i in report.errors if i.node_id == "agent")
     assert issue.field == "config.output_schema" and "points outside this schema" in issue.message
-    # The run-time check of a model's answer (nodes/agent_loop.py) uses the same validator.
+    # The run-time check of a model's answer (nodes/agent/agent_loop.py) uses the same validator.
     problems = json_schemas.instance_problems(schema, {"answer": "42"})
     assert problems and "cannot be resolved inside the schema" in problems[0].message
     assert canary.requests == []
@@ -329,7 +329,7 @@ def test_a_catastrophic_pattern_fails_at_once_while_the_app_stays_responsive(
     assert all(code in (200, 503) for code in health)  # answered: ok, or degraded (no workers here)
     response = answers["run"]
     assert response.status_code == 422, response.text
-    issue = response.json()["detail"][0]
+    issue = response.json()["issues"][0]
     assert issue["field"] == "input.code" and "does not match '^(a+)+$'" in issue["message"]
 
 
@@ -341,7 +341,7 @@ def test_patterns_the_linear_engine_cannot_run_are_validation_errors_naming_the_
     }
     response = api_client("editor").post("/api/runs", json={"definition": _definition(schema)})
     assert response.status_code == 422
-    issues = {i["field"]: i["message"] for i in response.json()["detail"]}
+    issues = {i["field"]: i["message"] for i in response.json()["issues"]}
     assert "linear-time engine" in issues["inputs.properties.code.pattern"]
     assert "linear-time engine" in issues["inputs.patternProperties"]
 
@@ -523,7 +523,7 @@ def test_a_step_whose_lease_keeps_expiring_is_failed_at_the_attempt_cap(
         time.sleep(0.05)
     assert attempts == [1, 2, 3, None, None, None]
     with engine.begin() as conn:
-        executor.lost_steps(conn, resend_after_s=0)  # the sweeper
+        leases.lost_steps(conn, resend_after_s=0)  # the sweeper
     status, error = _run_row(private_db, run_id)
     assert status == "failed"
     assert "started 3 times without finishing" in error and "FLOWLOOM_MAX_STEP_ATTEMPTS" in error
@@ -540,7 +540,7 @@ def test_retries_stop_at_the_attempt_cap_whatever_the_retry_policy_says(
         with engine.begin() as conn:
             claimed = executor.claim_step(conn, step_id, lease_s=30, worker="w")
             assert claimed is not None and claimed.attempt == attempt
-            sent = executor.schedule_retry(conn, claimed, delay_s=0, error="upstream down")
+            sent = waiting.schedule_retry(conn, claimed, delay_s=0, error="upstream down")
         assert (sent[0].step_id == step_id) if attempt == 1 else not sent
     status, error = _run_row(private_db, run_id)
     assert status == "failed"

@@ -28,12 +28,13 @@ from standardwebhooks import Webhook, WebhookVerificationError
 import app.app  # noqa: F401 - registers the pages and their states, as the running app does
 from app import routes
 from app.auth import sessions
-from app.db import create_workflow, db_session
+from app.db import db_session
 from app.pages.secrets_state import SecretsState
 from engine import secret_policy, secrets
 from engine.errors import ValidationError
 from engine.runs import RunView, start_run
 from engine.settings import get_settings
+from engine.workflows import create_workflow
 from models.db import get_engine
 from tests.integration.engine_helpers import node, steps_by_node, wait_for_run, workflow
 

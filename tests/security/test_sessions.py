@@ -34,13 +34,14 @@ from app.api.main import api
 from app.auth import api_keys, local, oidc, sessions
 from app.auth.principal import from_session_token, session_cache
 from app.db import db_session
-from engine.context import StepContext
+from engine.contract import StepContext, get_node_type
 from engine.errors import ConfigError, PolicyViolation
-from engine.services import EmbeddedPostgres, EmbeddedRedis, find_free_port
+from engine.ops.embedded_postgres import EmbeddedPostgres
+from engine.ops.embedded_redis import EmbeddedRedis
+from engine.ops.services import find_free_port
 from engine.settings import get_settings
 from models.auth import ApiKey, AuthThrottle, RevokedSession, UsedOidcState
 from models.db import get_engine
-from nodes.registry import get_node_type
 from tests.conftest import REPO_ROOT
 from tests.oidc import provider as oidc_provider
 
@@ -328,7 +329,7 @@ def run_cli(command: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
         "FLOWLOOM_PORT": str(find_free_port()),
     }
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", command],
+        [sys.executable, "-m", "engine.ops.cli", command],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
@@ -368,7 +369,7 @@ def test_openvino_telemetry_is_declined_unless_the_setting_opts_in(
 ) -> None:
     from openvino_telemetry import Telemetry
 
-    import nodes.openvino_runtime  # noqa: F401 - what a worker imports before any OpenVINO tool
+    import nodes.openvino.openvino_runtime  # noqa: F401 - what a worker imports before any OpenVINO tool
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no consent file: tools without a dialog take that as yes
     monkeypatch.delenv("FLOWLOOM_OPENVINO_TELEMETRY", raising=False)

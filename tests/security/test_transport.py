@@ -31,7 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from app.api.main import api, create_api
 from app.auth import local, sessions
 from app.db import db_session
-from engine.services import find_free_port
+from engine.ops.services import find_free_port
 from engine.settings import get_settings
 from tests.integration.conftest import TEST_SECRET_KEY
 
@@ -412,7 +412,7 @@ def test_flowloom_up_refuses_a_wide_bind_without_allowed_hosts(tmp_path: Path) -
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWLOOM_")}
     env.update(FLOWLOOM_HOST="0.0.0.0", FLOWLOOM_DATA_DIR=str(tmp_path / "data"), FLOWLOOM_ALLOWED_HOSTS="[]")
     result = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "up"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "engine.ops.cli", "up"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
         timeout=120,
     )  # fmt: skip
     assert result.returncode != 0

@@ -7,10 +7,9 @@ import pytest
 from app.pages.editor_graph import EditRefused, WorkingGraph, empty_definition
 from app.pages.editor_layout import COLUMN_GAP, layout_positions
 from components.config_form import UNSET, InputError, build_fields, field_label, parse_input, resolve
-from nodes import registry
-from nodes.agent import AgentConfig
-from nodes.http import HttpRequestConfig
-from nodes.registry import NodeType, Port
+from engine.contract import EmptyConfig, NodeType, Port, registry
+from nodes.agent.agent import AgentConfig
+from nodes.http.http_request import HttpRequestConfig
 
 
 def chain(*types: str) -> WorkingGraph:
@@ -72,7 +71,7 @@ def test_mismatched_port_types_are_refused(monkeypatch: pytest.MonkeyPatch):
         "test.embed",
         "ai",
         "Embed",
-        registry.EmptyConfig,
+        EmptyConfig,
         {"in": Port("text")},
         {"out": Port("embedding")},
         run,

@@ -16,13 +16,11 @@ import pytest
 from pydantic import ValidationError
 from standardwebhooks import Webhook
 
-from engine.context import StepContext
+from engine.contract import StepContext, Suspend, get_node_type, get_tool
 from engine.egress import EgressPolicy
 from engine.errors import PolicyViolation, StepError
 from engine.settings import get_settings
-from nodes import human
-from nodes.registry import Suspend, get_node_type
-from nodes.tools import get_tool
+from nodes.human import approval as human
 
 NODE_TYPES = [
     "start",

@@ -7,19 +7,21 @@ import argparse
 import psycopg
 import pytest
 
-from engine import cli
+from engine.db_errors import db_error_reason
 from engine.errors import ConfigError, DefinitionError, Issue, StepError, ValidationError
-from engine.health import (
+from engine.ops import cli
+from engine.ops.embedded_postgres import embedded_database_url
+from engine.ops.embedded_redis import embedded_redis_url
+from engine.ops.health import (
     CheckResult,
     check_database,
     check_kafka,
     check_redis,
-    describe_db_error,
     describe_redis_error,
     mask_url,
     require,
 )
-from engine.services import embedded_database_url, embedded_redis_url, find_free_port
+from engine.ops.services import find_free_port
 from engine.settings import Settings, get_settings
 
 
@@ -57,8 +59,8 @@ def test_mask_url_hides_only_the_password(url: str, masked: str) -> None:
         ),
     ],
 )
-def test_describe_db_error_keeps_only_the_reason(message: str, reason: str) -> None:
-    assert describe_db_error(psycopg.OperationalError(message)) == reason
+def test_db_error_reason_keeps_only_the_reason(message: str, reason: str) -> None:
+    assert db_error_reason(psycopg.OperationalError(message)) == reason
 
 
 def test_describe_redis_error_keeps_only_the_reason() -> None:

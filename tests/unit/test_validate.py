@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
+from engine.contract import Port, register
 from engine.definition import WorkflowDefinition
 from engine.errors import Issue, ValidationError
 from engine.parse import parse_dict
 from engine.plan import ExecutionPlan, build_plan, predecessors, successors
 from engine.validate import ensure_valid, validate
-from nodes.registry import Port, register
 
 
 @register(

@@ -1,0 +1,41 @@
+"""The settings and the database a node may use: a few named values, never the whole Settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from engine.errors import StepError
+from engine.settings import get_settings
+from models.db import get_engine
+
+
+@dataclass(frozen=True)
+class NodeEnvironment:
+    """What a node may read of Flowloom's settings."""
+
+    data_dir: Path  # FLOWLOOM_DATA_DIR, resolved: model caches and other node files live under it
+    openvino_telemetry: bool  # FLOWLOOM_OPENVINO_TELEMETRY: OpenVINO tools may send usage data
+
+    @property
+    def models_dir(self) -> Path:
+        """Where local models live: `<data_dir>/models`."""
+        return self.data_dir / "models"
+
+
+def node_environment() -> NodeEnvironment:
+    """The node environment from the current settings (read again on every call)."""
+    settings = get_settings()
+    return NodeEnvironment(
+        data_dir=settings.resolved_data_dir, openvino_telemetry=settings.openvino_telemetry
+    )
+
+
+def database() -> Engine:
+    """Flowloom's database, for a node family's own tables (e.g. memory chunks); StepError when none is set."""
+    url = get_settings().database_url
+    if not url:
+        raise StepError("no database configured (FLOWLOOM_DATABASE_URL)", retryable=False)
+    return get_engine(url)

@@ -1,0 +1,123 @@
+"""What a node type declares: config model, typed ports, run function, and what the engine must know of it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+# Port types. "any" connects to everything; otherwise source and target types must match,
+# except that every type flows into "json" (a JSON value can hold any of them).
+PORT_TYPES = ("any", "json", "text", "number", "boolean", "messages", "embedding", "documents")
+
+# Who decided an approval whose deadline passed: the `decided_by` of every expiry decision.
+EXPIRED_BY = "system:deadline"
+
+JoinMode = Literal["all", "any"]
+RunFunction = Callable[..., Any]
+# (config) -> the decision applied at an approval's deadline (for `resume(..., expired=True)`); None = escalate.
+ExpiryFunction = Callable[[Any], dict[str, Any] | None]
+
+
+class ResumeFunction(Protocol):
+    """The step's outputs for people's decision on a suspended step; StepError when it does not fit."""
+
+    def __call__(
+        self, config: Any, decision: Mapping[str, Any], *, expired: bool = False
+    ) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Port:
+    """A typed input or output port of a node."""
+
+    type: str = "any"
+    required: bool = True
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type not in PORT_TYPES:
+            raise ValueError(f"unknown port type {self.type!r}; known: {', '.join(PORT_TYPES)}")
+
+
+def port_types_compatible(source: str, target: str) -> bool:
+    """Whether a value from a `source`-typed output may flow into a `target`-typed input."""
+    return source == target or "any" in (source, target) or target == "json"
+
+
+class EmptyConfig(BaseModel):
+    """Config of a node type that takes no settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Suspend:
+    """Returned by a node that must wait for the outside world (a human, a timer).
+
+    The engine records `request` (e.g. an approval), releases the worker and resumes the
+    step later with the outside world's answer as the step's outputs.
+    """
+
+    kind: str
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """A registered node type."""
+
+    type: str
+    category: str
+    label: str
+    config_model: type[BaseModel]
+    inputs: dict[str, Port]
+    outputs: dict[str, Port]
+    run: RunFunction
+    description: str = ""
+    icon: str = "box"
+    # Output ports are branches: only the ports present in the run's result fire.
+    branching: bool = False
+    # Output port names may also come from the config (e.g. condition branches, approval actions).
+    dynamic_outputs: Callable[[BaseModel], dict[str, Port]] | None = None
+    # Config fields the engine passes as written, never rendered as templates (the node evaluates
+    # them itself, or they must not be text spliced from run inputs, such as SQL).
+    unrendered_fields: frozenset[str] = frozenset()
+    # When the node is ready to run, from its raw config: "all" incoming branches, or "any" one.
+    join: Callable[[Mapping[str, Any]], JoinMode] | None = None
+    # A node that suspends for people's decisions: the outputs of a decision, and what the deadline decides.
+    resume: ResumeFunction | None = None
+    on_expiry: ExpiryFunction | None = None
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.run)
+
+    def output_ports(self, config: BaseModel | None = None) -> dict[str, Port]:
+        """The ports derived from `config` when it defines any (branches, actions), else the declared ones."""
+        if self.dynamic_outputs is not None and config is not None:
+            derived = self.dynamic_outputs(config)
+            if derived:
+                return dict(derived)
+        return dict(self.outputs)
+
+    def join_mode(self, config: Mapping[str, Any]) -> JoinMode:
+        """Whether a node with this raw config waits for all its incoming branches or runs at the first."""
+        return self.join(config) if self.join is not None else "all"
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description for the editor palette and docs."""
+        return {
+            "type": self.type,
+            "category": self.category,
+            "label": self.label,
+            "description": self.description,
+            "icon": self.icon,
+            "config_schema": self.config_model.model_json_schema(),
+            "inputs": {k: vars(p) for k, p in self.inputs.items()},
+            "outputs": {k: vars(p) for k, p in self.outputs.items()},
+            "branching": self.branching,
+        }

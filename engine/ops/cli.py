@@ -1,0 +1,181 @@
+"""The `flowloom` command: up, worker, migrate, doctor, validate, run (a function pair per subcommand)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+import pydantic
+
+from engine.errors import ConfigError, FlowloomError, user_message
+from engine.ops.cli_workflows import configure_run, configure_validate, run_run, run_validate
+from engine.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from engine.ops.health import CheckResult
+
+# Subcommand handlers import what they use when they run: several engine modules read the settings at
+# import time, and main() must be in place first to report a bad FLOWLOOM_* value as one line.
+
+
+class Command(NamedTuple):
+    """A subcommand: its help line, how it adds its arguments, and what it runs (returns the exit code)."""
+
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int]
+
+
+def settings_error(exc: pydantic.ValidationError) -> ConfigError:
+    """One line naming each bad FLOWLOOM_* variable."""
+    problems = "; ".join(
+        f"FLOWLOOM_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+    )
+    return ConfigError(f"invalid setting: {problems}")
+
+
+def load_settings() -> Settings:
+    """The settings, with a bad FLOWLOOM_* value reported as a ConfigError."""
+    try:
+        return get_settings()
+    except pydantic.ValidationError as exc:
+        raise settings_error(exc) from exc
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    """For subcommands that take no arguments."""
+
+
+def run_up(args: argparse.Namespace) -> int:
+    """Run everything in the foreground until Ctrl-C."""
+    from engine.ops.launcher import Launcher
+
+    return Launcher(load_settings(), announce=lambda line: print(line, flush=True)).run()
+
+
+def configure_worker(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="worker processes (default FLOWLOOM_WORKERS)"
+    )
+    parser.add_argument("--loglevel", default="INFO", help="Celery log level")
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Build the worker's Celery app and run it in this process, on the engine's queue (FLOWLOOM_QUEUE)."""
+    from engine.key_files import check_key_files
+    from engine.ops.embedded_postgres import embedded_database_url
+    from engine.ops.embedded_redis import embedded_redis_url
+    from engine.ops.health import check_redis, require
+    from engine.tasks import create_worker_app
+
+    settings = load_settings()
+    check_key_files(settings.resolved_data_dir)
+    # Empty URLs mean the embedded services (started by `flowloom up`); the pool's processes inherit
+    # the environment, and the settings are read again from it.
+    if not settings.database_url:
+        os.environ["FLOWLOOM_DATABASE_URL"] = embedded_database_url(settings)
+    if not settings.redis_url:
+        os.environ["FLOWLOOM_REDIS_URL"] = embedded_redis_url(settings)
+    get_settings.cache_clear()
+    settings = load_settings()
+    require(check_redis(settings.redis_url))
+    app = create_worker_app(settings.redis_url)
+    # A unique node name per worker, so pings and `celery inspect` tell workers on one host apart.
+    argv = [
+        "worker", "--loglevel", args.loglevel, "--concurrency", str(args.concurrency or settings.workers),
+        "--pool", "prefork", "-Q", settings.queue, "--hostname", f"flowloom{os.getpid()}@{socket.gethostname()}",
+    ]  # fmt: skip
+    return app.start(argv) or 0  # Celery's own `worker` command, with this app
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    """Migrate the database (the embedded one if FLOWLOOM_DATABASE_URL is empty) to the newest revision."""
+    from engine.ops.launcher import resolved_services
+    from engine.ops.migrate import upgrade_to_head
+
+    with resolved_services(load_settings(), redis=False) as resolved:
+        revision = upgrade_to_head(resolved.database_url)
+    print(f"database is at revision {revision}")
+    return 0
+
+
+def format_check(result: CheckResult) -> str:
+    """`ok   name  detail` or `FAIL name  detail -> fix`."""
+    line = f"{'ok' if result.ok else 'FAIL':<4} {result.name:<10} {result.detail}"
+    return line if result.ok or not result.fix else f"{line} -> {result.fix}"
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """Check every service and tool; exit 1 if any check failed."""
+    from engine.ops.health import run_checks
+    from engine.ops.launcher import resolved_services
+    from engine.ops.migrate import check_schema
+
+    with resolved_services(load_settings()) as settings:
+        results = run_checks(settings)
+        if results[0].ok:
+            results.insert(2, check_schema(settings.database_url))
+    for result in results:
+        print(format_check(result))
+    return 0 if all(r.ok for r in results) else 1
+
+
+COMMANDS: dict[str, Command] = {
+    "validate": Command(
+        "check a workflow definition and print its execution plan", configure_validate, run_validate
+    ),
+    "run": Command("run a workflow definition and print each step as it finishes", configure_run, run_run),
+    "up": Command(
+        "start Flowloom (database, Redis, workers, web app) in the foreground", _no_arguments, run_up
+    ),
+    "worker": Command("run a Celery worker (what `up` starts)", configure_worker, run_worker),
+    "migrate": Command("migrate the database to the newest schema", _no_arguments, run_migrate),
+    "doctor": Command(
+        "check the database, pgvector, Redis, workers, JS runtime, OpenVINO, Kafka", _no_arguments, run_doctor
+    ),
+}
+
+
+def build_parser(commands: dict[str, Command] = COMMANDS) -> argparse.ArgumentParser:
+    """The argument parser with one subparser per entry of `commands`."""
+    parser = argparse.ArgumentParser(prog="flowloom", description="Flowloom: low-code AI-agent workflows")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in commands.items():
+        sub_parser = sub.add_parser(name, help=command.help, description=command.help)
+        command.configure(sub_parser)
+        sub_parser.set_defaults(handler=command.handler)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `flowloom` console script; FlowloomErrors become one line on stderr, exit 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        return args.handler(args)
+    except pydantic.ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        print(f"flowloom: {settings_error(exc)}", file=sys.stderr)
+        return 2
+    except FlowloomError as exc:
+        print(f"flowloom: {user_message(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Anthropic's Messages API as an LLM provider (chat, tool use, streaming; no embeddings)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from engine.contract import HttpClient, StepError, raise_for_status, send
+from nodes.agent.llm import ChatResult, Message, ToolCall, register_provider
+
+ANTHROPIC_BASE_URL = "https://api.anthropic.com/v1"
+ANTHROPIC_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 1024
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    return json.dumps(content, ensure_ascii=False, default=str)
+
+
+def to_anthropic(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
+    """OpenAI-shaped messages -> (system prompt, Anthropic messages with tool_use/tool_result blocks)."""
+    system: list[str] = []
+    out: list[dict[str, Any]] = []
+
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        # Anthropic wants user/assistant turns to alternate: merge consecutive same-role turns.
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+
+    for m in messages:
+        role = m.get("role")
+        if role == "system":
+            system.append(_text_of(m.get("content")))
+        elif role == "tool":
+            add(
+                "user",
+                [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": m.get("tool_call_id", ""),
+                        "content": _text_of(m.get("content")),
+                    }
+                ],
+            )
+        elif role == "assistant":
+            blocks: list[dict[str, Any]] = []
+            if m.get("content"):
+                blocks.append({"type": "text", "text": _text_of(m["content"])})
+            for call in m.get("tool_calls") or []:
+                fn = call.get("function") or {}
+                try:
+                    args = json.loads(fn.get("arguments") or "{}")
+                except ValueError:
+                    args = {}
+                blocks.append(
+                    {"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""), "input": args}
+                )
+            add("assistant", blocks or [{"type": "text", "text": ""}])
+        else:
+            add("user", [{"type": "text", "text": _text_of(m.get("content"))}])
+    return "\n\n".join(s for s in system if s), out
+
+
+def _tool_param(spec: dict[str, Any]) -> dict[str, Any]:
+    fn = spec.get("function", spec)
+    return {
+        "name": fn["name"],
+        "description": fn.get("description", ""),
+        "input_schema": fn.get("parameters") or {"type": "object", "properties": {}},
+    }
+
+
+class AnthropicProvider:
+    """Claude models through https://api.anthropic.com/v1/messages (or a compatible base URL)."""
+
+    def __init__(self, base_url: str, api_key: str, http: HttpClient, *, timeout_s: float = 120.0) -> None:
+        self.base_url = (base_url or ANTHROPIC_BASE_URL).rstrip("/")
+        self.api_key = api_key
+        self.http = http
+        self.timeout_s = timeout_s
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
+        if self.api_key:
+            headers["x-api-key"] = self.api_key
+        return headers
+
+    def _payload(
+        self,
+        messages: list[Message],
+        model: str,
+        temperature: float | None,
+        max_tokens: int | None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        system, converted = to_anthropic(messages)
+        payload: dict[str, Any] = {
+            "model": model,
+            "messages": converted,
+            "max_tokens": max_tokens or DEFAULT_MAX_TOKENS,
+        }
+        if system:
+            payload["system"] = system
+        if temperature is not None:
+            payload["temperature"] = min(temperature, 1.0)  # Anthropic's range is 0-1
+        if tools:
+            payload["tools"] = [_tool_param(t) for t in tools]
+        return payload
+
+    async def _post(self, payload: dict[str, Any]) -> httpx.Response:
+        url = f"{self.base_url}/messages"
+        resp = await send(
+            self.http, "POST", url, timeout=self.timeout_s, headers=self._headers(), json=payload
+        )
+        raise_for_status(resp, [], f"LLM {url}")
+        return resp
+
+    async def chat(
+        self,
+        messages: list[Message],
+        *,
+        model: str,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> ChatResult:
+        """One Messages API call; tool_use blocks become tool calls."""
+        resp = await self._post(self._payload(messages, model, temperature, max_tokens, tools))
+        try:
+            raw = resp.json()
+            blocks = raw["content"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StepError(f"LLM reply has no content: {resp.text[:200]}", retryable=False) from exc
+        text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+        calls = [
+            ToolCall(id=b.get("id", ""), name=b.get("name", ""), arguments=b.get("input") or {})
+            for b in blocks
+            if b.get("type") == "tool_use"
+        ]
+        usage = raw.get("usage") or {}
+        return ChatResult(
+            text=text,
+            tool_calls=calls,
+            usage={
+                "prompt_tokens": int(usage.get("input_tokens", 0)),
+                "completion_tokens": int(usage.get("output_tokens", 0)),
+            },
+            raw=raw,
+        )
+
+    async def complete(
+        self, prompt: str, *, model: str, temperature: float | None = None, max_tokens: int | None = None
+    ) -> ChatResult:
+        """A single-prompt completion (sent as one user message)."""
+        messages = [{"role": "user", "content": prompt}]
+        return await self.chat(messages, model=model, temperature=temperature, max_tokens=max_tokens)
+
+    async def embed(self, texts: list[str], *, model: str) -> list[list[float]]:
+        raise StepError(
+            "provider anthropic has no embeddings API; embed with openvino.embed or an openai provider",
+            retryable=False,
+        )
+
+    async def stream(
+        self,
+        messages: list[Message],
+        *,
+        model: str,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> AsyncIterator[str]:
+        """Text deltas of a streamed reply (server-sent events; the egress client buffers the reply)."""
+        payload = self._payload(messages, model, temperature, max_tokens)
+        payload["stream"] = True
+        resp = await self._post(payload)
+        for line in resp.text.splitlines():
+            if not line.startswith("data:"):
+                continue
+            try:
+                event = json.loads(line[len("data:") :].strip())
+            except ValueError:
+                continue
+            delta = event.get("delta") or {}
+            if event.get("type") == "content_block_delta" and delta.get("type") == "text_delta":
+                yield delta.get("text", "")
+
+
+def _anthropic(*, base_url: str = "", api_key: str = "", http: HttpClient, **kw: Any) -> AnthropicProvider:
+    return AnthropicProvider(base_url or ANTHROPIC_BASE_URL, api_key, http, **kw)
+
+
+register_provider("anthropic", _anthropic, base_url=ANTHROPIC_BASE_URL)

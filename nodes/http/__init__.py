@@ -1,0 +1,3 @@
+"""`tool.http` (importing the package registers it)."""
+
+from nodes.http import http_request  # noqa: F401

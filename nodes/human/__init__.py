@@ -1,0 +1,3 @@
+"""`human.approval` (importing the package registers it)."""
+
+from nodes.human import approval  # noqa: F401

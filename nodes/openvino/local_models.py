@@ -1,0 +1,39 @@
+"""This family's side of the contract's local models service: OpenVINO embeds and generates for other families."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine.contract import DEFAULT_EMBEDDER, Embeddings, Generation, provide_local_models
+from nodes.openvino import openvino_runtime as runtime
+
+
+class OpenVINOModels:
+    """Embeddings and generation with OpenVINO pipelines compiled once per worker process."""
+
+    def embed(
+        self, texts: list[str], *, model: str = DEFAULT_EMBEDDER, device: str = "CPU", precision: str = "f32"
+    ) -> Embeddings:
+        """Unit-length sentence embeddings of `texts`, with load and inference time as metrics."""
+        result = runtime.embed(texts, model=model, device=device, precision=precision)
+        return Embeddings(result.vectors, result.model, result.timing.metrics())
+
+    def generate(
+        self,
+        model: str,
+        messages: list[dict[str, str]] | str,
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        device: str = "CPU",
+        on_chunk: Callable[[str], bool | None] | None = None,
+    ) -> Generation:
+        """Text from a local language model, streamed chunk by chunk to `on_chunk`."""
+        options = runtime.SamplingOptions(max_new_tokens=max_new_tokens, temperature=temperature)
+        result = runtime.generate(model, messages, options=options, device=device, on_chunk=on_chunk)
+        return Generation(
+            result.text, result.chunks, result.token_count, result.input_tokens, result.timing.metrics()
+        )
+
+
+provide_local_models(OpenVINOModels())
