@@ -5,7 +5,8 @@ import reflex as rx
 from app.api.main import api
 from app.auth.guard import EventGuard
 from app.layout import add_pages
-from app.pages import dashboard, editor, inbox, login, models, runs, secrets, settings, templates, workflows  # noqa: F401  (importing declares the pages)
+from app.pages import dashboard, inbox, login, models, runs, secrets, settings, templates, workflows  # noqa: F401  (importing declares the pages)
+from app.pages.editor import page as editor_page  # noqa: F401
 
 app = rx.App(
     api_transformer=api,

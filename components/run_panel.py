@@ -1,5 +1,5 @@
 """The run side panel: the shown run, the selected node's step (inputs, outputs, error, timing)
-and the workflow's run history. It reads the editor state's run fields, passed in as `S`."""
+and the workflow's run history. It reads the editor's run state (run fields, selected node), passed in as `S`."""
 
 from __future__ import annotations
 

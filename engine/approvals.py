@@ -154,7 +154,7 @@ def _close(
         .where(_approvals.c.id == row.id)
     )
     events.emit(conn, events.APPROVAL_DECIDED, step.run_id, approval_id=str(row.id), action=decision["action"],
-                decided_by=decided_by, status=status)  # fmt: skip
+                decided_by=decided_by, status=status, step_id=step.step_id, node_id=step.node_id)  # fmt: skip
     return executor.finish_step(conn, step, outputs=outputs, expected_status="waiting")
 
 

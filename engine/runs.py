@@ -12,10 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from engine import approvals, audit, dispatch, executor, json_schemas, workflows
-from engine.approvals import ApprovalError as ApprovalError  # re-exported for callers
-from engine.approvals import Outcome
-from engine.approvers import Approver
+from engine import audit, dispatch, executor, json_schemas, workflows
 from engine.definition import WorkflowDefinition
 from engine.errors import ErrorCode, ValidationError
 from engine.errors import Issue as _Issue
@@ -203,18 +200,3 @@ def count_by_status(*, database_url: str | None = None) -> dict[str, int]:
     with _db(database_url).connect() as conn:
         rows = conn.execute(select(Run.status, func.count().label("count")).group_by(Run.status)).all()
     return {row.status: row.count for row in rows}
-
-
-def decide_approval(
-    approval_id: str,
-    approver: Approver,
-    *,
-    action: str,
-    form: dict[str, Any] | None = None,
-    comment: str = "",
-    database_url: str | None = None,
-) -> Outcome:
-    """Cast `approver`'s vote (engine.approvals.decide): approvers, quorum, deadlines, concurrency."""
-    return approvals.decide(
-        approval_id, approver, action=action, form=form, comment=comment, database_url=database_url
-    )

@@ -38,6 +38,16 @@ class Settings(BaseSettings):
     database_url: str = Field("", description="PostgreSQL (with pgvector) URL; empty = embedded")
     redis_url: str = Field("", description="Redis URL for the Celery broker; empty = embedded")
     kafka_bootstrap_servers: str = Field("", description="Kafka bootstrap servers; empty = no Kafka")
+    kafka_topic_prefix: str = Field(
+        "flowloom",
+        pattern=r"^[A-Za-z0-9_.-]{1,200}$",
+        description="topics are <prefix>.workflow, .agent, ...",
+    )
+    kafka_max_message_bytes: int = Field(
+        1_000_000,
+        ge=10_000,
+        description="largest record the relay publishes (the broker's message.max.bytes)",
+    )
     host: str = Field("127.0.0.1", description="address the web app listens on")
     port: int = Field(3000, description="port of the web app (frontend and backend)")
     postgres_port: int = Field(55432, description="port of the embedded PostgreSQL")

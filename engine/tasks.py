@@ -1,7 +1,8 @@
-"""Celery tasks: run one step durably; the sweeper and lease heartbeat run beside them.
+"""Celery tasks: run one step durably, run a node family's background job; the sweeper and lease
+heartbeat run beside them.
 
 The tasks are registered on the app `create_worker_app()` builds (what `flowloom worker` runs);
-senders only need the task names (`dispatch.STEP_TASK`, `flowloom.ping`).
+senders only need the task names (`dispatch.STEP_TASK`, `jobs.JOB_TASK`, `flowloom.ping`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import socket
 import threading
 import time
 
-from celery import Celery
+from celery import Celery, Task
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
-from engine import approvals, dispatch, executor, leases, waiting
+from engine import approvals, dispatch, executor, jobs, leases, waiting
 from engine.celery_app import create_celery
 from engine.contract import load_plugins
 from engine.definition import RetryPolicy
@@ -46,6 +47,12 @@ def register_tasks(app: Celery) -> Celery:
     app.task(
         name=dispatch.STEP_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True, shared=False
     )(run_step)
+    # A job's progress and outcome go to the result backend; a job whose worker dies is reported
+    # failed rather than redelivered (a model too big for the machine would kill every worker in turn).
+    app.task(
+        name=jobs.JOB_TASK, bind=True, acks_late=True, reject_on_worker_lost=False, track_started=True,
+        ignore_result=False, shared=False,
+    )(run_job)  # fmt: skip
     # Receivers are kept by identity, so registering on a second app does not connect them twice.
     worker_ready.connect(_start_sweeper)
     worker_shutdown.connect(_stop_sweeper)
@@ -61,6 +68,11 @@ def ping() -> str:
 def run_step(step_id: str) -> None:
     """Run one step; a redelivered message for a finished or owned step does nothing."""
     execute_step(step_id)
+
+
+def run_job(task: Task, name: str, params: dict) -> dict:
+    """Run a node family's background job by name, reporting its progress (engine/jobs.py)."""
+    return jobs.run(task, name, params)
 
 
 def execute_step(step_id: str) -> str:

@@ -11,11 +11,12 @@ from pydantic import BaseModel, Field
 
 from app.api.callers import Caller
 from app.auth.policy import Role, allows
+from engine.approvals import decide as decide_approval
 from engine.approvals import list_decidable
 from engine.definition import WorkflowDefinition
 from engine.errors import ErrorCode, FlowloomError
 from engine.parse import parse_dict
-from engine.runs import cancel_run, decide_approval, get_run, start_run
+from engine.runs import cancel_run, get_run, start_run
 from engine.workflows import saved_version
 
 router = APIRouter(tags=["runs"])

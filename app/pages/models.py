@@ -1,4 +1,4 @@
-"""The Models page: local OpenVINO model folders with size and precision; convert and compress."""
+"""The Models page: local OpenVINO model folders with size and precision; convert and compress (in a worker)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,23 @@ def _table() -> rx.Component:
     )
 
 
+def _job_progress() -> rx.Component:
+    """The running job: what it does, how far the worker got."""
+    return rx.callout.root(
+        rx.callout.icon(rx.icon("loader")),
+        rx.vstack(
+            rx.text(S.busy, size="2", weight="medium"),
+            rx.progress(value=S.job_percent, max=100, width="100%", id="model-job-progress"),
+            rx.text(S.job_message, size="1", color=rx.color("gray", 10), id="model-job-message"),
+            spacing="2",
+            width="100%",
+        ),
+        margin_bottom="1rem",
+        width="100%",
+        id="model-job",
+    )
+
+
 def _convert_form() -> rx.Component:
     return rx.card(
         rx.vstack(
@@ -102,7 +119,7 @@ def models_page() -> rx.Component:
         rx.text(
             "Folder: ", rx.code(S.models_dir), size="2", color=rx.color("gray", 10), margin_bottom="1rem"
         ),
-        rx.cond(S.busy != "", rx.callout(S.busy, icon="loader", margin_bottom="1rem", width="100%")),
+        rx.cond(S.busy != "", _job_progress()),
         rx.cond(
             S.loaded,
             rx.cond(

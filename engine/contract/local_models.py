@@ -2,6 +2,7 @@
 
 Memory embeds its chunks and agents run local models without importing the family that runs
 them: that family calls `provide_local_models` when it loads, the others call `local_models()`.
+The Models page lists the model folders through the same provider.
 """
 
 from __future__ import annotations
@@ -43,8 +44,21 @@ class Generation:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ModelFolder:
+    """One model directory under the models directory, as the Models page lists it."""
+
+    name: str  # its path under the models directory, as node configs name it
+    kind: str  # embedding | llm | unknown
+    precision: str  # fp32 | fp16 | bf16 | int8 | int8-weights | unknown
+    size_bytes: int
+    source: str = ""  # the checkpoint it was converted from, when Flowloom converted it
+
+
 class LocalModels(Protocol):
-    """Embedding and generation with models kept under the models directory."""
+    """Embedding and generation with models kept under the models directory, and what is there."""
+
+    def list_models(self) -> list[ModelFolder]: ...
 
     def embed(
         self, texts: list[str], *, model: str = DEFAULT_EMBEDDER, device: str = "CPU", precision: str = "f32"

@@ -39,6 +39,7 @@ HEALTH_PATH = "/api/health"
 WEB_START_TIMEOUT_S = 180.0  # the first production build downloads npm packages
 WEB_GRACE_S = 10.0
 WORKER_GRACE_S = 20.0
+RELAY_GRACE_S = 20.0  # a batch waits up to 15 s for the broker's acks
 # What a child of ours runs; the older module names stay so leftovers of an earlier version are found too.
 _CHILD_MARKS = ("engine.ops.cli", "engine.cli", "engine.celery_app", "reflex")
 
@@ -129,6 +130,11 @@ def child_env(settings: Settings, database_url: str, redis_url: str) -> dict[str
 def worker_command(settings: Settings) -> list[str]:
     """`flowloom worker` with the configured concurrency, run by this interpreter."""
     return [sys.executable, "-m", "engine.ops.cli", "worker", "--concurrency", str(settings.workers)]
+
+
+def relay_command(settings: Settings) -> list[str]:
+    """`flowloom relay` (the outbox to Kafka), run by this interpreter."""
+    return [sys.executable, "-m", "engine.ops.cli", "relay"]
 
 
 def web_command(settings: Settings) -> list[str]:
@@ -228,6 +234,8 @@ class Launcher:
                 stack.callback(self._stop_children)
                 env = child_env(self.settings, database_url, redis_url)
                 self._spawn("worker", worker_command(self.settings), env, signal.SIGTERM, WORKER_GRACE_S)
+                if self.settings.kafka_bootstrap_servers:
+                    self._spawn("relay", relay_command(self.settings), env, signal.SIGTERM, RELAY_GRACE_S)
                 self._spawn("web", web_command(self.settings), env, signal.SIGINT, WEB_GRACE_S)
                 if not self._wait_for_web():
                     return 0 if self._stop.is_set() else 1

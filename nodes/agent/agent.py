@@ -12,137 +12,29 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from engine.contract import (
     AGENT_COMPLETED,
     AGENT_FAILED,
     AGENT_STARTED,
-    DEFAULT_EMBEDDER,
-    MEMORY_COLLECTION_PATTERN,
     FlowloomError,
     Port,
-    SchemaRefused,
     StepContext,
     StepError,
-    check_schema,
     get_node_type,
     item_text,
     register,
 )
-from engine.contract import MODEL_NAME_PATTERN as NAME_PATTERN
-from engine.contract import SECRET_REFERENCE_PATTERN as SECRET_NAME_PATTERN
 
-# Importing anthropic_llm and openvino_llm registers those providers.
-from nodes.agent import anthropic_llm, openvino_llm  # noqa: F401
-from nodes.agent.agent_lifecycle import Agent, AgentState, Capability
+# Importing the provider modules registers them.
+from nodes.agent import anthropic_llm, openai_llm, openvino_llm  # noqa: F401
+from nodes.agent.agent_config import AgentConfig
+from nodes.agent.agent_lifecycle import Agent, AgentState
 from nodes.agent.agent_loop import AgentTurn, Paused, PausedState
-from nodes.agent.agent_tools import offered_tool_names, resolve_tools
-from nodes.agent.llm import api_destination, get_provider, provider_names
+from nodes.agent.agent_tools import resolve_tools
+from nodes.agent.llm import api_destination, get_provider
 
-_COLLECTION_OR_EMPTY = r"^$|" + MEMORY_COLLECTION_PATTERN
 # Long-term memory is the memory family's: the agent runs its node types through the registry.
 MEMORY_SEARCH, MEMORY_INGEST = "memory.search", "memory.ingest"
-
-
-def _tool_examples(schema: dict[str, Any]) -> None:
-    schema["examples"] = [offered_tool_names()]
-
-
-class AgentConfig(BaseModel):
-    """Config of `agent`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    provider: str = Field(
-        "openai", description="Model provider: openai (any compatible server), anthropic, openvino"
-    )
-    model: str = Field(min_length=1, description="Model name, e.g. gpt-4o-mini; for openvino a model folder")
-    system_prompt: str = Field(
-        "", description="Instructions for the model", json_schema_extra={"format": "multiline"}
-    )
-    prompt: str = Field(
-        "",
-        description="The user message (templated); empty = the input value",
-        json_schema_extra={"format": "multiline"},
-    )
-    temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature")
-    max_tokens: int = Field(1024, ge=1, le=200_000, description="Most tokens in each answer")
-    base_url: str = Field(
-        "", description="API base URL (an OpenAI-compatible server, a proxy); empty = the provider's"
-    )
-    api_key_secret: str = Field(
-        "",
-        pattern=SECRET_NAME_PATTERN,
-        description="Name of the API key secret (Secrets page); its bindings must allow the base URL",
-        json_schema_extra={"format": "secret"},
-    )
-    tools: list[str] = Field(
-        default_factory=list,
-        description="Registered tools and tool nodes the model may call",
-        json_schema_extra=_tool_examples,
-    )
-    approval_tools: list[str] = Field(
-        default_factory=list,
-        description="Tools a person must approve before each call (see the approval output)",
-    )
-    max_iterations: int = Field(8, ge=1, le=50, description="Most model calls in one step")
-    output_schema: dict[str, Any] | None = Field(
-        None, description="JSON schema the final answer must match (it is parsed into out.data)"
-    )
-    memory_collection: str = Field(
-        "", pattern=_COLLECTION_OR_EMPTY, description="Long-term memory collection; empty = none"
-    )
-    memory_top_k: int = Field(3, ge=1, le=20, description="Memory chunks retrieved before the call")
-    memory_min_score: float = Field(
-        0.2, ge=-1, le=1, description="Ignore memory chunks less similar than this"
-    )
-    memory_store: bool = Field(False, description="Store each question and answer in the memory collection")
-    embedding_model: str = Field(DEFAULT_EMBEDDER, pattern=NAME_PATTERN, description="Embedder for memory")
-
-    @field_validator("provider")
-    @classmethod
-    def _provider_exists(cls, name: str) -> str:
-        if name not in provider_names():
-            raise ValueError(f"unknown provider {name!r}; known: {', '.join(provider_names())}")
-        return name
-
-    @field_validator("tools")
-    @classmethod
-    def _tools_exist(cls, names: list[str]) -> list[str]:
-        unknown = [n for n in names if n not in offered_tool_names()]
-        if unknown:
-            raise ValueError(
-                f"unknown tool(s) {', '.join(unknown)}; known: {', '.join(offered_tool_names())}"
-            )
-        return names
-
-    @field_validator("output_schema")
-    @classmethod
-    def _schema_is_valid(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
-        if schema is not None:
-            try:  # "#..." references only, nothing fetched, patterns RE2 can run
-                check_schema(schema)
-            except SchemaRefused as exc:
-                raise ValueError(f"not a usable JSON schema: {exc}") from None
-        return schema
-
-    @model_validator(mode="after")
-    def _approval_tools_are_tools(self) -> AgentConfig:
-        missing = [t for t in self.approval_tools if t not in self.tools]
-        if missing:
-            raise ValueError(f"approval_tools: {', '.join(missing)} not in tools; add them to tools first")
-        return self
-
-    def capabilities(self) -> list[Capability]:
-        caps = [Capability.TEXT_PROCESSING]
-        if self.memory_collection or self.output_schema:
-            caps.append(Capability.DOCUMENT_ANALYSIS)
-        if self.tools:
-            caps.append(Capability.API_INTEGRATION)
-        if self.approval_tools:
-            caps.append(Capability.WORKFLOW_CONTROL)
-        return caps
 
 
 @register(

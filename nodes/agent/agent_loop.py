@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.contract import AGENT_TOOL_CALLED, FlowloomError, StepContext, StepError, instance_problems
+from nodes.agent.agent_config import AgentConfig
 from nodes.agent.agent_lifecycle import Agent, is_agent_id
 from nodes.agent.agent_tools import AgentTool
 from nodes.agent.llm import LLMProvider, Message, ToolCall, assistant_message, tool_result_message
-
-if TYPE_CHECKING:
-    from nodes.agent.agent import AgentConfig
 
 REQUEST_KIND = "agent.tool_approval"
 MAX_TOOL_RESULT_CHARS = 16_000

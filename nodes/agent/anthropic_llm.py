@@ -6,10 +6,9 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
-from engine.contract import HttpClient, StepError, raise_for_status, send
-from nodes.agent.llm import ChatResult, Message, ToolCall, register_provider
+from engine.contract import HttpClient, StepError
+from nodes.agent.llm import ChatResult, Message, ToolCall, content_text, register_provider
+from nodes.agent.llm_http import HttpProvider, sse_events
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com/v1"
 ANTHROPIC_VERSION = "2023-06-01"
@@ -17,11 +16,7 @@ DEFAULT_MAX_TOKENS = 1024
 
 
 def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if content is None:
-        return ""
-    return json.dumps(content, ensure_ascii=False, default=str)
+    return "" if content is None else content_text(content)
 
 
 def to_anthropic(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
@@ -79,14 +74,10 @@ def _tool_param(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpProvider):
     """Claude models through https://api.anthropic.com/v1/messages (or a compatible base URL)."""
 
-    def __init__(self, base_url: str, api_key: str, http: HttpClient, *, timeout_s: float = 120.0) -> None:
-        self.base_url = (base_url or ANTHROPIC_BASE_URL).rstrip("/")
-        self.api_key = api_key
-        self.http = http
-        self.timeout_s = timeout_s
+    default_base_url = ANTHROPIC_BASE_URL
 
     def _headers(self) -> dict[str, str]:
         headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
@@ -116,14 +107,6 @@ class AnthropicProvider:
             payload["tools"] = [_tool_param(t) for t in tools]
         return payload
 
-    async def _post(self, payload: dict[str, Any]) -> httpx.Response:
-        url = f"{self.base_url}/messages"
-        resp = await send(
-            self.http, "POST", url, timeout=self.timeout_s, headers=self._headers(), json=payload
-        )
-        raise_for_status(resp, [], f"LLM {url}")
-        return resp
-
     async def chat(
         self,
         messages: list[Message],
@@ -134,7 +117,7 @@ class AnthropicProvider:
         tools: list[dict[str, Any]] | None = None,
     ) -> ChatResult:
         """One Messages API call; tool_use blocks become tool calls."""
-        resp = await self._post(self._payload(messages, model, temperature, max_tokens, tools))
+        resp = await self._post("/messages", self._payload(messages, model, temperature, max_tokens, tools))
         try:
             raw = resp.json()
             blocks = raw["content"]
@@ -157,13 +140,6 @@ class AnthropicProvider:
             raw=raw,
         )
 
-    async def complete(
-        self, prompt: str, *, model: str, temperature: float | None = None, max_tokens: int | None = None
-    ) -> ChatResult:
-        """A single-prompt completion (sent as one user message)."""
-        messages = [{"role": "user", "content": prompt}]
-        return await self.chat(messages, model=model, temperature=temperature, max_tokens=max_tokens)
-
     async def embed(self, texts: list[str], *, model: str) -> list[list[float]]:
         raise StepError(
             "provider anthropic has no embeddings API; embed with openvino.embed or an openai provider",
@@ -181,14 +157,7 @@ class AnthropicProvider:
         """Text deltas of a streamed reply (server-sent events; the egress client buffers the reply)."""
         payload = self._payload(messages, model, temperature, max_tokens)
         payload["stream"] = True
-        resp = await self._post(payload)
-        for line in resp.text.splitlines():
-            if not line.startswith("data:"):
-                continue
-            try:
-                event = json.loads(line[len("data:") :].strip())
-            except ValueError:
-                continue
+        for event in sse_events(await self._post("/messages", payload)):
             delta = event.get("delta") or {}
             if event.get("type") == "content_block_delta" and delta.get("type") == "text_delta":
                 yield delta.get("text", "")

@@ -8,12 +8,11 @@ through the contract's local models service (provided by the OpenVINO node famil
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from engine.contract import StepError, local_models
-from nodes.agent.llm import ChatResult, Message, register_provider
+from engine.contract import Generation, StepError, local_models
+from nodes.agent.llm import ChatResult, Message, content_text, register_provider
 
 _DONE = object()
 
@@ -22,13 +21,20 @@ def _plain(messages: list[Message]) -> list[dict[str, str]]:
     """Chat-template messages: tool results become user turns, content becomes text."""
     plain = []
     for m in messages:
-        content = m.get("content")
-        text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
+        text = content_text(m.get("content"))
         role = m.get("role", "user")
         if role == "tool":
             role, text = "user", f"Tool result: {text}"
         plain.append({"role": role, "content": text or ""})
     return plain
+
+
+def _chat_result(result: Generation, raw: dict[str, Any]) -> ChatResult:
+    return ChatResult(
+        text=result.text,
+        usage={"prompt_tokens": result.input_tokens, "completion_tokens": result.token_count},
+        raw=raw,
+    )
 
 
 class OpenVINOProvider:
@@ -40,6 +46,22 @@ class OpenVINOProvider:
 
     def _options(self, temperature: float | None, max_tokens: int | None) -> dict[str, Any]:
         return {"max_new_tokens": max_tokens or 256, "temperature": temperature or 0.0}
+
+    async def _generate(
+        self,
+        model: str,
+        prompt: str | list[dict[str, str]],
+        temperature: float | None,
+        max_tokens: int | None,
+    ) -> Generation:
+        """One generation in a worker thread: a raw prompt, or messages through the chat template."""
+        return await asyncio.to_thread(
+            local_models().generate,
+            model,
+            prompt,
+            **self._options(temperature, max_tokens),
+            device=self.device,
+        )
 
     async def chat(
         self,
@@ -57,35 +79,15 @@ class OpenVINOProvider:
                 "openai-compatible server (OpenVINO Model Server, vLLM, Ollama) that does",
                 retryable=False,
             )
-        result = await asyncio.to_thread(
-            local_models().generate,
-            model,
-            _plain(messages),
-            **self._options(temperature, max_tokens),
-            device=self.device,
-        )
-        return ChatResult(
-            text=result.text,
-            usage={"prompt_tokens": result.input_tokens, "completion_tokens": result.token_count},
-            raw={"metrics": result.metrics, "chunks": result.chunks},
-        )
+        result = await self._generate(model, _plain(messages), temperature, max_tokens)
+        return _chat_result(result, {"metrics": result.metrics, "chunks": result.chunks})
 
     async def complete(
         self, prompt: str, *, model: str, temperature: float | None = None, max_tokens: int | None = None
     ) -> ChatResult:
         """Generate from a raw prompt (no chat template)."""
-        result = await asyncio.to_thread(
-            local_models().generate,
-            model,
-            prompt,
-            **self._options(temperature, max_tokens),
-            device=self.device,
-        )
-        return ChatResult(
-            text=result.text,
-            usage={"prompt_tokens": result.input_tokens, "completion_tokens": result.token_count},
-            raw={"metrics": result.metrics},
-        )
+        result = await self._generate(model, prompt, temperature, max_tokens)
+        return _chat_result(result, {"metrics": result.metrics})
 
     async def embed(self, texts: list[str], *, model: str) -> list[list[float]]:
         """Sentence embeddings with an OpenVINO embedding model folder."""

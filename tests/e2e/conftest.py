@@ -95,12 +95,18 @@ def screenshot(page: Page, request: pytest.FixtureRequest) -> Callable[[str], Pa
     return take
 
 
+@pytest.fixture(scope="package")
+def app_data_dir(service_dir: Callable[[str], Path]) -> Path:
+    """The data dir of `app_server` (its models/ folder is what the Models page lists)."""
+    return service_dir("app-data")
+
+
 @pytest.fixture(scope="package")  # its workers share the session's Redis: gone before other tests run
 def app_server(
     launch_flowloom: Callable[..., LaunchedFlowloom],
     pg_url: str,
     redis_url: str,
-    service_dir: Callable[[str], Path],
+    app_data_dir: Path,
     app_port: int,
     oidc_provider: oidc.OIDCProviderProcess,
 ) -> Iterator[str]:
@@ -111,7 +117,7 @@ def app_server(
     """
     port = app_port
     flowloom = launch_flowloom(
-        data_dir=service_dir("app-data"),
+        data_dir=app_data_dir,
         database_url=pg_url,
         redis_url=redis_url,
         host="127.0.0.1",

@@ -14,9 +14,10 @@ from sqlalchemy import text
 
 from engine import secrets
 from engine.approvals import Approver
+from engine.approvals import decide as decide_approval
 from engine.contract import as_documents
 from engine.parse import parse_dict
-from engine.runs import decide_approval, start_run
+from engine.runs import start_run
 from engine.settings import get_settings
 from models.db import get_engine
 from nodes.agent.agent_lifecycle import ID_PATTERN, Agent, AgentState, Capability, new_agent_id

@@ -96,22 +96,6 @@ def test_int8_weight_compression_keeps_a_language_model_working(tmp_path, monkey
     assert result.token_count == 8 and result.chunks
 
 
-def test_models_page_lists_folders_and_compresses_an_embedder_to_int8(tmp_path, monkeypatch):
-    from app.pages import models_state
-
-    monkeypatch.setenv("FLOWLOOM_DATA_DIR", str(tmp_path))
-    get_settings.cache_clear()
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / EMBEDDER).symlink_to(built_models().embedder, target_is_directory=True)
-    assert models_state.builders_installed()
-    assert [(r.name, r.precision, r.can_compress) for r in models_state._rows()] == [(EMBEDDER, "fp32", True)]
-    assert models_state._compress(EMBEDDER) == f"compressed {EMBEDDER} into {EMBEDDER}-int8"
-    rows = {r.name: r for r in models_state._rows()}
-    assert (rows[f"{EMBEDDER}-int8"].kind, rows[f"{EMBEDDER}-int8"].precision) == ("embedding", "int8")
-    assert rows[f"{EMBEDDER}-int8"].can_compress is False
-    assert rows[EMBEDDER].size.endswith("MB")
-
-
 def test_model_names_cannot_leave_the_models_directory():
     from engine.errors import StepError
 

@@ -6,6 +6,7 @@ handlers on a real state, or the CLI, on real PostgreSQL, Redis and Celery worke
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -28,8 +29,9 @@ from app.auth import api_keys, local, sessions, users
 from app.auth.oidc import claim_is_true
 from app.db import db_session
 from app.pages import inbox_state
-from app.pages.editor_graph import WorkingGraph
-from app.pages.editor_state import EditorState
+from app.pages.editor.graph import WorkingGraph
+from app.pages.editor.run_state import EditorRun
+from app.pages.editor.state import EditorState
 from app.pages.inbox_state import InboxState
 from app.pages.runs_state import RunsState
 from engine import workflows
@@ -303,9 +305,14 @@ def reflex_tab(state_cls, cookie: str, path: str, route: str):
 
 def editor_tab(user: User, workflow_id: str):
     tab = reflex_tab(EditorState, cookie_of(user), f"/workflows/{workflow_id}", "/workflows/[workflow_id]")
-    EditorState.load.fn(tab)
+    asyncio.run(EditorState.load.fn(tab))
     assert tab.loaded, tab.load_error
     return tab
+
+
+def run_button(tab: EditorState):
+    """What the Run button does in `tab` (its handler lives on the editor's run state, beside the page's)."""
+    return EditorRun.run_workflow.fn(asyncio.run(tab.get_state(EditorRun)))
 
 
 def runs_of(workflow_id: str) -> list:
@@ -327,9 +334,10 @@ def test_operators_run_button_runs_the_saved_version_even_if_the_tabs_graph_was_
     tab._graph = WorkingGraph.from_definition(parse_dict(granting_definition(canary.port)))
     tab.dirty = False
 
-    EditorState.run_workflow.fn(tab)
+    run_view = asyncio.run(tab.get_state(EditorRun))
+    EditorRun.run_workflow.fn(run_view)
     runs = runs_of(workflow_id)
-    assert len(runs) == 1, tab.run_error
+    assert len(runs) == 1, run_view.run_error
     assert runs[0].definition["name"] == "as saved"
     assert (runs[0].started_by, runs[0].started_via) == (f"user:{operator.id}", "ui")
     assert wait_for_run(str(runs[0].id)).status == "succeeded"
@@ -346,7 +354,7 @@ def test_operator_can_neither_save_nor_run_an_unsaved_graph_from_the_editor(
     tab._sync_flags()
     assert tab.dirty
 
-    refused_run = EditorState.run_workflow.fn(tab)
+    refused_run = run_button(tab)
     refused_save = EditorState.save.fn(tab)
     assert "editor role" in str(refused_run) and "editor" in str(refused_save)
     with db_session() as session:
@@ -361,7 +369,7 @@ def test_editors_run_button_saves_first_and_records_the_editor(make_user) -> Non
     EditorState.move_nodes.fn(tab, [{"id": "DONE", "x": 480, "y": 120}])
     assert tab.dirty
 
-    EditorState.run_workflow.fn(tab)
+    run_button(tab)
     runs = runs_of(workflow_id)
     assert len(runs) == 1 and tab.version == 2
     assert runs[0].started_by == f"user:{editor.id}" and runs[0].started_via == "ui"

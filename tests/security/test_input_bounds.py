@@ -26,7 +26,7 @@ import httpx
 import pytest
 from sqlalchemy import make_url, text
 
-from engine import executor, expressions, json_schemas, leases, waiting
+from engine import executor, expression_limits, expressions, json_schemas, leases, waiting
 from engine.errors import DefinitionError, PolicyViolation, ValidationError
 from engine.ops.migrate import upgrade_to_head
 from engine.ops.services import find_free_port
@@ -446,7 +446,7 @@ def test_quadratic_text_codecs_are_refused_in_templates() -> None:
 
 
 def test_evaluations_inside_one_budget_share_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(expressions, "MAX_SECONDS", 0.5)
+    monkeypatch.setattr(expression_limits, "MAX_SECONDS", 0.5)
     loop = "{% for i in range(20000) %}{% endfor %}"
     with pytest.raises(PolicyViolation, match="ran longer than 0.5s"), expressions.evaluation_budget():
         for _ in range(500):  # each alone is far under the limit; together they are not

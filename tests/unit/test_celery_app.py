@@ -8,7 +8,7 @@ from pathlib import Path
 
 from celery import _state
 
-from engine import dispatch
+from engine import dispatch, jobs
 from engine.celery_app import celery_for, create_celery
 from engine.tasks import PING_TASK, create_worker_app, register_tasks
 
@@ -37,6 +37,17 @@ def test_the_worker_app_carries_the_engine_tasks_under_their_message_names() -> 
         assert step.acks_late and step.reject_on_worker_lost and step.ignore_result
         assert not tasks[PING_TASK].ignore_result
         assert app.conf.task_acks_late and app.conf.worker_prefetch_multiplier == 1
+    finally:
+        app.close()
+
+
+def test_background_jobs_keep_their_progress_and_are_not_redelivered_after_a_worker_dies() -> None:
+    app = create_worker_app("redis://127.0.0.1:1/0")
+    try:
+        job = app.tasks[jobs.JOB_TASK]
+        assert jobs.JOB_TASK == "flowloom.job"
+        assert not job.ignore_result and job.track_started
+        assert job.acks_late and not job.reject_on_worker_lost
     finally:
         app.close()
 

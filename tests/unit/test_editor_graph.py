@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.pages.editor_graph import EditRefused, WorkingGraph, empty_definition
-from app.pages.editor_layout import COLUMN_GAP, layout_positions
+from app.pages.editor.auto_layout import COLUMN_GAP, layout_positions
+from app.pages.editor.graph import EditRefused, WorkingGraph, empty_definition
 from components.config_form import UNSET, InputError, build_fields, field_label, parse_input, resolve
 from engine.contract import EmptyConfig, NodeType, Port, registry
 from nodes.agent.agent import AgentConfig

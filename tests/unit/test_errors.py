@@ -26,7 +26,7 @@ from engine.errors import (
 
 # Where errors are defined (the pages' states need a Reflex app, so only the editor's graph of them).
 PACKAGES = (engine, app.api, app.auth)
-MODULES = ("app.pages.editor_graph", "app.secret_admin")
+MODULES = ("app.pages.editor.graph", "app.secret_admin")
 
 
 def _every_flowloom_error() -> list[type[FlowloomError]]:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from engine import expressions
+from engine import expression_limits, expressions
 from engine.errors import PolicyViolation, StepError
 from engine.expressions import (
     check_expression,
@@ -154,7 +154,7 @@ def test_size_caps_refuse_before_building(template: str) -> None:
 
 
 def test_rendered_output_is_capped_while_streaming(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(expressions, "MAX_OUTPUT_CHARS", 1_000)
+    monkeypatch.setattr(expression_limits, "MAX_OUTPUT_CHARS", 1_000)
     with pytest.raises(PolicyViolation, match="template output"):
         render_template("{% for i in range(100000) %}0123456789{% endfor %}", VARIABLES)
 
@@ -175,7 +175,7 @@ def test_source_length_is_capped() -> None:
 def test_long_running_templates_are_stopped_at_the_deadline(
     monkeypatch: pytest.MonkeyPatch, template: str
 ) -> None:
-    monkeypatch.setattr(expressions, "MAX_SECONDS", 0.2)
+    monkeypatch.setattr(expression_limits, "MAX_SECONDS", 0.2)
     started = time.monotonic()
     with pytest.raises(PolicyViolation, match="longer than 0.2s"):
         render_template(template, VARIABLES)

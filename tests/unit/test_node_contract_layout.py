@@ -11,8 +11,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_FAMILIES = ("control", "tools", "http", "sql", "human", "webhook", "agent", "openvino", "memory")
-# The Models page converts checkpoints in the web process until that moves into a worker task.
-APP_EXCEPTIONS = {"app/pages/models_state.py"}
 
 
 def imports_of(path: Path) -> list[str]:
@@ -69,4 +67,4 @@ def test_the_app_and_components_reach_node_types_through_the_contract() -> None:
         str(p.relative_to(REPO_ROOT)): [n for n in imports_of(p) if is_under(n, "nodes")]
         for p in sources("app") + sources("components")
     }
-    assert {p: names for p, names in offenders.items() if names and p not in APP_EXCEPTIONS} == {}
+    assert {p: names for p, names in offenders.items() if names} == {}

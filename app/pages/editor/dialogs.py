@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import reflex as rx
 
-from app.pages.editor_state import EditorState as S
-from app.pages.editor_tools_state import VersionRow
+from app.pages.editor.run_state import EditorRun as R
+from app.pages.editor.tools_state import EditorTools as T
+from app.pages.editor.tools_state import VersionRow
 from components.config_form import config_form
 
 UPLOAD_ID = "definition-upload"
@@ -42,27 +43,27 @@ def import_dialog() -> rx.Component:
                 id=UPLOAD_ID,
                 multiple=False,
                 accept={"application/json": [".json"], "application/yaml": [".yaml", ".yml"], "text/plain": [".txt"]},
-                on_drop=S.upload_definition(rx.upload_files(upload_id=UPLOAD_ID)),
+                on_drop=T.upload_definition(rx.upload_files(upload_id=UPLOAD_ID)),
                 width="100%",
                 margin_bottom="0.5rem",
             ),
-            _mono_area(value=S.import_text, on_change=S.set_import_text, placeholder="{ \"name\": ... }",
+            _mono_area(value=T.import_text, on_change=T.set_import_text, placeholder="{ \"name\": ... }",
                        id="import-text"),
             rx.cond(
-                S.import_error != "",
-                rx.callout(S.import_error, icon="circle-alert", color_scheme="red", size="1", margin_top="0.5rem",
+                T.import_error != "",
+                rx.callout(T.import_error, icon="circle-alert", color_scheme="red", size="1", margin_top="0.5rem",
                            id="import-error"),
             ),
             rx.hstack(
                 rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                rx.button("Import", on_click=S.import_definition, id="import-submit"),
+                rx.button("Import", on_click=T.import_definition, id="import-submit"),
                 justify="end",
                 margin_top="1rem",
             ),
             max_width="44rem",
         ),
-        open=S.import_open,
-        on_open_change=S.set_import_open,
+        open=T.import_open,
+        on_open_change=T.set_import_open,
     )  # fmt: skip
 
 
@@ -75,8 +76,8 @@ def export_dialog() -> rx.Component:
                 rx.segmented_control.root(
                     rx.segmented_control.item("JSON", value="json"),
                     rx.segmented_control.item("YAML", value="yaml"),
-                    value=S.export_format,
-                    on_change=S.set_export_format,
+                    value=T.export_format,
+                    on_change=T.set_export_format,
                     size="1",
                     id="export-format",
                 ),
@@ -86,17 +87,17 @@ def export_dialog() -> rx.Component:
             ),
             rx.text("Secrets are not part of a definition: nodes only name them.", size="1",
                     color=rx.color("gray", 10), margin_bottom="0.5rem"),
-            _mono_area(value=S.export_text, read_only=True, id="export-text"),
+            _mono_area(value=T.export_text, read_only=True, id="export-text"),
             rx.hstack(
                 rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),
-                rx.button(rx.icon("download", size=14), "Download", on_click=S.download_export, id="export-download"),
+                rx.button(rx.icon("download", size=14), "Download", on_click=T.download_export, id="export-download"),
                 justify="end",
                 margin_top="1rem",
             ),
             max_width="44rem",
         ),
-        open=S.export_open,
-        on_open_change=S.set_export_open,
+        open=T.export_open,
+        on_open_change=T.set_export_open,
     )  # fmt: skip
 
 
@@ -107,7 +108,7 @@ def _version_row(v: VersionRow) -> rx.Component:
         rx.table.cell(rx.text(v.nodes, size="2")),
         rx.table.cell(rx.tooltip(rx.text(v.created, size="2"), content=v.created_exact)),
         rx.table.cell(
-            rx.button("Restore", size="1", variant="soft", on_click=S.restore_version(v.version),
+            rx.button("Restore", size="1", variant="soft", on_click=T.restore_version(v.version),
                       data_testid="restore-version"),
             text_align="right",
         ),
@@ -127,7 +128,7 @@ def versions_dialog() -> rx.Component:
                 margin_bottom="0.75rem",
             ),
             rx.cond(
-                S.versions.length() > 0,
+                T.versions.length() > 0,
                 rx.table.root(
                     rx.table.header(
                         rx.table.row(
@@ -138,7 +139,7 @@ def versions_dialog() -> rx.Component:
                             rx.table.column_header_cell(""),
                         )
                     ),
-                    rx.table.body(rx.foreach(S.versions, _version_row)),
+                    rx.table.body(rx.foreach(T.versions, _version_row)),
                     size="1",
                     width="100%",
                 ),
@@ -148,8 +149,8 @@ def versions_dialog() -> rx.Component:
                       margin_top="1rem"),
             max_width="40rem",
         ),
-        open=S.versions_open,
-        on_open_change=S.set_versions_open,
+        open=T.versions_open,
+        on_open_change=T.set_versions_open,
     )  # fmt: skip
 
 
@@ -158,16 +159,16 @@ def run_inputs_dialog() -> rx.Component:
         rx.dialog.content(
             rx.dialog.title("Run inputs"),
             rx.dialog.description("The workflow's inputs schema asks for these.", size="2", margin_bottom="1rem"),
-            config_form(S.input_fields, "run-inputs-form", set=S.set_run_input, flag=S.set_run_flag),
+            config_form(R.input_fields, "run-inputs-form", set=R.set_run_input, flag=R.set_run_flag),
             rx.hstack(
                 rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                rx.button(rx.icon("play", size=14), "Start run", on_click=S.submit_run_inputs, color_scheme="green",
+                rx.button(rx.icon("play", size=14), "Start run", on_click=R.submit_run_inputs, color_scheme="green",
                           id="run-inputs-submit"),
                 justify="end",
                 margin_top="1rem",
             ),
             max_width="30rem",
         ),
-        open=S.run_inputs_open,
-        on_open_change=S.set_run_inputs_open,
+        open=R.run_inputs_open,
+        on_open_change=R.set_run_inputs_open,
     )  # fmt: skip

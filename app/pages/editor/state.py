@@ -1,8 +1,9 @@
-"""State of the workflow editor page: what the canvas and the config form send.
+"""State of the workflow editor page: opening the workflow, saving, what the canvas and the config form send.
 
-EditorState joins the core (graph, canvas, undo, load/save), the toolbar and the run view,
-and handles the canvas's events (drop, drag stop, connect, select, delete, shortcuts) and
-the side panel's form edits.
+EditorState is the page's state (its on_load is `load`). It and its two siblings are sub-states of
+`EditorCore`, which holds the working graph they share; where an event concerns another part, the
+handler reaches that part explicitly with `get_state`: opening a workflow starts the toolbar
+(`EditorTools`) and the run view (`EditorRun`) over, a new selection shows its steps in the run.
 """
 
 from __future__ import annotations
@@ -14,16 +15,43 @@ from reflex.event import EventSpec
 
 from app.auth.guard import requires
 from app.auth.policy import Role
-from app.pages.editor_graph import EditRefused
-from app.pages.editor_run_state import EditorRun
-from app.pages.editor_tools_state import EditorTools
+from app.pages.editor.core_state import EditorCore
+from app.pages.editor.graph import EditRefused
+from app.pages.editor.run_state import EditorRun
+from app.pages.editor.tools_state import EditorTools
 from components.config_form import UNSET, InputError, pairs_value, parse_input, resolve
 from engine.contract import get_node_type
 from engine.errors import user_message
 
 
-class EditorState(EditorRun, EditorTools, rx.State):
-    """The workflow editor."""
+class EditorState(EditorCore):
+    """The workflow editor page."""
+
+    # Opening and saving
+
+    @rx.event
+    @requires(Role.VIEWER)
+    async def load(self) -> None:
+        """Open the workflow named in the URL, then start the toolbar and the run view over for it."""
+        if not self._open_workflow():
+            return
+        tools = await self.get_state(EditorTools)
+        tools._start_over()
+        runs = await self.get_state(EditorRun)
+        runs._start_over()
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def save(self) -> EventSpec:
+        """Save the graph as the workflow's next version."""
+        if not self.dirty and self.version:
+            return rx.toast.info(f"Nothing changed since v{self.version}")
+        problem = self._save("saved in the editor")
+        if problem:
+            return rx.toast.error(problem)
+        if self._save_notice:
+            return rx.toast.warning(f"Saved as v{self.version}. {self._save_notice}")
+        return rx.toast.success(f"Saved as v{self.version}")
 
     # The canvas
 
@@ -61,10 +89,11 @@ class EditorState(EditorRun, EditorTools, rx.State):
 
     @rx.event
     @requires(Role.VIEWER)
-    def select(self, node_ids: list[str], edge_ids: list[str]) -> None:
-        """The canvas selection changed."""
+    async def select(self, node_ids: list[str], edge_ids: list[str]) -> None:
+        """The canvas selection changed (the run view shows the selected node's steps)."""
         self._select(list(node_ids), list(edge_ids))
-        self._refresh_steps()
+        runs = await self.get_state(EditorRun)
+        runs._refresh_steps()
         if len(node_ids) == 1 and self.panel_tab == "workflow":
             self.panel_tab = "node"
 
@@ -80,12 +109,12 @@ class EditorState(EditorRun, EditorTools, rx.State):
     def shortcut(self, action: str) -> EventSpec | list | None:
         """A keyboard shortcut pressed over the page (not inside a text field)."""
         handlers = {
-            "undo": type(self).undo,
-            "redo": type(self).redo,
-            "copy": type(self).copy,
-            "paste": type(self).paste,
-            "duplicate": type(self).duplicate,
-            "save": type(self).save,
+            "undo": EditorTools.undo,
+            "redo": EditorTools.redo,
+            "copy": EditorTools.copy,
+            "paste": EditorTools.paste,
+            "duplicate": EditorTools.duplicate,
+            "save": EditorState.save,
         }
         return handlers.get(action)
 
@@ -93,10 +122,11 @@ class EditorState(EditorRun, EditorTools, rx.State):
 
     @rx.event
     @requires(Role.VIEWER)
-    def set_panel_tab(self, tab: str) -> None:
+    async def set_panel_tab(self, tab: str) -> None:
         self.panel_tab = tab
         if tab == "workflow":
-            self._load_settings()
+            tools = await self.get_state(EditorTools)
+            tools._load_settings()
 
     @rx.event
     @requires(Role.VIEWER)

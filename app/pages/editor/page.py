@@ -6,11 +6,13 @@ import reflex as rx
 
 from app import routes
 from app.layout import page
-from app.pages.editor_dialogs import export_dialog, import_dialog, run_inputs_dialog, versions_dialog
-from app.pages.editor_panel import side_panel
-from app.pages.editor_state import EditorState as S
-from app.pages.editor_toolbar import toolbar
-from app.pages.editor_tools_state import IssueRow
+from app.pages.editor.dialogs import export_dialog, import_dialog, run_inputs_dialog, versions_dialog
+from app.pages.editor.panel import side_panel
+from app.pages.editor.run_state import EditorRun as R
+from app.pages.editor.state import EditorState as S
+from app.pages.editor.toolbar import toolbar
+from app.pages.editor.tools_state import EditorTools as T
+from app.pages.editor.tools_state import IssueRow
 from components.flow_canvas import flow_canvas
 from components.palette import canvas_icons, canvas_types, palette
 from components.status_badge import status_badge
@@ -27,7 +29,7 @@ def _issue(issue: IssueRow) -> rx.Component:
         border_radius="var(--radius-2)",
         cursor=rx.cond(issue.node_id != "", "pointer", "default"),
         _hover={"background": rx.color("gray", 3)},
-        on_click=S.focus_node(issue.node_id),
+        on_click=T.focus_node(issue.node_id),
         data_testid="issue-row",
         data_node_id=issue.node_id,
         data_level=issue.level,
@@ -36,17 +38,17 @@ def _issue(issue: IssueRow) -> rx.Component:
 
 def issues_panel() -> rx.Component:
     return rx.cond(
-        S.issues_open,
+        T.issues_open,
         rx.card(
             rx.hstack(
                 rx.text("Validation", size="2", weight="bold"),
-                rx.cond(S.issues.length() == 0, rx.badge("no problems", color_scheme="green")),
+                rx.cond(T.issues.length() == 0, rx.badge("no problems", color_scheme="green")),
                 rx.spacer(),
                 rx.icon_button(rx.icon("x", size=14), size="1", variant="ghost", color_scheme="gray",
-                               on_click=S.set_issues_open(False), aria_label="Close"),
+                               on_click=T.set_issues_open(False), aria_label="Close"),
                 align="center", width="100%",
             ),
-            rx.scroll_area(rx.vstack(rx.foreach(S.issues, _issue), spacing="0"), max_height="11rem", type="auto"),
+            rx.scroll_area(rx.vstack(rx.foreach(T.issues, _issue), spacing="0"), max_height="11rem", type="auto"),
             position="absolute", left="1rem", bottom="1rem", width="30rem", max_width="calc(100% - 2rem)",
             z_index="5", id="issues-panel",
         ),
@@ -76,10 +78,10 @@ def canvas_area() -> rx.Component:
         ),
         issues_panel(),
         rx.cond(
-            S.run_id != "",
+            R.run_id != "",
             rx.hstack(
                 rx.text("Showing run", size="1", color=rx.color("gray", 11)),
-                status_badge(S.run_status),
+                status_badge(R.run_status),
                 position="absolute", top="0.75rem", left="50%", transform="translateX(-50%)", z_index="5",
                 padding="0.3rem 0.6rem", border_radius="999px", background="var(--color-panel-solid)",
                 box_shadow="0 1px 3px rgba(0,0,0,.12)", align="center", id="run-banner",

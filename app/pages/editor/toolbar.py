@@ -5,7 +5,9 @@ from __future__ import annotations
 import reflex as rx
 
 from app import routes
-from app.pages.editor_state import EditorState as S
+from app.pages.editor.run_state import EditorRun as R
+from app.pages.editor.state import EditorState as S
+from app.pages.editor.tools_state import EditorTools as T
 
 
 def _tool(icon: str, tip: str, on_click, element_id: str, disabled=False) -> rx.Component:
@@ -48,27 +50,27 @@ def toolbar() -> rx.Component:
     return rx.hstack(
         _title(),
         rx.spacer(),
-        _tool("undo-2", "Undo (Ctrl+Z)", S.undo, "toolbar-undo", ~S.can_undo),
-        _tool("redo-2", "Redo (Ctrl+Shift+Z)", S.redo, "toolbar-redo", ~S.can_redo),
+        _tool("undo-2", "Undo (Ctrl+Z)", T.undo, "toolbar-undo", ~S.can_undo),
+        _tool("redo-2", "Redo (Ctrl+Shift+Z)", T.redo, "toolbar-redo", ~S.can_redo),
         _divider(),
-        _tool("copy", "Copy (Ctrl+C)", S.copy, "toolbar-copy"),
-        _tool("clipboard-paste", "Paste (Ctrl+V)", S.paste, "toolbar-paste"),
-        _tool("copy-plus", "Duplicate (Ctrl+D)", S.duplicate, "toolbar-duplicate"),
-        _tool("trash-2", "Delete (Delete)", S.delete_selection, "toolbar-delete"),
+        _tool("copy", "Copy (Ctrl+C)", T.copy, "toolbar-copy"),
+        _tool("clipboard-paste", "Paste (Ctrl+V)", T.paste, "toolbar-paste"),
+        _tool("copy-plus", "Duplicate (Ctrl+D)", T.duplicate, "toolbar-duplicate"),
+        _tool("trash-2", "Delete (Delete)", T.delete_selection, "toolbar-delete"),
         _divider(),
-        _tool("network", "Auto-layout", S.auto_layout, "toolbar-layout"),
-        _tool("maximize", "Fit view", S.fit_view, "toolbar-fit"),
+        _tool("network", "Auto-layout", T.auto_layout, "toolbar-layout"),
+        _tool("maximize", "Fit view", T.fit_view, "toolbar-fit"),
         _divider(),
-        _tool("file-input", "Import JSON or YAML", S.set_import_open(True), "toolbar-import"),
-        _tool("file-output", "Export JSON or YAML", S.set_export_open(True), "toolbar-export"),
-        _tool("history", "Version history", S.set_versions_open(True), "toolbar-versions"),
+        _tool("file-input", "Import JSON or YAML", T.set_import_open(True), "toolbar-import"),
+        _tool("file-output", "Export JSON or YAML", T.set_export_open(True), "toolbar-export"),
+        _tool("history", "Version history", T.set_versions_open(True), "toolbar-versions"),
         _divider(),
         rx.button(rx.icon("shield-check", size=15), "Validate", variant="soft", color_scheme="gray",
-                  on_click=S.run_validation, id="validate-button"),
+                  on_click=T.run_validation, id="validate-button"),
         rx.button(rx.icon("save", size=15), "Save", variant=rx.cond(S.dirty, "solid", "soft"),
                   on_click=S.save, id="save-button"),
-        rx.button(rx.icon("play", size=15), "Run", color_scheme="green", on_click=S.run_workflow,
-                  id="run-button", loading=S.run_active),
+        rx.button(rx.icon("play", size=15), "Run", color_scheme="green", on_click=R.run_workflow,
+                  id="run-button", loading=R.run_active),
         align="center",
         spacing="2",
         padding="0.5rem 0.75rem",

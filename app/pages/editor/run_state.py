@@ -2,7 +2,9 @@
 (polled from a background event), the clicked node's step details and the run history.
 
 A run always starts from the saved version read back from the database, never from the graph held
-in this tab: editors save first, operators can only run what an editor saved.
+in this tab: editors save first, operators can only run what an editor saved. A sub-state of
+`EditorCore`; the page's `EditorState` calls `_start_over` when it opens a workflow and
+`_refresh_steps` when the selection changes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from reflex.event import EventSpec
 
 from app.auth.guard import caller_of, requires
 from app.auth.policy import Role, allows
-from app.pages.editor_core_state import EditorCore
+from app.pages.editor.core_state import EditorCore
+from app.pages.editor.tools_state import EditorTools
 from app.pages.formatting import format_time, short_id, time_ago
 from components.config_form import UNSET, FormField, InputError, build_fields, parse_input, resolve
 from engine.db_errors import DB_ERRORS
@@ -108,7 +111,7 @@ def node_statuses(view: RunView, node_ids: list[str]) -> dict[str, str]:
     return statuses
 
 
-class EditorRun(EditorCore, mixin=True):
+class EditorRun(EditorCore):
     """Start, watch and inspect runs of the open workflow."""
 
     run_id: str = ""
@@ -125,8 +128,8 @@ class EditorRun(EditorCore, mixin=True):
     _run_drafts: dict = {}
     _steps: tuple = ()
 
-    def _after_load(self) -> None:
-        super()._after_load()
+    def _start_over(self) -> None:
+        """A workflow was just opened: no run shown, its run history listed."""
         self.run_id, self.run_status, self.run_error, self.run_outputs = "", "", "", ""
         self.run_active, self.steps, self._steps = False, [], ()
         self._load_runs()
@@ -237,7 +240,7 @@ class EditorRun(EditorCore, mixin=True):
                 created_by=caller.user_id, started_by=caller.started_by, started_via="ui", actor=caller.actor,
             )  # fmt: skip
         except ValidationError:
-            return [type(self).run_validation, rx.toast.error("The workflow has errors; fix them to run it")]
+            return [EditorTools.run_validation, rx.toast.error("The workflow has errors; fix them to run it")]
         except DefinitionError as exc:
             return rx.toast.error(user_message(exc))
         except (FlowloomError, OSError) as exc:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import reflex as rx
 
-from app.pages.editor_state import EditorState as S
+from app.pages.editor.run_state import EditorRun as R
+from app.pages.editor.state import EditorState as S
+from app.pages.editor.tools_state import EditorTools as T
 from components.config_form import config_form
 from components.run_panel import run_panel
 
@@ -72,15 +74,15 @@ def _workflow_tab() -> rx.Component:
                 rx.select.item("DAG (no loops)", value="dag"),
                 rx.select.item("State machine (loops allowed)", value="state_machine"),
             ),
-            value=S.mode, on_change=S.set_mode, id="workflow-mode",
+            value=S.mode, on_change=T.set_mode, id="workflow-mode",
         ),
         rx.text("Run inputs (JSON Schema)", size="2", weight="medium"),
-        rx.text_area(value=S.inputs_text, on_change=lambda t: S.set_workflow_field("inputs", t),
+        rx.text_area(value=T.inputs_text, on_change=lambda t: T.set_workflow_field("inputs", t),
                      debounce_timeout=400, rows="8", font_family="monospace", width="100%", id="workflow-inputs"),
         rx.text("Run outputs (name → template)", size="2", weight="medium"),
-        rx.text_area(value=S.outputs_text, on_change=lambda t: S.set_workflow_field("outputs", t),
+        rx.text_area(value=T.outputs_text, on_change=lambda t: T.set_workflow_field("outputs", t),
                      debounce_timeout=400, rows="4", font_family="monospace", width="100%", id="workflow-outputs"),
-        rx.cond(S.settings_error != "", rx.text(S.settings_error, size="1", color=rx.color("red", 11))),
+        rx.cond(T.settings_error != "", rx.text(T.settings_error, size="1", color=rx.color("red", 11))),
         spacing="2", width="100%",
     )  # fmt: skip
 
@@ -105,7 +107,7 @@ def side_panel() -> rx.Component:
                      tab("runs", "Runs", "play"), size="1"),
         content("node", rx.cond(S.is_current, _node_tab())),
         content("workflow", rx.cond(S.is_current, _workflow_tab())),
-        content("runs", rx.cond(S.is_current, run_panel(S))),
+        content("runs", rx.cond(S.is_current, run_panel(R))),
         value=S.panel_tab, on_change=S.set_panel_tab,
         width=PANEL_WIDTH, min_width=PANEL_WIDTH, height="100%",
         border_left=f"1px solid {rx.color('gray', 4)}", background="var(--color-panel-solid)", id="side-panel",

@@ -1,5 +1,9 @@
 """The editor toolbar's state: validate, auto-layout, undo/redo, clipboard, import/export, versions,
-and the workflow-level settings (mode, inputs schema, outputs)."""
+and the workflow-level settings (mode, inputs schema, outputs).
+
+A sub-state of `EditorCore` (it edits the shared working graph); the page's `EditorState` calls
+`_start_over` when it opens a workflow.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,9 @@ from reflex.event import EventSpec
 from app import db
 from app.auth.guard import requires
 from app.auth.policy import Role
-from app.pages.editor_core_state import EditorCore
-from app.pages.editor_graph import PASTE_OFFSET, WorkingGraph
-from app.pages.editor_layout import layout_positions
+from app.pages.editor.auto_layout import layout_positions
+from app.pages.editor.core_state import EditorCore
+from app.pages.editor.graph import PASTE_OFFSET, WorkingGraph
 from app.pages.formatting import format_time, time_ago
 from engine import workflows
 from engine.db_errors import DB_ERRORS, describe_db_error
@@ -62,7 +66,7 @@ def parse_any(text: str):
     return parse_json(text, "import") if text.lstrip().startswith("{") else parse_yaml(text, "import")
 
 
-class EditorTools(EditorCore, mixin=True):
+class EditorTools(EditorCore):
     """What the toolbar buttons and shortcuts do."""
 
     issues: list[IssueRow] = []
@@ -155,6 +159,7 @@ class EditorTools(EditorCore, mixin=True):
             self._redo = (*self._redo, self._g())
             previous, self._undo = self._undo[-1], self._undo[:-1]
             self._replace_graph(previous)
+            self._load_settings()
 
     @rx.event
     @requires(Role.EDITOR)
@@ -163,6 +168,7 @@ class EditorTools(EditorCore, mixin=True):
             self._undo = (*self._undo, self._g())
             following, self._redo = self._redo[-1], self._redo[:-1]
             self._replace_graph(following)
+            self._load_settings()
 
     def _paste(self, fragment: dict[str, Any] | None, offset: float) -> None:
         if not fragment:
@@ -310,14 +316,10 @@ class EditorTools(EditorCore, mixin=True):
 
     # Workflow settings
 
-    def _after_load(self) -> None:
-        super()._after_load()
+    def _start_over(self) -> None:
+        """A workflow was just opened: no validation marks, the Workflow tab shows its settings."""
         self._clear_marks()
         self.issues_open = False
-        self._load_settings()
-
-    def _replace_graph(self, graph: WorkingGraph) -> None:
-        super()._replace_graph(graph)
         self._load_settings()
 
     def _load_settings(self) -> None:

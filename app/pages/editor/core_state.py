@@ -1,8 +1,10 @@
-"""The editor's core state: the working graph, what the canvas shows, selection, undo, load and save.
+"""The editor's core: the open workflow's working graph, what the canvas shows, selection, undo stacks,
+opening and saving.
 
+`EditorCore` is the parent of the editor's states and holds no event handlers: `EditorState` (the
+page), `EditorTools` (the toolbar) and `EditorRun` (runs) are its sub-states and share its vars.
 The graph lives in backend-only vars; the browser gets the compact canvas lists, the selected
-node's form and a few flags. The toolbar (editor_tools_state) and runs (editor_run_state) are
-mixins over this one; editor_state.EditorState puts them together.
+node's form and a few flags.
 """
 
 from __future__ import annotations
@@ -11,12 +13,9 @@ import logging
 from typing import Any
 
 import reflex as rx
-from reflex.event import EventSpec
 
 from app import db
-from app.auth.guard import requires
-from app.auth.policy import Role
-from app.pages.editor_graph import WorkingGraph, empty_definition
+from app.pages.editor.graph import WorkingGraph, empty_definition
 from components.config_form import FormField, build_fields
 from engine import workflows
 from engine.contract import get_node_type
@@ -49,8 +48,8 @@ def config_errors(node: dict[str, Any]) -> dict[str, str]:
     return errors
 
 
-class EditorCore(rx.State, mixin=True):
-    """Graph, canvas, selection, undo history, load and save."""
+class EditorCore(rx.State):
+    """Graph, canvas, selection, undo history, opening and saving (no handlers: see its sub-states)."""
 
     wf_id: str = ""
     wf_name: str = ""
@@ -177,10 +176,8 @@ class EditorCore(rx.State, mixin=True):
     def _workflow_uuid(self):
         return workflows.parse_id(self.wf_id)
 
-    @rx.event
-    @requires(Role.VIEWER)
-    def load(self) -> None:
-        """Open the workflow named in the URL with its latest saved definition."""
+    def _open_workflow(self) -> bool:
+        """Open the workflow named in the URL with its latest saved definition; False when it cannot be."""
         self.wf_id = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
         self.loaded, self.load_error = False, ""
         self._undo, self._redo, self._drafts, self._report, self._last_edit = (), (), {}, (), ""
@@ -193,16 +190,16 @@ class EditorCore(rx.State, mixin=True):
         except DB_ERRORS as exc:
             log.warning("loading workflow %s failed: %s", self.wf_id, exc)
             self.load_error = describe_db_error(exc)
-            return
+            return False
         if found is None:
             self.load_error = "This workflow does not exist (it may have been deleted)."
-            return
+            return False
         self.wf_name, self.version, self._version_id = found.name, found.version, found.version_id or ""
         try:
             graph = WorkingGraph.from_definition(parse_dict(found.definition or empty_definition(found.name)))
         except DefinitionError as exc:
             self.load_error = f"The saved definition cannot be read: {user_message(exc)}"
-            return
+            return False
         self._saved = graph
         self._graph = graph
         self._sync_canvas()
@@ -210,10 +207,7 @@ class EditorCore(rx.State, mixin=True):
         self._refresh_form()
         self._fit()
         self.loaded = True
-        self._after_load()
-
-    def _after_load(self) -> None:
-        """Hook for the mixins: what else to fetch once the workflow is loaded."""
+        return True
 
     def _save(self, note: str = "") -> str | None:
         """Store the working graph as a new version; the error message when it cannot be."""
@@ -244,16 +238,3 @@ class EditorCore(rx.State, mixin=True):
             else ""
         )
         return None
-
-    @rx.event
-    @requires(Role.EDITOR)
-    def save(self) -> EventSpec:
-        """Save the graph as the workflow's next version."""
-        if not self.dirty and self.version:
-            return rx.toast.info(f"Nothing changed since v{self.version}")
-        problem = self._save("saved in the editor")
-        if problem:
-            return rx.toast.error(problem)
-        if self._save_notice:
-            return rx.toast.warning(f"Saved as v{self.version}. {self._save_notice}")
-        return rx.toast.success(f"Saved as v{self.version}")

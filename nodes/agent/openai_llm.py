@@ -1,0 +1,120 @@
+"""OpenAI's /chat/completions and /embeddings as an LLM provider; any compatible server fits (vLLM, Ollama, ...)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from engine.contract import HttpClient, StepError
+from nodes.agent.llm import ChatResult, LLMProvider, Message, ToolCall, register_provider
+from nodes.agent.llm_http import HttpProvider, sse_events
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+def _tool_param(spec: dict[str, Any]) -> dict[str, Any]:
+    # Accept a Tool.spec() ({name, description, parameters}) as well as OpenAI's own shape.
+    return spec if "type" in spec else {"type": "function", "function": spec}
+
+
+def _tool_calls(message: dict[str, Any]) -> list[ToolCall]:
+    calls = []
+    for call in message.get("tool_calls") or []:
+        fn = call.get("function") or {}
+        try:
+            args = json.loads(fn.get("arguments") or "{}")
+        except ValueError:
+            args = {"_raw": fn.get("arguments")}  # the model wrote broken JSON; let the caller decide
+        calls.append(ToolCall(id=call.get("id", ""), name=fn.get("name", ""), arguments=args))
+    return calls
+
+
+class OpenAICompatibleProvider(HttpProvider):
+    """Any server speaking OpenAI's /chat/completions and /embeddings (OpenAI, vLLM, Ollama, ...)."""
+
+    default_base_url = OPENAI_BASE_URL
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def _chat_payload(
+        self, messages: list[Message], model: str, temperature: float | None, max_tokens: int | None
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": model, "messages": messages}
+        if temperature is not None:
+            payload["temperature"] = temperature
+        if max_tokens is not None:
+            payload["max_tokens"] = max_tokens
+        return payload
+
+    async def chat(
+        self,
+        messages: list[Message],
+        *,
+        model: str,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> ChatResult:
+        """One chat completion."""
+        payload = self._chat_payload(messages, model, temperature, max_tokens)
+        if tools:
+            payload["tools"] = [_tool_param(t) for t in tools]
+        raw = _json(await self._post("/chat/completions", payload))
+        try:
+            message = raw["choices"][0]["message"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise StepError(
+                f"LLM reply has no choices[0].message: {str(raw)[:200]}", retryable=False
+            ) from exc
+        return ChatResult(
+            text=message.get("content") or "",
+            tool_calls=_tool_calls(message),
+            usage={k: v for k, v in (raw.get("usage") or {}).items() if isinstance(v, int)},
+            raw=raw,
+        )
+
+    async def embed(self, texts: list[str], *, model: str) -> list[list[float]]:
+        """One embedding per text, in order."""
+        raw = _json(await self._post("/embeddings", {"model": model, "input": texts}))
+        data = sorted(raw.get("data") or [], key=lambda d: d.get("index", 0))
+        if len(data) != len(texts):
+            raise StepError(f"LLM embeddings: asked for {len(texts)}, got {len(data)}", retryable=False)
+        return [d["embedding"] for d in data]
+
+    async def stream(
+        self,
+        messages: list[Message],
+        *,
+        model: str,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> AsyncIterator[str]:
+        """Text deltas of a streamed chat completion (the egress client buffers the whole reply)."""
+        payload = self._chat_payload(messages, model, temperature, max_tokens)
+        payload["stream"] = True
+        for event in sse_events(await self._post("/chat/completions", payload)):
+            choices = event.get("choices") or [{}]
+            delta = (choices[0].get("delta") or {}).get("content")
+            if delta:
+                yield delta
+
+
+def _json(resp: httpx.Response) -> dict[str, Any]:
+    try:
+        data = resp.json()
+    except ValueError as exc:
+        raise StepError(f"LLM reply is not JSON: {resp.text[:200]}", retryable=True) from exc
+    if not isinstance(data, dict):
+        raise StepError("LLM reply is not a JSON object", retryable=False)
+    return data
+
+
+def _openai(*, base_url: str = "", api_key: str = "", http: HttpClient, **kw: Any) -> LLMProvider:
+    return OpenAICompatibleProvider(base_url or OPENAI_BASE_URL, api_key, http, **kw)
+
+
+register_provider("openai", _openai, base_url=OPENAI_BASE_URL)
