@@ -5,8 +5,22 @@ import reflex as rx
 from app.api.main import api
 from app.auth.guard import EventGuard
 from app.layout import add_pages
-from app.pages import dashboard, inbox, login, models, runs, secrets, settings, templates, workflows  # noqa: F401  (importing declares the pages)
+from app.pages import (  # noqa: F401  (importing declares the pages)
+    chat,
+    dashboard,
+    dead_letters,
+    forms,
+    inbox,
+    login,
+    models,
+    runs,
+    secrets,
+    settings,
+    templates,
+    workflows,
+)
 from app.pages.editor import page as editor_page  # noqa: F401
+from engine.health_events import health_reporting
 
 app = rx.App(
     api_transformer=api,
@@ -15,3 +29,4 @@ app = rx.App(
 )
 app.add_middleware(EventGuard())  # every socket event is checked against app.auth.policy
 add_pages(app)
+app.register_lifespan_task(health_reporting)  # system.health_check events of this web process

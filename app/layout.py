@@ -35,6 +35,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Dashboard", routes.DASHBOARD, "layout-dashboard"),
     NavItem("Models", routes.MODELS, "cpu"),
     NavItem("Secrets", routes.SECRETS, "key-round", admin_only=True),
+    NavItem("Dead letters", routes.DEAD_LETTERS, "mail-warning", admin_only=True),
 )
 
 
@@ -56,7 +57,7 @@ def _nav_link(item: NavItem, active: bool) -> rx.Component:
         href=item.route,
         underline="none",
         width="100%",
-        id=f"nav-{item.label.lower()}",
+        id=f"nav-{item.label.lower().replace(' ', '-')}",
         custom_attrs={"aria-current": "page"} if active else {},
     )
 

@@ -13,12 +13,26 @@ MODELS = "/models"
 LOGIN = "/login"
 SETTINGS = "/settings"
 SECRETS = "/secrets"
+DEAD_LETTERS = "/dead-letters"
+CHAT = "/chat/[trigger_id]"  # a chat trigger's page (signed-in operators)
+FORM = "/forms/[trigger_id]"  # a form trigger's page (public ones with ?token=)
 
 API_PREFIX = "/api"
 API_DOCS = f"{API_PREFIX}/docs"
 API_OPENAPI = f"{API_PREFIX}/openapi.json"
+OPENAI_PREFIX = "/v1"  # the OpenAI-compatible API (app/api/openai_compat.py)
 
 
 def workflow_editor(workflow_id: str) -> str:
     """The editor page of one workflow."""
     return f"{WORKFLOWS}/{workflow_id}"
+
+
+def chat_page(trigger_id: str) -> str:
+    """The chat page of one chat trigger."""
+    return f"/chat/{trigger_id}"
+
+
+def form_page(trigger_id: str, token: str = "") -> str:
+    """The page of one form trigger (with its access token, for a public form's link)."""
+    return f"/forms/{trigger_id}" + (f"?token={token}" if token else "")

@@ -187,7 +187,7 @@ def decide(
         try:
             outputs = node_type.resume(cfg, vote)
         except StepError as exc:
-            raise ApprovalError(str(exc), code=ErrorCode.APPROVAL_INVALID) from exc
+            raise ApprovalError(str(exc), code=ErrorCode.APPROVAL_INVALID, field=exc.field) from exc
         clean_form = outputs[action]["form"]
         inserted = conn.execute(
             pg_insert(_votes)

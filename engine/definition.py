@@ -96,6 +96,16 @@ class WorkflowPolicy(_Spec):
     step_timeout_s: float = Field(300.0, gt=0)
 
 
+class TriggerSpec(_Spec):
+    """A way the workflow starts on its own: an inbound webhook, a schedule, a Kafka topic, a form
+    or a chat page. `config` is checked per kind (engine.trigger_config)."""
+
+    id: str = Field(pattern=NODE_ID_PATTERN)
+    kind: Literal["webhook", "schedule", "kafka", "form", "chat"]
+    config: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+
 class WorkflowDefinition(_Spec):
     """A whole workflow: nodes, edges, run inputs/outputs and policies."""
 
@@ -112,6 +122,7 @@ class WorkflowDefinition(_Spec):
     edges: list[EdgeSpec] = Field(default_factory=list)
     error_handling: ErrorHandling = Field(default_factory=ErrorHandling)
     policy: WorkflowPolicy = Field(default_factory=WorkflowPolicy)
+    triggers: list[TriggerSpec] = Field(default_factory=list)
 
     def node(self, node_id: str) -> NodeSpec:
         """The node called `node_id`; KeyError if there is none."""

@@ -13,6 +13,7 @@ import asyncio
 import ipaddress
 import re
 import socket
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
@@ -259,13 +260,18 @@ class EgressClient:
         content: bytes | str | None = None,
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
+        on_chunk: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> httpx.Response:
-        """Send a request and follow redirects by hand; every hop is checked and sent to its checked address."""
+        """Send a request and follow redirects by hand; every hop is checked and sent to its checked address.
+
+        `on_chunk` is awaited with each body chunk of a final 2xx response as it arrives (a streamed
+        reply read live); the size limit still applies and the whole response is still returned.
+        """
         limit = self.policy.timeout_s if timeout is None else timeout
         try:
             async with asyncio.timeout(limit):
                 return await self._follow(
-                    method.upper(), url, httpx.Headers(headers), json, content, params, limit
+                    method.upper(), url, httpx.Headers(headers), json, content, params, limit, on_chunk
                 )
         except TimeoutError as exc:
             raise StepError(
@@ -284,6 +290,7 @@ class EgressClient:
         content: bytes | str | None,
         params: dict[str, Any] | None,
         timeout: float,
+        on_chunk: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> httpx.Response:
         current = _split(url)[0]
         if params:
@@ -294,7 +301,7 @@ class EgressClient:
             response = await self._send(method, current, headers, json, content, timeout, via)
             location = response.headers.get("location")
             if response.status_code not in _REDIRECTS or location is None:
-                return await self._read(response, current, headers, history)
+                return await self._read(response, current, headers, history, on_chunk)
             await response.aclose()
             history.append(response)
             target = current.join(location)
@@ -348,7 +355,12 @@ class EgressClient:
         raise error or StepError(f"{url}: no address to connect to", retryable=True)
 
     async def _read(
-        self, response: httpx.Response, url: httpx.URL, headers: httpx.Headers, history: list[httpx.Response]
+        self,
+        response: httpx.Response,
+        url: httpx.URL,
+        headers: httpx.Headers,
+        history: list[httpx.Response],
+        on_chunk: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> httpx.Response:
         """Read the body, refusing it once it passes max_response_bytes; the result names the host, not the IP."""
         limit = self.policy.max_response_bytes
@@ -365,6 +377,8 @@ class EgressClient:
                 if size > limit:
                     raise EgressRefused(f"response from {url} is over {limit:,} bytes; {_size_fix(limit)}")
                 chunks.append(chunk)
+                if on_chunk is not None and response.is_success:
+                    await on_chunk(chunk)
         finally:
             await response.aclose()
         dropped = ("content-encoding", "content-length", "transfer-encoding")  # the body is decoded now

@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     DEFINITION_INVALID = "definition_invalid"  # DefinitionError
     VALIDATION_FAILED = "validation_failed"  # ValidationError
     STEP_FAILED = "step_failed"  # StepError
+    STEP_TIMEOUT = "step_timeout"  # a step ran past its timeout_s
     POLICY_VIOLATION = "policy_violation"  # PolicyViolation
     EGRESS_REFUSED = "egress_refused"  # PolicyViolation of the egress policy
     SECRET_INVALID = "secret_invalid"  # SecretsError
@@ -59,6 +60,14 @@ class ErrorCode(StrEnum):
     APPROVAL_NOT_FOUND = "approval_not_found"
     APPROVAL_FORBIDDEN = "approval_forbidden"
     APPROVAL_INVALID = "approval_invalid"
+    TRIGGER_NOT_FOUND = "trigger_not_found"
+    TRIGGER_PAUSED = "trigger_paused"
+    SIGNATURE_INVALID = "signature_invalid"  # an inbound webhook's signature does not verify
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"  # an inbound webhook's timestamp is too old or new
+    IDEMPOTENCY_MISMATCH = "idempotency_mismatch"  # an Idempotency-Key reused with another body
+    DEAD_LETTER_NOT_FOUND = "dead_letter_not_found"
+    CHAT_SESSION_NOT_FOUND = "chat_session_not_found"  # unknown, or another owner's
+    CHAT_BUSY = "chat_busy"  # a chat message while the previous one is still being answered
 
     # Sign-in refusals: the value is what /login?error=<code> carries.
     STATE = "state"
@@ -100,6 +109,17 @@ class ErrorCode(StrEnum):
     UNREACHABLE = "unreachable"
     NO_PATH_TO_TERMINAL = "no_path_to_terminal"
     CYCLE = "cycle"
+    TRIGGER_INVALID = "trigger_invalid"
+
+    # Step failures a node names (StepError(code=...)); stored with the failed step's error.
+    INPUT_MISSING = "input_missing"  # nothing to work on: an empty prompt, text or label list
+    LLM_REPLY_INVALID = "llm_reply_invalid"  # a model provider answered something unusable
+    AGENT_MAX_ITERATIONS = "agent_max_iterations"
+    OUTPUT_SCHEMA_MISMATCH = "output_schema_mismatch"  # an agent's answer never matched its output_schema
+    UNKNOWN_TOOL = "unknown_tool"
+    CONNECTION_UNKNOWN = "connection_unknown"  # tool.sql: a connection name not configured
+    PAYLOAD_INVALID = "payload_invalid"  # webhook.send: a payload that is not JSON
+    MODEL_NOT_FOUND = "model_not_found"  # a local model that is not on disk (convert it on the Models page)
 
 
 def title_of(code: ErrorCode) -> str:

@@ -19,6 +19,7 @@ _RUN_COLUMNS = (
     _runs.c.definition,
     _runs.c.created_by,
     _runs.c.started_by,
+    _runs.c.session_id,
     _runs.c.started_at,
     _runs.c.finished_at,
 )
@@ -78,6 +79,7 @@ def run_facts(row: Any) -> RunFacts:
         saved_workflow_id=str(row.workflow_id) if row.workflow_id else None,
         user_id=str(row.created_by) if row.created_by else None,
         started_by=row.started_by or "",
+        session_id=str(row.session_id) if row.session_id else None,
         nodes=nodes,
         edge_targets=edges,
         execution_time_ms=elapsed,

@@ -136,6 +136,20 @@ class EventPublisher:
         self._settle(sent)
         self._dead_letter([i for i in items if i.error is not None and i.outcome is Outcome.PENDING])
 
+    def send_dead_letter(self, record: dict[str, Any], key: str | None = None) -> None:
+        """Put one record (a trigger's dead letter) on the dead-letter topic and wait for its ack;
+        KafkaError (and `healthy` False) when it was not acknowledged."""
+        try:
+            future = self._producer.send(
+                self.config.topics.dead_letter, value=_json(record), key=key.encode() if key else None,
+                headers=[("content-type", b"application/json")],
+            )  # fmt: skip
+            self._producer.flush(timeout=self.config.delivery_timeout_s + 5)
+            future.get(timeout=0)
+        except KafkaError:
+            self.healthy = False
+            raise
+
     def close(self) -> None:
         """Close the producer without waiting for records still buffered (they stay in the outbox)."""
         try:

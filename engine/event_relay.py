@@ -22,6 +22,7 @@ from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import SQLAlchemyError
 
+from engine import dead_letters
 from engine.event_facts import RunFactsCache, load_step_facts
 from engine.event_publisher import EventPublisher, Item, Outcome, PublisherConfig
 from engine.event_schema import (
@@ -205,6 +206,11 @@ class EventRelay:
                     "dead_letter": {"error": item.error, "topic": self.publisher_config.topics.dead_letter}
                 }
                 conn.execute(_MARK_DEAD, {"row_id": item.sequence, "mark": mark})
+                # The row an admin lists and replays (engine/dead_letters.py), with the outbox mark.
+                dead_letters.record(
+                    conn, source="event", error=item.error or "unknown error", payload=item.payload,
+                    topic=item.topic or "", message_key=item.run_id, event_id=item.event_id,
+                )  # fmt: skip
 
     def _account(self, items: list[Item]) -> BatchResult:
         """Count the outcomes and move the floor of the next read."""

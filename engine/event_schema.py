@@ -13,9 +13,9 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 from engine import events
 
@@ -28,7 +28,7 @@ DOCS_END = "<!-- end of generated schemas -->"
 DATA_FIELDS = ("input_data", "output_data")
 
 Family = Literal["workflow", "agent", "system"]
-SYSTEM_HEALTH_CHECK = "system.health_check"
+SYSTEM_HEALTH_CHECK = events.SYSTEM_HEALTH_CHECK
 WorkflowStatus = Literal[
     "running", "succeeded", "failed", "cancelled", "skipped", "waiting", "retrying",
     "approved", "rejected", "decided", "expired",
@@ -100,7 +100,7 @@ class AgentEvent(_Envelope):
     agent_id: str | None = Field(description="the agent's id (null for a local-model node)")
     execution_id: uuid.UUID | None = Field(description="the step row the agent runs in")
     user_id: str | None = Field(description="the user who started the run (null for CLI runs)")
-    session_id: str | None = Field(description="the conversation's session (null until chat triggers exist)")
+    session_id: str | None = Field(description="the chat session the run answers (null outside chats)")
     input_data: Any = Field(description="agent.started: the step's inputs by port")
     output_data: Any = Field(description="outcome, usage, tool call or token chunks")
     execution_time_ms: float | None
@@ -112,13 +112,18 @@ class AgentEvent(_Envelope):
 
 
 class SystemEvent(_Envelope):
-    """system.*: periodic health of a web or worker process (emitted by a later slice)."""
+    """system.*: periodic health of a web or worker process (engine/health_events.py)."""
 
     event_type: Literal["system.health_check"]
     service: str = Field(description="web | worker | relay")
     status: Literal["healthy", "degraded", "unhealthy"]
-    metrics: dict[str, float] = Field(description="cpu_usage, memory_usage, active_runs, queue_size")
-    alerts: list[str]
+    metrics: dict[str, float] = Field(
+        description="cpu_usage and memory_usage (% of the host), process_cpu_usage (%), process_memory_mb, "
+        "active_runs (queued or running), queue_size (step messages waiting in the Celery queue)"
+    )
+    alerts: list[str] = Field(description="why the status is not healthy (empty when it is)")
+    host: str | None = Field(None, description="the host name of the process")
+    pid: int | None = Field(None, description="the process id")
 
 
 class DeadLetter(BaseModel):
@@ -126,6 +131,7 @@ class DeadLetter(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
+    source: Literal["event"] = Field("event", description="an outbox event")
     event_id: uuid.UUID
     event_type: str
     run_id: uuid.UUID | None
@@ -140,11 +146,37 @@ class DeadLetter(BaseModel):
     original_payload_bytes: int = Field(description="size of the payload as JSON")
 
 
+class TriggerDeadLetter(BaseModel):
+    """A trigger's message that could not start a run (not JSON, the filter failed, inputs refused);
+    the row in `dead_letters` (`dead_letter_id`) keeps it for a replay."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+    source: Literal["kafka", "webhook", "schedule"] = Field(description="the kind of trigger")
+    dead_letter_id: int = Field(ge=1, description="the row in dead_letters (GET /api/dead-letters)")
+    trigger_id: uuid.UUID | None
+    topic: str | None = Field(description="the Kafka topic the message came from")
+    partition: int | None
+    offset: int | None
+    key: str | None = Field(description="the message's key")
+    error: str = Field(description="why it could not start a run")
+    failed_at: AwareDatetime
+    original_payload: dict[str, Any] | None = Field(
+        description="topic, partition, offset, key, value (text, or base64 per value_encoding), headers"
+    )
+    original_payload_excerpt: str | None = Field(description="the value's first characters, when too large")
+    original_payload_bytes: int = Field(description="size of the payload as JSON")
+
+
+class DeadLetterRecord(RootModel[Annotated[DeadLetter | TriggerDeadLetter, Field(discriminator="source")]]):
+    """A record of the dead-letter topic: an outbox event (`source` event) or a trigger's message."""
+
+
 FAMILY_MODELS: dict[str, type[BaseModel]] = {
     "workflow": WorkflowEvent,
     "agent": AgentEvent,
     "system": SystemEvent,
-    "dead-letter": DeadLetter,
+    "dead-letter": DeadLetterRecord,
 }
 
 
@@ -157,6 +189,7 @@ class RunFacts:
     saved_workflow_id: str | None = None
     user_id: str | None = None
     started_by: str = ""
+    session_id: str | None = None  # the chat session the run answers
     nodes: dict[str, tuple[str, str]] = field(default_factory=dict)  # node id -> (type, label)
     edge_targets: dict[str, str] = field(default_factory=dict)  # edge id -> target node id
     execution_time_ms: float | None = None  # set once the run has finished
@@ -220,7 +253,7 @@ def to_envelope(
     elif family == "agent":
         fields = _agent_fields(row.event_type, data, run, step)
     else:
-        fields = {k: data.get(k) for k in ("service", "status", "metrics", "alerts")}
+        fields = {k: data.get(k) for k in ("service", "status", "metrics", "alerts", "host", "pid")}
     model = FAMILY_MODELS[family]
     try:
         return family, model.model_validate({**base, **fields}).model_dump(mode="json")
@@ -325,7 +358,7 @@ def _agent_fields(
         "agent_id": data.get("agent_id"),
         "execution_id": data.get("step_id"),
         "user_id": run.user_id if run else None,
-        "session_id": data.get("session_id"),
+        "session_id": data.get("session_id") or (run.session_id if run else None),
         "input_data": step.inputs if event_type == events.AGENT_STARTED and step else None,
         "output_data": output or None,
         "execution_time_ms": None,

@@ -28,6 +28,7 @@ AGENT_COMPLETED = "agent.completed"
 AGENT_FAILED = "agent.failed"
 AGENT_TOOL_CALLED = "agent.tool.called"
 AGENT_STREAM = "agent.stream"  # a batch of generated tokens, while a model streams
+SYSTEM_HEALTH_CHECK = "system.health_check"  # a web or worker process's health (run_id NULL)
 
 EVENT_TYPES = (
     WORKFLOW_STARTED,
@@ -47,6 +48,7 @@ EVENT_TYPES = (
     AGENT_FAILED,
     AGENT_TOOL_CALLED,
     AGENT_STREAM,
+    SYSTEM_HEALTH_CHECK,
 )
 
 # inline(): the generated id is not fetched back (no RETURNING); nothing reads it here.

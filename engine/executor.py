@@ -79,6 +79,8 @@ _INSERT_RUN = insert(_runs).values(
     created_by=bindparam("by"),
     started_by=bindparam("started_by"),
     started_via=bindparam("via"),
+    trigger_id=bindparam("trigger"),
+    session_id=bindparam("session"),
     created_at=_now,
     started_at=_now,
 )
@@ -94,6 +96,8 @@ def create_run(
     created_by: str | None = None,
     started_by: str = "",
     started_via: str = "",
+    trigger_id: str | None = None,
+    session_id: str | None = None,
 ) -> tuple[str, list[Dispatch]]:
     """Insert a running run and its start step; returns the run id and the start step to send."""
     run_id = str(uuid.uuid4())
@@ -108,6 +112,8 @@ def create_run(
             "by": created_by,
             "started_by": started_by[:120],
             "via": started_via[:20],
+            "trigger": trigger_id,
+            "session": session_id,
         },
     )
     graph = Graph(defn)
@@ -231,6 +237,8 @@ def finish_step(
     *,
     outputs: dict[str, Any] | None,
     error: str | None = None,
+    error_code: str | None = None,
+    error_field: str | None = None,
     expected_status: str = "running",
     metrics: dict[str, Any] | None = None,
 ) -> list[Dispatch]:
@@ -262,8 +270,15 @@ def finish_step(
     if done is None:  # our lease expired and another worker owns the step now
         return []
     if failed:
+        where = {k: v for k, v in (("error_code", error_code), ("error_field", error_field)) if v}
         events.emit(
-            conn, events.STEP_FAILED, step.run_id, step_id=step.step_id, node_id=step.node_id, error=error
+            conn,
+            events.STEP_FAILED,
+            step.run_id,
+            step_id=step.step_id,
+            node_id=step.node_id,
+            error=error,
+            **where,
         )
     else:
         events.emit(

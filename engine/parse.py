@@ -107,23 +107,34 @@ _DefinitionDumper.add_representer(str, _represent_str)
 
 def parse_json(text: str, source: str | None = None) -> WorkflowDefinition:
     """Parse a JSON workflow definition."""
+    return parse_dict(load_json(text, source), source=source)
+
+
+def load_json(text: str, source: str | None = None) -> Any:
+    """Decode JSON text as definitions are read (size cap, no duplicate keys, no NaN), not yet
+    checked as a definition: for files that hold one among other things (template files)."""
     _check_size(text, source)
     try:
-        data = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise DefinitionError(f"invalid JSON: {exc.msg}", path=source, line=exc.lineno) from None
     except ValueError as exc:  # from the hooks above, or an integer too long to convert
         raise DefinitionError(f"invalid JSON: {exc}", path=source) from None
     except RecursionError:
         raise DefinitionError(_too_deep(), path=source) from None
-    return parse_dict(data, source=source)
 
 
 def parse_yaml(text: str, source: str | None = None) -> WorkflowDefinition:
     """Parse a YAML workflow definition (one document, JSON-compatible values only)."""
+    return parse_dict(load_yaml(text, source), source=source)
+
+
+def load_yaml(text: str, source: str | None = None) -> Any:
+    """Decode YAML text with the definitions' safe loader (size cap, no aliases, merge keys,
+    duplicate keys or dates), not yet checked as a definition."""
     _check_size(text, source)
     try:
-        data = _load_yaml(text)
+        return _load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -135,7 +146,6 @@ def parse_yaml(text: str, source: str | None = None) -> WorkflowDefinition:
         raise DefinitionError(f"invalid YAML value: {exc}", path=source) from None
     except RecursionError:
         raise DefinitionError(_too_deep(), path=source) from None
-    return parse_dict(data, source=source)
 
 
 def parse_file(path: str | Path) -> WorkflowDefinition:

@@ -6,16 +6,21 @@ audited (`run.started`, `run.cancelled`) in the run's own transaction.
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, tuple_
 
 from engine import audit, dispatch, executor, json_schemas, workflows
 from engine.definition import WorkflowDefinition
-from engine.errors import ErrorCode, ValidationError
+from engine.errors import ErrorCode, FlowloomError, ValidationError
 from engine.errors import Issue as _Issue
+from engine.run_state import Dispatch
 from engine.settings import get_settings
 from engine.validate import ensure_valid
 from models.auth import User
@@ -47,7 +52,39 @@ def check_inputs(defn: WorkflowDefinition, inputs: dict[str, Any]) -> None:
         raise ValidationError(issues)
 
 
+class StartOptions(TypedDict, total=False):
+    """Who starts a run, from where and of what (the keyword arguments of start_run and start_run_in)."""
+
+    workflow_id: str | None
+    version_id: str | None
+    created_by: str | None
+    started_by: str  # "user:<id>", "api_key:<id>", "cli:<os user>", "trigger:<id>" or "system" (default)
+    started_via: str  # one of STARTED_VIA
+    actor: str  # who the audit entry names (default: started_by)
+    trigger_id: str | None
+    session_id: str | None
+
+
 def start_run(
+    defn: WorkflowDefinition,
+    inputs: dict[str, Any] | None = None,
+    *,
+    database_url: str | None = None,
+    **options: Unpack[StartOptions],
+) -> str:
+    """Validate, record and start a run in a transaction of its own; returns its id.
+
+    The start is written to the audit log in the same transaction as the run; its first step is
+    sent after the commit.
+    """
+    with _db(database_url).begin() as conn:
+        run_id, sent = start_run_in(conn, defn, inputs, **options)
+    dispatch.send(sent)
+    return run_id
+
+
+def start_run_in(
+    conn: Connection,
     defn: WorkflowDefinition,
     inputs: dict[str, Any] | None = None,
     *,
@@ -57,30 +94,27 @@ def start_run(
     started_by: str = "system",
     started_via: str = "",
     actor: str = "",
-    database_url: str | None = None,
-) -> str:
-    """Validate, record and start a run; returns its id.
-
-    `started_by` is "user:<id>", "api_key:<id>", "cli:<os user>" or "system"; `started_via` one of
-    STARTED_VIA. The start is written to the audit log (as `actor`, else `started_by`) in the same
-    transaction as the run.
-    """
+    trigger_id: str | None = None,
+    session_id: str | None = None,
+) -> tuple[str, list[Dispatch]]:
+    """`start_run` inside the caller's transaction (a trigger delivery, an idempotency key or a
+    Kafka offset commits with the run); the caller sends the returned steps after its commit."""
     if started_via and started_via not in STARTED_VIA:
         raise ValueError(f"started_via: {started_via!r} is not one of {', '.join(STARTED_VIA)}")
     ensure_valid(defn)
     inputs = dict(inputs or {})
     check_inputs(defn, inputs)
-    with _db(database_url).begin() as conn:
-        run_id, sent = executor.create_run(
-            conn, defn, inputs, workflow_id=workflow_id, version_id=version_id, created_by=created_by,
-            started_by=started_by, started_via=started_via,
-        )  # fmt: skip
-        version = workflows.version_number(conn, version_id)
-        _audit(conn, actor or started_by, "run.started", run_id,
-               {"workflow_id": workflow_id, "workflow": defn.name, "version_id": version_id, "version": version,
-                "started_by": started_by, "via": started_via})  # fmt: skip
-    dispatch.send(sent)
-    return run_id
+    run_id, sent = executor.create_run(
+        conn, defn, inputs, workflow_id=workflow_id, version_id=version_id, created_by=created_by,
+        started_by=started_by, started_via=started_via, trigger_id=trigger_id, session_id=session_id,
+    )  # fmt: skip
+    version = workflows.version_number(conn, version_id)
+    details = {"workflow_id": workflow_id, "workflow": defn.name, "version_id": version_id, "version": version,
+               "started_by": started_by, "via": started_via}  # fmt: skip
+    if trigger_id:
+        details["trigger_id"] = trigger_id
+    _audit(conn, actor or started_by, "run.started", run_id, details)
+    return run_id, sent
 
 
 def cancel_run(
@@ -164,35 +198,105 @@ class RunSummary:
     starter_email: str | None
     created_at: datetime
     finished_at: datetime | None
+    trigger_id: str | None = None
+    started_at: datetime | None = None
+    error: str | None = None
+
+
+def run_cursor(run: RunSummary) -> str:
+    """The opaque cursor of the page that follows `run` in `list_runs`' order."""
+    raw = json.dumps([run.created_at.isoformat(), run.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_position(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, run_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        position = datetime.fromisoformat(created), uuid.UUID(run_id)
+    except (ValueError, TypeError) as exc:  # binascii.Error and JSONDecodeError are ValueErrors
+        raise FlowloomError(
+            "cursor is not one this API gave out; pass next_cursor from the previous page",
+            code=ErrorCode.REQUEST_INVALID, field="cursor",
+        ) from exc  # fmt: skip
+    if position[0].tzinfo is None:
+        raise FlowloomError("cursor has no time zone", code=ErrorCode.REQUEST_INVALID, field="cursor")
+    return position
 
 
 def list_runs(
     *,
     workflow_id: str | None = None,
-    status: str | None = None,
+    status: str | Sequence[str] | None = None,
+    started_via: str | None = None,
+    trigger_id: str | None = None,
+    created_by: str | None = None,
+    started_by: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: str | None = None,
     limit: int = 100,
     offset: int = 0,
     database_url: str | None = None,
 ) -> list[RunSummary]:
-    """Runs, newest first, optionally of one workflow and/or in one status."""
+    """Runs, newest first (created_at, then id), matching every filter given.
+
+    `status` may be several (any of them); `created_by` is a user id, `started_by` the exact
+    "user:<id>"/"api_key:<id>"/... value; created_after <= created_at < created_before. `cursor`
+    (from `run_cursor` of the last run of a page) continues after that run: pages stay stable
+    while new runs start. A malformed cursor is a REQUEST_INVALID naming the field.
+    """
     query = (
         select(Run.id, Run.status, Run.workflow_id, Workflow.name, WorkflowVersion.version, Run.started_by,
-               Run.started_via, User.email, Run.created_at, Run.finished_at)
+               Run.started_via, User.email, Run.created_at, Run.finished_at, Run.trigger_id, Run.started_at,
+               Run.error)
         .outerjoin(Workflow, Workflow.id == Run.workflow_id)
         .outerjoin(WorkflowVersion, WorkflowVersion.id == Run.version_id)
         .outerjoin(User, User.id == Run.created_by)
     )  # fmt: skip
-    if workflow_id is not None:
-        wanted = workflows.parse_id(workflow_id)
-        if wanted is None:
-            return []
-        query = query.where(Run.workflow_id == wanted)
-    if status:
-        query = query.where(Run.status == status)
+    for column, value in (
+        (Run.workflow_id, workflow_id),
+        (Run.trigger_id, trigger_id),
+        (Run.created_by, created_by),
+    ):
+        if value is not None:
+            wanted = workflows.parse_id(value)
+            if wanted is None:  # a malformed id matches no run
+                return []
+            query = query.where(column == wanted)
+    statuses = [status] if isinstance(status, str) else list(status or [])
+    if statuses:
+        query = query.where(Run.status.in_(statuses))
+    if started_via is not None:
+        query = query.where(Run.started_via == started_via)
+    if started_by is not None:
+        query = query.where(Run.started_by == started_by)
+    if created_after is not None:
+        query = query.where(Run.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(Run.created_at < created_before)
+    if cursor:
+        query = query.where(tuple_(Run.created_at, Run.id) < tuple_(*_cursor_position(cursor)))
     query = query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit).offset(offset)
     with _db(database_url).connect() as conn:
         rows = conn.execute(query).all()
-    return [RunSummary(str(r[0]), r[1], str(r[2]) if r[2] else None, *r[3:]) for r in rows]
+    return [
+        RunSummary(
+            str(r.id),
+            r.status,
+            str(r.workflow_id) if r.workflow_id else None,
+            r.name,
+            r.version,
+            r.started_by,
+            r.started_via,
+            r.email,
+            r.created_at,
+            r.finished_at,
+            trigger_id=str(r.trigger_id) if r.trigger_id else None,
+            started_at=r.started_at,
+            error=r.error,
+        )  # fmt: skip
+        for r in rows
+    ]
 
 
 def count_by_status(*, database_url: str | None = None) -> dict[str, int]:

@@ -37,7 +37,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".flowloom"), description="where embedded services keep their data")
     database_url: str = Field("", description="PostgreSQL (with pgvector) URL; empty = embedded")
     redis_url: str = Field("", description="Redis URL for the Celery broker; empty = embedded")
-    kafka_bootstrap_servers: str = Field("", description="Kafka bootstrap servers; empty = no Kafka")
+    kafka_bootstrap_servers: str = Field(
+        "",
+        description="Kafka bootstrap servers; empty = no Kafka; 'embedded' = flowloom up starts a local broker",
+    )
     kafka_topic_prefix: str = Field(
         "flowloom",
         pattern=r"^[A-Za-z0-9_.-]{1,200}$",
@@ -48,10 +51,17 @@ class Settings(BaseSettings):
         ge=10_000,
         description="largest record the relay publishes (the broker's message.max.bytes)",
     )
+    health_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="seconds between system.health_check events of each web and worker process, "
+        "written to the outbox when Kafka is set; 0 = none",
+    )
     host: str = Field("127.0.0.1", description="address the web app listens on")
     port: int = Field(3000, description="port of the web app (frontend and backend)")
     postgres_port: int = Field(55432, description="port of the embedded PostgreSQL")
     redis_port: int = Field(56379, description="port of the embedded Redis")
+    kafka_port: int = Field(59092, description="port of the embedded Kafka-protocol broker")
     workers: int = Field(2, ge=1, description="Celery worker processes started by `flowloom up`")
     queue: str = Field(
         "flowloom", pattern=r"^[A-Za-z0-9_.:-]{1,100}$", description="Celery queue the engine's steps go to"
@@ -65,6 +75,9 @@ class Settings(BaseSettings):
         20, ge=0, description="steps a worker may run in a row without a broker hop (0: always send)"
     )
     sweep_interval_s: float = Field(5.0, gt=0, description="how often workers look for lost steps")
+    schedule_poll_s: float = Field(
+        1.0, gt=0, description="how often `flowloom scheduler` looks for due ticks"
+    )
     max_payload_bytes: int = Field(1_000_000, gt=0, description="largest step input/output stored")
     sql_connections: dict[str, str] = Field(default_factory=dict, description="name -> URL for tool.sql")
     # Trust boundaries (README "Security model")

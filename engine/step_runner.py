@@ -15,7 +15,7 @@ import pydantic
 from engine import expressions
 from engine.config_fields import fixed_fields
 from engine.contract import NodeType, StepContext, Suspend, get_node_type
-from engine.errors import FlowloomError, PolicyViolation, StepError
+from engine.errors import ErrorCode, FlowloomError, PolicyViolation, StepError
 from engine.run_state import ClaimedStep, RunContext
 
 
@@ -27,6 +27,9 @@ class Outcome:
     suspend: Suspend | None = None
     error: str | None = None
     retryable: bool = False
+    # The error's ErrorCode value and the config field it names, when the node said (StepError(code=, field=)).
+    error_code: str | None = None
+    error_field: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
@@ -90,25 +93,36 @@ def run_node(
             except pydantic.ValidationError as exc:
                 first = exc.errors()[0]
                 loc = ".".join(str(p) for p in first["loc"])
-                raise StepError(f"config.{loc}: {first['msg']}", retryable=False) from exc
+                raise StepError(
+                    f"config.{loc}: {first['msg']}", retryable=False, code=ErrorCode.CONFIG_INVALID,
+                    field=f"config.{loc}",
+                ) from exc  # fmt: skip
             result = _event_loop().run_until_complete(
                 _call(node_type.run, ctx, cfg, dict(step.inputs), timeout)
             )
         outcome = _classify(result, node.id, max_payload_bytes)
     except TimeoutError:
-        outcome = Outcome(error=f"timed out after {timeout:g}s (timeout_s)", retryable=True)
+        outcome = Outcome(error=f"timed out after {timeout:g}s (timeout_s)", retryable=True,
+                          error_code=ErrorCode.STEP_TIMEOUT.value, error_field="timeout_s")  # fmt: skip
     except PolicyViolation as exc:
-        outcome = Outcome(error=f"policy violation: {exc}", retryable=False)
+        outcome = Outcome(error=f"policy violation: {exc}", retryable=False, **_where(exc))
     except StepError as exc:
-        outcome = Outcome(error=str(exc), retryable=exc.retryable)
+        outcome = Outcome(error=str(exc), retryable=exc.retryable, **_where(exc))
     except FlowloomError as exc:
-        outcome = Outcome(error=str(exc), retryable=False)
+        outcome = Outcome(error=str(exc), retryable=False, **_where(exc))
     except Exception as exc:  # a node's own bug or an I/O error: report it on the step, retry if allowed
-        outcome = Outcome(error=f"{type(exc).__name__}: {exc}", retryable=True)
+        outcome = Outcome(
+            error=f"{type(exc).__name__}: {exc}", retryable=True, error_code=ErrorCode.STEP_FAILED.value
+        )
     finally:
         _event_loop().run_until_complete(ctx.aclose())
     outcome.metrics["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return _redacted(outcome, ctx)
+
+
+def _where(exc: FlowloomError) -> dict[str, str | None]:
+    """The code and field an error names, for the step's stored error."""
+    return {"error_code": exc.code.value, "error_field": exc.field}
 
 
 def _fields_as_written(node_type: NodeType) -> frozenset[str]:

@@ -12,16 +12,17 @@ import os
 import socket
 import threading
 import time
+from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
-from engine import approvals, dispatch, executor, jobs, leases, waiting
+from engine import approvals, dispatch, executor, health_events, jobs, leases, waiting
 from engine.celery_app import create_celery
 from engine.contract import load_plugins
 from engine.definition import RetryPolicy
 from engine.settings import get_settings
-from engine.step_runner import run_node
+from engine.step_runner import Outcome, run_node
 from models.db import get_engine
 
 log = logging.getLogger("flowloom.worker")
@@ -56,6 +57,8 @@ def register_tasks(app: Celery) -> Celery:
     # Receivers are kept by identity, so registering on a second app does not connect them twice.
     worker_ready.connect(_start_sweeper)
     worker_shutdown.connect(_stop_sweeper)
+    worker_ready.connect(health_events.start_worker_reporter)  # system.health_check from the main process
+    worker_shutdown.connect(health_events.stop_worker_reporter)
     worker_process_init.connect(_reset_after_fork)
     return app
 
@@ -134,12 +137,24 @@ def _execute_once(step_id: str) -> tuple[str, list[executor.Dispatch]]:
                 sent = executor.finish_step(
                     conn,
                     step,
-                    outputs={"error": {"message": outcome.error}},
+                    outputs={"error": _error_output(outcome)},
                     error=outcome.error,
+                    error_code=outcome.error_code,
+                    error_field=outcome.error_field,
                     metrics=outcome.metrics,
                 )
                 result = "failed"
     return result, sent
+
+
+def _error_output(outcome: Outcome) -> dict[str, Any]:
+    """What a failed step's `error` port carries: the message, and the code and field when known."""
+    error: dict[str, Any] = {"message": outcome.error}
+    if outcome.error_code:
+        error["code"] = outcome.error_code
+    if outcome.error_field:
+        error["field"] = outcome.error_field
+    return error
 
 
 def _load_step_outputs(run_id: str) -> dict:

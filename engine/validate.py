@@ -19,6 +19,7 @@ from engine.expressions import check_expression, check_template, is_templated
 from engine.json_schemas import schema_problems
 from engine.parse import loc_path
 from engine.plan import END_TYPE, START_TYPE, ExecutionPlan, build_plan, workflow_graph
+from engine.validate_triggers import trigger_issues
 
 
 @dataclass
@@ -67,6 +68,7 @@ def validate(defn: WorkflowDefinition) -> ValidationReport:
     for name, template in defn.outputs.items():
         _add_if(issues, check_template(template), code=ErrorCode.BAD_TEMPLATE, field=f"outputs.{name}")
     _check_graph(defn, workflow_graph(defn), issues)
+    issues.extend(trigger_issues(defn))
     report = ValidationReport(issues)
     if report.ok:
         report.plan = build_plan(defn)
@@ -108,8 +110,8 @@ def _check_unique_ids(defn: WorkflowDefinition, issues: list[Issue]) -> None:
 
 
 def _check_node(node: NodeSpec, issues: list[Issue]) -> _NodeInfo:
-    _check_config_strings(node, issues)
     node_type = get_node_type(node.type)
+    _check_config_strings(node, node_type, issues)
     if node_type is None:
         known = [t.type for t in all_node_types()]
         close = difflib.get_close_matches(node.type, known, n=3)
@@ -227,13 +229,19 @@ def _config_strings(value: Any, loc: tuple[Any, ...] = ()) -> Iterator[tuple[tup
                 yield from _config_strings(item, (*loc, index))
 
 
-def _check_config_strings(node: NodeSpec, issues: list[Issue]) -> None:
-    """Templates ({{ }}) anywhere in the config, and config fields named `expression`."""
-    for loc, key, text in _config_strings(node.config):
+def _field_pattern(loc: tuple[Any, ...]) -> str:
+    """A config location as NodeType.expression_fields names it: ("branches", 0, "expression") -> "branches.*.expression"."""
+    return ".".join("*" if isinstance(part, int) else str(part) for part in loc)
+
+
+def _check_config_strings(node: NodeSpec, node_type: NodeType | None, issues: list[Issue]) -> None:
+    """Templates ({{ }}) anywhere in the config, and the expressions the node type declares."""
+    expression_fields = node_type.expression_fields if node_type is not None else frozenset()
+    for loc, _key, text in _config_strings(node.config):
         where = {"node_id": node.id, "field": loc_path(("config", *loc))}
         if is_templated(text):
             _add_if(issues, check_template(text), code=ErrorCode.BAD_TEMPLATE, **where)
-        elif key == "expression" and text.strip():
+        elif text.strip() and _field_pattern(loc) in expression_fields:
             _add_if(issues, check_expression(text), code=ErrorCode.BAD_CONDITION, **where)
 
 

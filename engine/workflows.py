@@ -16,7 +16,9 @@ from typing import Any
 from sqlalchemy import Connection, delete, func
 from sqlmodel import Session, col, select
 
+from engine import triggers
 from engine.definition import WorkflowDefinition
+from engine.ids import parse_id  # noqa: F401 - re-exported: callers ask workflows.parse_id
 from engine.parse import parse_dict
 from engine.settings import get_settings
 from models.db import get_engine
@@ -59,14 +61,6 @@ class SavedVersion:
     definition: WorkflowDefinition
 
 
-def parse_id(value: Any) -> uuid.UUID | None:
-    """The UUID in `value`, or None when it is not one (a mistyped URL)."""
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError):
-        return None
-
-
 def list_workflows(session: Session, search: str = "", limit: int = 500) -> list[Workflow]:
     """Workflows, most recently updated first; `search` matches names case-insensitively."""
     query = select(Workflow)
@@ -101,6 +95,8 @@ def create_workflow(
         )
         workflow.latest_version = 1
     session.flush()
+    if definition is not None:  # a template's or a copy's triggers are live from version 1 on
+        triggers.sync(session.connection(), workflow.id, definition)
     return workflow
 
 
@@ -181,6 +177,8 @@ def save_version(
     workflow.updated_at = utcnow()
     session.add(workflow)
     session.flush()
+    # The triggers of the latest version are the live ones (in the same transaction as the save).
+    triggers.sync(session.connection(), workflow_id, row.definition)
     return number, str(row.id)
 
 

@@ -13,6 +13,7 @@ from models.auth import (
 from models.db import get_engine, make_engine, session_scope
 from models.memory import EMBEDDING_DIM, MemoryChunk, Secret
 from models.tables import Approval, Event, Run, StepRun, Workflow, WorkflowVersion
+from models.triggers import ChatSession, DeadLetter, IdempotencyKey, KafkaOffset, Trigger, TriggerDelivery
 
 __all__ = [
     "EMBEDDING_DIM",
@@ -32,6 +33,12 @@ __all__ = [
     "StepRun",
     "Workflow",
     "WorkflowVersion",
+    "ChatSession",
+    "DeadLetter",
+    "IdempotencyKey",
+    "KafkaOffset",
+    "Trigger",
+    "TriggerDelivery",
     "get_engine",
     "make_engine",
     "session_scope",

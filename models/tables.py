@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -60,6 +60,8 @@ class Run(SQLModel, table=True):
     """One execution of a pinned workflow version."""
 
     __tablename__ = "runs"
+    # The runs list pages newest first by (created_at, id): keyset pages read this index.
+    __table_args__ = (Index("ix_runs_created_at_id", "created_at", "id"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     workflow_id: uuid.UUID | None = Field(
@@ -77,6 +79,11 @@ class Run(SQLModel, table=True):
     # Who and from where: "user:<id>" or "api_key:<id>" (or "system"), and ui | api | cli | trigger.
     started_by: str = Field(default="", max_length=120, sa_column_kwargs={"server_default": ""})
     started_via: str = Field(default="", max_length=20, sa_column_kwargs={"server_default": ""})
+    # The trigger that started it (started_via "trigger") and the chat session it answers, if any.
+    trigger_id: uuid.UUID | None = Field(
+        default=None, foreign_key="triggers.id", ondelete="SET NULL", index=True
+    )
+    session_id: uuid.UUID | None = Field(default=None, index=True)
     created_at: datetime = _ts()
     started_at: datetime | None = _ts(nullable=True, default=False)
     finished_at: datetime | None = _ts(nullable=True, default=False)
@@ -137,6 +144,8 @@ class Event(SQLModel, table=True):
     """Outbox: events written in the same transaction as the state change they describe."""
 
     __tablename__ = "events"
+    # The relay reads the unpublished tail in id order; once published a row leaves this index.
+    __table_args__ = (Index("ix_events_unpublished", "id", postgresql_where=text("published_at IS NULL")),)
 
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True)

@@ -5,7 +5,9 @@ A body of unknown length (chunked) is counted as it streams through; the request
 as soon as it passes the cap, so nothing behind this middleware ever holds more than the cap.
 Endpoints anyone may call without signing in (the PUBLIC entries of app.auth.policy: sign-in,
 first-run setup) get the tighter FLOWLOOM_MAX_ANONYMOUS_BODY_BYTES; everything else, Reflex's
-/_upload and event endpoints included, FLOWLOOM_MAX_BODY_BYTES.
+/_upload and event endpoints included, FLOWLOOM_MAX_BODY_BYTES. Public routes that authenticate
+their own requests (policy.SELF_AUTHENTICATED: inbound webhooks) cap the body themselves, at the
+trigger's max_body_bytes, while streaming it; here they get FLOWLOOM_MAX_BODY_BYTES as the outer bound.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth.policy import API_POLICY, PUBLIC
+from app.auth.policy import API_POLICY, PUBLIC, SELF_AUTHENTICATED
 from app.problems import problem_messages
 from engine.errors import ErrorCode
 from engine.settings import get_settings
@@ -46,7 +48,9 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 def _anonymous_routes() -> list[tuple[str, re.Pattern[str]]]:
     return [
-        (method, _template_regex(path)) for (method, path), access in API_POLICY.items() if access == PUBLIC
+        (method, _template_regex(path))
+        for (method, path), access in API_POLICY.items()
+        if access == PUBLIC and (method, path) not in SELF_AUTHENTICATED
     ]
 
 

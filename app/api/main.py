@@ -10,10 +10,17 @@ from app import problems, routes
 from app.api import (
     auth,
     body_limit,
+    dead_letters,
     health,
+    hooks,
+    openai_compat,
+    openai_errors,
+    run_list,
+    run_stream,
     runs,
     secrets,
     security_headers,
+    triggers,
     trusted_hosts,
     workflows,
 )
@@ -33,12 +40,19 @@ def create_api() -> FastAPI:
     )
     api.include_router(health.router, prefix=routes.API_PREFIX)
     api.include_router(workflows.router, prefix=routes.API_PREFIX)
+    api.include_router(run_list.router, prefix=routes.API_PREFIX)
     api.include_router(runs.router, prefix=routes.API_PREFIX)
+    api.include_router(run_stream.router, prefix=routes.API_PREFIX)  # Server-Sent Events
     api.include_router(secrets.router, prefix=routes.API_PREFIX)
+    api.include_router(dead_letters.router, prefix=routes.API_PREFIX)
+    api.include_router(triggers.router, prefix=routes.API_PREFIX)
+    api.include_router(hooks.router, prefix=routes.API_PREFIX)  # public: signed inbound webhooks
+    api.include_router(openai_compat.router, prefix=routes.OPENAI_PREFIX)  # API keys only
     problems.install(api)  # every FlowloomError, HTTP and database error as RFC 9457 problem+json
     auth.install(api)  # sign-in routes and the deny-by-default gate in front of every route
     body_limit.install(api)  # 413 for bodies over the cap, before the auth gate or anyone reads them
     trusted_hosts.install(api)  # Host allow-list (FLOWLOOM_ALLOWED_HOSTS) before anything reads Host
+    openai_errors.install(api)  # /v1 answers errors as OpenAI clients expect them
     security_headers.install(api)  # outermost: every response, errors and refusals too, gets the headers
     return api
 

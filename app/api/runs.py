@@ -1,22 +1,26 @@
-"""/api/runs and /api/approvals: start, watch and cancel runs; decide human approvals."""
+"""/api/runs, /api/workflows/{id}/runs and /api/approvals: start (once per Idempotency-Key), watch and
+cancel runs; decide human approvals."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Header, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.callers import Caller
 from app.auth.policy import Role, allows
+from app.auth.principal import Principal
 from engine.approvals import decide as decide_approval
 from engine.approvals import list_decidable
 from engine.definition import WorkflowDefinition
 from engine.errors import ErrorCode, FlowloomError
+from engine.idempotency import HEADER as IDEMPOTENCY_HEADER
+from engine.idempotency import REPLAYED_HEADER, start_once
 from engine.parse import parse_dict
-from engine.runs import cancel_run, get_run, start_run
+from engine.runs import StartOptions, cancel_run, get_run, start_run, start_run_in
 from engine.workflows import saved_version
 
 router = APIRouter(tags=["runs"])
@@ -36,6 +40,35 @@ class RunCreate(BaseModel):
     version: int | None = Field(None, ge=1, description="a saved version of workflow_id (default: latest)")
     definition: dict[str, Any] | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkflowRunCreate(BaseModel):
+    """The inputs of a run of a saved workflow (the version is the `version` query parameter)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        description="Up to 255 printable ASCII characters. The same key with the same body returns the "
+        "run the first request started (for 24 hours, header Idempotent-Replayed: true); the same key "
+        "with another body is a 422 idempotency_mismatch. Keys are per caller (user or API key).",
+    ),
+]
+_STARTED = {
+    "description": "The run, started now or, for a replayed Idempotency-Key, by the first request",
+    "headers": {
+        REPLAYED_HEADER: {
+            "description": '"true" when an earlier request with this Idempotency-Key started the run',
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+    },
+}
+_REFUSED = {"description": "Invalid definition, inputs or Idempotency-Key, or a key reused with another body"}
 
 
 class StepPublic(BaseModel):
@@ -100,26 +133,90 @@ def _definition_for(body: RunCreate, principal: Caller) -> tuple[WorkflowDefinit
         raise FlowloomError(
             "give workflow_id (a saved workflow) or definition", code=ErrorCode.REQUEST_INVALID
         )
-    saved = saved_version(body.workflow_id, body.version)
+    return _saved(body.workflow_id, body.version)
+
+
+def _saved(workflow_id: uuid.UUID, version: int | None) -> tuple[WorkflowDefinition, str | None, str | None]:
+    saved = saved_version(workflow_id, version)
     if saved is None:
-        which = f"version {body.version}" if body.version is not None else "a saved version"
-        raise FlowloomError(f"workflow {body.workflow_id} has no {which}", code=ErrorCode.VERSION_NOT_FOUND)
+        which = f"version {version}" if version is not None else "a saved version"
+        raise FlowloomError(f"workflow {workflow_id} has no {which}", code=ErrorCode.VERSION_NOT_FOUND)
     return saved.definition, saved.workflow_id, saved.version_id
+
+
+def _start(
+    defn: WorkflowDefinition,
+    inputs: dict[str, Any],
+    options: StartOptions,
+    *,
+    principal: Principal,
+    key: str | None,
+    target: str,
+    body: Any,
+    response: Response,
+) -> str:
+    """Start the run, or with an Idempotency-Key find the run an earlier request with it started."""
+    if key is None:
+        return start_run(defn, inputs, **options)
+    started = start_once(
+        principal.started_by, key, target, body, lambda conn: start_run_in(conn, defn, inputs, **options)
+    )
+    if started.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return started.run_id
+
+
+def _options(principal: Principal, workflow_id: str | None, version_id: str | None) -> StartOptions:
+    return StartOptions(
+        workflow_id=workflow_id, version_id=version_id, created_by=principal.user_id,
+        started_by=principal.started_by, started_via="api", actor=principal.actor,
+    )  # fmt: skip
 
 
 @router.post(
     "/runs",
     response_model=RunPublic,
     status_code=status.HTTP_201_CREATED,
-    responses={403: {"description": "An inline definition from a caller below editor"}},
+    responses={
+        201: _STARTED,
+        403: {"description": "An inline definition from a caller below editor"},
+        404: {"description": "No such workflow version"},
+        422: _REFUSED,
+    },
 )
-def create_run(body: RunCreate, principal: Caller) -> RunPublic:
+def create_run(
+    body: RunCreate, principal: Caller, response: Response, idempotency_key: IdempotencyKey = None
+) -> RunPublic:
     """Start a run; the definition is validated and the inputs checked against its schema (422 issues)."""
     defn, workflow_id, version_id = _definition_for(body, principal)
-    run_id = start_run(
-        defn, body.inputs, workflow_id=workflow_id, version_id=version_id,
-        created_by=principal.user_id, started_by=principal.started_by, started_via="api",
-        actor=principal.actor,
+    run_id = _start(
+        defn, body.inputs, _options(principal, workflow_id, version_id), principal=principal,
+        key=idempotency_key, target="POST /api/runs", body=body.model_dump(mode="json"), response=response,
+    )  # fmt: skip
+    return read_run(uuid.UUID(run_id))
+
+
+@router.post(
+    "/workflows/{workflow_id}/runs",
+    response_model=RunPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={201: _STARTED, 404: {"description": "No such workflow, or it has no such saved version"}, 422: _REFUSED},
+)  # fmt: skip
+def run_workflow(
+    workflow_id: uuid.UUID,
+    principal: Caller,
+    response: Response,
+    body: Annotated[WorkflowRunCreate | None, Body()] = None,
+    version: int | None = Query(None, ge=1, description="a saved version (default: the latest)"),
+    idempotency_key: IdempotencyKey = None,
+) -> RunPublic:
+    """Run a saved workflow: its latest version, or `version`; the inputs are checked against its schema."""
+    body = body or WorkflowRunCreate()
+    defn, wf_id, version_id = _saved(workflow_id, version)
+    run_id = _start(
+        defn, body.inputs, _options(principal, wf_id, version_id), principal=principal, key=idempotency_key,
+        target=f"POST /api/workflows/{workflow_id}/runs", body={"version": version, **body.model_dump(mode="json")},
+        response=response,
     )  # fmt: skip
     return read_run(uuid.UUID(run_id))
 

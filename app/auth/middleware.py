@@ -26,6 +26,7 @@ from app.auth.api_keys import rate_limiter
 from app.auth.policy import (
     PUBLIC,
     REFLEX_UPLOAD_PATH,
+    SELF_AUTHENTICATED,
     allows,
     api_access,
     is_reflex_internal,
@@ -40,7 +41,7 @@ from engine.errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
-API_PREFIXES = ("/api/", "/auth/")
+API_PREFIXES = ("/api/", "/auth/", "/v1/")  # /v1: the OpenAI-compatible API
 
 
 def login_url(next_path: str = "") -> str:
@@ -125,7 +126,7 @@ class AuthMiddleware:
 
     async def _decide(self, scope: Scope, path: str) -> Response | None:
         """None to let the request through, else the refusal."""
-        if path.startswith(API_PREFIXES) or path in ("/api", "/auth"):
+        if path.startswith(API_PREFIXES) or path in ("/api", "/auth", "/v1"):
             return await self._api(scope, path)
         if is_reflex_internal(path):
             return None
@@ -165,6 +166,9 @@ class AuthMiddleware:
         if needed is None:
             log.warning("refused %s %s: the route is not in the access policy", method, template)
             return problem_response(ErrorCode.NOT_IN_POLICY, "this route is not in the access policy")
+        if needed == PUBLIC and (method, template) in SELF_AUTHENTICATED:
+            scope.setdefault("state", {})["principal"] = None  # its signature is the authentication
+            return None
         headers = Headers(scope=scope)
         has_key = bool(principals.bearer_token(headers.get("authorization", "")))
         try:

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from engine.roles import RANK, Role, at_least, is_role
 
-__all__ = ["PUBLIC", "RANK", "Access", "Role", "allows", "is_role", "lower_role"]
+__all__ = ["PUBLIC", "RANK", "SELF_AUTHENTICATED", "Access", "Role", "allows", "is_role", "lower_role"]
 
 
 # What an entry may say besides a role: anyone, signed in or not.
@@ -47,7 +47,10 @@ API_POLICY: dict[tuple[str, str], Access] = {
     # Operators run saved versions (workflow_id [+ version]); an inline `definition` needs editor,
     # checked in app/api/runs.py (it can carry per-node powers: egress exceptions, tool.sql writes).
     ("POST", "/api/runs"): Role.OPERATOR,
+    ("POST", "/api/workflows/{workflow_id}/runs"): Role.OPERATOR,  # a saved version only
+    ("GET", "/api/runs"): Role.VIEWER,
     ("GET", "/api/runs/{run_id}"): Role.VIEWER,
+    ("GET", "/api/runs/{run_id}/events"): Role.VIEWER,  # Server-Sent Events
     ("POST", "/api/runs/{run_id}/cancel"): Role.OPERATOR,
     ("GET", "/api/approvals"): Role.VIEWER,
     ("POST", "/api/approvals/{approval_id}/decision"): Role.OPERATOR,
@@ -70,7 +73,27 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("POST", "/api/secrets"): Role.ADMIN,
     ("PUT", "/api/secrets/{name}"): Role.ADMIN,
     ("DELETE", "/api/secrets/{name}"): Role.ADMIN,
+    # dead letters (app/api/dead_letters.py): events and trigger messages that could not be handled
+    ("GET", "/api/dead-letters"): Role.ADMIN,
+    ("GET", "/api/dead-letters/{dead_letter_id}"): Role.ADMIN,
+    ("POST", "/api/dead-letters/{dead_letter_id}/replay"): Role.ADMIN,
+    # triggers (app/api/triggers.py): their run-time state; the triggers themselves are in the definition
+    ("GET", "/api/workflows/{workflow_id}/triggers"): Role.VIEWER,
+    ("GET", "/api/triggers/{trigger_id}"): Role.VIEWER,
+    ("POST", "/api/triggers/{trigger_id}/pause"): Role.OPERATOR,
+    ("POST", "/api/triggers/{trigger_id}/resume"): Role.OPERATOR,
+    ("POST", "/api/triggers/{trigger_id}/token"): Role.EDITOR,
+    # inbound webhooks (app/api/hooks.py): public, authenticated by the trigger's own signature
+    ("POST", "/api/hooks/{trigger_id}"): PUBLIC,
+    # the OpenAI-compatible API (app/api/openai_compat.py): API keys only, checked by the route
+    ("GET", "/v1/models"): Role.OPERATOR,
+    ("GET", "/v1/models/{model}"): Role.OPERATOR,
+    ("POST", "/v1/chat/completions"): Role.OPERATOR,
 }
+
+# PUBLIC routes that authenticate each request themselves (a signature over the body): the gate
+# reads no cookie or API key for them, and app.api.body_limit leaves their cap to the route.
+SELF_AUTHENTICATED: frozenset[tuple[str, str]] = frozenset({("POST", "/api/hooks/{trigger_id}")})
 
 # Pages: Reflex route -> access. Data on a page comes through its event handlers, which are
 # checked too (HANDLER_POLICY); this table decides redirects and what the HTTP layer serves.
@@ -86,6 +109,11 @@ PAGE_POLICY: dict[str, Access] = {
     "/settings": Role.VIEWER,
     "/models": Role.VIEWER,  # its actions carry `requires` (admin)
     "/secrets": Role.ADMIN,
+    "/dead-letters": Role.ADMIN,
+    "/chat/[trigger_id]": Role.OPERATOR,  # a chat trigger's conversations (app/pages/chat.py)
+    # A form trigger's page: public at the HTTP layer; its handlers decide (public form + token,
+    # else a signed-in operator) and show nothing but "not found" otherwise (app/pages/forms_state.py).
+    "/forms/[trigger_id]": PUBLIC,
 }
 
 # Reflex event handlers by `Class.method` qualname -> access. Handlers of Flowloom's own auth
@@ -119,6 +147,14 @@ HANDLER_POLICY: dict[str, Access] = {
     "WorkflowsState.rename": Role.EDITOR,
     "WorkflowsState.duplicate": Role.EDITOR,
     "WorkflowsState.delete": Role.EDITOR,
+    # A form trigger's page (app/pages/forms_state.py): public; each handler that reads or starts
+    # anything checks app.trigger_access.open_form itself (operator, or a public form's token).
+    "FormState.load": PUBLIC,
+    "FormState.set_value": PUBLIC,
+    "FormState.set_flag": PUBLIC,
+    "FormState.submit": PUBLIC,
+    "FormState.wait_result": PUBLIC,
+    "FormState.again": PUBLIC,
 }
 
 # Paths Reflex itself serves: the event socket, liveness checks. Never gated by role.

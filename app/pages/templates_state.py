@@ -1,149 +1,173 @@
-"""State of the Templates page, and the built-in example workflows it offers."""
+"""State of the Templates page: the gallery's cards, search and category filter, "use" and import.
+
+Templates come from engine.template_gallery (files in engine/templates/). Anyone signed in may
+browse; using a template or importing a file creates a workflow, so it needs the editor role.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import reflex as rx
 from reflex.event import EventSpec
 
 from app import db, routes
-from engine import workflows
+from app.auth.guard import requires
+from app.auth.policy import Role
+from components.graph_preview import preview_data_url
+from engine import template_gallery
 from engine.db_errors import DB_ERRORS, describe_db_error
+from engine.errors import FlowloomError, user_message
+from engine.template_files import CATEGORY_LABELS, Template
 
 log = logging.getLogger(__name__)
 
 
-def _node(node_id: str, node_type: str, label: str, x: float, y: float = 0, **config: Any) -> dict[str, Any]:
-    return {"id": node_id, "type": node_type, "label": label, "config": config, "position": {"x": x, "y": y}}
-
-
-def _edge(source: str, target: str, source_port: str = "out") -> dict[str, Any]:
-    return {
-        "id": f"{source}-{target}",
-        "source": source,
-        "source_port": source_port,
-        "target": target,
-        "target_port": "in",
-    }
-
-
-@dataclass(frozen=True)
-class WorkflowTemplate:
-    """A ready-made workflow definition people can start from."""
+@dataclass
+class TemplateCard:
+    """One template as its card shows it."""
 
     key: str
-    name: str
+    title: str
     description: str
+    category: str
+    category_label: str
     icon: str
-    definition: dict[str, Any] = field(repr=False)
+    tags: list[str]
+    preview: str  # a data: URL of the graph's SVG
+    nodes: int
+    mode: str
+    secrets: list[str]
+    inputs: list[str]
+    triggers: list[str]
+    models: list[str]
+    needs_nothing: bool
 
-    @property
-    def steps(self) -> list[str]:
-        """The labels of its nodes, in definition order."""
-        return [node["label"] for node in self.definition["nodes"]]
+
+@dataclass
+class CategoryChip:
+    """A filter chip: a category (value "" = all) and how many templates it has."""
+
+    value: str
+    label: str
+    count: int
 
 
-TEMPLATES: tuple[WorkflowTemplate, ...] = (
-    WorkflowTemplate(
-        key="approval-flow",
-        name="Approval flow",
-        description="Pause a run until a person approves it, then finish.",
-        icon="user-check",
-        definition={
-            "id": "approval-flow",
-            "name": "Approval flow",
-            "description": "Pause a run until a person approves it, then finish.",
-            "nodes": [
-                _node("start", "start", "Start", 0),
-                _node(
-                    "approve",
-                    "human.approval",
-                    "Approve request",
-                    260,
-                    title="Approve this request?",
-                    body="The run was started with:\n\n{{ input | tojson }}",
-                ),
-                _node("end", "end", "End", 520),
-            ],
-            "edges": [_edge("start", "approve"), _edge("approve", "end", source_port="approved")],
-        },
-    ),
-    WorkflowTemplate(
-        key="http-summarise",
-        name="HTTP fetch and summarise",
-        description="Fetch a web page and let an agent summarise it.",
-        icon="globe",
-        definition={
-            "id": "http-summarise",
-            "name": "HTTP fetch and summarise",
-            "description": "Fetch a web page and let an agent summarise it.",
-            "nodes": [
-                _node("start", "start", "Start", 0),
-                _node("fetch", "tool.http", "Fetch page", 260, url="https://example.com", method="GET"),
-                _node(
-                    "summarise",
-                    "agent",
-                    "Summarise",
-                    520,
-                    provider="openai",
-                    model="gpt-4o-mini",
-                    api_key_secret="OPENAI_API_KEY",
-                    prompt="Summarise this page in three bullet points:\n\n{{ ports.in.body }}",
-                ),
-                _node("end", "end", "End", 780),
-            ],
-            "edges": [_edge("start", "fetch"), _edge("fetch", "summarise"), _edge("summarise", "end")],
-        },
-    ),
-    WorkflowTemplate(
-        key="parallel-fan-out",
-        name="Parallel fan-out",
-        description="Run two Python tools side by side and merge their results.",
-        icon="git-fork",
-        definition={
-            "id": "parallel-fan-out",
-            "name": "Parallel fan-out",
-            "description": "Run two Python tools side by side and merge their results.",
-            "nodes": [
-                _node("start", "start", "Start", 0, 80),
-                _node("add", "tool.python", "Add numbers", 260, 0, tool="add", args={"a": 2, "b": 3}),
-                _node("echo", "tool.python", "Echo text", 260, 160, tool="echo", args={"value": "hello"}),
-                _node("merge", "merge", "Merge", 520, 80, mode="all"),
-                _node("end", "end", "End", 780, 80),
-            ],
-            "edges": [
-                _edge("start", "add"),
-                _edge("start", "echo"),
-                _edge("add", "merge"),
-                _edge("echo", "merge"),
-                _edge("merge", "end"),
-            ],
-        },
-    ),
-)
-
-_BY_KEY = {template.key: template for template in TEMPLATES}
+def _card(template: Template) -> TemplateCard:
+    meta, needs = template.meta, template.meta.needs
+    return TemplateCard(
+        key=meta.key,
+        title=meta.title,
+        description=meta.description,
+        category=meta.category,
+        category_label=CATEGORY_LABELS.get(meta.category, meta.category),
+        icon=meta.icon,
+        tags=list(meta.tags),
+        preview=preview_data_url(template.definition),
+        nodes=len(template.definition.get("nodes") or []),
+        mode="state machine" if template.definition.get("mode") == "state_machine" else "DAG",
+        secrets=[s.name for s in needs.secrets],
+        inputs=list(needs.inputs),
+        triggers=list(needs.triggers),
+        models=list(needs.models),
+        needs_nothing=not (needs.secrets or needs.inputs or needs.triggers or needs.models),
+    )
 
 
 class TemplatesState(rx.State):
-    """Creates workflows from templates."""
+    """The gallery: every card, the search text and category, and the import dialog."""
+
+    cards: list[TemplateCard] = []
+    chips: list[CategoryChip] = []
+    search: str = ""
+    category: str = ""
+    error: str = ""
+    loaded: bool = False
+    import_open: bool = False
+    import_error: str = ""
+
+    @rx.var
+    def shown(self) -> list[TemplateCard]:
+        """The cards that match the search box and the chosen category (the gallery's own search)."""
+        try:
+            keys = {t.key for t in template_gallery.list_templates(self.search, self.category)}
+        except FlowloomError:
+            return []
+        return [card for card in self.cards if card.key in keys]
 
     @rx.event
+    @requires(Role.VIEWER)
+    def load(self) -> None:
+        """Read the gallery's templates into cards."""
+        try:
+            templates = template_gallery.all_templates()
+        except FlowloomError as exc:
+            log.error("the template gallery cannot be read: %s", exc)
+            self.cards, self.chips, self.error = [], [], user_message(exc)
+            self.loaded = True
+            return
+        self.cards = [_card(t) for t in templates]
+        counts = {c: sum(1 for t in templates if t.meta.category == c) for c in template_gallery.categories()}
+        self.chips = [CategoryChip("", "All", len(templates))] + [
+            CategoryChip(c, CATEGORY_LABELS.get(c, c), n) for c, n in counts.items()
+        ]
+        self.error, self.loaded = "", True
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def set_search(self, value: str) -> None:
+        self.search = value[:200]
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def set_category(self, value: str) -> None:
+        self.category = value if value in CATEGORY_LABELS else ""
+
+    @rx.event
+    @requires(Role.EDITOR)
     def use_template(self, key: str) -> EventSpec | list[EventSpec]:
-        """Create a workflow whose version 1 is the template's definition, then show the list."""
-        template = _BY_KEY.get(key)
-        if template is None:
-            return rx.toast.error(f"Unknown template {key!r}")
+        """Create the template's editable copy and open it in the editor."""
         try:
             with db.db_session() as session:
-                workflows.create_workflow(session, template.name, template.description, template.definition)
+                created = template_gallery.use_template(session, key)
+        except FlowloomError as exc:
+            return rx.toast.error(user_message(exc))
         except DB_ERRORS as exc:
             log.warning("creating a workflow from template %s failed: %s", key, exc)
             return rx.toast.error(describe_db_error(exc))
         return [
-            rx.toast.success(f'Created "{template.name}" from its template'),
-            rx.redirect(routes.WORKFLOWS),
+            rx.toast.success(f'Created "{created.name}" from its template'),
+            rx.redirect(routes.workflow_editor(created.workflow_id)),
+        ]
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def set_import_open(self, value: bool) -> None:
+        self.import_open, self.import_error = value, ""
+
+    @rx.event
+    @requires(Role.EDITOR)
+    async def import_file(self, files: list[rx.UploadFile]) -> EventSpec | list[EventSpec] | None:
+        """Create a workflow from an uploaded template file or definition (JSON or YAML)."""
+        if not files:
+            self.import_error = "Choose a .json or .yaml file."
+            return None
+        upload = files[0]
+        raw = await upload.read(template_gallery.MAX_IMPORT_BYTES + 1)
+        name = getattr(upload, "name", None) or getattr(upload, "filename", None) or "upload"
+        try:
+            with db.db_session() as session:
+                created = template_gallery.import_file(session, raw, str(name))
+        except FlowloomError as exc:
+            self.import_error = user_message(exc)
+            return None
+        except DB_ERRORS as exc:
+            log.warning("importing %s failed: %s", name, exc)
+            self.import_error = describe_db_error(exc)
+            return None
+        self.import_open, self.import_error = False, ""
+        return [
+            rx.toast.success(f'Imported "{created.name}"'),
+            rx.redirect(routes.workflow_editor(created.workflow_id)),
         ]

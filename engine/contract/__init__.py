@@ -27,6 +27,7 @@ from engine.contract.http import (
     response_output,
     secret_headers_of,
     send,
+    send_streamed,
     send_with_secrets,
 )
 from engine.contract.jobs import JobFunction, JobType, Progress, get_job, job_available, register_job
@@ -58,6 +59,7 @@ from engine.contract.registry import (
     load_plugins,
     register,
 )
+from engine.contract.streaming import StreamRecorder
 from engine.contract.tools import Tool, all_tools, get_tool, tool
 from engine.errors import ConfigError, ErrorCode, FlowloomError, PolicyViolation, StepError
 from engine.events import AGENT_COMPLETED, AGENT_FAILED, AGENT_STARTED, AGENT_STREAM, AGENT_TOOL_CALLED
@@ -106,6 +108,7 @@ __all__ = [
     "SchemaRefused",
     "StepContext",
     "StepError",
+    "StreamRecorder",
     "Suspend",
     "Tool",
     "all_node_types",
@@ -134,6 +137,7 @@ __all__ = [
     "response_output",
     "secret_headers_of",
     "send",
+    "send_streamed",
     "send_with_secrets",
     "tool",
 ]

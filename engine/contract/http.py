@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import inspect
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -126,6 +128,29 @@ async def send(client: HttpClient, method: str, url: str, *, timeout: float, **k
         raise StepError(f"{method} {url} timed out after {timeout:g} s", retryable=True) from exc
     except httpx.HTTPError as exc:
         raise StepError(f"{method} {url} failed: {exc!r}", retryable=True) from exc
+
+
+ChunkHandler = Callable[[bytes], Awaitable[None]]
+
+
+async def send_streamed(
+    client: HttpClient, method: str, url: str, *, timeout: float, on_chunk: ChunkHandler, **kwargs: Any
+) -> httpx.Response:
+    """`send`, handing the body of a 2xx reply to `on_chunk` as it arrives (a streamed model reply).
+
+    The step's egress-checked clients read it live; any other client hands it over once, whole,
+    after the reply. The whole response is returned either way.
+    """
+    try:
+        live = "on_chunk" in inspect.signature(client.request).parameters
+    except (TypeError, ValueError):
+        live = False
+    if live:
+        return await send(client, method, url, timeout=timeout, on_chunk=on_chunk, **kwargs)
+    resp = await send(client, method, url, timeout=timeout, **kwargs)
+    if resp.is_success and resp.content:
+        await on_chunk(resp.content)
+    return resp
 
 
 async def send_with_secrets(

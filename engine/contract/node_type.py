@@ -86,6 +86,9 @@ class NodeType:
     # Config fields the engine passes as written, never rendered as templates (the node evaluates
     # them itself, or they must not be text spliced from run inputs, such as SQL).
     unrendered_fields: frozenset[str] = frozenset()
+    # Config fields that hold an expression the node evaluates (the validator compiles them):
+    # dotted paths, "*" for any list index ("expression", "branches.*.expression").
+    expression_fields: frozenset[str] = frozenset()
     # When the node is ready to run, from its raw config: "all" incoming branches, or "any" one.
     join: Callable[[Mapping[str, Any]], JoinMode] | None = None
     # A node that suspends for people's decisions: the outputs of a decision, and what the deadline decides.

@@ -1,4 +1,4 @@
-"""The `flowloom` command: up, worker, relay, migrate, doctor, validate, run (a function pair per subcommand)."""
+"""The `flowloom` command: up, worker, relay, scheduler, migrate, doctor, validate, run (a function pair per subcommand)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, NamedTuple
 import pydantic
 
 from engine.errors import ConfigError, FlowloomError, user_message
+from engine.ops.cli_kafka_triggers import configure_kafka_triggers, run_kafka_triggers
 from engine.ops.cli_relay import configure_relay, run_relay
+from engine.ops.cli_scheduler import configure_scheduler, run_scheduler
 from engine.ops.cli_workflows import configure_run, configure_validate, run_run, run_validate
 from engine.settings import Settings, get_settings
 
@@ -139,6 +141,14 @@ COMMANDS: dict[str, Command] = {
     "migrate": Command("migrate the database to the newest schema", _no_arguments, run_migrate),
     "relay": Command(
         "publish the event outbox to Kafka (what `up` starts with Kafka set)", configure_relay, run_relay
+    ),
+    "kafka-triggers": Command(
+        "start a run per message of each Kafka trigger (what `up` starts with Kafka set)",
+        configure_kafka_triggers,
+        run_kafka_triggers,
+    ),
+    "scheduler": Command(
+        "fire schedule triggers' ticks (what `up` starts)", configure_scheduler, run_scheduler
     ),
     "doctor": Command(
         "check the database, pgvector, Redis, workers, JS runtime, OpenVINO, Kafka", _no_arguments, run_doctor

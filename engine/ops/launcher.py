@@ -24,6 +24,7 @@ import psutil
 
 from engine.errors import ConfigError
 from engine.key_files import check_key_files
+from engine.ops.embedded_kafka import EMBEDDED, TansuBroker
 from engine.ops.embedded_postgres import EmbeddedPostgres
 from engine.ops.embedded_redis import EmbeddedRedis
 from engine.ops.health import check_database, check_pgvector, check_redis, mask_url, require
@@ -40,6 +41,7 @@ WEB_START_TIMEOUT_S = 180.0  # the first production build downloads npm packages
 WEB_GRACE_S = 10.0
 WORKER_GRACE_S = 20.0
 RELAY_GRACE_S = 20.0  # a batch waits up to 15 s for the broker's acks
+SCHEDULER_GRACE_S = 10.0  # a pass ends within a transaction or two
 # What a child of ours runs; the older module names stay so leftovers of an earlier version are found too.
 _CHILD_MARKS = ("engine.ops.cli", "engine.cli", "engine.celery_app", "reflex")
 
@@ -137,6 +139,16 @@ def relay_command(settings: Settings) -> list[str]:
     return [sys.executable, "-m", "engine.ops.cli", "relay"]
 
 
+def kafka_triggers_command(settings: Settings) -> list[str]:
+    """`flowloom kafka-triggers` (a run per message of each Kafka trigger), run by this interpreter."""
+    return [sys.executable, "-m", "engine.ops.cli", "kafka-triggers"]
+
+
+def scheduler_command(settings: Settings) -> list[str]:
+    """`flowloom scheduler` (schedule triggers), run by this interpreter."""
+    return [sys.executable, "-m", "engine.ops.cli", "scheduler"]
+
+
 def web_command(settings: Settings) -> list[str]:
     """`reflex run` in production mode, frontend and backend on one port."""
     reflex = shutil.which("reflex", path=tool_path())
@@ -175,6 +187,15 @@ def start_services(
         stack.callback(_stop_service, embedded_redis, stop_running)
         redis_url = embedded_redis.start()
     return database_url, redis_url
+
+
+def start_kafka(settings: Settings, stack: ExitStack) -> str:
+    """Start the embedded Kafka-protocol broker (stopped when `stack` closes); its host:port."""
+    broker = TansuBroker(settings.resolved_data_dir / "kafka.log", settings.kafka_port)
+    stack.callback(broker.stop)
+    bootstrap = broker.start()
+    log.info("kafka: embedded broker at %s (memory storage)", bootstrap)
+    return bootstrap
 
 
 def _stop_service(service: EmbeddedPostgres | EmbeddedRedis, stop_running: bool) -> None:
@@ -233,9 +254,16 @@ class Launcher:
                     return 0
                 stack.callback(self._stop_children)
                 env = child_env(self.settings, database_url, redis_url)
+                if self.settings.kafka_bootstrap_servers == EMBEDDED:
+                    env["FLOWLOOM_KAFKA_BOOTSTRAP_SERVERS"] = start_kafka(self.settings, stack)
                 self._spawn("worker", worker_command(self.settings), env, signal.SIGTERM, WORKER_GRACE_S)
                 if self.settings.kafka_bootstrap_servers:
                     self._spawn("relay", relay_command(self.settings), env, signal.SIGTERM, RELAY_GRACE_S)
+                    self._spawn("kafka-triggers", kafka_triggers_command(self.settings), env, signal.SIGTERM,
+                                RELAY_GRACE_S)  # fmt: skip
+                self._spawn(
+                    "scheduler", scheduler_command(self.settings), env, signal.SIGTERM, SCHEDULER_GRACE_S
+                )
                 self._spawn("web", web_command(self.settings), env, signal.SIGINT, WEB_GRACE_S)
                 if not self._wait_for_web():
                     return 0 if self._stop.is_set() else 1

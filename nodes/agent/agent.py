@@ -16,6 +16,7 @@ from engine.contract import (
     AGENT_COMPLETED,
     AGENT_FAILED,
     AGENT_STARTED,
+    ErrorCode,
     FlowloomError,
     Port,
     StepContext,
@@ -75,8 +76,9 @@ async def agent(ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any]) -> d
         else:
             prompt = cfg.prompt or item_text(inputs.get("in"))
             if not prompt.strip():
-                raise StepError("prompt: empty; write a prompt or connect an input", retryable=False)
-            turn.begin(prompt, await _recall(ctx, cfg, prompt), _history(ctx, inputs))
+                raise StepError("prompt: empty; write a prompt or connect an input", retryable=False,
+                                code=ErrorCode.INPUT_MISSING, field="prompt")  # fmt: skip
+            turn.begin(prompt, await _recall(ctx, cfg, prompt), _history(ctx, cfg, inputs))
             result = await turn.run()
     except FlowloomError as exc:  # StepError, or PolicyViolation from the egress check
         message = ctx.redact(str(exc))
@@ -126,9 +128,12 @@ def _initialize(
     return AgentTurn(ctx, cfg, me, provider, toolbox)
 
 
-def _history(ctx: StepContext, inputs: dict[str, Any]) -> list[dict[str, Any]]:
-    """Short-term memory: the history input, else this node's own conversation from its last visit."""
+def _history(ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """Short-term memory: the history input, else the history field (a chat's conversation), else
+    this node's own conversation from its last visit."""
     history = inputs.get("history")
+    if history is None:
+        history = cfg.history
     if history is None and ctx.visit > 1:
         history = ((ctx.steps.get(ctx.node_id) or {}).get("outputs") or {}).get("messages")
     if history is None:

@@ -58,6 +58,15 @@ class AgentConfig(BaseModel):
         description="Tools a person must approve before each call (see the approval output)",
     )
     max_iterations: int = Field(8, ge=1, le=50, description="Most model calls in one step")
+    history: list[dict[str, Any]] | None = Field(
+        None,
+        description="Earlier conversation as {role, content} messages, e.g. {{ input.history }} from a chat "
+        "trigger; a connected history input wins",
+    )
+    stream: bool = Field(
+        False,
+        description="Stream the answer token by token (agent.stream events) for chat pages and SSE clients",
+    )
     output_schema: dict[str, Any] | None = Field(
         None, description="JSON schema the final answer must match (it is parsed into out.data)"
     )

@@ -11,11 +11,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.contract import AGENT_TOOL_CALLED, FlowloomError, StepContext, StepError, instance_problems
+from engine.contract import (
+    AGENT_TOOL_CALLED,
+    ErrorCode,
+    FlowloomError,
+    StepContext,
+    StepError,
+    StreamRecorder,
+    instance_problems,
+)
 from nodes.agent.agent_config import AgentConfig
 from nodes.agent.agent_lifecycle import Agent, is_agent_id
 from nodes.agent.agent_tools import AgentTool
-from nodes.agent.llm import LLMProvider, Message, ToolCall, assistant_message, tool_result_message
+from nodes.agent.llm import ChatResult, LLMProvider, Message, ToolCall, assistant_message, tool_result_message
 
 REQUEST_KIND = "agent.tool_approval"
 MAX_TOOL_RESULT_CHARS = 16_000
@@ -93,7 +101,10 @@ class PausedState:
         for call in self.pending:
             if call.name not in toolbox:
                 raise StepError(
-                    f"approval: pending tool {call.name!r} is not in this agent's tools", retryable=False
+                    f"approval: pending tool {call.name!r} is not in this agent's tools",
+                    retryable=False,
+                    code=ErrorCode.UNKNOWN_TOOL,
+                    field="tools",
                 )
 
 
@@ -183,15 +194,11 @@ class AgentTurn:
                     f"max_iterations: the model still asked for tools after {self.iterations} calls; "
                     "raise max_iterations or give the agent a smaller task",
                     retryable=False,
+                    code=ErrorCode.AGENT_MAX_ITERATIONS,
+                    field="max_iterations",
                 )
             self.iterations += 1
-            result = await self.provider.chat(
-                self.messages,
-                model=self.cfg.model,
-                temperature=self.cfg.temperature,
-                max_tokens=self.cfg.max_tokens,
-                tools=specs,
-            )
+            result = await self._ask(specs)
             for key, value in result.usage.items():
                 self.usage[key] = self.usage.get(key, 0) + value
             self.messages.append(assistant_message(result))
@@ -203,6 +210,34 @@ class AgentTurn:
             answer = self._check_answer(result.text)
             if answer is not None:
                 return answer
+
+    async def _ask(self, specs: list[dict[str, Any]] | None) -> ChatResult:
+        """One model call; with `stream` its text goes out as agent.stream events while it comes.
+
+        Events of one call carry its `iteration`. A provider without `chat_stream` streams through
+        `stream` when no tools are offered, else answers whole (its text then goes out as one chunk).
+        """
+        options = {
+            "model": self.cfg.model,
+            "temperature": self.cfg.temperature,
+            "max_tokens": self.cfg.max_tokens,
+        }
+        if not self.cfg.stream:
+            return await self.provider.chat(self.messages, tools=specs, **options)
+        recorder = StreamRecorder(self.ctx, fields={"agent_id": self.agent.id, "iteration": self.iterations})
+        chat_stream = getattr(self.provider, "chat_stream", None)
+        if chat_stream is not None:
+            result = await chat_stream(self.messages, tools=specs, on_text=recorder, **options)
+        elif specs is None:
+            async for delta in self.provider.stream(self.messages, **options):
+                recorder(delta)
+            result = ChatResult(text=recorder.text)
+        else:
+            result = await self.provider.chat(self.messages, tools=specs, **options)
+            if result.text and not result.tool_calls:
+                recorder(result.text)
+        recorder.flush()
+        return result
 
     async def resume(self, decision: dict[str, Any]) -> Answer | Paused:
         """Apply a person's decision on the first pending call, run the rest, and carry on."""
@@ -305,6 +340,8 @@ class AgentTurn:
             raise StepError(
                 f"output_schema: the answer does not match the schema after {self.iterations} calls: {problem}",
                 retryable=False,
+                code=ErrorCode.OUTPUT_SCHEMA_MISMATCH,
+                field="output_schema",
             )
         self.messages.append(
             {"role": "user", "content": f"That answer is invalid: {problem}. Reply again with only the JSON."}

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError as PydanticValidationError
 
 from engine.contract import (
+    ErrorCode,
     NodeType,
     StepContext,
     StepError,
@@ -124,7 +125,10 @@ def resolve_tools(names: list[str]) -> dict[str, AgentTool]:
             )
         else:
             raise StepError(
-                f"tools: unknown tool {name!r}; known: {', '.join(offered_tool_names())}", retryable=False
+                f"tools: unknown tool {name!r}; known: {', '.join(offered_tool_names())}",
+                retryable=False,
+                code=ErrorCode.UNKNOWN_TOOL,
+                field="tools",
             )
         if entry.function in resolved:
             raise StepError(f"tools: {name!r} is listed twice", retryable=False)

@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from engine.contract import HttpClient, StepError
+from engine.contract import ErrorCode, HttpClient, StepError
 from nodes.agent.llm import ChatResult, Message, ToolCall, content_text, register_provider
 from nodes.agent.llm_http import HttpProvider, sse_events
 
@@ -122,7 +122,8 @@ class AnthropicProvider(HttpProvider):
             raw = resp.json()
             blocks = raw["content"]
         except (ValueError, KeyError, TypeError) as exc:
-            raise StepError(f"LLM reply has no content: {resp.text[:200]}", retryable=False) from exc
+            raise StepError(f"LLM reply has no content: {resp.text[:200]}", retryable=False,
+                            code=ErrorCode.LLM_REPLY_INVALID) from exc  # fmt: skip
         text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
         calls = [
             ToolCall(id=b.get("id", ""), name=b.get("name", ""), arguments=b.get("input") or {})

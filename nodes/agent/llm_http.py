@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 
-from engine.contract import HttpClient, raise_for_status, send
+from engine.contract import HttpClient, raise_for_status, send, send_streamed
 from nodes.agent.llm import ChatResult
 
 
@@ -35,6 +35,26 @@ class HttpProvider:
         raise_for_status(resp, [], f"LLM {url}")
         return resp
 
+    async def _post_streamed(
+        self, path: str, payload: dict[str, Any], on_event: Callable[[Any], Awaitable[None]]
+    ) -> httpx.Response:
+        """POST like `_post`, awaiting `on_event` with each server-sent event's JSON as it arrives."""
+        url = f"{self.base_url}{path}"
+        decoder = SseDecoder()
+
+        async def on_chunk(chunk: bytes) -> None:
+            for event in decoder.feed(chunk):
+                await on_event(event)
+
+        resp = await send_streamed(
+            self.http, "POST", url, timeout=self.timeout_s, headers=self._headers(), json=payload,
+            on_chunk=on_chunk,
+        )  # fmt: skip
+        raise_for_status(resp, [], f"LLM {url}")
+        for event in decoder.close():
+            await on_event(event)
+        return resp
+
     async def complete(
         self, prompt: str, *, model: str, temperature: float | None = None, max_tokens: int | None = None
     ) -> ChatResult:
@@ -43,16 +63,41 @@ class HttpProvider:
         return await self.chat(messages, model=model, temperature=temperature, max_tokens=max_tokens)  # type: ignore[attr-defined]
 
 
+class SseDecoder:
+    """The JSON of each `data:` line of a server-sent-events body fed in chunks of any size, until
+    `[DONE]`; lines that are not JSON are skipped."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self.done = False
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        """The events completed by `chunk` (a line is complete at its newline)."""
+        if self.done:
+            return []
+        *lines, self._buffer = (self._buffer + chunk).split(b"\n")
+        found: list[Any] = []
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            if not line.startswith("data:"):
+                continue
+            data = line[len("data:") :].strip()
+            if data == "[DONE]":
+                self.done = True
+                break
+            try:
+                found.append(json.loads(data))
+            except ValueError:
+                continue
+        return found
+
+    def close(self) -> list[Any]:
+        """The last event, when the body did not end with a newline."""
+        return self.feed(b"\n")
+
+
 def sse_events(resp: httpx.Response) -> Iterator[Any]:
     """The JSON of each `data:` line of a server-sent-events reply, until `[DONE]`; lines that are not JSON are skipped."""
-    for line in resp.text.splitlines():
-        if not line.startswith("data:"):
-            continue
-        data = line[len("data:") :].strip()
-        if data == "[DONE]":
-            break
-        try:
-            event = json.loads(data)
-        except ValueError:
-            continue
-        yield event
+    decoder = SseDecoder()
+    yield from decoder.feed(resp.content)
+    yield from decoder.close()

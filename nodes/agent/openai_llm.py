@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 
-from engine.contract import HttpClient, StepError
+from engine.contract import ErrorCode, HttpClient, StepError
 from nodes.agent.llm import ChatResult, LLMProvider, Message, ToolCall, register_provider
 from nodes.agent.llm_http import HttpProvider, sse_events
 
@@ -63,19 +63,30 @@ class OpenAICompatibleProvider(HttpProvider):
         payload = self._chat_payload(messages, model, temperature, max_tokens)
         if tools:
             payload["tools"] = [_tool_param(t) for t in tools]
-        raw = _json(await self._post("/chat/completions", payload))
-        try:
-            message = raw["choices"][0]["message"]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise StepError(
-                f"LLM reply has no choices[0].message: {str(raw)[:200]}", retryable=False
-            ) from exc
-        return ChatResult(
-            text=message.get("content") or "",
-            tool_calls=_tool_calls(message),
-            usage={k: v for k, v in (raw.get("usage") or {}).items() if isinstance(v, int)},
-            raw=raw,
-        )
+        return _chat_result(_json(await self._post("/chat/completions", payload)))
+
+    async def chat_stream(
+        self,
+        messages: list[Message],
+        *,
+        model: str,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        on_text: Callable[[str], Any],
+    ) -> ChatResult:
+        """One chat completion streamed: `on_text` gets each text delta as it arrives; tool calls
+        are assembled from their deltas. A server that answers without streaming is read as `chat`."""
+        payload = self._chat_payload(messages, model, temperature, max_tokens)
+        payload["stream"] = True
+        payload["stream_options"] = {"include_usage": True}
+        if tools:
+            payload["tools"] = [_tool_param(t) for t in tools]
+        reply = _StreamedReply(on_text)
+        resp = await self._post_streamed("/chat/completions", payload, reply.add)
+        if not reply.events:  # no server-sent events: a plain JSON completion
+            return _chat_result(_json(resp))
+        return reply.result()
 
     async def embed(self, texts: list[str], *, model: str) -> list[list[float]]:
         """One embedding per text, in order."""
@@ -103,13 +114,68 @@ class OpenAICompatibleProvider(HttpProvider):
                 yield delta
 
 
+def _chat_result(raw: dict[str, Any]) -> ChatResult:
+    try:
+        message = raw["choices"][0]["message"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise StepError(f"LLM reply has no choices[0].message: {str(raw)[:200]}", retryable=False,
+                        code=ErrorCode.LLM_REPLY_INVALID) from exc  # fmt: skip
+    return ChatResult(
+        text=message.get("content") or "",
+        tool_calls=_tool_calls(message),
+        usage={k: v for k, v in (raw.get("usage") or {}).items() if isinstance(v, int)},
+        raw=raw,
+    )
+
+
+class _StreamedReply:
+    """A streamed chat completion put together from its chunks."""
+
+    def __init__(self, on_text: Callable[[str], Any]) -> None:
+        self.on_text = on_text
+        self.events = 0
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, str]] = {}
+        self.usage: dict[str, int] = {}
+
+    async def add(self, event: Any) -> None:
+        if not isinstance(event, dict):
+            return
+        self.events += 1
+        self.usage.update({k: v for k, v in (event.get("usage") or {}).items() if isinstance(v, int)})
+        for choice in event.get("choices") or []:
+            delta = (choice or {}).get("delta") or {}
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                self.text.append(delta["content"])
+                self.on_text(delta["content"])
+            for call in delta.get("tool_calls") or []:
+                slot = self.calls.setdefault(
+                    int(call.get("index", 0)), {"id": "", "name": "", "arguments": ""}
+                )
+                slot["id"] = call.get("id") or slot["id"]
+                fn = call.get("function") or {}
+                slot["name"] += fn.get("name") or ""
+                slot["arguments"] += fn.get("arguments") or ""
+
+    def result(self) -> ChatResult:
+        message = {
+            "tool_calls": [
+                {"id": c["id"], "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for _, c in sorted(self.calls.items())
+            ]
+        }
+        return ChatResult(text="".join(self.text), tool_calls=_tool_calls(message), usage=self.usage,
+                          raw={"streamed": True, "chunks": self.events})  # fmt: skip
+
+
 def _json(resp: httpx.Response) -> dict[str, Any]:
     try:
         data = resp.json()
     except ValueError as exc:
-        raise StepError(f"LLM reply is not JSON: {resp.text[:200]}", retryable=True) from exc
+        raise StepError(f"LLM reply is not JSON: {resp.text[:200]}", retryable=True,
+                        code=ErrorCode.LLM_REPLY_INVALID) from exc  # fmt: skip
     if not isinstance(data, dict):
-        raise StepError("LLM reply is not a JSON object", retryable=False)
+        raise StepError("LLM reply is not a JSON object", retryable=False, code=ErrorCode.LLM_REPLY_INVALID)
     return data
 
 

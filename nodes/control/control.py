@@ -126,6 +126,7 @@ def _truthy(ctx: StepContext, expression: str, value: Any, field: str) -> bool:
     branching=True,
     dynamic_outputs=condition_outputs,
     unrendered_fields={"expression", "branches"},  # expressions: the node evaluates them itself
+    expression_fields={"expression", "branches.*.expression"},
 )
 def condition(ctx: StepContext, cfg: ConditionConfig, inputs: dict[str, Any]) -> dict[str, Any]:
     """Route the input down exactly one branch chosen by expressions."""

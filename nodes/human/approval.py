@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.contract import EXPIRED_BY, Port, StepContext, StepError, Suspend, register
+from engine.contract import EXPIRED_BY, ErrorCode, Port, StepContext, StepError, Suspend, register
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 
@@ -176,7 +176,10 @@ def validate_form(fields: list[FormField], form: Any, *, enforce_required: bool 
     """The submitted form checked against the fields; StepError names the first bad field."""
     if not isinstance(form, Mapping):
         raise StepError(
-            f"form: expected an object of field values, got {type(form).__name__}", retryable=False
+            f"form: expected an object of field values, got {type(form).__name__}",
+            retryable=False,
+            code=ErrorCode.APPROVAL_INVALID,
+            field="form",
         )
     known = {f.name for f in fields}
     unknown = sorted(str(k) for k in form if k not in known)
@@ -184,6 +187,8 @@ def validate_form(fields: list[FormField], form: Any, *, enforce_required: bool 
         raise StepError(
             f"form.{unknown[0]}: unknown field; expected: {', '.join(sorted(known)) or 'no fields'}",
             retryable=False,
+            code=ErrorCode.APPROVAL_INVALID,
+            field=f"form.{unknown[0]}",
         )
     clean: dict[str, Any] = {}
     for f in fields:
@@ -192,13 +197,15 @@ def validate_form(fields: list[FormField], form: Any, *, enforce_required: bool 
             value = f.default
         if _is_empty(value):
             if f.required and enforce_required:
-                raise StepError(f"form.{f.name}: {f.display!r} is required", retryable=False)
+                raise StepError(f"form.{f.name}: {f.display!r} is required", retryable=False,
+                                code=ErrorCode.APPROVAL_INVALID, field=f"form.{f.name}")  # fmt: skip
             clean[f.name] = None
             continue
         try:
             clean[f.name] = coerce_value(f, value)
         except ValueError as exc:
-            raise StepError(f"form.{f.name}: {exc}", retryable=False) from None
+            raise StepError(f"form.{f.name}: {exc}", retryable=False, code=ErrorCode.APPROVAL_INVALID,
+                            field=f"form.{f.name}") from None  # fmt: skip
     return clean
 
 
@@ -212,7 +219,8 @@ def resume_outputs(
     """
     action = decision.get("action")
     if action not in cfg.action_names:
-        raise StepError(f"action: {action!r} is not one of {', '.join(cfg.action_names)}", retryable=False)
+        raise StepError(f"action: {action!r} is not one of {', '.join(cfg.action_names)}", retryable=False,
+                        code=ErrorCode.APPROVAL_INVALID, field="action")  # fmt: skip
     form = validate_form(cfg.fields, decision.get("form") or {}, enforce_required=not expired)
     value = {
         "action": action,

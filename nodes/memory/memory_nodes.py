@@ -19,6 +19,7 @@ from engine.contract import (
     DEFAULT_EMBEDDER,
     Document,
     Embeddings,
+    ErrorCode,
     Port,
     StepContext,
     StepError,
@@ -248,7 +249,8 @@ def memory_search(ctx: StepContext, cfg: SearchConfig, inputs: dict[str, Any]) -
     """Find the chunks nearest to a query by cosine distance."""
     query = cfg.text or item_text(inputs.get("in"))
     if not query.strip():
-        raise StepError("text: empty; write what to look for or connect an input", retryable=False)
+        raise StepError("text: empty; write what to look for or connect an input", retryable=False,
+                        code=ErrorCode.INPUT_MISSING, field="text")  # fmt: skip
     hits, metrics = search(
         cfg.collection,
         query,

@@ -10,16 +10,17 @@ from engine.contract import (
     AGENT_COMPLETED,
     AGENT_FAILED,
     AGENT_STARTED,
+    ErrorCode,
     Port,
     StepContext,
     StepError,
+    StreamRecorder,
     as_text_list,
     item_text,
     register,
 )
 from nodes.openvino import openvino_runtime as runtime
 from nodes.openvino.model_store import DEFAULT_EMBEDDER, NAME_PATTERN
-from nodes.openvino.streaming import StreamRecorder
 
 Device = Literal["CPU", "GPU", "NPU", "AUTO"]
 
@@ -99,10 +100,12 @@ def openvino_classify(ctx: StepContext, cfg: ClassifyConfig, inputs: dict[str, A
     """Rank labels or documents by cosine similarity to a text."""
     text = cfg.text or item_text(inputs.get("in"))
     if not text.strip():
-        raise StepError("text: nothing to classify; fill in text or connect an input", retryable=False)
+        raise StepError("text: nothing to classify; fill in text or connect an input", retryable=False,
+                        code=ErrorCode.INPUT_MISSING, field="text")  # fmt: skip
     candidates: list[Any] = list(cfg.labels) or list(_as_list(inputs.get("candidates")))
     if not candidates:
-        raise StepError("labels: no labels; list them or connect a candidates input", retryable=False)
+        raise StepError("labels: no labels; list them or connect a candidates input", retryable=False,
+                        code=ErrorCode.INPUT_MISSING, field="labels")  # fmt: skip
     result = _embed(cfg, [text, *[item_text(c) for c in candidates]])
     query, vectors = result.vectors[0], result.vectors[1:]
     ranking = sorted(
@@ -155,7 +158,8 @@ def _messages(cfg: GenerateConfig, value: Any) -> list[dict[str, str]] | str:
     else:
         prompt = cfg.prompt or item_text(value)
         if not prompt.strip():
-            raise StepError("prompt: empty; write a prompt or connect an input", retryable=False)
+            raise StepError("prompt: empty; write a prompt or connect an input", retryable=False,
+                            code=ErrorCode.INPUT_MISSING, field="prompt")  # fmt: skip
         if not cfg.chat:
             return (cfg.system_prompt + "\n\n" + prompt) if cfg.system_prompt else prompt
         messages = [{"role": "user", "content": prompt}]

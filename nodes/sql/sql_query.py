@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from engine.contract import ConfigError, PolicyViolation, Port, StepContext, StepError, register
+from engine.contract import ConfigError, ErrorCode, PolicyViolation, Port, StepContext, StepError, register
 
 SETTING = "FLOWLOOM_SQL_CONNECTIONS"
 READ_ONLY_DIALECTS = frozenset({"postgresql", "sqlite"})  # where the database enforces read-only
@@ -92,7 +92,8 @@ def engine_for(url: str) -> Engine:
 
 def _resolve_url(ctx: StepContext, name: str) -> str:
     if ctx.sql_connection is None:
-        raise StepError(f"connection: no SQL connections are configured; set {SETTING}", retryable=False)
+        raise StepError(f"connection: no SQL connections are configured; set {SETTING}", retryable=False,
+                        code=ErrorCode.CONNECTION_UNKNOWN, field="connection")  # fmt: skip
     try:
         url = ctx.sql_connection(name)
     except (LookupError, ConfigError) as exc:
@@ -102,7 +103,10 @@ def _resolve_url(ctx: StepContext, name: str) -> str:
         cause = None
     if not url:
         raise StepError(
-            f"connection: unknown connection {name!r}; add it to {SETTING} (name -> URL)", retryable=False
+            f"connection: unknown connection {name!r}; add it to {SETTING} (name -> URL)",
+            retryable=False,
+            code=ErrorCode.CONNECTION_UNKNOWN,
+            field="connection",
         ) from cause
     return url
 

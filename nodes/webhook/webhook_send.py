@@ -19,6 +19,7 @@ from standardwebhooks import Webhook
 from engine.contract import SECRET_REFERENCE_PATTERN as NAME_PATTERN
 from engine.contract import (
     SECRET_VALUES,
+    ErrorCode,
     HttpAuth,
     Port,
     StepContext,
@@ -81,7 +82,8 @@ def canonical_json(payload: Any) -> bytes:
             payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         ).encode()
     except (TypeError, ValueError) as exc:
-        raise StepError(f"payload: not JSON-serialisable: {exc}", retryable=False) from exc
+        raise StepError(f"payload: not JSON-serialisable: {exc}", retryable=False,
+                        code=ErrorCode.PAYLOAD_INVALID, field="payload") from exc  # fmt: skip
 
 
 def _configured_payload(payload: Any) -> Any:
@@ -91,7 +93,8 @@ def _configured_payload(payload: Any) -> Any:
     try:
         return json.loads(payload)
     except ValueError as exc:
-        raise StepError(f"payload: not valid JSON text: {exc}", retryable=False) from exc
+        raise StepError(f"payload: not valid JSON text: {exc}", retryable=False,
+                        code=ErrorCode.PAYLOAD_INVALID, field="payload") from exc  # fmt: skip
 
 
 def signer(secret: str) -> Webhook:

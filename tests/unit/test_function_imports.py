@@ -28,6 +28,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("engine/ops/cli_workflows.py", "_worker_available"): _CLI_STARTUP,
     ("engine/ops/cli_workflows.py", "_run_and_watch"): _CLI_STARTUP,
     ("engine/ops/cli_relay.py", "run_relay"): _CLI_STARTUP,
+    ("engine/ops/cli_kafka_triggers.py", "run_kafka_triggers"): _CLI_STARTUP,
+    ("engine/ops/cli_scheduler.py", "run_scheduler"): _CLI_STARTUP,
 }
 _DYNAMIC_IMPORTS = {"import_module", "__import__"}
 

@@ -135,6 +135,34 @@ def test_bad_conditions_on_edges_and_condition_nodes() -> None:
     }
 
 
+@register(
+    "test.expression_in_args",
+    category="test",
+    label="Expression-named argument",
+    inputs={"in": Port("any", required=False)},
+    outputs={"out": Port("any")},
+)
+def _expression_in_args(ctx: Any, cfg: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"out": None}
+
+
+def test_only_the_expression_fields_a_node_type_declares_are_compiled() -> None:
+    branches = [{"name": "big", "expression": "value >"}, {"name": "ok", "expression": "value < 3"}]
+    defn = make(
+        [("s", "start"), ("c", "condition", {"branches": branches}), ("e", "end")],
+        ["s->c", "c.big->e", "c.ok->e", "c.default->e"],
+    )
+    found = {(i.code, i.node_id, i.field) for i in validate(defn).issues}
+    assert found == {("bad_condition", "c", "config.branches[0].expression")}
+    # A key that happens to be called "expression" in another node type's config is plain text to it.
+    node_type_free = make(
+        [("s", "start"), ("t", "tool.python", {"tool": "echo", "args": {"expression": "not an ( expression"}}),
+         ("e", "end")],
+        ["s->t", "t->e"],
+    )  # fmt: skip
+    assert not [i for i in validate(node_type_free).issues if i.code == "bad_condition"]
+
+
 def test_dangling_edges_name_the_missing_end() -> None:
     defn = make([("s", "start"), ("e", "end")], ["s->e", "s->ee", "ghost->e"])
     found = {(i.code, i.edge_id, i.field) for i in validate(defn).issues}

@@ -1,4 +1,4 @@
-"""The editor's side panel: the selected node's config form, the workflow's settings, the runs."""
+"""The editor's side panel: the selected node's config form, the workflow's settings, its triggers, the runs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import reflex as rx
 from app.pages.editor.run_state import EditorRun as R
 from app.pages.editor.state import EditorState as S
 from app.pages.editor.tools_state import EditorTools as T
+from app.pages.editor.triggers_panel import triggers_tab
 from components.config_form import config_form
 from components.run_panel import run_panel
 
@@ -104,9 +105,10 @@ def side_panel() -> rx.Component:
 
     return rx.tabs.root(
         rx.tabs.list(tab("node", "Node", "sliders-horizontal"), tab("workflow", "Workflow", "workflow"),
-                     tab("runs", "Runs", "play"), size="1"),
+                     tab("triggers", "Triggers", "alarm-clock"), tab("runs", "Runs", "play"), size="1"),
         content("node", rx.cond(S.is_current, _node_tab())),
         content("workflow", rx.cond(S.is_current, _workflow_tab())),
+        content("triggers", rx.cond(S.is_current, triggers_tab())),
         content("runs", rx.cond(S.is_current, run_panel(R))),
         value=S.panel_tab, on_change=S.set_panel_tab,
         width=PANEL_WIDTH, min_width=PANEL_WIDTH, height="100%",

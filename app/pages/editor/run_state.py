@@ -1,5 +1,6 @@
 """The editor's run view: the input form, starting a run of the saved version, live node statuses
-(polled from a background event), the clicked node's step details and the run history.
+(a background event re-reads the run on each of its events), the clicked node's step details and
+the run history.
 
 A run always starts from the saved version read back from the database, never from the graph held
 in this tab: editors save first, operators can only run what an editor saved. A sub-state of
@@ -27,6 +28,7 @@ from app.pages.editor.core_state import EditorCore
 from app.pages.editor.tools_state import EditorTools
 from app.pages.formatting import format_time, short_id, time_ago
 from components.config_form import UNSET, FormField, InputError, build_fields, parse_input, resolve
+from engine import run_watch
 from engine.db_errors import DB_ERRORS
 from engine.errors import DefinitionError, FlowloomError, ValidationError, user_message
 from engine.runs import RunView, check_inputs, get_run, list_runs, start_run
@@ -35,8 +37,7 @@ from engine.workflows import SavedVersion, saved_version
 log = logging.getLogger(__name__)
 
 TERMINAL = ("succeeded", "failed", "cancelled")
-POLL_S = 0.3  # while steps are queued or running
-POLL_WAITING_S = 1.5  # while the run only waits (for a human, a timer)
+REREAD_S = 10.0  # re-read a followed run this often even without an event (a lost notification)
 IDLE_STOP_S = 120.0  # stop watching a run that has not changed for this long
 MAX_SHOWN_CHARS = 20_000
 RUNS_SHOWN = 25  # the workflow's latest runs in the Runs tab
@@ -253,7 +254,7 @@ class EditorRun(EditorCore):
         self.node_statuses, self._steps, self.steps = {}, (), []
         self.run_active, self.panel_tab = True, "runs"
         self._load_runs()
-        return [type(self).poll_run, rx.toast.info(f"Run {short_id(run_id)} started (v{self.version})")]
+        return [type(self).follow_run, rx.toast.info(f"Run {short_id(run_id)} started (v{self.version})")]
 
     # Watching
 
@@ -281,39 +282,44 @@ class EditorRun(EditorCore):
 
     @rx.event(background=True)
     @requires(Role.VIEWER)
-    async def poll_run(self) -> None:
-        """Follow the shown run until it ends (or stays unchanged for IDLE_STOP_S)."""
+    async def follow_run(self) -> None:
+        """Follow the shown run until it ends (or stays unchanged for IDLE_STOP_S), re-reading it
+        when it has a new event (pushed by PostgreSQL through engine.run_events), not on a timer."""
         async with self:
             run_id = self.run_id
         last, changed_at = None, time.monotonic()
         while run_id:
+            # Armed before the read: an event that commits while we read still wakes the wait below.
+            armed = await run_watch.arm([run_id], REREAD_S)
             try:
-                view = await asyncio.to_thread(get_run, run_id)
-            except Exception as exc:  # the database went away: stop watching and say why
-                log.warning("polling run %s failed: %s", run_id, exc)
-                async with self:
-                    if self.run_id == run_id:
-                        self.run_error, self.run_active = f"Lost track of the run: {exc}", False
-                return
-            if view is None:
-                return
-            snapshot = (view.status, [(s["node_id"], s["visit"], s["status"]) for s in view.steps])
-            if snapshot != last:
-                last, changed_at = snapshot, time.monotonic()
-                async with self:
-                    if self.run_id != run_id:
-                        return
-                    self._show_run(view)
-                    if not self.run_active:
-                        self._load_runs()
-                        return
-            elif time.monotonic() - changed_at > IDLE_STOP_S:
-                async with self:
-                    if self.run_id == run_id:
-                        self.run_active = False
-                return
-            busy = any(s["status"] in ("queued", "running") for s in view.steps) or view.status == "queued"
-            await asyncio.sleep(POLL_S if busy else POLL_WAITING_S)
+                try:
+                    view = await asyncio.to_thread(get_run, run_id)
+                except Exception as exc:  # the database went away: stop watching and say why
+                    log.warning("following run %s failed: %s", run_id, exc)
+                    async with self:
+                        if self.run_id == run_id:
+                            self.run_error, self.run_active = f"Lost track of the run: {exc}", False
+                    return
+                if view is None:
+                    return
+                snapshot = (view.status, [(s["node_id"], s["visit"], s["status"]) for s in view.steps])
+                if snapshot != last:
+                    last, changed_at = snapshot, time.monotonic()
+                    async with self:
+                        if self.run_id != run_id:
+                            return
+                        self._show_run(view)
+                        if not self.run_active:
+                            self._load_runs()
+                            return
+                elif time.monotonic() - changed_at > IDLE_STOP_S:
+                    async with self:
+                        if self.run_id == run_id:
+                            self.run_active = False
+                    return
+                await armed.wait()
+            finally:
+                armed.cancel()
 
     @rx.event
     @requires(Role.VIEWER)
@@ -327,7 +333,7 @@ class EditorRun(EditorCore):
             return rx.toast.error(f"Run {short_id(run_id)} no longer exists")
         self.run_id = run_id
         self._show_run(view)
-        return type(self).poll_run if self.run_active else None
+        return type(self).follow_run if self.run_active else None
 
     @rx.event
     @requires(Role.VIEWER)

@@ -1,0 +1,135 @@
+"""The Dead letters page (admins): events and trigger messages that could not be handled, with a Replay button."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from app import routes
+from app.layout import empty_state, error_callout, page, page_header
+from app.pages.dead_letters_state import SOURCE_FILTERS, STATE_FILTERS, DeadLetterView
+from app.pages.dead_letters_state import DeadLettersState as S
+
+
+def _row(row: DeadLetterView) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.badge(row.source, color_scheme=row.color, variant="soft")),
+        rx.table.cell(
+            rx.vstack(
+                rx.text(row.error, size="2", color=rx.color("red", 11), data_testid="dead-letter-error"),
+                rx.text(row.origin, size="1", color=rx.color("gray", 10)),
+                rx.code(
+                    row.preview,
+                    size="1",
+                    variant="ghost",
+                    color_scheme="gray",
+                    white_space="pre-wrap",
+                    word_break="break-all",
+                    data_testid="dead-letter-preview",
+                ),  # fmt: skip
+                spacing="1",
+                align="start",
+            )
+        ),
+        rx.table.cell(rx.tooltip(rx.text(row.created, size="2"), content=row.created_exact)),
+        rx.table.cell(
+            rx.vstack(
+                rx.text(row.replayed, size="1"),
+                rx.cond(row.replay_run != "", rx.code(row.replay_run, size="1", variant="ghost")),
+                spacing="1",
+            )
+        ),
+        rx.table.cell(
+            rx.button(
+                rx.icon("rotate-ccw", size=14),
+                "Replay",
+                size="1",
+                variant="soft",
+                disabled=~row.can_replay,
+                on_click=S.replay(row.id),
+                data_testid="dead-letter-replay",
+            )  # fmt: skip
+        ),
+        align="center",
+        data_testid="dead-letter-row",
+        data_dead_letter_id=row.id,
+    )
+
+
+def _table() -> rx.Component:
+    return rx.card(
+        rx.table.root(
+            rx.table.header(
+                rx.table.row(
+                    rx.table.column_header_cell("Source", width="6rem"),
+                    rx.table.column_header_cell("Error, origin and payload"),
+                    rx.table.column_header_cell("When", width="8rem"),
+                    rx.table.column_header_cell("Replayed", width="10rem"),
+                    rx.table.column_header_cell("", width="7rem"),
+                )
+            ),
+            rx.table.body(rx.foreach(S.rows, _row)),
+            variant="ghost",
+            width="100%",
+            id="dead-letters-table",
+        ),
+        padding="0.5rem",
+        width="100%",
+    )
+
+
+def _filters() -> rx.Component:
+    return rx.hstack(
+        rx.text("Source", size="2", color=rx.color("gray", 10)),
+        rx.select(SOURCE_FILTERS, value=S.source, on_change=S.set_source, size="2", id="dead-letter-source"),
+        rx.text("Replay", size="2", color=rx.color("gray", 10), margin_left="0.75rem"),
+        rx.select(STATE_FILTERS, value=S.status, on_change=S.set_status, size="2", id="dead-letter-status"),
+        rx.spacer(),
+        rx.text(S.range_label, size="2", color=rx.color("gray", 10)),
+        rx.button(
+            rx.icon("chevron-left", size=16),
+            variant="soft",
+            size="1",
+            disabled=~S.has_previous,
+            on_click=S.previous_page,
+            aria_label="Previous page",
+        ),  # fmt: skip
+        rx.button(
+            rx.icon("chevron-right", size=16),
+            variant="soft",
+            size="1",
+            disabled=~S.has_next,
+            on_click=S.next_page,
+            aria_label="Next page",
+        ),  # fmt: skip
+        align="center",
+        width="100%",
+        margin_bottom="1rem",
+    )
+
+
+@page(route=routes.DEAD_LETTERS, title="Dead letters", on_load=S.load)
+def dead_letters_page() -> rx.Component:
+    """Dead letters, newest first, with their error, source, time, a payload preview and a Replay button."""
+    return rx.box(
+        page_header(
+            "Dead letters",
+            "Events the relay could not publish and trigger messages that could not start a run.",
+        ),
+        error_callout(S.error),
+        _filters(),
+        rx.cond(
+            S.loaded,
+            rx.cond(
+                S.rows.length() > 0,
+                _table(),
+                empty_state(
+                    "dead-letters-empty",
+                    "mail-check",
+                    "No dead letters",
+                    "Nothing here matches the filters: every event and message was handled.",
+                ),  # fmt: skip
+            ),
+            rx.center(rx.spinner(size="3"), padding_y="4rem", width="100%"),
+        ),
+        width="100%",
+    )
