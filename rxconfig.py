@@ -17,7 +17,9 @@ config = rx.Config(
     ],
     telemetry_enabled=False,
     show_built_with_reflex=False,
-    default_color_mode="light",
+    # Light or dark as the operating system says (prefers-color-scheme), the canvas included: its
+    # colours are theme tokens (assets/flow_node.jsx), and nothing else paints fixed colours.
+    default_color_mode="system",
     backend_host=_settings.host,
     frontend_port=_settings.port,
     backend_port=_settings.port,

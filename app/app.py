@@ -13,6 +13,7 @@ from app.pages import (  # noqa: F401  (importing declares the pages)
     inbox,
     login,
     models,
+    run_detail,
     runs,
     secrets,
     settings,

@@ -10,8 +10,10 @@ import reflex as rx
 from reflex.event import EventType
 
 from app import routes
-from app.auth.guard import AuthState
+from app.auth.guard import AuthState, register_page_loads
+from app.error_views import not_found, page_error
 from components.native_form import native_form
+from components.shortcuts import shortcuts_help
 
 PageFunction = Callable[[], rx.Component]
 SIDEBAR_WIDTH = "15rem"
@@ -111,27 +113,37 @@ def sidebar(active_route: str) -> rx.Component:
     """The left navigation; the link of `active_route` is highlighted."""
     return rx.vstack(
         rx.box(_brand(), padding_x="0.75rem", padding_y="0.25rem"),
-        rx.vstack(
-            *[
-                rx.cond(AuthState.is_admin, _nav_link(item, item.route == active_route))
-                if item.admin_only
-                else _nav_link(item, item.route == active_route)
-                for item in NAV_ITEMS
-            ],
-            spacing="1",
+        rx.el.nav(
+            rx.vstack(
+                *[
+                    rx.cond(AuthState.is_admin, _nav_link(item, item.route == active_route))
+                    if item.admin_only
+                    else _nav_link(item, item.route == active_route)
+                    for item in NAV_ITEMS
+                ],
+                spacing="1",
+                width="100%",
+            ),
+            aria_label="Main",
             width="100%",
             margin_top="1rem",
         ),
         rx.spacer(),
         _account(),
-        rx.link(
-            rx.hstack(
-                rx.icon("book-open", size=16), rx.text("API docs", size="2"), spacing="2", align="center"
+        rx.hstack(
+            rx.link(
+                rx.hstack(
+                    rx.icon("book-open", size=16), rx.text("API docs", size="2"), spacing="2", align="center"
+                ),
+                href=routes.API_DOCS,
+                is_external=True,
+                color=rx.color("gray", 11),
+                underline="none",
             ),
-            href=routes.API_DOCS,
-            is_external=True,
-            color=rx.color("gray", 10),
-            underline="none",
+            rx.spacer(),
+            shortcuts_help(size="1"),
+            align="center",
+            width="100%",
             padding_x="0.75rem",
         ),
         width=SIDEBAR_WIDTH,
@@ -142,6 +154,7 @@ def sidebar(active_route: str) -> rx.Component:
         padding="1rem 0.75rem",
         border_right=f"1px solid {rx.color('gray', 4)}",
         background=rx.color("gray", 1),
+        role="banner",  # brand, navigation and account: the site's header, drawn as a sidebar
         id="sidebar",
     )
 
@@ -151,7 +164,7 @@ def page_header(title: str, description: str, *actions: rx.Component) -> rx.Comp
     return rx.hstack(
         rx.vstack(
             rx.heading(title, size="6", weight="bold"),
-            rx.text(description, size="2", color=rx.color("gray", 10)),
+            rx.text(description, size="2", color=rx.color("gray", 11)),
             spacing="1",
         ),
         rx.spacer(),
@@ -173,8 +186,8 @@ def empty_state(element_id: str, icon: str, title: str, text: str, *actions: rx.
                 border_radius="var(--radius-4)",
                 background=rx.color("accent", 3),
             ),
-            rx.heading(title, size="4", weight="medium"),
-            rx.text(text, size="2", color=rx.color("gray", 10), text_align="center", max_width="26rem"),
+            rx.heading(title, size="4", weight="medium", as_="h2"),
+            rx.text(text, size="2", color=rx.color("gray", 11), text_align="center", max_width="26rem"),
             *actions,
             align="center",
             spacing="3",
@@ -207,12 +220,13 @@ def shell(content: rx.Component, active_route: str) -> rx.Component:
     """The sidebar beside the page's content."""
     return rx.hstack(
         sidebar(active_route),
-        rx.box(
+        rx.el.main(
             rx.box(content, max_width="72rem", margin_x="auto", padding="2rem 2.5rem"),
             flex="1",
             min_width="0",
             min_height="100vh",
             background=rx.color("gray", 2),
+            id="main",
         ),
         spacing="0",
         align="start",
@@ -243,13 +257,18 @@ def page(
 ) -> Callable[[PageFunction], PageFunction]:
     """Declare the decorated content function as the page at `route` (and `aliases`) inside the shell.
 
-    A `bare` page (the full-screen workflow editor) brings its own frame instead of the shell.
+    A `bare` page (the full-screen workflow editor) brings its own frame instead of the shell. While
+    `AuthState.check_page` refuses the page (403) or finds none (404), the shell shows that instead.
     """
 
     def decorator(content: PageFunction) -> PageFunction:
         @functools.wraps(content)
         def render() -> rx.Component:
-            return content() if bare else shell(content(), active_route=route)
+            keys = ["/" + p.strip("/") if p.strip("/") else "/" for p in (route, *aliases)]
+            refused = functools.reduce(lambda a, b: a | b, [AuthState.error_route == k for k in keys])
+            if bare:
+                return rx.cond(refused, shell(page_error(), active_route=route), content())
+            return shell(rx.cond(refused, page_error(), content()), active_route=route)
 
         _PAGES.append(PageSpec(render, route, f"{title} · Flowloom", on_load, tuple(aliases)))
         return render
@@ -264,9 +283,15 @@ def add_pages(app: rx.App) -> None:
     registrations at every compile, and the forked production worker compiles again.
     """
     for spec in _PAGES:
-        # The access check runs first on every page (app.auth.guard); the page's own loads follow.
+        # The access check is every page's load (app.auth.guard); it starts the page's own loads.
         own = (
             [] if spec.on_load is None else spec.on_load if isinstance(spec.on_load, list) else [spec.on_load]
         )
         for path in (spec.route, *spec.aliases):
-            app.add_page(spec.render, route=path, title=spec.title, on_load=[AuthState.check_page, *own])
+            register_page_loads(path, own)
+            app.add_page(spec.render, route=path, title=spec.title, on_load=AuthState.check_page)
+    # Every unknown address: the app's own 404 page in the shell, not Reflex's bare text.
+    app.add_page(
+        lambda: shell(not_found(), active_route=""), route="404", title="Page not found · Flowloom",
+        on_load=AuthState.check_page,
+    )  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message
 
@@ -65,6 +65,7 @@ STATUS: dict[ErrorCode, int] = {
 
 # The code of an HTTPException raised without one (FastAPI's own, or a dependency's).
 _CODE_OF_STATUS: dict[int, ErrorCode] = {
+    400: _C.REQUEST_INVALID,  # FastAPI's "There was an error parsing the body"
     401: _C.SIGN_IN_REQUIRED, 403: _C.FORBIDDEN, 404: _C.NOT_FOUND, 405: _C.METHOD_NOT_ALLOWED,
     409: _C.CONFLICT, 413: _C.BODY_TOO_LARGE, 422: _C.REQUEST_INVALID, 429: _C.RATE_LIMITED,
     503: _C.DATABASE_UNAVAILABLE,
@@ -159,6 +160,18 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     return problem_response(_C.DATABASE_UNAVAILABLE, describe_db_error(exc))
 
 
+async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    """422 for a value PostgreSQL refuses to store: a request sent it (the text of the error may quote it)."""
+    log.warning(
+        "%s %s: the database refused a value (%s)", request.method, request.url.path, type(exc).__name__
+    )
+    detail = (
+        "the request holds a value the database cannot store: a NUL character (\\u0000) in a text, "
+        "or a number out of range"
+    )
+    return problem_response(_C.REQUEST_INVALID, detail)
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
     return problem_response(_C.DATABASE_ERROR, describe_db_error(exc))
@@ -170,4 +183,5 @@ def install(api: FastAPI) -> None:
     api.add_exception_handler(StarletteHTTPException, _http_error)
     api.add_exception_handler(RequestValidationError, _request_invalid)
     api.add_exception_handler(OperationalError, _database_unavailable)
+    api.add_exception_handler(DataError, _unstorable_value)
     api.add_exception_handler(SQLAlchemyError, _database_error)

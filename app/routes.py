@@ -6,6 +6,7 @@ INDEX = "/"
 WORKFLOWS = "/workflows"
 WORKFLOW_EDITOR = "/workflows/[workflow_id]"
 RUNS = "/runs"
+RUN = "/runs/[run_id]"  # one run: its graph, steps, progress and Cancel (app/pages/run_detail.py)
 INBOX = "/inbox"
 TEMPLATES = "/templates"
 DASHBOARD = "/dashboard"
@@ -26,6 +27,11 @@ OPENAI_PREFIX = "/v1"  # the OpenAI-compatible API (app/api/openai_compat.py)
 def workflow_editor(workflow_id: str) -> str:
     """The editor page of one workflow."""
     return f"{WORKFLOWS}/{workflow_id}"
+
+
+def run_page(run_id: str) -> str:
+    """The detail page of one run."""
+    return f"{RUNS}/{run_id}"
 
 
 def chat_page(trigger_id: str) -> str:

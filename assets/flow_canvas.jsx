@@ -20,9 +20,15 @@ import {
 import "@xyflow/react/dist/style.css";
 
 import { CanvasMiniMap } from "./flow_minimap.jsx";
-import { boundsOf, CanvasContext, CSS, ERROR_PORT, MINIMAP_STATUS, NODE_TYPES, NODE_WIDTH, nodeHandles } from "./flow_node.jsx";
+import {
+  boundsOf, CanvasContext, CSS, ERROR_PORT, MINIMAP_IDLE, MINIMAP_STATUS, NODE_TYPES, NODE_WIDTH, nodeHandles,
+} from "./flow_node.jsx";
 
 const DRAG_MIME = "application/reactflow";
+// The palette's keyboard path (Enter on an item) asks for a node with this DOM event; see addNodeEvent.
+export const ADD_NODE_EVENT = "flowloom:add-node";
+const ADD_STEP = 64; // a node added from the keyboard goes below any node already at the spot
+const KEY_MOVE_REST_MS = 400; // arrow-key moves are sent once the keys rest this long
 const BIG_GRAPH = 200; // from this many nodes on, only visible elements are rendered
 const MIN_ZOOM = 0.05;
 const FIT_PADDING = 0.12;
@@ -109,7 +115,7 @@ const EMPTY = {};
 const EMPTY_LIST = [];
 
 function Canvas(props) {
-  const { active = true, statuses = EMPTY, issues = EMPTY, fit = null, focus = null, id } = props;
+  const { active = true, readonly = false, statuses = EMPTY, issues = EMPTY, fit = null, focus = null, id } = props;
   // Until Python says the graph is this page's (`active`), draw none of what the tab last showed.
   const serverNodes = (active && props.nodes) || EMPTY_LIST;
   const serverEdges = (active && props.edges) || EMPTY_LIST;
@@ -179,7 +185,7 @@ function Canvas(props) {
 
   useEffect(() => {
     const onKey = (event) => {
-      if (!(event.ctrlKey || event.metaKey) || event.altKey || typingInField(event)) return;
+      if (readonly || !(event.ctrlKey || event.metaKey) || event.altKey || typingInField(event)) return;
       const key = event.key.toLowerCase();
       let action = SHORTCUTS[key];
       if (!action) return;
@@ -190,7 +196,27 @@ function Canvas(props) {
     };
     document.addEventListener("keydown", onKey);
     return () => document.removeEventListener("keydown", onKey);
-  }, [send]);
+  }, [send, readonly]);
+
+  // A palette item chosen from the keyboard: the node goes to the middle of the view (below the
+  // nodes already there), through the same onDrop event as a drag.
+  useEffect(() => {
+    const onAdd = (event) => {
+      const kind = event.detail && event.detail.kind;
+      if (readonly || !kind || !wrapper.current) return;
+      const r = wrapper.current.getBoundingClientRect();
+      const at = flow.screenToFlowPosition({ x: r.left + r.width / 2, y: r.top + r.height / 2 });
+      let x = Math.round(at.x - NODE_WIDTH / 2);
+      let y = Math.round(at.y - 22);
+      const taken = storeApi.getState().nodes;
+      for (let i = 0; i < 50 && taken.some((n) => Math.abs(n.position.x - x) < NODE_WIDTH / 2 && Math.abs(n.position.y - y) < ADD_STEP / 2); i++) {
+        y += ADD_STEP;
+      }
+      send("onDrop", kind, x, y);
+    };
+    window.addEventListener(ADD_NODE_EVENT, onAdd);
+    return () => window.removeEventListener(ADD_NODE_EVENT, onAdd);
+  }, [flow, send, storeApi, readonly]);
 
   const handleDragOver = useCallback((event) => {
     event.preventDefault();
@@ -217,6 +243,40 @@ function Canvas(props) {
   );
   const handleSelectionDragStop = useCallback((event, moved) => handleDragStop(event, null, moved), [handleDragStop]);
 
+  // Arrow keys move the selected nodes (React Flow's keyboard access): no drag starts or stops, so
+  // the moves are gathered here and sent like a drag stop once the keys rest.
+  const dragging = useRef(false);
+  const keyMoves = useRef(new Map());
+  const keyTimer = useRef(null);
+  const handleNodesChange = useCallback(
+    (changes) => {
+      onNodesChange(changes);
+      if (readonly || dragging.current) return;
+      let moved = false;
+      for (const c of changes) {
+        if (c.type === "position" && c.position && !c.dragging) {
+          keyMoves.current.set(c.id, { id: c.id, x: Math.round(c.position.x), y: Math.round(c.position.y) });
+          moved = true;
+        }
+      }
+      if (!moved) return;
+      clearTimeout(keyTimer.current);
+      keyTimer.current = setTimeout(() => {
+        const batch = Array.from(keyMoves.current.values());
+        keyMoves.current.clear();
+        if (batch.length) send("onMove", batch);
+      }, KEY_MOVE_REST_MS);
+    },
+    [onNodesChange, readonly, send],
+  );
+  const handleDragStart = useCallback(() => { dragging.current = true; }, []);
+  const handleDragEnd = useCallback(
+    (event, node, moved) => { dragging.current = false; handleDragStop(event, node, moved); },
+    [handleDragStop],
+  );
+  const handleSelectionDragEnd = useCallback((event, moved) => handleDragEnd(event, null, moved), [handleDragEnd]);
+  useEffect(() => () => clearTimeout(keyTimer.current), []);
+
   const handleConnect = useCallback(
     (c) => send("onConnect", c.source, c.sourceHandle || "", c.target, c.targetHandle || ""),
     [send],
@@ -239,7 +299,7 @@ function Canvas(props) {
     [send],
   );
 
-  const minimapColor = useCallback((n) => MINIMAP_STATUS[n.data.status] || "#cdced6", []);
+  const minimapColor = useCallback((n) => MINIMAP_STATUS[n.data.status] || MINIMAP_IDLE, []);
   const big = nodes.length >= BIG_GRAPH;
 
   return (
@@ -250,31 +310,36 @@ function Canvas(props) {
           nodes={nodes}
           edges={edges}
           nodeTypes={NODE_TYPES}
-          onNodesChange={onNodesChange}
+          onNodesChange={handleNodesChange}
+          onNodeDragStart={handleDragStart}
+          onSelectionDragStart={handleDragStart}
           onEdgesChange={onEdgesChange}
-          onNodeDragStop={handleDragStop}
-          onSelectionDragStop={handleSelectionDragStop}
+          onNodeDragStop={handleDragEnd}
+          onSelectionDragStop={handleSelectionDragEnd}
           onConnect={handleConnect}
           onSelectionChange={handleSelection}
           onDelete={handleDelete}
-          onDrop={handleDrop}
-          onDragOver={handleDragOver}
-          deleteKeyCode={DELETE_KEYS}
+          onDrop={readonly ? undefined : handleDrop}
+          onDragOver={readonly ? undefined : handleDragOver}
+          deleteKeyCode={readonly ? null : DELETE_KEYS}
+          nodesDraggable={!readonly}
+          nodesConnectable={!readonly}
+          edgesReconnectable={!readonly}
           onlyRenderVisibleElements={big}
           minZoom={MIN_ZOOM}
           maxZoom={2}
           snapToGrid
           snapGrid={SNAP_GRID}
         >
-          <Background gap={16} size={1.2} color="#d5d8de" />
+          <Background gap={16} size={1.2} color="var(--gray-6)" />
           <Controls showInteractive={false} showFitView={false} />
           {big ? (
             <CanvasMiniMap nodes={nodes} />
           ) : (
-            <MiniMap pannable zoomable nodeColor={minimapColor} nodeStrokeWidth={0} maskColor="rgba(240,240,243,.6)" />
+            <MiniMap pannable zoomable nodeColor={minimapColor} nodeStrokeWidth={0} maskColor="var(--gray-a4)" />
           )}
         </ReactFlow>
-        {serverNodes.length === 0 ? (
+        {serverNodes.length === 0 && !readonly ? (
           <div className="fl-empty"><div>Drag a node from the palette to start</div></div>
         ) : null}
       </div>

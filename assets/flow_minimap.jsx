@@ -1,11 +1,26 @@
 // A big graph's minimap: one <canvas> instead of an SVG element (and a store subscription) per node.
-import React, { useEffect, useRef } from "react";
+import React, { useEffect, useRef, useState } from "react";
 import { Panel, useReactFlow, useStore, useStoreApi } from "@xyflow/react";
-import { boundsOf, MINIMAP_STATUS, NODE_WIDTH } from "./flow_node.jsx";
+import { boundsOf, cssColor, MINIMAP_IDLE, MINIMAP_STATUS, NODE_WIDTH } from "./flow_node.jsx";
 
 const MAP_W = 200;
 const MAP_H = 150;
 const nodesAndViewport = (s) => s.transform;
+
+// A number that changes whenever the page switches between light and dark (the colour mode sets a
+// class on <html>; the system setting may change too), so a <canvas> can redraw in the new colours.
+function useThemeChanges() {
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    const bump = () => setTick((t) => t + 1);
+    const observer = new MutationObserver(bump);
+    observer.observe(document.documentElement, { attributes: true, attributeFilter: ["class", "style"] });
+    const media = window.matchMedia("(prefers-color-scheme: dark)");
+    media.addEventListener("change", bump);
+    return () => { observer.disconnect(); media.removeEventListener("change", bump); };
+  }, []);
+  return tick;
+}
 
 export function CanvasMiniMap({ nodes }) {
   const canvas = useRef(null);
@@ -13,6 +28,7 @@ export function CanvasMiniMap({ nodes }) {
   const storeApi = useStoreApi();
   const flow = useReactFlow();
   const frame = useRef(null);
+  const theme = useThemeChanges();
   useEffect(() => {
     const el = canvas.current;
     if (!el) return;
@@ -26,16 +42,16 @@ export function CanvasMiniMap({ nodes }) {
     const ctx = el.getContext("2d");
     ctx.clearRect(0, 0, MAP_W, MAP_H);
     nodes.forEach((n, i) => {
-      ctx.fillStyle = MINIMAP_STATUS[n.data.status] || "#cdced6";
+      ctx.fillStyle = cssColor(el, MINIMAP_STATUS[n.data.status] || MINIMAP_IDLE);
       const b = boxes[i];
       ctx.fillRect(ox + b.x * scale, oy + b.y * scale, Math.max(b.w * scale, 1), Math.max(b.h * scale, 1));
     });
     const { width, height } = storeApi.getState();
     const [tx, ty, zoom] = transform;
-    ctx.strokeStyle = "#6e56cf";
+    ctx.strokeStyle = cssColor(el, "var(--accent-9)");
     ctx.lineWidth = 1.5;
     ctx.strokeRect(ox + (-tx / zoom) * scale, oy + (-ty / zoom) * scale, (width / zoom) * scale, (height / zoom) * scale);
-  }, [nodes, transform, storeApi]);
+  }, [nodes, transform, storeApi, theme]);
   const centre = (event) => {
     if (!frame.current || !(event.buttons & 1)) return;
     const r = event.currentTarget.getBoundingClientRect();

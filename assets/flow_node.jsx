@@ -17,77 +17,115 @@ const HANDLE = 10;
 
 export const CanvasContext = createContext({ types: {}, icons: {} });
 
+// Every colour is a Radix Themes token (var(--gray-2), var(--red-9), ...), which the theme switches
+// between light and dark with the app's colour mode: nothing here is a fixed colour.
+// React Flow puts a "light" (or "dark") class on its root, and Radix Themes defines its colour
+// scales on `.light` / `.dark` too: inside the canvas they would be redefined for React Flow's mode
+// (and the plain gray instead of the theme's slate). Every scale the canvas uses inherits instead.
+const SCALES = ["gray", "red", "green", "blue", "amber", "violet", "teal", "indigo", "orange", "purple", "pink"];
+const INHERIT_SCALES = SCALES.flatMap((c) =>
+  Array.from({ length: 12 }, (_, i) => `--${c}-${i + 1}: inherit; --${c}-a${i + 1}: inherit;`),
+).join(" ");
+
 export const CSS = `
-.fl-canvas { position: relative; width: 100%; height: 100%; background: #f8f9fb; }
+.fl-canvas { position: relative; width: 100%; height: 100%; background: var(--gray-2); color: var(--gray-12); }
+.fl-canvas .react-flow { ${INHERIT_SCALES} }
+.fl-canvas .react-flow {
+  --xy-background-color: var(--gray-2); --xy-edge-stroke: var(--gray-9); --xy-edge-stroke-selected: var(--accent-9);
+  --xy-connectionline-stroke: var(--accent-9); --xy-edge-label-background-color: var(--color-panel-solid);
+  --xy-edge-label-color: var(--gray-12); --xy-minimap-background-color: var(--color-panel-solid);
+  --xy-minimap-mask-background-color: var(--gray-a4); --xy-minimap-mask-stroke-color: var(--accent-9);
+  --xy-minimap-node-background-color: var(--gray-7); --xy-controls-button-background-color: var(--color-panel-solid);
+  --xy-controls-button-background-color-hover: var(--gray-3); --xy-controls-button-color: var(--gray-12);
+  --xy-controls-button-color-hover: var(--gray-12); --xy-controls-button-border-color: var(--gray-5);
+  --xy-controls-box-shadow: 0 1px 3px var(--black-a4); --xy-selection-background-color: var(--accent-a3);
+  --xy-selection-border: 1px dotted var(--accent-8); --xy-attribution-background-color: var(--color-panel-translucent);
+  --xy-handle-border-color: var(--color-panel-solid); --xy-node-color: var(--gray-12);
+}
+.fl-canvas .react-flow__attribution a { color: var(--gray-11); }
 .fl-canvas .react-flow__node-fl { padding: 0; border: none; background: transparent; box-shadow: none; }
-.fl-node { box-sizing: border-box; width: ${NODE_WIDTH}px; background: #fff; border: 1px solid #dfe3ea; border-radius: 12px;
-  box-shadow: 0 1px 2px rgba(16,24,40,.06), 0 1px 3px rgba(16,24,40,.08); font-size: 12px; color: #1c2024;
+.fl-canvas .react-flow__node-fl:focus-visible { outline: none; }
+.fl-canvas .react-flow__node-fl:focus-visible .fl-node { outline: 2px solid var(--accent-9); outline-offset: 3px; }
+.fl-node { box-sizing: border-box; width: ${NODE_WIDTH}px; background: var(--color-panel-solid); border: 1px solid var(--gray-6);
+  border-radius: 12px; box-shadow: 0 1px 2px var(--black-a2), 0 1px 3px var(--black-a3); font-size: 12px; color: var(--gray-12);
   font-family: Inter, ui-sans-serif, system-ui, sans-serif; transition: box-shadow .2s, border-color .2s; }
-.react-flow__node.selected .fl-node { outline: 2px solid #8e7cf0; outline-offset: 3px; }
+.react-flow__node.selected .fl-node { outline: 2px solid var(--accent-8); outline-offset: 3px; }
 .fl-head { box-sizing: border-box; height: ${HEAD_HEIGHT}px; display: flex; align-items: center; gap: 8px; padding: 0 10px; }
 .fl-icon { flex: none; width: 28px; height: 28px; border-radius: 8px; display: flex; align-items: center;
   justify-content: center; background: var(--cat-bg); color: var(--cat-fg); }
 .fl-titles { flex: 1; min-width: 0; }
 .fl-label { font-weight: 600; font-size: 13px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-.fl-type { color: #80838d; font-size: 11px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.fl-type { color: var(--gray-11); font-size: 11px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .fl-node { position: relative; }
 .fl-badge { position: absolute; top: -9px; right: 10px; font-size: 10px; font-weight: 600; line-height: 14px;
-  padding: 1px 8px; border-radius: 999px; text-transform: capitalize; background: #f0f0f3; color: #60646c;
-  border: 1px solid #fff; box-shadow: 0 1px 2px rgba(16,24,40,.12); }
+  padding: 1px 8px; border-radius: 999px; text-transform: capitalize; background: var(--gray-3); color: var(--gray-11);
+  border: 1px solid var(--color-panel-solid); box-shadow: 0 1px 2px var(--black-a3); }
 .fl-ports { display: flex; justify-content: space-between; gap: 6px; padding: ${PORTS_TOP - 1}px 0 8px;
-  border-top: 1px solid #eff1f4; }
+  border-top: 1px solid var(--gray-4); }
 .fl-col { display: flex; flex-direction: column; gap: ${PORT_GAP}px; min-width: 0; }
 .fl-col.out { align-items: flex-end; }
 .fl-port { position: relative; height: ${PORT_HEIGHT}px; min-width: 24px; display: flex; align-items: center; gap: 5px; padding: 0 12px;
-  color: #60646c; font-size: 11px; white-space: nowrap; }
-.fl-port .fl-ptype { color: #b0b4ba; font-size: 10px; }
-.fl-port.err { color: #ce2c31; }
-.fl-canvas .react-flow__handle.fl-handle { box-sizing: border-box; width: ${HANDLE}px; height: ${HANDLE}px; border: 2px solid #fff;
-  background: var(--port, #8b8d98); box-shadow: 0 0 0 1px rgba(0,0,0,.12); }
-.fl-canvas .react-flow__handle.fl-handle:hover { box-shadow: 0 0 0 4px rgba(110,86,207,.28); }
-.fl-canvas .react-flow__handle.fl-handle.connectingto { background: #6e56cf; }
+  color: var(--gray-11); font-size: 11px; white-space: nowrap; }
+.fl-port .fl-ptype { color: var(--gray-11); font-size: 10px; font-style: italic; }
+.fl-port.err { color: var(--red-11); }
+.fl-canvas .react-flow__handle.fl-handle { box-sizing: border-box; width: ${HANDLE}px; height: ${HANDLE}px;
+  border: 2px solid var(--color-panel-solid); background: var(--port, var(--gray-9)); box-shadow: 0 0 0 1px var(--black-a3); }
+.fl-canvas .react-flow__handle.fl-handle:hover { box-shadow: 0 0 0 4px var(--accent-a6); }
+.fl-canvas .react-flow__handle.fl-handle.connectingto { background: var(--accent-9); }
 .fl-issue { margin: 0 8px 8px; padding: 4px 7px; border-radius: 6px; font-size: 11px; line-height: 1.35;
-  background: #fff1f0; color: #ce2c31; overflow: hidden; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; }
-.fl-issue.warning { background: #fff8e6; color: #ab6400; }
-.fl-node.invalid-error { border-color: #e5484d; box-shadow: 0 0 0 3px rgba(229,72,77,.35); }
-.fl-node.invalid-warning { border-color: #ffc53d; box-shadow: 0 0 0 3px rgba(255,197,61,.35); }
-.fl-node[data-status="queued"] { border-color: #b9bbc6; }
-.fl-node[data-status="queued"] .fl-badge { background: #f0f0f3; color: #60646c; }
-.fl-node[data-status="running"] { border-color: #0090ff; animation: fl-pulse 1.2s ease-in-out infinite; }
-.fl-node[data-status="running"] .fl-badge { background: #e6f4fe; color: #0d74ce; }
-.fl-node[data-status="succeeded"] { border-color: #30a46c; box-shadow: 0 0 0 3px rgba(48,164,108,.28); }
-.fl-node[data-status="succeeded"] .fl-badge { background: #e6f6eb; color: #218358; }
-.fl-node[data-status="failed"] { border-color: #e5484d; box-shadow: 0 0 0 3px rgba(229,72,77,.3); }
-.fl-node[data-status="failed"] .fl-badge { background: #feebec; color: #ce2c31; }
-.fl-node[data-status="waiting"] { border-color: #ffb224; box-shadow: 0 0 0 3px rgba(255,178,36,.3); }
-.fl-node[data-status="waiting"] .fl-badge { background: #fff7c2; color: #ab6400; }
+  background: var(--red-3); color: var(--red-11); overflow: hidden; display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; }
+.fl-issue.warning { background: var(--amber-3); color: var(--amber-11); }
+.fl-node.invalid-error { border-color: var(--red-9); box-shadow: 0 0 0 3px var(--red-a6); }
+.fl-node.invalid-warning { border-color: var(--amber-9); box-shadow: 0 0 0 3px var(--amber-a6); }
+.fl-node[data-status="queued"] { border-color: var(--gray-8); }
+.fl-node[data-status="queued"] .fl-badge { background: var(--gray-3); color: var(--gray-11); }
+.fl-node[data-status="running"] { border-color: var(--blue-9); animation: fl-pulse 1.2s ease-in-out infinite; }
+.fl-node[data-status="running"] .fl-badge { background: var(--blue-3); color: var(--blue-11); }
+.fl-node[data-status="succeeded"] { border-color: var(--green-9); box-shadow: 0 0 0 3px var(--green-a6); }
+.fl-node[data-status="succeeded"] .fl-badge { background: var(--green-3); color: var(--green-11); }
+.fl-node[data-status="failed"] { border-color: var(--red-9); box-shadow: 0 0 0 3px var(--red-a6); }
+.fl-node[data-status="failed"] .fl-badge { background: var(--red-3); color: var(--red-11); }
+.fl-node[data-status="waiting"] { border-color: var(--amber-9); box-shadow: 0 0 0 3px var(--amber-a6); }
+.fl-node[data-status="waiting"] .fl-badge { background: var(--amber-3); color: var(--amber-11); }
 .fl-node[data-status="skipped"], .fl-node[data-status="cancelled"] { opacity: .55; border-style: dashed; }
-@keyframes fl-pulse { 0%,100% { box-shadow: 0 0 0 2px rgba(0,144,255,.25); } 50% { box-shadow: 0 0 0 6px rgba(0,144,255,.12); } }
-.fl-cat-ai { --cat-bg: #f4f0fe; --cat-fg: #6e56cf; }
-.fl-cat-control { --cat-bg: #f0f0f3; --cat-fg: #60646c; }
-.fl-cat-tool { --cat-bg: #e6f4fe; --cat-fg: #0d74ce; }
-.fl-cat-human { --cat-bg: #fff7c2; --cat-fg: #ab6400; }
-.fl-cat-other { --cat-bg: #e7f9f5; --cat-fg: #008573; }
-.fl-canvas .react-flow__edge-path { stroke: #9da3ae; stroke-width: 1.6; }
-.fl-canvas .react-flow__edge.selected .react-flow__edge-path { stroke: #6e56cf; stroke-width: 2.2; }
-.fl-canvas .react-flow__edge.fl-edge-error .react-flow__edge-path { stroke: #e5484d; stroke-dasharray: 5 4; }
-.fl-canvas .react-flow__edge.fl-edge-done .react-flow__edge-path { stroke: #30a46c; stroke-width: 2.2; }
-.fl-canvas .react-flow__edge.fl-edge-live .react-flow__edge-path { stroke: #0090ff; stroke-width: 2.2; }
+@keyframes fl-pulse { 0%,100% { box-shadow: 0 0 0 2px var(--blue-a5); } 50% { box-shadow: 0 0 0 6px var(--blue-a3); } }
+.fl-cat-ai { --cat-bg: var(--violet-3); --cat-fg: var(--violet-11); }
+.fl-cat-control { --cat-bg: var(--gray-3); --cat-fg: var(--gray-11); }
+.fl-cat-tool { --cat-bg: var(--blue-3); --cat-fg: var(--blue-11); }
+.fl-cat-human { --cat-bg: var(--amber-3); --cat-fg: var(--amber-11); }
+.fl-cat-other { --cat-bg: var(--teal-3); --cat-fg: var(--teal-11); }
+.fl-canvas .react-flow__edge-path { stroke: var(--gray-9); stroke-width: 1.6; }
+.fl-canvas .react-flow__edge.selected .react-flow__edge-path { stroke: var(--accent-9); stroke-width: 2.2; }
+.fl-canvas .react-flow__edge.fl-edge-error .react-flow__edge-path { stroke: var(--red-9); stroke-dasharray: 5 4; }
+.fl-canvas .react-flow__edge.fl-edge-done .react-flow__edge-path { stroke: var(--green-9); stroke-width: 2.2; }
+.fl-canvas .react-flow__edge.fl-edge-live .react-flow__edge-path { stroke: var(--blue-9); stroke-width: 2.2; }
 .fl-node.fl-compact .fl-label { font-size: 15px; }
-.fl-minimap canvas { display: block; background: #fff; border-radius: 6px; box-shadow: 0 1px 3px rgba(16,24,40,.15); cursor: pointer; }
+.fl-minimap canvas { display: block; background: var(--color-panel-solid); border-radius: 6px;
+  box-shadow: 0 1px 3px var(--black-a4); cursor: pointer; }
 .fl-empty { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center;
-  pointer-events: none; color: #8b8d98; font-size: 14px; font-family: Inter, ui-sans-serif, system-ui, sans-serif; }
-.fl-empty div { padding: 14px 18px; border: 1px dashed #cdced6; border-radius: 12px; background: rgba(255,255,255,.7); }
+  pointer-events: none; color: var(--gray-11); font-size: 14px; font-family: Inter, ui-sans-serif, system-ui, sans-serif; }
+.fl-empty div { padding: 14px 18px; border: 1px dashed var(--gray-7); border-radius: 12px; background: var(--color-panel-translucent); }
 `;
 
 const PORT_COLORS = {
-  any: "#8b8d98", json: "#5b5bd6", text: "#30a46c", number: "#0090ff", boolean: "#f76b15",
-  messages: "#8e4ec6", embedding: "#d6409f", documents: "#12a594", error: "#e5484d",
+  any: "var(--gray-9)", json: "var(--indigo-9)", text: "var(--green-9)", number: "var(--blue-9)",
+  boolean: "var(--orange-9)", messages: "var(--purple-9)", embedding: "var(--pink-9)", documents: "var(--teal-9)",
+  error: "var(--red-9)",
 };
 const KNOWN_CATEGORIES = new Set(["ai", "control", "tool", "human"]);
+// CSS colours (theme tokens): SVG styles take them as they are; a <canvas> resolves them (cssColor).
 export const MINIMAP_STATUS = {
-  queued: "#b9bbc6", running: "#0090ff", succeeded: "#30a46c", failed: "#e5484d", waiting: "#ffb224",
+  queued: "var(--gray-8)", running: "var(--blue-9)", succeeded: "var(--green-9)", failed: "var(--red-9)",
+  waiting: "var(--amber-9)",
 };
+export const MINIMAP_IDLE = "var(--gray-7)";
+
+// The colour a CSS value such as "var(--green-9)" has at `element` now (for drawing on a <canvas>).
+export function cssColor(element, value) {
+  const match = /^var\((--[\w-]+)\)$/.exec(value);
+  if (!match || !element) return value;
+  return getComputedStyle(element).getPropertyValue(match[1]).trim() || "#888";
+}
 
 function portTitle(name, port, direction) {
   const need = direction === "in" ? (port.required ? ", required" : ", optional") : "";

@@ -14,6 +14,9 @@ from typing import Any
 
 import reflex as rx
 
+from components.labels import field_label as label_element
+from components.labels import label_id
+
 DEBOUNCE_MS = 250
 UNSET = object()  # parse_input's answer for an emptied field: drop the key, the default applies
 
@@ -185,14 +188,17 @@ def pairs_value(pairs: list[list[str]]) -> dict[str, str]:
 FieldHandler = Callable[..., Any]
 
 
-def _label(f: rx.Var) -> rx.Component:
+def _label(f: rx.Var, control_id: rx.Var[str]) -> rx.Component:
     return rx.hstack(
-        rx.text(f.label, size="2", weight="medium"),
-        rx.cond(f.required, rx.text("*", color=rx.color("red", 10), size="2")),
+        label_element(f.label, control_id),
+        rx.cond(f.required, rx.text("*", color=rx.color("red", 11), size="2", aria_hidden="true")),
         rx.spacer(),
         rx.cond(
             f.description != "",
-            rx.tooltip(rx.icon("info", size=14, color=rx.color("gray", 9)), content=f.description),
+            rx.tooltip(
+                rx.icon("info", size=14, color=rx.color("gray", 11), aria_label=f.description, role="img"),
+                content=f.description,
+            ),
         ),
         align="center",
         spacing="1",
@@ -201,18 +207,18 @@ def _label(f: rx.Var) -> rx.Component:
 
 
 def _keyvalue(
-    f: rx.Var, on_pair: FieldHandler, on_add: FieldHandler, on_remove: FieldHandler
+    f: rx.Var, on_pair: FieldHandler, on_add: FieldHandler, on_remove: FieldHandler, control_id: rx.Var[str]
 ) -> rx.Component:
     return rx.vstack(
         rx.foreach(
             f.pairs,
             lambda pair, i: rx.hstack(
                 rx.input(
-                    value=pair[0], placeholder="key", size="1", flex="1",
+                    value=pair[0], placeholder="key", size="1", flex="1", aria_label=f.label + " key",
                     on_change=lambda v: on_pair(f.name, i, 0, v), debounce_timeout=DEBOUNCE_MS,
                 ),
                 rx.input(
-                    value=pair[1], placeholder="value", size="1", flex="1.4",
+                    value=pair[1], placeholder="value", size="1", flex="1.4", aria_label=f.label + " value",
                     on_change=lambda v: on_pair(f.name, i, 1, v), debounce_timeout=DEBOUNCE_MS,
                 ),
                 rx.icon_button(
@@ -224,16 +230,19 @@ def _keyvalue(
         ),
         rx.button(
             rx.icon("plus", size=12), "Add", size="1", variant="soft", color_scheme="gray",
-            on_click=on_add(f.name), data_testid="kv-add",
+            on_click=on_add(f.name), data_testid="kv-add", id=control_id,
         ),
         spacing="1",
         width="100%",
     )  # fmt: skip
 
 
-def _input(f: rx.Var, handlers: Mapping[str, FieldHandler]) -> rx.Component:
+def _input(f: rx.Var, handlers: Mapping[str, FieldHandler], control_id: rx.Var[str]) -> rx.Component:
     on_set = handlers["set"]
+    labelled = {"aria_labelledby": label_id(control_id)}
+    labelled_attrs = {"aria-labelledby": label_id(control_id)}  # a select's trigger takes them this way
     text_props = {
+        "id": control_id,
         "value": f.value,
         "placeholder": f.placeholder,
         "on_change": lambda v: on_set(f.name, v),
@@ -254,15 +263,19 @@ def _input(f: rx.Var, handlers: Mapping[str, FieldHandler]) -> rx.Component:
                 placeholder=rx.cond(f.placeholder != "", f.placeholder, "Choose…"),
                 on_change=lambda v: on_set(f.name, v),
                 width="100%",
+                id=control_id,
+                custom_attrs=labelled_attrs,
             ),
         ),
         (
             "boolean",
-            rx.switch(checked=f.checked, on_change=lambda v: handlers["flag"](f.name, v)),
+            rx.switch(
+                checked=f.checked, on_change=lambda v: handlers["flag"](f.name, v), id=control_id, **labelled
+            ),
         ),
         (
             "keyvalue",
-            _keyvalue(f, handlers["pair"], handlers["add_pair"], handlers["remove_pair"])
+            _keyvalue(f, handlers["pair"], handlers["add_pair"], handlers["remove_pair"], control_id)
             if "pair" in handlers
             else rx.text_area(**text_props, rows="3", font_family="monospace"),
         ),
@@ -278,8 +291,8 @@ def config_form(fields: rx.Var[list[FormField]], form_id: str, **handlers: Field
         rx.foreach(
             fields,
             lambda f: rx.vstack(
-                _label(f),
-                _input(f, handlers),
+                _label(f, f"{form_id}-" + f.name),
+                _input(f, handlers, f"{form_id}-" + f.name),
                 rx.cond(
                     f.error != "",
                     rx.text(f.error, size="1", color=rx.color("red", 11), data_testid="field-error"),

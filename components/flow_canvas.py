@@ -16,6 +16,7 @@ class FlowCanvas(rx.Component):
     lib_dependencies: list[str] = ["@xyflow/react@12.10.0"]
 
     active: rx.Var[bool]  # False while the tab still holds another workflow: draw nothing
+    readonly: rx.Var[bool]  # a run's page: nodes can be selected, never moved, joined, dropped or deleted
     nodes: rx.Var[list[dict[str, Any]]]  # {id, t (node type), label, x, y, outs?}
     edges: rx.Var[list[dict[str, Any]]]  # {id, source, sourceHandle, target, targetHandle, label}
     statuses: rx.Var[dict[str, str]]  # node id -> run status

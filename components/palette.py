@@ -1,5 +1,8 @@
 """The node palette: every registered node type by category, searchable, draggable onto the canvas.
 
+From the keyboard, Tab reaches each item and Enter (or Space) adds its node in the middle of the
+canvas's view: the item sends a DOM event the canvas answers with its usual drop event.
+
 The registry is fixed when the app compiles, so the palette is rendered statically; the search
 box only toggles which items show. `canvas_types` and `canvas_icons` give the canvas the same
 catalogue (labels, icons, typed ports) as compile-time constants, not state.
@@ -16,6 +19,7 @@ import reflex as rx
 from engine.contract import NodeType, all_node_types
 
 DRAG_MIME = "application/reactflow"
+ADD_NODE_EVENT = "flowloom:add-node"  # what assets/flow_canvas.jsx listens for (a node chosen by keyboard)
 CATEGORY_TITLES = {"control": "Flow control", "ai": "AI", "tool": "Tools", "human": "Human"}
 CATEGORY_ORDER = ["control", "ai", "tool", "human"]
 CATEGORY_COLORS = {"control": "gray", "ai": "violet", "tool": "blue", "human": "amber"}
@@ -65,7 +69,7 @@ def _item(node_type: NodeType, query: rx.Var[str]) -> rx.Component:
         ),
         rx.vstack(
             rx.text(node_type.label, size="2", weight="medium"),
-            rx.text(node_type.type, size="1", color=rx.color("gray", 10)),
+            rx.text(node_type.type, size="1", color=rx.color("gray", 11)),
             spacing="0",
             min_width="0",
         ),
@@ -78,9 +82,13 @@ def _item(node_type: NodeType, query: rx.Var[str]) -> rx.Component:
         cursor="grab",
         width="100%",
         _hover={"border_color": rx.color("accent", 7), "background": rx.color("accent", 2)},
+        _focus_visible={"outline": f"2px solid {rx.color('accent', 9)}", "outline_offset": "1px"},
         display=rx.cond(_matches(query, node_type), "flex", "none"),
         title=node_type.description,
         draggable=True,
+        tab_index=0,
+        role="button",
+        aria_keyshortcuts="Enter",
         data_testid="palette-item",
         data_node_type=node_type.type,
         custom_attrs={
@@ -88,6 +96,11 @@ def _item(node_type: NodeType, query: rx.Var[str]) -> rx.Component:
             "onDragStart": rx.Var(
                 f"(e) => {{ e.dataTransfer.setData('{DRAG_MIME}', '{node_type.type}');"
                 " e.dataTransfer.effectAllowed = 'move'; }"
+            ),
+            # Enter or Space adds the node without a drag (assets/flow_canvas.jsx places it).
+            "onKeyDown": rx.Var(
+                "(e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault();"
+                f" window.dispatchEvent(new CustomEvent('{ADD_NODE_EVENT}', {{ detail: {{ kind: '{node_type.type}' }} }})); }} }}"
             ),
         },
     )
@@ -107,7 +120,7 @@ def palette(query: rx.Var[str], on_query: Callable[[str], Any]) -> rx.Component:
                     CATEGORY_TITLES.get(category, category.title()),
                     size="1",
                     weight="bold",
-                    color=rx.color("gray", 10),
+                    color=rx.color("gray", 11),
                     text_transform="uppercase",
                     letter_spacing="0.04em",
                 ),
@@ -127,8 +140,12 @@ def palette(query: rx.Var[str], on_query: Callable[[str], Any]) -> rx.Component:
             size="2",
             width="100%",
             id="palette-search",
+            aria_label="Search nodes",
+            data_search_shortcut=True,
         ),
-        rx.text("Drag a node onto the canvas", size="1", color=rx.color("gray", 9)),
+        rx.text(
+            "Drag a node onto the canvas, or Tab to it and press Enter", size="1", color=rx.color("gray", 11)
+        ),
         rx.scroll_area(
             rx.vstack(*groups, spacing="4", width="100%", padding_right="0.6rem"),
             type="hover",

@@ -14,7 +14,7 @@ def _json_block(title: str, text: rx.Var[str], testid: str) -> rx.Component:
     return rx.cond(
         text != "",
         rx.vstack(
-            rx.text(title, size="1", weight="bold", color=rx.color("gray", 10)),
+            rx.text(title, size="1", weight="bold", color=rx.color("gray", 11)),
             rx.el.pre(
                 text,
                 style={
@@ -41,7 +41,7 @@ def _json_block(title: str, text: rx.Var[str], testid: str) -> rx.Component:
 
 def _timing(label: str, value: rx.Var[str]) -> rx.Component:
     return rx.vstack(
-        rx.text(label, size="1", color=rx.color("gray", 10)),
+        rx.text(label, size="1", color=rx.color("gray", 11)),
         rx.text(value, size="1", weight="medium", font_family="monospace"),
         spacing="0",
     )
@@ -51,7 +51,7 @@ def _step(step: Any) -> rx.Component:
     return rx.vstack(
         rx.hstack(
             status_badge(step.status),
-            rx.text("visit ", step.visit, " · attempt ", step.attempt, size="1", color=rx.color("gray", 10)),
+            rx.text("visit ", step.visit, " · attempt ", step.attempt, size="1", color=rx.color("gray", 11)),
             rx.spacer(),
             rx.text(step.duration, size="1", weight="medium", data_testid="step-duration"),
             align="center",
@@ -104,13 +104,13 @@ def _current_run(S: Any) -> rx.Component:
                 rx.cond(
                     S.steps.length() > 0,
                     rx.foreach(S.steps, _step),
-                    rx.text("This node did not run.", size="2", color=rx.color("gray", 10)),
+                    rx.text("This node did not run.", size="2", color=rx.color("gray", 11)),
                 ),
                 spacing="2",
                 width="100%",
                 id="step-panel",
             ),
-            rx.text("Click a node to see its inputs, outputs and timing.", size="2", color=rx.color("gray", 10)),
+            rx.text("Click a node to see its inputs, outputs and timing.", size="2", color=rx.color("gray", 11)),
         ),
         spacing="3",
         width="100%",
@@ -124,7 +124,7 @@ def _history_row(run: Any, S: Any) -> rx.Component:
         rx.text(run.short_id, size="1", font_family="monospace"),
         rx.badge(run.version, variant="outline", color_scheme="gray", size="1"),
         rx.spacer(),
-        rx.tooltip(rx.text(run.created, size="1", color=rx.color("gray", 10)), content=run.created_exact),
+        rx.tooltip(rx.text(run.created, size="1", color=rx.color("gray", 11)), content=run.created_exact),
         align="center",
         width="100%",
         padding="0.35rem 0.5rem",
@@ -144,15 +144,15 @@ def run_panel(S: Any) -> rx.Component:
             S.run_id != "",
             _current_run(S),
             rx.text("Press Run to start the saved version; the nodes show their status as it goes.",
-                    size="2", color=rx.color("gray", 10)),
+                    size="2", color=rx.color("gray", 11)),
         ),
         rx.divider(),
-        rx.text("History", size="1", weight="bold", color=rx.color("gray", 10), text_transform="uppercase"),
+        rx.text("History", size="1", weight="bold", color=rx.color("gray", 11), text_transform="uppercase"),
         rx.cond(
             S.runs.length() > 0,
             rx.vstack(rx.foreach(S.runs, lambda run: _history_row(run, S)), spacing="0", width="100%",
                       id="run-history"),
-            rx.text("No runs yet.", size="2", color=rx.color("gray", 10)),
+            rx.text("No runs yet.", size="2", color=rx.color("gray", 11)),
         ),
         spacing="3",
         width="100%",

@@ -25,7 +25,7 @@ STATUS_ICONS: dict[str, str] = {
 
 
 def status_badge(status: rx.Var[str] | str, **props) -> rx.Component:
-    """`status` as a soft badge in its colour, with its icon."""
+    """`status` as a soft badge in its colour (high contrast: small text must stay readable), with its icon."""
     status = rx.Var.create(status)
     color = rx.match(status, *STATUS_COLORS.items(), "gray")
     icon = rx.match(
@@ -34,5 +34,12 @@ def status_badge(status: rx.Var[str] | str, **props) -> rx.Component:
         rx.icon("circle-dot", size=12),
     )
     return rx.badge(
-        icon, status, color_scheme=color, variant="soft", radius="full", data_status=status, **props
+        icon,
+        status,
+        color_scheme=color,
+        variant="soft",
+        high_contrast=True,
+        radius="full",
+        data_status=status,
+        **props,
     )

@@ -30,11 +30,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from engine import audit, dispatch, events, executor, waiting
 from engine.approvers import DECIDER_ROLE, Approver, describe_approvers, may_decide, unverified_hint
 from engine.contract import EXPIRED_BY, NodeType, get_node_type
+from engine.contract.node_type import ResumeFunction
 from engine.errors import ErrorCode, FlowloomError, StepError
 from engine.roles import at_least
 from engine.run_state import status_literal
 from engine.settings import get_settings
 from models.auth import ApprovalVote
+from models.core_tables import table_of
 from models.db import get_engine
 from models.tables import Approval, Run, Workflow
 
@@ -64,15 +66,15 @@ def _db(database_url: str | None):
     return get_engine(database_url or get_settings().database_url)
 
 
-def _resumable(step: executor.ClaimedStep) -> NodeType:
-    """The waiting step's node type, which declares how a decision resumes it."""
+def _resumable(step: executor.ClaimedStep) -> tuple[NodeType, ResumeFunction]:
+    """The waiting step's node type and how a decision resumes it (which the type declares)."""
     node_type = get_node_type(step.node_type)
     if node_type is None or node_type.resume is None:
         raise ApprovalError(
             f"node type {step.node_type!r} of step {step.node_id!r} declares no way to resume it with a "
             "decision; is its node family installed?", code=ErrorCode.APPROVAL_INVALID,
         )  # fmt: skip
-    return node_type
+    return node_type, node_type.resume
 
 
 def _config(
@@ -98,7 +100,7 @@ def _audit(conn: Connection, actor: str, action: str, approval_id: str, details:
     )
 
 
-_approvals, _votes = Approval.__table__, ApprovalVote.__table__
+_approvals, _votes = table_of(Approval), table_of(ApprovalVote)
 _OPEN_COLUMNS = (
     _approvals.c.id,
     _approvals.c.run_id,
@@ -180,12 +182,12 @@ def decide(
         step = waiting.waiting_step(conn, str(row.step_id))
         if step is None:
             raise ApprovalError(f"the step of approval {approval_id} is no longer waiting")
-        node_type = _resumable(step)
+        node_type, resume = _resumable(step)
         cfg, quorum = _config(request, conn, step, node_type), _quorum(request)
         vote = {"action": action, "form": form or {}, "comment": comment, "decided_by": approver.voter,
                 "data": step.inputs.get("in")}  # fmt: skip
         try:
-            outputs = node_type.resume(cfg, vote)
+            outputs = resume(cfg, vote)
         except StepError as exc:
             raise ApprovalError(str(exc), code=ErrorCode.APPROVAL_INVALID, field=exc.field) from exc
         clean_form = outputs[action]["form"]
@@ -255,7 +257,7 @@ def _expire(conn: Connection, row: Any) -> list[executor.Dispatch]:
     if step is None:  # the run ended some other way; nothing to resume
         conn.execute(update(_approvals).values(status="cancelled").where(_approvals.c.id == row.id))
         return []
-    node_type = _resumable(step)
+    node_type, resume = _resumable(step)
     cfg = _config(request, conn, step, node_type)
     decision = node_type.on_expiry(cfg) if node_type.on_expiry is not None else None
     if decision is None:
@@ -271,7 +273,7 @@ def _expire(conn: Connection, row: Any) -> list[executor.Dispatch]:
         _audit(conn, EXPIRED_BY, "approval.escalated", str(row.id), {"to_role": role})
         return []
     decision["data"] = step.inputs.get("in")
-    outputs = node_type.resume(cfg, decision, expired=True)
+    outputs = resume(cfg, decision, expired=True)
     _audit(conn, EXPIRED_BY, "approval.expired", str(row.id), {"action": decision["action"]})
     return _close(
         conn, row, step, status="expired", decision=decision, outputs=outputs, decided_by=EXPIRED_BY
@@ -310,7 +312,7 @@ class ApprovalSummary:
 
 
 def _summaries(voter: str) -> Select:
-    runs, workflows = Run.__table__, Workflow.__table__
+    runs, workflows = table_of(Run), table_of(Workflow)
     votes = select(func.count()).where(_votes.c.approval_id == _approvals.c.id).scalar_subquery()
     mine = exists().where(_votes.c.approval_id == _approvals.c.id, _votes.c.voter == voter)
     return select(

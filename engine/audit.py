@@ -17,13 +17,14 @@ from sqlmodel import Session, col, select
 
 from engine.settings import get_settings
 from models.auth import AuditLog
+from models.core_tables import table_of
 from models.db import get_engine
 
 log = logging.getLogger("flowloom.audit")
 
 # Detail keys that never reach the log, whatever a caller passes.
 _SECRET_WORDS = ("secret", "password", "token", "key_hash", "api_key", "cookie", "authorization")
-_TABLE = AuditLog.__table__
+_TABLE = table_of(AuditLog)
 
 
 def _scrub(details: dict[str, Any] | None) -> Any:

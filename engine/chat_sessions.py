@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, update
+from sqlmodel import col
 
 from engine import dispatch, trigger_fire
 from engine.chat_stream import answer_text
@@ -30,11 +31,12 @@ from engine.run_events import TERMINAL_RUN
 from engine.settings import get_settings
 from engine.trigger_config import ChatConfig
 from engine.triggers import TriggerRow
+from models.core_tables import table_of
 from models.db import get_engine
 from models.tables import Run
 from models.triggers import ChatSession
 
-_sessions = ChatSession.__table__
+_sessions = table_of(ChatSession)
 TITLE_CHARS = 80
 MAX_MESSAGE_CHARS = 32_000
 
@@ -121,7 +123,9 @@ def _answers(conn: Connection, messages: list[dict[str, Any]], answer_output: st
     ids = [parse_id(m["run_id"]) for _, m in waiting]
     rows = {
         str(r.id): r
-        for r in conn.execute(select(Run.id, Run.status, Run.outputs, Run.error).where(Run.id.in_(ids)))
+        for r in conn.execute(
+            select(col(Run.id), col(Run.status), col(Run.outputs), col(Run.error)).where(col(Run.id).in_(ids))
+        )
     }
     out = list(messages)
     for i, m in reversed(waiting):  # from the end, so earlier indexes stay right

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from engine.definition import WorkflowDefinition
 from engine.events import AGENT_COMPLETED, AGENT_STREAM
@@ -93,7 +94,9 @@ def run_outcome(
     if rid is None:
         return None
     with get_engine(database_url or get_settings().database_url).connect() as conn:
-        row = conn.execute(select(Run.status, Run.outputs, Run.error).where(Run.id == rid)).first()
+        row = conn.execute(
+            select(col(Run.status), col(Run.outputs), col(Run.error)).where(col(Run.id) == rid)
+        ).first()
     if row is None:
         return None
     return RunOutcome(row.status, answer_text(row.outputs, answer_output), row.error, row.outputs)

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import DataError
+from sqlmodel import col
 
 from engine import audit, dispatch, trigger_fire, triggers
 from engine.errors import ErrorCode, FlowloomError, user_message
@@ -31,6 +32,7 @@ from engine.kafka_messages import KafkaMessage, run_inputs
 from engine.run_state import Dispatch
 from engine.settings import get_settings
 from engine.trigger_config import KafkaConfig
+from models.core_tables import table_of
 from models.db import get_engine
 from models.tables import Event, Workflow
 from models.triggers import DeadLetter, Trigger
@@ -38,13 +40,13 @@ from models.triggers import DeadLetter, Trigger
 SOURCES = ("event", "kafka", "webhook", "schedule")
 MAX_PAGE = 200
 
-_dead = DeadLetter.__table__
-_events = Event.__table__
-_triggers = Trigger.__table__
+_dead = table_of(DeadLetter)
+_events = table_of(Event)
+_triggers = table_of(Trigger)
 _SELECT = (
-    select(*_dead.c, _triggers.c.key.label("trigger_key"), Workflow.name.label("workflow_name"))
+    select(*_dead.c, _triggers.c.key.label("trigger_key"), col(Workflow.name).label("workflow_name"))
     .outerjoin(_triggers, _triggers.c.id == _dead.c.trigger_id)
-    .outerjoin(Workflow, Workflow.id == _triggers.c.workflow_id)
+    .outerjoin(Workflow, col(Workflow.id) == _triggers.c.workflow_id)
 )
 
 

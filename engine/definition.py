@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,20 +34,36 @@ class Position(_Spec):
 
 
 class RetryPolicy(_Spec):
-    """How often and how patiently a failed step is retried."""
+    """How often and how patiently a failed step is retried.
+
+    After failed attempt n the step waits a random time between half and all of
+    min(backoff_s * backoff_factor ** (n - 1), max_backoff_s) ("equal jitter"), so retries of
+    many runs that failed together spread out instead of arriving at once.
+    """
 
     max_attempts: int = Field(1, ge=1, le=100)
     backoff_s: float = Field(1.0, ge=0)
     backoff_factor: float = Field(2.0, ge=1)
     max_backoff_s: float = Field(60.0, ge=0)
 
-    def backoff_for(self, attempt: int) -> float:
-        """Seconds to wait before retrying after failed attempt number `attempt` (1-based)."""
+    def backoff_ceiling(self, attempt: int) -> float:
+        """The exponential backoff after failed attempt `attempt` (1-based), capped at max_backoff_s."""
         try:
             delay = self.backoff_s * self.backoff_factor ** max(attempt - 1, 0)
         except OverflowError:
             return self.max_backoff_s
         return min(delay, self.max_backoff_s)
+
+    def backoff_range(self, attempt: int) -> tuple[float, float]:
+        """The (shortest, longest) wait `backoff_for(attempt)` can return: half the ceiling, the ceiling."""
+        ceiling = self.backoff_ceiling(attempt)
+        return ceiling / 2, ceiling
+
+    def backoff_for(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before retrying after failed attempt number `attempt` (1-based): equal
+        jitter, uniform in `backoff_range(attempt)` (`rand` gives a number in [0, 1))."""
+        low, high = self.backoff_range(attempt)
+        return low + (high - low) * rand()
 
 
 class NodeSpec(_Spec):

@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from engine.event_schema import RunFacts, StepFacts
+from models.core_tables import table_of
 from models.tables import Run, StepRun
 
-_runs = Run.__table__
-_steps = StepRun.__table__
+_runs = table_of(Run)
+_steps = table_of(StepRun)
 _RUN_COLUMNS = (
     _runs.c.id,
     _runs.c.workflow_id,

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine import dead_letters
+from engine.backoff import Waiting, call_until_stopped
 from engine.event_facts import RunFactsCache, load_step_facts
 from engine.event_publisher import EventPublisher, Item, Outcome, PublisherConfig
 from engine.event_schema import (
@@ -33,12 +34,13 @@ from engine.event_schema import (
     to_envelope,
 )
 from engine.events import WORKFLOW_CANCELLED, WORKFLOW_COMPLETED, WORKFLOW_FAILED
+from models.core_tables import table_of
 from models.db import get_engine
 from models.tables import Event
 
 log = logging.getLogger(__name__)
 
-_events = Event.__table__
+_events = table_of(Event)
 _RELAY_LOCK = 0x466C6F776C6F6F6D  # "Flowloom": pg_try_advisory_xact_lock key of the publishing relay
 _RUN_ENDS = (WORKFLOW_COMPLETED, WORKFLOW_FAILED, WORKFLOW_CANCELLED)
 _TRY_LOCK = select(func.pg_try_advisory_xact_lock(_RELAY_LOCK))
@@ -121,37 +123,27 @@ class EventRelay:
         return self._account(items)
 
     def run(self, stop: threading.Event, report_every_s: float = 10.0) -> None:
-        """Relay until `stop` is set: batches back to back while there is work, backing off on failures."""
-        backoff = 0.0
+        """Relay until `stop` is set: batches back to back while there is work; after a failure (the
+        broker or the database away, events the broker did not take) the wait grows (engine.backoff)."""
         last_report, reported = time.monotonic(), BatchResult()
         while not stop.is_set():
-            try:
-                result = self.relay_batch()
-            except (KafkaError, SQLAlchemyError, OSError) as exc:  # broker or database away
-                backoff = self._back_off(stop, backoff, f"{type(exc).__name__}: {exc}")
-                continue
-            except Exception:  # a bug must not stop the relay for good: the events wait in the outbox
-                log.exception("relay: batch failed")
-                backoff = self._back_off(stop, backoff, "unexpected error")
-                continue
-            if result is not None and result.pending:
-                backoff = self._back_off(stop, backoff, f"{result.pending} events wait for the broker")
-            else:
-                backoff = 0.0
-                if result is None or result.read < self.config.batch_size:
-                    stop.wait(self.config.poll_interval_s)
+            result = call_until_stopped(
+                self._relay_or_wait, stop, what="relay", transient=(KafkaError, SQLAlchemyError, OSError),
+                on_failure=self._drop_publisher, max_s=self.config.max_backoff_s,
+            )  # fmt: skip
+            if result is None or result.read < self.config.batch_size:
+                stop.wait(self.config.poll_interval_s)
             if time.monotonic() - last_report >= report_every_s:
                 reported = self._report(reported, time.monotonic() - last_report)
                 last_report = time.monotonic()
         self._drop_publisher()
 
-    def _back_off(self, stop: threading.Event, backoff: float, reason: str) -> float:
-        """Drop the producer, wait (doubling up to max_backoff_s) and return the new wait."""
-        self._drop_publisher()
-        backoff = min(max(backoff * 2, 0.5), self.config.max_backoff_s)
-        log.warning("relay: %s; retrying in %.1f s", reason, backoff)
-        stop.wait(backoff)
-        return backoff
+    def _relay_or_wait(self) -> BatchResult | None:
+        """One batch (None: another relay holds the lock); Waiting when some of it waits for the broker."""
+        result = self.relay_batch()
+        if result is not None and result.pending:
+            raise Waiting(f"{result.pending} events wait for the broker")
+        return result
 
     def _connected(self) -> EventPublisher:
         if self._publisher is None:

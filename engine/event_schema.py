@@ -13,7 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
@@ -68,7 +68,7 @@ class WorkflowEvent(_Envelope):
         "workflow.started", "workflow.completed", "workflow.failed", "workflow.cancelled",
         "workflow.step.started", "workflow.step.completed", "workflow.step.failed",
         "workflow.step.retrying", "workflow.step.skipped", "workflow.step.waiting",
-        "workflow.approval.requested", "workflow.approval.decided",
+        "workflow.step.progress", "workflow.approval.requested", "workflow.approval.decided",
     ]  # fmt: skip
     workflow_id: str | None = Field(description="the definition's id")
     workflow_name: str | None = Field(description="the definition's name")
@@ -223,7 +223,7 @@ def family_of(event_type: str) -> Family:
         raise UnpublishableEvent(
             f"event type {event_type!r} belongs to no family (workflow.*, agent.*, system.*)"
         )
-    return family  # type: ignore[return-value]
+    return cast(Family, family)  # one of Family's values, checked above
 
 
 def step_facts_wanted(row: OutboxRow) -> str | None:
@@ -282,6 +282,7 @@ _FIXED_STATUS = {
     events.STEP_RETRYING: "retrying",
     events.STEP_SKIPPED: "skipped",
     events.STEP_WAITING: "waiting",
+    events.STEP_PROGRESS: "running",
     events.APPROVAL_REQUESTED: "waiting",
     events.AGENT_STARTED: "running",
     events.AGENT_STREAM: "running",

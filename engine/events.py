@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert
 
+from models.core_tables import table_of
 from models.tables import Event
 
 # The event types the engine emits; the envelope is the same for all of them.
@@ -21,6 +22,7 @@ STEP_FAILED = "workflow.step.failed"
 STEP_RETRYING = "workflow.step.retrying"
 STEP_SKIPPED = "workflow.step.skipped"
 STEP_WAITING = "workflow.step.waiting"
+STEP_PROGRESS = "workflow.step.progress"  # a running step says how far it got (StepContext.progress)
 APPROVAL_REQUESTED = "workflow.approval.requested"
 APPROVAL_DECIDED = "workflow.approval.decided"
 AGENT_STARTED = "agent.started"
@@ -41,6 +43,7 @@ EVENT_TYPES = (
     STEP_RETRYING,
     STEP_SKIPPED,
     STEP_WAITING,
+    STEP_PROGRESS,
     APPROVAL_REQUESTED,
     APPROVAL_DECIDED,
     AGENT_STARTED,
@@ -53,7 +56,7 @@ EVENT_TYPES = (
 
 # inline(): the generated id is not fetched back (no RETURNING); nothing reads it here.
 _INSERT = (
-    insert(Event.__table__)
+    insert(table_of(Event))
     .values(
         event_id=bindparam("event_id"),
         event_type=bindparam("event_type"),

@@ -54,9 +54,10 @@ from engine.run_state import (
 )
 from engine.scheduler import TERMINAL, Graph, dag_decide, fired_edges, port_inputs
 from engine.settings import get_settings
+from models.core_tables import table_of
 from models.tables import Approval, Run, StepRun
 
-_runs, _steps, _approvals = Run.__table__, StepRun.__table__, Approval.__table__
+_runs, _steps, _approvals = table_of(Run), table_of(StepRun), table_of(Approval)
 _now = func.now()
 # A JSON value or, for None, SQL NULL (the column type's default would store the JSON value null).
 JSON_OR_NULL = JSONB(none_as_null=True)

@@ -67,8 +67,9 @@ def evaluation_budget() -> Iterator[_Budget]:
     decision (all edge conditions) and per run's outputs; only time spent evaluating is counted.
     An inner block joins the outer one.
     """
-    budget = _budget.get()
-    token = _budget.set(budget := _new_budget()) if budget is None else None
+    outer = _budget.get()
+    budget = outer if outer is not None else _new_budget()
+    token = _budget.set(budget) if outer is None else None
     try:
         yield budget
     finally:
@@ -163,7 +164,12 @@ def _format_size(fmt: str | bytes, values: Any, *, percent: bool) -> int:
 def _replace_size(text: Any, old: Any, new: Any, count: Any) -> int:
     if not (isinstance(text, str | bytes) and type(old) is type(text) and type(new) is type(text)):
         return 0
-    found = len(text) + 1 if not old else text.count(old)
+    if not old:
+        found = len(text) + 1
+    elif isinstance(text, str) and isinstance(old, str):
+        found = text.count(old)
+    elif isinstance(text, bytes) and isinstance(old, bytes):
+        found = text.count(old)
     if isinstance(count, int) and count >= 0:
         found = min(found, count)
     return len(text) + found * (len(new) - len(old))

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from functools import lru_cache, partial, wraps
 from itertools import chain
 from types import GeneratorType
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import (
     ChainableUndefined,
@@ -155,7 +155,8 @@ def _join(environment: _SandboxEnvironment, value: Iterable[Any], d: str = "", a
     """Jinja's join, sized item by item before anything is built."""
     if attribute is not None:
         value = map(make_attrgetter(environment, attribute), value)
-    sep, parts, total = str(d), [], 0
+    sep, total = str(d), 0
+    parts: list[str] = []
     for item in value:
         total += (len(sep) if parts else 0) + (
             len(item) if isinstance(item, str) else limits.approx_size(item, limits.MAX_OUTPUT_CHARS - total)
@@ -244,7 +245,7 @@ def _make_environment() -> _SandboxEnvironment:
     env.globals["range"] = limits.capped_range
     env.filters.update(tojson=_tojson, fromjson=_fromjson, join=_join, sum=_sum)
     env.filters = {name: _guard_filter(name, func) for name, func in env.filters.items()}
-    env.tests = {name: _guard_test(func) for name, func in env.tests.items()}
+    env.tests = {name: _guard_test(cast(Callable[..., Any], func)) for name, func in env.tests.items()}
     return env
 
 
@@ -289,8 +290,8 @@ def _translate_errors(what: str, source: str) -> Iterator[None]:
     except (RecursionError, MemoryError) as exc:
         raise PolicyViolation(f"{what} nests too deeply or needs too much memory") from exc
     except Exception as exc:
-        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<template>"]
-        where = f" on line {lines[-1]}" if lines and "\n" in source else ""
+        numbers = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<template>"]
+        where = f" on line {numbers[-1]}" if numbers and "\n" in source else ""
         raise StepError(f"{what} failed{where}: {type(exc).__name__}: {exc}", retryable=False) from exc
 
 
@@ -312,7 +313,8 @@ def render_template(template: str, variables: Mapping[str, Any]) -> str:
                 limits.tick()
                 parts.append(chunk)
         finally:
-            stream.close()
+            if isinstance(stream, GeneratorType):  # Jinja's generate() is a generator: end it now
+                stream.close()
         return "".join(parts)
 
 

@@ -23,6 +23,7 @@ import psutil
 import redis
 from kombu.transport.redis import PRIORITY_STEPS
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from engine import events
 from engine.settings import get_settings
@@ -68,7 +69,7 @@ class HealthSampler:
         }
         with get_engine(self.database_url).connect() as conn:
             metrics["active_runs"] = conn.execute(
-                select(func.count()).select_from(Run).where(Run.status.in_(ACTIVE_RUN_STATUSES))
+                select(func.count()).select_from(Run).where(col(Run.status).in_(ACTIVE_RUN_STATUSES))
             ).scalar_one()
         queued = self._queue_size()
         if queued is None:

@@ -27,6 +27,7 @@ from engine import dispatch
 from engine.errors import ErrorCode, FlowloomError
 from engine.run_state import Dispatch
 from engine.settings import get_settings
+from models.core_tables import table_of
 from models.db import get_engine
 from models.triggers import IdempotencyKey
 
@@ -39,7 +40,7 @@ KEY_MAX_LENGTH = 255
 PURGE_EVERY = 100  # every this many new keys per process, expired keys are purged
 PURGE_BATCH = 1000
 
-_keys = IdempotencyKey.__table__
+_keys = table_of(IdempotencyKey)
 _new_keys = itertools.count(1)
 
 # Starts the run in the given transaction: (run id, the steps to send after the commit).

@@ -16,14 +16,19 @@ from typing import Any
 
 import re2
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
-from jsonschema.exceptions import FormatError
+from jsonschema.exceptions import FormatError, SchemaError, UnknownType
 from jsonschema_specifications import REGISTRY as SPECIFICATIONS
 from referencing import Registry
 from referencing.exceptions import NoSuchResource, Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 _REF_KEYWORDS = ("$ref", "$dynamicRef")
 # Keywords whose values are data, not schemas: a "$ref" key inside them is no reference.
 _DATA_KEYWORDS = frozenset({"const", "default", "enum", "examples"})
+_JSON_TYPES = "array, boolean, integer, null, number, object, string"
+# Keywords whose values map names to schemas: a "type" key inside them names a property, not the keyword.
+_NAMED_SCHEMAS = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
+_ROOT_URI = "urn:flowloom:schema"
 _RE2_UNSUPPORTED = (
     "uses a feature the linear-time engine (RE2) does not support, such as backreferences (\\1) or "
     "lookaround ((?=...), (?!...), (?<=...)); rewrite it without them"
@@ -46,7 +51,7 @@ class SchemaRefused(ValueError):
 
 
 def _no_retrieval(uri: str) -> Any:
-    raise NoSuchResource(ref=uri)
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # referencing's attrs wrapper hides __init__ from mypy
 
 
 # No retrieve function of ours ever fetches: only the schema itself (and its "#..." parts) resolves.
@@ -239,15 +244,72 @@ def _outside_refs(value: Any, path: tuple[Any, ...] = ()) -> Iterator[SchemaProb
             yield from _outside_refs(item, (*path, index))
 
 
+def _same_document_refs(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """(path, target) of every "#..." `$ref`, outside data keywords."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key == "$ref" and isinstance(item, str) and item.startswith("#"):
+                yield (*path, key), item
+            elif key not in _DATA_KEYWORDS:
+                yield from _same_document_refs(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _same_document_refs(item, (*path, index))
+
+
+def _has_nested_id(value: Any, top: bool = True) -> bool:
+    if isinstance(value, Mapping):
+        if not top and "$id" in value:
+            return True
+        return any(_has_nested_id(v, False) for k, v in value.items() if k not in _DATA_KEYWORDS)
+    if isinstance(value, list):
+        return any(_has_nested_id(v, False) for v in value)
+    return False
+
+
+def _dangling_refs(schema: Any) -> Iterator[SchemaProblem]:
+    """Every "#..." `$ref` that names nothing in the schema (checked when no nested `$id` moves the base)."""
+    if not isinstance(schema, Mapping) or _has_nested_id(schema):
+        return
+    resource = DRAFT202012.create_resource(schema)
+    uri = resource.id() or _ROOT_URI
+    resolver = _REGISTRY.with_resource(uri, resource).resolver(base_uri=uri)
+    for path, ref in _same_document_refs(schema):
+        try:
+            resolver.lookup(ref)
+        except (Unresolvable, LookupError, TypeError, ValueError):
+            yield SchemaProblem(
+                _dotted(path),
+                f'$ref {ref[:200]!r} points to nothing in this schema (define it under "$defs")',
+            )
+
+
+def _meta_message(error: ValidationError) -> str:
+    """The metaschema's complaint, worded for people where jsonschema's is cryptic."""
+    if isinstance(error.cause, SchemaRefused):
+        return str(error.cause)
+    path = list(error.absolute_path)
+    keyword = bool(path) and path[-1] == "type" and (len(path) < 2 or path[-2] not in _NAMED_SCHEMAS)
+    if keyword and error.validator == "anyOf":
+        return (
+            f"{_short(error.instance)} is not a JSON Schema type; use one of {_JSON_TYPES} "
+            "(or a list of them)"
+        )
+    return error.message
+
+
 def schema_problems(schema: Any) -> list[SchemaProblem]:
-    """Everything wrong with `schema`: not a valid 2020-12 schema, outside `$ref`s, RE2-less patterns."""
+    """Everything wrong with `schema`: not a valid 2020-12 schema (the metaschema check, as
+    `Draft202012Validator.check_schema` does it, formats included), outside `$ref`s, `$ref`s
+    to nothing, RE2-less patterns."""
     problems = list(_outside_refs(schema))
     meta = Draft202012Validator(
         Draft202012Validator.META_SCHEMA, registry=SPECIFICATIONS, format_checker=FORMATS
     )
     for error in sorted(meta.iter_errors(schema), key=lambda e: [str(p) for p in e.absolute_path]):
-        message = str(error.cause) if isinstance(error.cause, SchemaRefused) else error.message
-        problems.append(SchemaProblem(_dotted(error.absolute_path), message))
+        problems.append(SchemaProblem(_dotted(error.absolute_path), _meta_message(error)))
+    if not problems:
+        problems.extend(_dangling_refs(schema))
     return problems
 
 
@@ -269,4 +331,7 @@ def instance_problems(schema: Mapping[str, Any], instance: Any) -> list[SchemaPr
         return [SchemaProblem("", str(exc))]
     except FormatError as exc:
         return [SchemaProblem("", exc.message)]
+    except (SchemaError, UnknownType) as exc:  # a schema nobody checked with schema_problems first
+        reason = exc.message if isinstance(exc, SchemaError) else f"unknown type {exc.type!r}"
+        return [SchemaProblem("", f"the schema itself is invalid ({reason}); fix the schema")]
     return [SchemaProblem(_dotted(e.absolute_path), e.message) for e in errors]

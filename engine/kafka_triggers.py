@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from engine import dead_letters, dispatch, triggers
+from engine.backoff import call_until_stopped
 from engine.db_errors import db_error_reason
 from engine.errors import ErrorCode, FlowloomError, user_message
 from engine.event_publisher import EventPublisher, PublisherConfig
@@ -35,6 +36,7 @@ from engine.kafka_messages import KafkaMessage, MessageRejected, dead_letter_rec
 from engine.run_state import Dispatch
 from engine.trigger_fire import fire_in
 from engine.triggers import TriggerRow
+from models.core_tables import table_of
 from models.db import get_engine
 from models.triggers import KafkaOffset
 
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 # before its run starts (Tansu answers only when the wait runs out); lower = more idle fetches.
 FETCH_MAX_WAIT_MS = 100
 
-_offsets = KafkaOffset.__table__
+_offsets = table_of(KafkaOffset)
 
 
 @dataclass(frozen=True)
@@ -120,29 +122,19 @@ class TriggerConsumer(threading.Thread):
         self.stopping.set()
 
     def run(self) -> None:
-        backoff = 0.0
+        """Consume until stopped; after a failure (the broker or the database away) the connections are
+        dropped and the wait grows (engine.backoff); the next connect seeks to the committed offsets."""
         while not self.stopping.is_set():
             try:
-                self._consume_once()
-                backoff = 0.0
+                call_until_stopped(
+                    self._consume_once, self.stopping, what=f"kafka-triggers: trigger {self.trigger.key} ({self.topic})",
+                    transient=(KafkaError, SQLAlchemyError, OSError), fatal=(TriggerStopped,),
+                    on_failure=self._disconnect, max_s=self.config.max_backoff_s,
+                )  # fmt: skip
             except TriggerStopped as exc:
                 log.info("kafka-triggers: %s", exc)
                 break
-            except (KafkaError, SQLAlchemyError, OSError) as exc:  # the broker or the database is away
-                backoff = self._back_off(backoff, f"{type(exc).__name__}: {exc}")
-            except Exception:  # a bug must not end the consumer for good: the offsets say where it was
-                log.exception("kafka-triggers: trigger %s failed", self.trigger.id)
-                backoff = self._back_off(backoff, "unexpected error")
         self._disconnect()
-
-    def _back_off(self, backoff: float, reason: str) -> float:
-        """Drop the connections (the next connect seeks to the committed offsets) and wait."""
-        self._disconnect()
-        backoff = min(max(backoff * 2, 0.5), self.config.max_backoff_s)
-        log.warning("kafka-triggers: trigger %s (%s): %s; retrying in %.1f s", self.trigger.key, self.topic,
-                    reason, backoff)  # fmt: skip
-        self.stopping.wait(backoff)
-        return backoff
 
     def _disconnect(self) -> None:
         for client in (self._consumer, self._publisher):

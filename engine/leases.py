@@ -13,9 +13,10 @@ from sqlalchemy.dialects.postgresql import UUID
 from engine.executor import finish_step, interval
 from engine.run_state import STEP_COLUMNS, Dispatch, claimed, status_literal
 from engine.settings import get_settings
+from models.core_tables import table_of
 from models.tables import Run, StepRun
 
-_runs, _steps = Run.__table__, StepRun.__table__
+_runs, _steps = table_of(Run), table_of(StepRun)
 _now = func.now()
 
 _EXTEND = (

@@ -38,7 +38,7 @@ def workflow_graph(defn: WorkflowDefinition) -> nx.MultiDiGraph:
 
     Edges naming a missing node are left out; validation reports them.
     """
-    graph = nx.MultiDiGraph()
+    graph: nx.MultiDiGraph[str] = nx.MultiDiGraph()
     for node in defn.nodes:
         graph.add_node(node.id, type=node.type)
     for edge in defn.edges:

@@ -22,9 +22,11 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, select
+from sqlmodel import col
 
 from engine.ids import parse_id
 from engine.settings import get_settings
+from models.core_tables import table_of
 from models.db import get_engine
 from models.tables import Event, Run
 
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "flowloom_events"
 ANY_RUN = "*"  # waiting on this wakes on a new event of any run (the Runs page)
 TERMINAL_RUN = ("succeeded", "failed", "cancelled")
-_events = Event.__table__
+_events = table_of(Event)
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def run_status(conn: Connection, run_id: str | uuid.UUID) -> str | None:
     rid = parse_id(run_id)
     if rid is None:
         return None
-    return conn.execute(select(Run.status).where(Run.id == rid)).scalar()
+    return conn.execute(select(col(Run.status)).where(col(Run.id) == rid)).scalar()
 
 
 class _Hub:
@@ -104,9 +106,9 @@ class _Hub:
             asy += self._async.pop(ANY_RUN, [])
         for event in sync:
             event.set()
-        for loop, event in asy:
+        for loop, async_event in asy:
             try:
-                loop.call_soon_threadsafe(event.set)
+                loop.call_soon_threadsafe(async_event.set)
             except RuntimeError:  # the waiter's event loop has closed: nobody is waiting any more
                 pass
 

@@ -28,9 +28,10 @@ from sqlalchemy.dialects.postgresql import distinct_on
 
 from engine.definition import WorkflowDefinition
 from engine.scheduler import Graph, NodeState
+from models.core_tables import table_of
 from models.tables import Run, StepRun
 
-_runs, _steps = Run.__table__, StepRun.__table__
+_runs, _steps = table_of(Run), table_of(StepRun)
 
 
 def status_literal(name: str) -> ColumnElement[str]:

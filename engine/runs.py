@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy import ColumnElement, Connection, String, cast, exists, func, or_, select, tuple_
+from sqlmodel import col
 
 from engine import audit, dispatch, executor, json_schemas, workflows
 from engine.definition import WorkflowDefinition
@@ -24,11 +26,13 @@ from engine.run_state import Dispatch
 from engine.settings import get_settings
 from engine.validate import ensure_valid
 from models.auth import User
+from models.core_tables import table_of
 from models.db import get_engine
 from models.tables import Run, StepRun, Workflow, WorkflowVersion
 
 # Where a run was started from (runs.started_via); "" when a caller did not say (tests, internals).
 STARTED_VIA = ("ui", "api", "cli", "trigger")
+_RUN_ID_PREFIX = re.compile(r"[0-9a-f-]{1,36}")  # what a search term must look like to match run ids
 
 
 def _db(database_url: str | None = None):
@@ -130,9 +134,9 @@ def cancel_run(
         cancelled = executor.cancel_run(conn, run_id)
         if cancelled:
             row = conn.execute(
-                select(Run.workflow_id, Run.version_id, WorkflowVersion.version)
-                .outerjoin(WorkflowVersion, WorkflowVersion.id == Run.version_id)
-                .where(Run.id == run_id)
+                select(col(Run.workflow_id), col(Run.version_id), col(WorkflowVersion.version))
+                .outerjoin(WorkflowVersion, col(WorkflowVersion.id) == col(Run.version_id))
+                .where(col(Run.id) == run_id)
             ).first()
             _audit(conn, actor or cancelled_by, "run.cancelled", run_id,
                    {"workflow_id": row.workflow_id, "version_id": row.version_id, "version": row.version,
@@ -164,7 +168,7 @@ def get_run(run_id: str, *, database_url: str | None = None) -> RunView | None:
     """The run with its steps in the order they were queued; None if unknown."""
     if workflows.parse_id(run_id) is None:
         return None
-    runs, steps = Run.__table__, StepRun.__table__
+    runs, steps = table_of(Run), table_of(StepRun)
     with _db(database_url).connect() as conn:
         run = conn.execute(
             select(runs.c.id, runs.c.status, runs.c.inputs, runs.c.outputs, runs.c.error, runs.c.started_by,
@@ -233,6 +237,7 @@ def list_runs(
     started_by: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    search: str | None = None,
     cursor: str | None = None,
     limit: int = 100,
     offset: int = 0,
@@ -241,22 +246,23 @@ def list_runs(
     """Runs, newest first (created_at, then id), matching every filter given.
 
     `status` may be several (any of them); `created_by` is a user id, `started_by` the exact
-    "user:<id>"/"api_key:<id>"/... value; created_after <= created_at < created_before. `cursor`
+    "user:<id>"/"api_key:<id>"/... value; created_after <= created_at < created_before; `search`
+    matches the start of the run id or part of the workflow's name (any case). `cursor`
     (from `run_cursor` of the last run of a page) continues after that run: pages stay stable
     while new runs start. A malformed cursor is a REQUEST_INVALID naming the field.
     """
     query = (
-        select(Run.id, Run.status, Run.workflow_id, Workflow.name, WorkflowVersion.version, Run.started_by,
-               Run.started_via, User.email, Run.created_at, Run.finished_at, Run.trigger_id, Run.started_at,
-               Run.error)
-        .outerjoin(Workflow, Workflow.id == Run.workflow_id)
-        .outerjoin(WorkflowVersion, WorkflowVersion.id == Run.version_id)
-        .outerjoin(User, User.id == Run.created_by)
+        select(col(Run.id), col(Run.status), col(Run.workflow_id), col(Workflow.name), col(WorkflowVersion.version), col(Run.started_by),
+               col(Run.started_via), col(User.email), col(Run.created_at), col(Run.finished_at), col(Run.trigger_id), col(Run.started_at),
+               col(Run.error))
+        .outerjoin(Workflow, col(Workflow.id) == col(Run.workflow_id))
+        .outerjoin(WorkflowVersion, col(WorkflowVersion.id) == col(Run.version_id))
+        .outerjoin(User, col(User.id) == col(Run.created_by))
     )  # fmt: skip
     for column, value in (
-        (Run.workflow_id, workflow_id),
-        (Run.trigger_id, trigger_id),
-        (Run.created_by, created_by),
+        (col(Run.workflow_id), workflow_id),
+        (col(Run.trigger_id), trigger_id),
+        (col(Run.created_by), created_by),
     ):
         if value is not None:
             wanted = workflows.parse_id(value)
@@ -265,18 +271,20 @@ def list_runs(
             query = query.where(column == wanted)
     statuses = [status] if isinstance(status, str) else list(status or [])
     if statuses:
-        query = query.where(Run.status.in_(statuses))
+        query = query.where(col(Run.status).in_(statuses))
     if started_via is not None:
-        query = query.where(Run.started_via == started_via)
+        query = query.where(col(Run.started_via) == started_via)
     if started_by is not None:
-        query = query.where(Run.started_by == started_by)
+        query = query.where(col(Run.started_by) == started_by)
     if created_after is not None:
-        query = query.where(Run.created_at >= created_after)
+        query = query.where(col(Run.created_at) >= created_after)
     if created_before is not None:
-        query = query.where(Run.created_at < created_before)
+        query = query.where(col(Run.created_at) < created_before)
+    if search and search.strip():
+        query = query.where(_matches(search.strip()))
     if cursor:
-        query = query.where(tuple_(Run.created_at, Run.id) < tuple_(*_cursor_position(cursor)))
-    query = query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit).offset(offset)
+        query = query.where(tuple_(col(Run.created_at), col(Run.id)) < tuple_(*_cursor_position(cursor)))
+    query = query.order_by(col(Run.created_at).desc(), col(Run.id).desc()).limit(limit).offset(offset)
     with _db(database_url).connect() as conn:
         rows = conn.execute(query).all()
     return [
@@ -299,8 +307,32 @@ def list_runs(
     ]
 
 
+def _matches(term: str) -> ColumnElement[bool]:
+    """Runs whose id starts with `term` or whose workflow's name contains it."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    by_name = col(Workflow.name).ilike(f"%{escaped}%", escape="\\")
+    prefix = term.lower()
+    if not _RUN_ID_PREFIX.fullmatch(prefix):
+        return by_name
+    return or_(cast(col(Run.id), String).like(f"{prefix}%"), by_name)
+
+
+def run_starters(*, limit: int = 200, database_url: str | None = None) -> list[tuple[str, str]]:
+    """The users who started at least one run, as (user id, e-mail) by e-mail: a "started by" filter's choices."""
+    query = (
+        select(col(User.id), col(User.email))
+        .where(exists().where(col(Run.created_by) == col(User.id)))
+        .order_by(col(User.email))
+        .limit(limit)
+    )
+    with _db(database_url).connect() as conn:
+        return [(str(r.id), r.email) for r in conn.execute(query)]
+
+
 def count_by_status(*, database_url: str | None = None) -> dict[str, int]:
     """How many runs have each status."""
     with _db(database_url).connect() as conn:
-        rows = conn.execute(select(Run.status, func.count().label("count")).group_by(Run.status)).all()
+        rows = conn.execute(
+            select(col(Run.status), func.count().label("count")).group_by(col(Run.status))
+        ).all()
     return {row.status: row.count for row in rows}

@@ -31,16 +31,18 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from engine import dead_letters, dispatch, trigger_fire, triggers
+from engine.backoff import call_until_stopped
 from engine.errors import FlowloomError, user_message
 from engine.run_state import Dispatch
 from engine.schedule_ticks import due, tick_key, upcoming
 from engine.trigger_config import ScheduleConfig
+from models.core_tables import table_of
 from models.db import get_engine
 from models.triggers import Trigger
 
 log = logging.getLogger(__name__)
 
-_triggers = Trigger.__table__
+_triggers = table_of(Trigger)
 SCHEDULED_AT = "scheduled_at"  # the run input a workflow may declare to learn its tick's time
 _LIVE_SCHEDULE = (_triggers.c.kind == "schedule", _triggers.c.active, ~_triggers.c.paused)
 
@@ -196,24 +198,15 @@ class SchedulerLoop:
         return result
 
     def run(self, stop: threading.Event) -> None:
-        """Pass after pass until `stop` is set; a database outage is waited out."""
-        backoff = self.poll_interval_s
+        """Pass after pass until `stop` is set; a database outage is waited out (engine.backoff)."""
         while not stop.is_set():
             started = time.monotonic()
-            try:
-                done = self.run_once()
-                backoff = self.poll_interval_s
-            except SQLAlchemyError as exc:
-                log.warning("scheduler: database unavailable (%s); retrying in %.1f s", exc.__class__.__name__,
-                            backoff)  # fmt: skip
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            except Exception:
-                log.exception("scheduler: the pass failed; retrying in %.1f s", backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
+            done = call_until_stopped(
+                self.run_once, stop, what="scheduler", transient=(SQLAlchemyError,),
+                initial_s=self.poll_interval_s, max_s=30.0,
+            )  # fmt: skip
+            if done is None:
+                break  # stopped
             if done.triggers == self.batch:
                 continue  # more are due: no pause
             stop.wait(max(self.poll_interval_s - (time.monotonic() - started), 0.0))

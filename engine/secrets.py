@@ -31,6 +31,7 @@ from engine import secret_policy
 from engine.errors import ErrorCode, FlowloomError, PolicyViolation, StepError
 from engine.secret_policy import REDACTED, display_host
 from engine.settings import EnvSecret, get_settings
+from models.core_tables import table_of
 from models.db import get_engine
 from models.memory import Secret
 
@@ -43,7 +44,7 @@ REFERENCE_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,99})?$"
 _NAME = re.compile(NAME_PATTERN)
 _HKDF_INFO = b"flowloom:secrets-store:v1"
 _FIX = "on the Secrets page"
-_secrets = Secret.__table__
+_secrets = table_of(Secret)
 # What SecretInfo shows: everything but the ciphertext.
 _COLUMNS = tuple(
     _secrets.c[n]
@@ -299,6 +300,8 @@ def list_env_secrets() -> list[SecretInfo]:
     infos = []
     for name in sorted(get_settings().env_secrets):
         entry = _env_entry(name)
+        if entry is None:  # not reached: the name comes from the same settings
+            continue
         infos.append(SecretInfo(name=name, allowed_destinations=list(entry.allowed_destinations),
                                 allowed_node_types=list(entry.allowed_node_types), source="env", env=entry.env))  # fmt: skip
     return infos

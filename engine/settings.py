@@ -67,8 +67,15 @@ class Settings(BaseSettings):
         "flowloom", pattern=r"^[A-Za-z0-9_.:-]{1,100}$", description="Celery queue the engine's steps go to"
     )
     secret_key: SecretStr = Field(SecretStr(""), description="signs sessions; generated in data_dir if empty")
-    oidc_providers: list[OIDCProvider] = Field(default_factory=list)
-    admin_emails: list[str] = Field(default_factory=list)
+    oidc_providers: list[OIDCProvider] = Field(
+        default_factory=list,
+        description='sign-in providers, a JSON list: {"name", "issuer" or "preset" (google | microsoft | '
+        'github), "client_id", "client_secret", "tenant"}; empty = the local admin account',
+    )
+    admin_emails: list[str] = Field(
+        default_factory=list,
+        description="JSON list of e-mails or @domains made admin when their provider says the e-mail is verified",
+    )
     # Engine tuning
     step_lease_s: float = Field(30.0, gt=0, description="a running step's lease; expired = worker died")
     inline_steps: int = Field(

@@ -6,9 +6,9 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import pydantic
 
@@ -58,7 +58,7 @@ def render_config(
 def run_node(
     step: ClaimedStep,
     run: RunContext,
-    steps: dict[str, Any],
+    steps: Mapping[str, Any],
     *,
     max_payload_bytes: int,
     sql_connection: Callable[[str], str] | None = None,
@@ -120,7 +120,12 @@ def run_node(
     return _redacted(outcome, ctx)
 
 
-def _where(exc: FlowloomError) -> dict[str, str | None]:
+class _ErrorWhere(TypedDict):
+    error_code: str | None
+    error_field: str | None
+
+
+def _where(exc: FlowloomError) -> _ErrorWhere:
     """The code and field an error names, for the step's stored error."""
     return {"error_code": exc.code.value, "error_field": exc.field}
 

@@ -130,7 +130,7 @@ def _execute_once(step_id: str) -> tuple[str, list[executor.Dispatch]]:
             node = run.graph.nodes[step.node_id]
             retry: RetryPolicy = node.retry or run.defn.error_handling.retry
             if outcome.retryable and step.attempt < retry.max_attempts:
-                delay = min(retry.backoff_s * retry.backoff_factor ** (step.attempt - 1), retry.max_backoff_s)
+                delay = retry.backoff_for(step.attempt)
                 sent = waiting.schedule_retry(conn, step, delay_s=delay, error=outcome.error)
                 result = "retrying"
             else:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlmodel import col
 
 from engine import dispatch
 from engine.definition import WorkflowDefinition
@@ -21,11 +22,12 @@ from engine.run_state import Dispatch
 from engine.runs import start_run_in
 from engine.settings import get_settings
 from engine.triggers import TriggerRow
+from models.core_tables import table_of
 from models.db import get_engine
 from models.tables import Workflow, WorkflowVersion
 from models.triggers import TriggerDelivery
 
-_deliveries = TriggerDelivery.__table__
+_deliveries = table_of(TriggerDelivery)
 
 
 @dataclass
@@ -44,9 +46,12 @@ def _db(database_url: str | None = None):
 def latest_definition(conn: Connection, workflow_id: str) -> tuple[WorkflowDefinition, str]:
     """The definition a trigger runs (the workflow's latest saved version) and its version row id."""
     row = conn.execute(
-        select(WorkflowVersion.id, WorkflowVersion.definition)
-        .join(Workflow, Workflow.id == WorkflowVersion.workflow_id)
-        .where(Workflow.id == parse_id(workflow_id), WorkflowVersion.version == Workflow.latest_version)
+        select(col(WorkflowVersion.id), col(WorkflowVersion.definition))
+        .join(Workflow, col(Workflow.id) == col(WorkflowVersion.workflow_id))
+        .where(
+            col(Workflow.id) == parse_id(workflow_id),
+            col(WorkflowVersion.version) == col(Workflow.latest_version),
+        )
     ).first()
     if row is None:
         raise FlowloomError(f"workflow {workflow_id} has no saved version", code=ErrorCode.VERSION_NOT_FOUND)

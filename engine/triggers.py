@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Connection, func, select, update
+from sqlmodel import col
 
 from engine import audit
 from engine.definition import TriggerSpec
@@ -24,11 +25,12 @@ from engine.errors import ErrorCode, FlowloomError
 from engine.ids import parse_id
 from engine.settings import get_settings
 from engine.trigger_config import ScheduleConfig, config_problems, next_ticks, parse_config
+from models.core_tables import table_of
 from models.db import get_engine
 from models.tables import Workflow
 from models.triggers import Trigger
 
-_triggers = Trigger.__table__
+_triggers = table_of(Trigger)
 
 
 @dataclass
@@ -68,7 +70,7 @@ def _row(r: Any) -> TriggerRow | None:
     )  # fmt: skip
 
 
-_SELECT = select(*_triggers.c, Workflow.name).join(Workflow, Workflow.id == _triggers.c.workflow_id)
+_SELECT = select(*_triggers.c, col(Workflow.name)).join(Workflow, col(Workflow.id) == _triggers.c.workflow_id)
 
 
 def get(conn: Connection, trigger_id: str | uuid.UUID, *, for_update: bool = False) -> TriggerRow | None:
@@ -116,11 +118,16 @@ def sync(conn: Connection, workflow_id: str | uuid.UUID, definition: dict[str, A
     """
     wid = parse_id(workflow_id)
     specs: list[TriggerSpec] = []
+    keys: set[str] = set()
     for raw in definition.get("triggers") or []:
         try:
-            specs.append(TriggerSpec.model_validate(raw))
+            spec = TriggerSpec.model_validate(raw)
         except PydanticValidationError:
             continue  # the validator reports it; an unparsable trigger is simply not live
+        if spec.id in keys:
+            continue  # a repeated id (the validator reports it): the first one is the live one
+        keys.add(spec.id)
+        specs.append(spec)
     existing = {r.key: r for r in conn.execute(select(_triggers).where(_triggers.c.workflow_id == wid))}
     now = datetime.now(UTC)
     for spec in specs:
@@ -137,7 +144,7 @@ def sync(conn: Connection, workflow_id: str | uuid.UUID, definition: dict[str, A
             changed = (
                 old is None or old.kind != "schedule" or dict(old.config) != spec.config or not old.active
             )
-            if changed or old.next_fire_at is None:
+            if changed or old is None or old.next_fire_at is None:
                 values["next_fire_at"] = next_ticks(ScheduleConfig.model_validate(spec.config), now)[0]
         elif spec.kind != "schedule":
             values["next_fire_at"] = None
@@ -177,7 +184,10 @@ def set_paused(trigger_id: str, paused: bool, *, actor: str, database_url: str |
         conn.execute(update(_triggers).where(_triggers.c.id == row.id).values(**values))
         audit.record(conn, actor=actor, action="trigger.paused" if paused else "trigger.resumed",
                      target_type="trigger", target_id=row.id, details={"workflow_id": row.workflow_id})  # fmt: skip
-        return get(conn, trigger_id)  # type: ignore[return-value]
+        updated = get(conn, trigger_id)
+        if updated is None:  # not reached: the row is locked since the read above
+            raise FlowloomError(f"no trigger {trigger_id}", code=ErrorCode.TRIGGER_NOT_FOUND)
+        return updated
 
 
 def _token_hash(token: str) -> str:
@@ -203,4 +213,4 @@ def token_matches(conn: Connection, trigger_id: str, token: str) -> bool:
     if tid is None or not token:
         return False
     stored = conn.execute(select(_triggers.c.token_hash).where(_triggers.c.id == tid)).scalar()
-    return bool(stored) and hmac.compare_digest(stored, _token_hash(token))
+    return isinstance(stored, str) and bool(stored) and hmac.compare_digest(stored, _token_hash(token))

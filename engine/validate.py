@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
 import pydantic
@@ -14,10 +14,10 @@ from engine.config_fields import fixed_fields
 from engine.connections import connection_problems
 from engine.contract import NodeType, Port, all_node_types, get_node_type
 from engine.definition import EdgeSpec, NodeSpec, WorkflowDefinition
-from engine.errors import ErrorCode, Issue, ValidationError
+from engine.errors import DefinitionError, ErrorCode, Issue, ValidationError
 from engine.expressions import check_expression, check_template, is_templated
 from engine.json_schemas import schema_problems
-from engine.parse import loc_path
+from engine.parse import loc_path, parse_dict
 from engine.plan import END_TYPE, START_TYPE, ExecutionPlan, build_plan, workflow_graph
 from engine.validate_triggers import trigger_issues
 
@@ -73,6 +73,17 @@ def validate(defn: WorkflowDefinition) -> ValidationReport:
     if report.ok:
         report.plan = build_plan(defn)
     return report
+
+
+def validate_data(data: Any) -> tuple[WorkflowDefinition | None, ValidationReport]:
+    """Parse decoded definition data (a request body) and validate it; data that does not parse is
+    one `definition_invalid` issue at the place the parser names, and no definition."""
+    try:
+        defn = parse_dict(data)
+    except DefinitionError as exc:
+        issue = Issue(exc.message, code=exc.code, node_id=exc.node_id, field=exc.path)
+        return None, ValidationReport([issue])
+    return defn, validate(defn)
 
 
 def ensure_valid(defn: WorkflowDefinition) -> ExecutionPlan:
@@ -329,9 +340,12 @@ def _check_inputs_schema(schema: Mapping[str, Any], issues: list[Issue]) -> None
     """The run-input JSON Schema: a valid 2020-12 schema, "#..." references only, RE2 patterns."""
     if not schema:
         return
-    for problem in schema_problems(schema):
+    problems = schema_problems(schema)  # the metaschema check (check_schema's), refs, RE2 patterns
+    for problem in problems:
         field = f"inputs.{problem.path}" if problem.path else "inputs"
         issues.append(Issue(problem.message, code=ErrorCode.INPUTS_INVALID, field=field))
+    if problems:
+        return  # the checks below would repeat what is already said
     if schema.get("type", "object") != "object":
         issues.append(
             Issue(
@@ -389,7 +403,7 @@ def _check_graph(defn: WorkflowDefinition, graph: nx.MultiDiGraph, issues: list[
         _check_cycles(defn, graph, issues)
     if ends:
         finishing = set(ends).union(*(nx.ancestors(graph, e) for e in ends))
-        severity = "error" if defn.mode == "state_machine" else "warning"
+        severity: Literal["error", "warning"] = "error" if defn.mode == "state_machine" else "warning"
         for node in defn.nodes:
             if node.id not in finishing:
                 message = 'no path from here to an "end" node'

@@ -31,9 +31,9 @@ def trigger_issues(defn: WorkflowDefinition) -> list[Issue]:
             continue
         config = parse_config(trigger.kind, trigger.config)
         if isinstance(config, KafkaConfig) and config.filter:
-            message = check_expression(config.filter)
-            if message:
-                issues.append(Issue(f"kafka trigger {trigger.id!r}: filter: {message}",
+            refused = check_expression(config.filter)
+            if refused:
+                issues.append(Issue(f"kafka trigger {trigger.id!r}: filter: {refused}",
                                     code=ErrorCode.BAD_CONDITION, field=f"{where}.config.filter"))  # fmt: skip
         if isinstance(config, ChatConfig) and properties and config.message_input not in properties:
             issues.append(Issue(

@@ -15,9 +15,10 @@ from engine import events
 from engine.executor import JSON_OR_NULL, finish_step, interval
 from engine.run_state import STEP_COLUMNS, ClaimedStep, Dispatch, claimed, status_literal
 from engine.settings import get_settings
+from models.core_tables import table_of
 from models.tables import Approval, StepRun
 
-_steps, _approvals = StepRun.__table__, Approval.__table__
+_steps, _approvals = table_of(StepRun), table_of(Approval)
 _now = func.now()
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func
+from sqlalchemy import Connection, CursorResult, delete, func
 from sqlmodel import Session, col, select
 
 from engine import triggers
@@ -112,6 +112,23 @@ def rename_workflow(session: Session, workflow_id: uuid.UUID, name: str) -> Work
     return workflow
 
 
+def update_workflow(
+    session: Session, workflow_id: uuid.UUID, *, name: str | None = None, description: str | None = None
+) -> Workflow | None:
+    """Change a workflow's name and/or description (None leaves one as it is); None when it does not exist."""
+    workflow = session.get(Workflow, workflow_id)
+    if workflow is None:
+        return None
+    if name is not None:
+        workflow.name = name
+    if description is not None:
+        workflow.description = description
+    workflow.updated_at = utcnow()
+    session.add(workflow)
+    session.flush()
+    return workflow
+
+
 def duplicate_workflow(session: Session, workflow_id: uuid.UUID) -> Workflow | None:
     """A copy named "<name> (copy)" whose version 1 is the original's latest definition."""
     original = session.get(Workflow, workflow_id)
@@ -126,7 +143,7 @@ def duplicate_workflow(session: Session, workflow_id: uuid.UUID) -> Workflow | N
 def delete_workflow(session: Session, workflow_id: uuid.UUID) -> bool:
     """Delete a workflow with its versions and runs (the database cascades); False when absent."""
     result = session.execute(delete(Workflow).where(col(Workflow.id) == workflow_id))
-    return bool(result.rowcount)
+    return isinstance(result, CursorResult) and result.rowcount > 0  # a DML statement's result
 
 
 def latest_version(session: Session, workflow_id: uuid.UUID) -> WorkflowVersion | None:
@@ -182,30 +199,35 @@ def save_version(
     return number, str(row.id)
 
 
-def list_versions(session: Session, workflow_id: uuid.UUID, limit: int = VERSIONS_SHOWN) -> list[VersionInfo]:
-    """The newest versions first."""
-    rows = session.exec(
-        select(
-            WorkflowVersion.version,
-            WorkflowVersion.note,
-            func.jsonb_array_length(WorkflowVersion.definition["nodes"]),
-            WorkflowVersion.created_at,
-        )
-        .where(WorkflowVersion.workflow_id == workflow_id)
-        .order_by(col(WorkflowVersion.version).desc())
-        .limit(limit)
-    ).all()
+def list_versions(
+    session: Session, workflow_id: uuid.UUID, limit: int = VERSIONS_SHOWN, *, before: int | None = None
+) -> list[VersionInfo]:
+    """The newest versions first; with `before`, only the versions numbered below it (the next page)."""
+    query = select(
+        WorkflowVersion.version,
+        WorkflowVersion.note,
+        func.jsonb_array_length(WorkflowVersion.definition["nodes"]),
+        WorkflowVersion.created_at,
+    ).where(WorkflowVersion.workflow_id == workflow_id)
+    if before is not None:
+        query = query.where(col(WorkflowVersion.version) < before)
+    rows = session.exec(query.order_by(col(WorkflowVersion.version).desc()).limit(limit)).all()
     return [VersionInfo(version, note, nodes or 0, created) for version, note, nodes, created in rows]
 
 
 def get_version(session: Session, workflow_id: uuid.UUID, version: int) -> dict[str, Any] | None:
     """The definition saved as `version`, or None."""
-    row = session.exec(
+    row = read_version(session, workflow_id, version)
+    return dict(row.definition) if row else None
+
+
+def read_version(session: Session, workflow_id: uuid.UUID, version: int) -> WorkflowVersion | None:
+    """The saved version row (definition, note, when), or None."""
+    return session.exec(
         select(WorkflowVersion).where(
             WorkflowVersion.workflow_id == workflow_id, WorkflowVersion.version == version
         )
     ).first()
-    return dict(row.definition) if row else None
 
 
 def version_number(db: Connection | Session, version_id: str | uuid.UUID | None) -> int | None:

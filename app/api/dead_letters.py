@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from app.api.callers import Admin, client_ip
@@ -74,7 +74,7 @@ def list_dead_letters(
         None, description="true: only replayed ones; false: only those not replayed"
     ),
     limit: int = Query(50, ge=1, le=dead_letters.MAX_PAGE),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**63 - 1),  # PostgreSQL's OFFSET is a BIGINT
 ) -> DeadLetterList:
     """Dead letters, newest first (admins only)."""
     page = dead_letters.list_dead_letters(source=source, replayed=replayed, limit=limit, offset=offset)
@@ -82,7 +82,9 @@ def list_dead_letters(
 
 
 @router.get("/dead-letters/{dead_letter_id}", response_model=DeadLetterPublic, responses={404: {}})
-def read_dead_letter(dead_letter_id: int, principal: Admin) -> DeadLetterPublic:
+def read_dead_letter(
+    dead_letter_id: Annotated[int, Path(ge=-(2**63), le=2**63 - 1)], principal: Admin
+) -> DeadLetterPublic:
     """One dead letter with its whole payload (admins only)."""
     row = dead_letters.get(dead_letter_id)
     if row is None:
@@ -95,7 +97,9 @@ def read_dead_letter(dead_letter_id: int, principal: Admin) -> DeadLetterPublic:
     response_model=ReplayPublic,
     responses={404: {}, 409: {}, 422: {}},
 )
-def replay_dead_letter(dead_letter_id: int, principal: Admin, request: Request) -> ReplayPublic:
+def replay_dead_letter(
+    dead_letter_id: Annotated[int, Path(ge=-(2**63), le=2**63 - 1)], principal: Admin, request: Request
+) -> ReplayPublic:
     """Handle a dead letter again: an event is queued for the relay once more, a trigger message starts
     its run (once: its delivery key is kept). 409 when it was replayed before (admins only)."""
     done = dead_letters.replay(dead_letter_id, actor=principal.actor, ip=client_ip(request))

@@ -13,8 +13,10 @@ from app.api import (
     dead_letters,
     health,
     hooks,
+    node_types,
     openai_compat,
     openai_errors,
+    openapi_doc,
     run_list,
     run_stream,
     runs,
@@ -22,6 +24,8 @@ from app.api import (
     security_headers,
     triggers,
     trusted_hosts,
+    validation,
+    versions,
     workflows,
 )
 
@@ -32,7 +36,7 @@ def create_api() -> FastAPI:
     """The API app; its docs live at /api/docs and its schema at /api/openapi.json."""
     api = FastAPI(
         title="Flowloom API",
-        version="0.1.0",
+        version=openapi_doc.package_version(),
         openapi_url=routes.API_OPENAPI,
         docs_url=routes.API_DOCS,
         redoc_url=None,
@@ -40,6 +44,9 @@ def create_api() -> FastAPI:
     )
     api.include_router(health.router, prefix=routes.API_PREFIX)
     api.include_router(workflows.router, prefix=routes.API_PREFIX)
+    api.include_router(versions.router, prefix=routes.API_PREFIX)
+    api.include_router(validation.router, prefix=routes.API_PREFIX)
+    api.include_router(node_types.router, prefix=routes.API_PREFIX)
     api.include_router(run_list.router, prefix=routes.API_PREFIX)
     api.include_router(runs.router, prefix=routes.API_PREFIX)
     api.include_router(run_stream.router, prefix=routes.API_PREFIX)  # Server-Sent Events
@@ -54,6 +61,7 @@ def create_api() -> FastAPI:
     trusted_hosts.install(api)  # Host allow-list (FLOWLOOM_ALLOWED_HOSTS) before anything reads Host
     openai_errors.install(api)  # /v1 answers errors as OpenAI clients expect them
     security_headers.install(api)  # outermost: every response, errors and refusals too, gets the headers
+    openapi_doc.install(api)  # security schemes, problem+json on every error status, the definition schema
     return api
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.callers import Caller
+from app.api.schemas import Definition
 from app.auth.policy import Role, allows
 from app.auth.principal import Principal
 from engine.approvals import decide as decide_approval
@@ -25,6 +26,8 @@ from engine.workflows import saved_version
 
 router = APIRouter(tags=["runs"])
 
+MAX_VERSION = 2**31 - 1  # versions are INTEGERs: a larger number names no version
+
 
 # The refusal an operator (or operator key) gets for an inline definition: a definition carries
 # per-node powers (egress exceptions, tool.sql writes), which only editors may grant.
@@ -37,8 +40,10 @@ class RunCreate(BaseModel):
     """Start a run of a saved workflow (its latest or a given version) or, for editors, of an inline definition."""
 
     workflow_id: uuid.UUID | None = None
-    version: int | None = Field(None, ge=1, description="a saved version of workflow_id (default: latest)")
-    definition: dict[str, Any] | None = None
+    version: int | None = Field(
+        None, ge=1, le=MAX_VERSION, description="a saved version of workflow_id (default: latest)"
+    )
+    definition: Definition | None = Field(None, description="an inline definition (editors only)")
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -84,6 +89,9 @@ class StepPublic(BaseModel):
     queued_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    metrics: dict[str, Any] | None = Field(
+        None, description="what the step measured, e.g. duration_ms, model tokens (null before it ends)"
+    )
 
 
 class RunPublic(BaseModel):
@@ -107,6 +115,16 @@ class ApprovalPublic(BaseModel):
     request: dict[str, Any] | None = None
     deadline: datetime | None = None
     created_at: datetime
+
+
+class DecisionOutcome(BaseModel):
+    """What a vote did: it decided the approval (and the run resumes), or it counts towards the quorum."""
+
+    status: Literal["decided", "pending"] = Field(description="decided once the quorum agrees")
+    approval_status: str = Field(description="the approval's status now: pending, approved, rejected, ...")
+    votes: int = Field(description="votes cast so far")
+    quorum: int = Field(description="votes needed to decide")
+    outputs: dict[str, Any] | None = Field(description="the approval step's outputs once decided")
 
 
 class Decision(BaseModel):
@@ -207,7 +225,9 @@ def run_workflow(
     principal: Caller,
     response: Response,
     body: Annotated[WorkflowRunCreate | None, Body()] = None,
-    version: int | None = Query(None, ge=1, description="a saved version (default: the latest)"),
+    version: int | None = Query(
+        None, ge=1, le=MAX_VERSION, description="a saved version (default: the latest)"
+    ),
     idempotency_key: IdempotencyKey = None,
 ) -> RunPublic:
     """Run a saved workflow: its latest version, or `version`; the inputs are checked against its schema."""
@@ -239,7 +259,14 @@ def read_run(run_id: uuid.UUID) -> RunPublic:
     )
 
 
-@router.post("/runs/{run_id}/cancel", response_model=RunPublic)
+@router.post(
+    "/runs/{run_id}/cancel",
+    response_model=RunPublic,
+    responses={
+        404: {"description": "No such run"},
+        409: {"description": "The run already ended (run_ended)"},
+    },
+)
 def cancel(run_id: uuid.UUID, principal: Caller) -> RunPublic:
     """Cancel a run that is still going (409 if it already ended)."""
     current = read_run(run_id)
@@ -265,21 +292,19 @@ def list_approvals(
 
 @router.post(
     "/approvals/{approval_id}/decision",
+    response_model=DecisionOutcome,
     responses={
         403: {"description": "You are not among the approvers"},
         409: {"description": "Already decided, already voted or expired"},
     },
 )
-def decide(approval_id: uuid.UUID, body: Decision, principal: Caller) -> dict[str, Any]:
+def decide(approval_id: uuid.UUID, body: Decision, principal: Caller) -> DecisionOutcome:
     """Vote on an approval; once the quorum agrees, the run resumes on the workers with that branch."""
     # An ApprovalError answers with its code's status: 404, 403, 422 or 409 (see app/problems.py).
     outcome = decide_approval(
         str(approval_id), principal.approver, action=body.action, form=body.form, comment=body.comment
     )
-    return {
-        "status": "decided" if outcome.decided else "pending",
-        "approval_status": outcome.status,
-        "votes": outcome.votes,
-        "quorum": outcome.quorum,
-        "outputs": outcome.outputs,
-    }
+    return DecisionOutcome(
+        status="decided" if outcome.decided else "pending", approval_status=outcome.status,
+        votes=outcome.votes, quorum=outcome.quorum, outputs=outcome.outputs,
+    )  # fmt: skip

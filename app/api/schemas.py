@@ -4,26 +4,48 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from engine.workflows import DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH
 
 WorkflowName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)
 ]
+WorkflowDescription = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX_LENGTH)
+]
+# A workflow definition travels as a JSON object that engine.parse.parse_dict checks (sizes, counts,
+# then the model, with messages that say where); the schema documents it as the WorkflowDefinition
+# component (docs/workflow-schema.json), which app.api.openapi_doc adds to the document.
+# (pydantic cannot emit a $ref to a component it does not know: the marker is replaced by it there.)
+DEFINITION_REF = "#/components/schemas/WorkflowDefinition"
+DEFINITION_MARKER = "x-flowloom-definition"
+Definition = Annotated[dict[str, Any], WithJsonSchema({"type": "object", DEFINITION_MARKER: True})]
 
 
 class WorkflowCreate(BaseModel):
-    """A new workflow: a name and an optional description."""
+    """A new workflow: a name, an optional description and, optionally, its first definition (version 1)."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: WorkflowName
-    description: Annotated[
-        str, StringConstraints(strip_whitespace=True, max_length=DESCRIPTION_MAX_LENGTH)
-    ] = ""
+    description: WorkflowDescription = ""
+    definition: Definition | None = Field(
+        None,
+        description="saved as version 1 (its name becomes the workflow's); without it the workflow has no version",
+    )
+    note: str = Field("", max_length=500, description="the note of version 1")
+
+
+class WorkflowUpdate(BaseModel):
+    """A new name and/or description; a field left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: WorkflowName | None = None
+    description: WorkflowDescription | None = None
 
 
 class WorkflowPublic(BaseModel):
@@ -37,6 +59,104 @@ class WorkflowPublic(BaseModel):
     latest_version: int = Field(description="0 while no version has been saved")
     created_at: datetime
     updated_at: datetime
+
+
+class IssuePublic(BaseModel):
+    """One thing validation found, located by node, edge and field (each null when it does not apply)."""
+
+    message: str
+    code: str = Field(description="an ErrorCode, e.g. unknown_node_type, config_invalid, inputs_invalid")
+    node_id: str | None = None
+    edge_id: str | None = None
+    field: str | None = Field(None, description='dotted, e.g. "config.url", "inputs.properties.n.type"')
+    severity: Literal["error", "warning"]
+
+
+class ValidationPublic(BaseModel):
+    """Every issue at once; the plan once there is no error (warnings allowed)."""
+
+    ok: bool = Field(description="no issue is an error")
+    issues: list[IssuePublic]
+    plan: list[list[str]] | None = Field(
+        description="the execution plan's phases of node ids (every node of a phase may run once the "
+        "earlier phases are done; for a state machine an outline); null while there are errors"
+    )
+
+
+class ValidateRequest(BaseModel):
+    """A definition to check (nothing is saved or run)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    definition: Definition
+
+
+class VersionCreate(BaseModel):
+    """A definition to save as the workflow's next version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    definition: Definition
+    note: str = Field("", max_length=500, description="what changed, for the version history")
+
+
+class VersionSummary(BaseModel):
+    """A saved version as the history lists it."""
+
+    version: int
+    note: str
+    nodes: int = Field(description="how many nodes the definition has")
+    created_at: datetime
+
+
+class VersionPage(BaseModel):
+    """Saved versions, newest first."""
+
+    versions: list[VersionSummary]
+    next_before: int | None = Field(
+        description="pass as `before` for the next (older) page; null on the last page"
+    )
+
+
+class VersionPublic(VersionSummary):
+    """A saved version with its definition."""
+
+    workflow_id: uuid.UUID
+    definition: Definition
+
+
+class VersionSaved(VersionPublic):
+    """The version just saved, and what validation says of it (a definition with errors is saved too,
+    as the editor saves drafts; starting a run of it is refused with these issues)."""
+
+    validation: ValidationPublic
+
+
+class PortPublic(BaseModel):
+    """A typed input or output port."""
+
+    type: str = Field(description="any, json, text, number, boolean, messages, embedding or documents")
+    required: bool
+    description: str
+
+
+class NodeTypePublic(BaseModel):
+    """A node type a definition may use, with the JSON Schema of its config."""
+
+    type: str
+    category: str
+    label: str
+    description: str
+    icon: str
+    config_schema: dict[str, Any] = Field(description="JSON Schema of the node's `config`")
+    inputs: dict[str, PortPublic]
+    outputs: dict[str, PortPublic] = Field(description="the declared outputs (see dynamic_outputs)")
+    branching: bool = Field(description="only the output ports present in a result fire")
+    dynamic_outputs: bool = Field(
+        description="output port names also come from the config (branches, actions)"
+    )
+    expression_fields: list[str] = Field(description="config fields holding an expression the node evaluates")
+    unrendered_fields: list[str] = Field(description="config fields passed as written, never templated")
 
 
 class CheckPublic(BaseModel):

@@ -25,6 +25,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import routes
+from app.error_html import error_html, is_page_path
 from engine.settings import get_settings
 from engine.web_hosts import is_loopback_name, split_host
 
@@ -218,12 +219,18 @@ class SecurityHeaders:
         await send(message)
 
     async def _send_error(self, scope: Scope, send: Send, https: bool) -> None:
-        body = b"Internal Server Error"
+        # A page gets the app's error page (app/error_html.py), anything else two plain words.
+        page = is_page_path(scope.get("path", ""))
+        body = (
+            error_html(500, "The server failed to answer. Try again; if it keeps failing, tell your admin.",
+                       scope.get("path", "")).encode()
+            if page else b"Internal Server Error"
+        )  # fmt: skip
         start: Message = {"type": "http.response.start", "status": 500, "headers": []}
         headers = MutableHeaders(scope=start)
-        headers["content-type"] = "text/plain; charset=utf-8"
+        headers["content-type"] = "text/html; charset=utf-8" if page else "text/plain; charset=utf-8"
         headers["content-length"] = str(len(body))
-        headers["content-security-policy"] = STRICT_CSP
+        headers["content-security-policy"] = page_csp(scope, body, https) if page else STRICT_CSP
         self._add_fixed(headers, scope, https)
         await send(start)
         await send({"type": "http.response.body", "body": body})

@@ -1,4 +1,7 @@
-"""/api/workflows: list, create, read and delete workflows."""
+"""/api/workflows: list, create (optionally with version 1), read, rename and delete workflows.
+
+Versions are app/api/versions.py; running one is app/api/runs.py.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ import uuid
 from fastapi import APIRouter, Query, Response, status
 
 from app import db
-from app.api.schemas import WorkflowCreate, WorkflowPublic
+from app.api.schemas import WorkflowCreate, WorkflowPublic, WorkflowUpdate
 from engine import workflows
 from engine.errors import ErrorCode, FlowloomError
+from engine.parse import parse_dict
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 
@@ -33,13 +37,22 @@ def list_workflows(
         return [WorkflowPublic.model_validate(w) for w in workflows.list_workflows(session, search, limit)]
 
 
-@router.post("", response_model=WorkflowPublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=WorkflowPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses={422: {"description": "A bad name, or a definition that does not parse (definition_invalid)"}},
+)
 def create_workflow(body: WorkflowCreate) -> WorkflowPublic:
-    """Create an empty workflow (no version yet)."""
+    """Create a workflow: empty (no version yet), or with `definition` saved as version 1."""
+    data = None
+    if body.definition is not None:  # parsed first: a 422 says where, and nothing is created
+        data = parse_dict({**body.definition, "name": body.name}).to_dict()
     with db.db_session() as session:
-        created = WorkflowPublic.model_validate(
-            workflows.create_workflow(session, body.name, body.description)
-        )
+        workflow = workflows.create_workflow(session, body.name, body.description)
+        if data is not None:  # save_version numbers it, mirrors its triggers and stamps "version"
+            workflows.save_version(session, workflow.id, data, body.note or "created")
+        created = WorkflowPublic.model_validate(workflow)
     return created
 
 
@@ -48,6 +61,18 @@ def get_workflow(workflow_id: uuid.UUID) -> WorkflowPublic:
     """One workflow."""
     with db.db_session() as session:
         workflow = workflows.get_workflow(session, workflow_id)
+        if workflow is None:
+            raise _not_found(workflow_id)
+        return WorkflowPublic.model_validate(workflow)
+
+
+@router.patch("/{workflow_id}", response_model=WorkflowPublic, responses=_NOT_FOUND)
+def update_workflow(workflow_id: uuid.UUID, body: WorkflowUpdate) -> WorkflowPublic:
+    """Rename a workflow or change its description (its versions stay as they are)."""
+    with db.db_session() as session:
+        workflow = workflows.update_workflow(
+            session, workflow_id, name=body.name, description=body.description
+        )
         if workflow is None:
             raise _not_found(workflow_id)
         return WorkflowPublic.model_validate(workflow)

@@ -4,7 +4,10 @@
 its `requires` decorator or app.auth.policy.HANDLER_POLICY allows the caller, who is read from the
 session cookie of the socket's handshake. Unknown handlers are refused (deny by default). When the
 caller changes (sign-in, sign-out in the same tab), the tab's state is reset, so nothing loaded for
-one user is shown to the next. `AuthState.check_page` runs first in every page's on_load.
+one user is shown to the next. `AuthState.check_page` is every page's on_load: it sends anonymous
+callers to sign in, marks a page the caller may not open (403) or that does not exist (404) so the
+layout shows that instead (app/error_views.py), and only then starts the page's own load events
+(`register_page_loads`), so a refused page runs none of them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from reflex.middleware import Middleware
 from reflex.state import BaseState, StateUpdate
 from reflex_base.registry import RegistrationContext
 
-from app import routes
 from app.auth.middleware import login_url
 from app.auth.policy import PUBLIC, Access, Role, allows, handler_access, page_access
 from app.auth.principal import Principal, from_cookie_header
@@ -31,6 +33,20 @@ log = logging.getLogger(__name__)
 
 ACCESS_ATTR = "__flowloom_access__"
 _APP_PACKAGES = ("app.", "components.")
+# Reflex route -> the page's own on_load events, started by check_page once access is granted.
+_PAGE_LOADS: dict[str, list[Any]] = {}
+
+
+NOT_FOUND_DETAIL = "There is no page at this address. It may have moved, or the link is wrong."
+
+
+def register_page_loads(route: str, events: list[Any]) -> None:
+    """Remember the on_load events of the page at `route` (app.layout.add_pages calls it)."""
+    _PAGE_LOADS[route] = list(events)
+
+
+def _route_key(route: str) -> str:
+    return "/" + route.strip("/") if route not in ("", "/", "index") else "/"
 
 
 def caller_of(state: BaseState) -> Principal | None:
@@ -115,6 +131,10 @@ class AuthState(rx.State):
     user_email: str = ""
     user_name: str = ""
     user_role: str = ""
+    # The page (route) this tab may not show, why (403 / 404) and the sentence that says so.
+    error_route: str = ""
+    error_status: int = 0
+    error_detail: str = ""
     _owner: str = ""
 
     @rx.var
@@ -140,19 +160,26 @@ class AuthState(rx.State):
 
     @rx.event
     def check_page(self) -> Any:
-        """First on_load of every page: anonymous callers go to /login, others need the page's role."""
+        """The on_load of every page: anonymous callers go to /login; a caller without the page's role
+        sees a 403 in the layout, an unknown page a 404; otherwise the page's own loads start."""
         principal = caller_of(self)
         self._show(principal)
         route = self.router.route_id or self.router.url.path
         needed = page_access(route)
-        if needed == PUBLIC:
-            return None
-        if principal is None:
+        self.error_route, self.error_status, self.error_detail = "", 0, ""
+        if needed != PUBLIC and principal is None:
             return rx.redirect(login_url(self.router.url.path))
-        if needed is None or not allows(principal.role, needed):
-            target = routes.WORKFLOWS if route != routes.WORKFLOWS else routes.LOGIN
-            return [rx.redirect(target), _refusal(principal, needed, route)]
-        return None
+        if needed is None:
+            self._page_error(route, 404, NOT_FOUND_DETAIL)
+            return None
+        if principal is not None and not allows(principal.role, needed):
+            self._page_error(route, 403, f"This page needs the {needed} role; you are signed in as "
+                                         f"{principal.email} ({principal.role}). Ask an admin for access.")  # fmt: skip
+            return None
+        return _PAGE_LOADS.get(_route_key(route), [])
+
+    def _page_error(self, route: str, status: int, detail: str) -> None:
+        self.error_route, self.error_status, self.error_detail = _route_key(route), status, detail
 
 
 class EventGuard(Middleware):

@@ -3,17 +3,14 @@
 Two ways to set it, neither of which leaves an account without a password:
 - the first-run form on /login, shown only while no user exists, which asks for the one-time
   setup code Flowloom writes to `<data dir>/setup_code` (mode 0600, never logged);
-- `python -m app.auth.local set-password EMAIL` on the server (also resets a forgotten password).
+- `flowloom set-password EMAIL` on the server (app/cli.py; also resets a forgotten password).
 """
 
 from __future__ import annotations
 
-import argparse
-import getpass
 import hmac
 import os
 import secrets
-import sys
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -23,9 +20,8 @@ from sqlmodel import Session, select
 
 from app.auth.policy import Role
 from app.auth.users import count_users
-from app.db import db_session
 from engine import audit
-from engine.errors import ErrorCode, FlowloomError, user_message
+from engine.errors import ErrorCode, FlowloomError
 from engine.settings import get_settings
 from models.auth import User
 from models.tables import utcnow
@@ -164,32 +160,3 @@ def complete_setup(session: Session, *, code: str, email: str, password: str, ip
     )
     path.unlink(missing_ok=True)
     return user
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m app.auth.local set-password EMAIL [--password-stdin]`."""
-    parser = argparse.ArgumentParser(prog="python -m app.auth.local", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    cmd = sub.add_parser("set-password", help="create the local admin or set a new password")
-    cmd.add_argument("email")
-    cmd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    args = parser.parse_args(argv)
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("New password: ")
-        if getpass.getpass("Repeat it: ") != password:
-            sys.stderr.write("flowloom: the passwords differ\n")
-            return 2
-    try:
-        with db_session() as session:
-            user = set_password(session, args.email, password, actor="cli")
-    except FlowloomError as exc:
-        sys.stderr.write(f"flowloom: {user_message(exc)}\n")
-        return 2
-    sys.stdout.write(f"{user.email} can now sign in with that password (role {user.role})\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,6 +4,12 @@ It resolves the caller (session cookie or `Authorization: Bearer <API key>`), lo
 in app.auth.policy and refuses what the table does not allow, including what it does not list.
 Reflex's own endpoints (event socket, /ping, /_health) and the built frontend's static files pass;
 event handlers behind the socket are checked one by one by app.auth.guard.
+
+A signed-in caller refused a page (403), or asking for one that does not exist (404), still gets the
+app: the frontend is served with that status, and the page's first load event
+(`AuthState.check_page`) shows the refusal in the app's layout (app/error_views.py). When the gate
+itself cannot decide (the database is down), a page request gets the static error page of
+app/error_html.py and an API request problem+json.
 """
 
 from __future__ import annotations
@@ -15,9 +21,9 @@ from urllib.parse import quote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Router
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import routes
 from app.auth import principal as principals
@@ -35,6 +41,7 @@ from app.auth.policy import (
     page_route,
 )
 from app.auth.throttle import Throttled
+from app.error_html import error_page_response, is_page_path
 from app.problems import error_response, problem_response
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.errors import ErrorCode
@@ -86,6 +93,25 @@ def _route_template(router_routes: list[BaseRoute], path: str, method: str) -> t
     return None, partial
 
 
+@dataclass(frozen=True)
+class ServeWithStatus:
+    """Let the frontend answer a page request, but with this HTTP status (its page shows why)."""
+
+    status: int
+
+
+def _with_status(send: Send, status: int) -> Send:
+    """`send` with the response's status replaced by `status`, except a redirect (the frontend's
+    /page -> /page/ stays one: the page it leads to gets the status)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and not 300 <= message["status"] < 400:
+            message = {**message, "status": status}
+        await send(message)
+
+    return sending
+
+
 def same_origin(headers: Headers) -> bool:
     """False when a browser says the request comes from another site (CSRF); True without Origin."""
     origin = headers.get("origin")
@@ -118,14 +144,20 @@ class AuthMiddleware:
             response = await self._decide(scope, path)
         except DB_ERRORS as exc:
             log.warning("%s %s: cannot check the caller: %s", scope.get("method"), path, type(exc).__name__)
-            response = problem_response(ErrorCode.DATABASE_UNAVAILABLE, describe_db_error(exc))
+            if is_page_path(path):
+                response = error_page_response(503, describe_db_error(exc), path)
+            else:
+                response = problem_response(ErrorCode.DATABASE_UNAVAILABLE, describe_db_error(exc))
+        if isinstance(response, ServeWithStatus):
+            await self.app(scope, receive, _with_status(send, response.status))
+            return
         if response is not None:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    async def _decide(self, scope: Scope, path: str) -> Response | None:
-        """None to let the request through, else the refusal."""
+    async def _decide(self, scope: Scope, path: str) -> Response | ServeWithStatus | None:
+        """None to let the request through, else the refusal (or the status to serve the page with)."""
         if path.startswith(API_PREFIXES) or path in ("/api", "/auth", "/v1"):
             return await self._api(scope, path)
         if is_reflex_internal(path):
@@ -201,7 +233,7 @@ class AuthMiddleware:
                 )
         return None
 
-    async def _page(self, scope: Scope, path: str, headers: Headers) -> Response | None:
+    async def _page(self, scope: Scope, path: str, headers: Headers) -> Response | ServeWithStatus | None:
         route = page_route(path)
         needed = page_access(route) if route else None
         if needed == PUBLIC:
@@ -210,15 +242,13 @@ class AuthMiddleware:
         if caller is None:
             query = scope.get("query_string", b"").decode("latin-1")
             return RedirectResponse(login_url(path + (f"?{query}" if query else "")), status_code=303)
-        if needed is None:
-            return PlainTextResponse("Not found", status_code=404)
         if scope.get("method", "GET").upper() not in ("GET", "HEAD"):
-            return PlainTextResponse("Method not allowed", status_code=405)
-        if not allows(caller.role, needed):
-            return PlainTextResponse(
-                f"This page needs the {needed} role; you are signed in as {caller.email} ({caller.role}).",
-                status_code=403,
-            )
+            return problem_response(ErrorCode.METHOD_NOT_ALLOWED, "pages answer GET and HEAD only")
+        if needed is None:  # the app's "not found" page, in its layout
+            return ServeWithStatus(404)
+        if not allows(caller.role, needed):  # the page says which role it needs (app/error_views.py)
+            log.info("refused page %s for %s (%s; needs %s)", path, caller.actor, caller.role, needed)
+            return ServeWithStatus(403)
         return None
 
 

@@ -36,6 +36,8 @@ def lower_role(a: str, b: str) -> str:
 # REST API: (method, path template as FastAPI declares it) -> access.
 API_POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/api/health"): PUBLIC,
+    ("GET", "/api/health/live"): PUBLIC,  # liveness: checks nothing
+    ("GET", "/api/health/ready"): PUBLIC,  # readiness: database + Redis, cached (app/api/health_cache.py)
     ("GET", "/api/docs"): PUBLIC,
     ("GET", "/api/openapi.json"): PUBLIC,
     # workflows
@@ -43,6 +45,14 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("POST", "/api/workflows"): Role.EDITOR,
     ("GET", "/api/workflows/{workflow_id}"): Role.VIEWER,
     ("DELETE", "/api/workflows/{workflow_id}"): Role.EDITOR,
+    ("PATCH", "/api/workflows/{workflow_id}"): Role.EDITOR,
+    # building through the API (app/api/versions.py, validation.py, node_types.py)
+    ("POST", "/api/workflows/{workflow_id}/versions"): Role.EDITOR,
+    ("GET", "/api/workflows/{workflow_id}/versions"): Role.VIEWER,
+    ("GET", "/api/workflows/{workflow_id}/versions/{version}"): Role.VIEWER,
+    ("POST", "/api/validate"): Role.VIEWER,  # checks a definition; saves and runs nothing
+    ("GET", "/api/node-types"): Role.VIEWER,
+    ("GET", "/api/node-types/{node_type}"): Role.VIEWER,
     # runs and approvals (the approver list of each approval is checked by engine.approvals)
     # Operators run saved versions (workflow_id [+ version]); an inline `definition` needs editor,
     # checked in app/api/runs.py (it can carry per-node powers: egress exceptions, tool.sql writes).
@@ -103,6 +113,7 @@ PAGE_POLICY: dict[str, Access] = {
     "/workflows": Role.VIEWER,
     "/workflows/[workflow_id]": Role.VIEWER,  # the editor; its handlers carry `requires`
     "/runs": Role.VIEWER,
+    "/runs/[run_id]": Role.VIEWER,  # one run; Cancel carries `requires` (operator)
     "/templates": Role.VIEWER,
     "/dashboard": Role.VIEWER,
     "/inbox": Role.OPERATOR,
@@ -114,6 +125,8 @@ PAGE_POLICY: dict[str, Access] = {
     # A form trigger's page: public at the HTTP layer; its handlers decide (public form + token,
     # else a signed-in operator) and show nothing but "not found" otherwise (app/pages/forms_state.py).
     "/forms/[trigger_id]": PUBLIC,
+    # The app's "page not found" page (app/error_views.py): what the browser shows at any unknown address.
+    "/404": Role.VIEWER,
 }
 
 # Reflex event handlers by `Class.method` qualname -> access. Handlers of Flowloom's own auth

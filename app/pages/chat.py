@@ -37,7 +37,7 @@ def _line(line: ChatLine) -> rx.Component:
 def _session(row: SessionRow) -> rx.Component:
     return rx.box(
         rx.text(row.title, size="2", weight=rx.cond(row.active, "medium", "regular"), trim="both"),
-        rx.text(row.when, size="1", color=rx.color("gray", 9)),
+        rx.text(row.when, size="1", color=rx.color("gray", 11)),
         padding="0.4rem 0.6rem",
         border_radius="var(--radius-3)",
         background=rx.cond(row.active, rx.color("accent", 3), "transparent"),
@@ -54,7 +54,7 @@ def _conversation() -> rx.Component:
         rx.vstack(
             rx.cond(
                 (S.lines.length() == 0) & ~S.busy,
-                rx.text("Ask something to start the conversation.", size="2", color=rx.color("gray", 10)),
+                rx.text("Ask something to start the conversation.", size="2", color=rx.color("gray", 11)),
             ),
             rx.foreach(S.lines, _line),
             rx.cond(
@@ -116,7 +116,7 @@ def chat_page() -> rx.Component:
             error_callout(S.error),
             rx.hstack(
                 rx.vstack(
-                    rx.text("My conversations", size="1", weight="medium", color=rx.color("gray", 10)),
+                    rx.text("My conversations", size="1", weight="medium", color=rx.color("gray", 11)),
                     rx.foreach(S.sessions, _session),
                     width="14rem",
                     min_width="14rem",

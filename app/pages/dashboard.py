@@ -15,7 +15,7 @@ def _stat(label: str, value: rx.Var[int], icon: str, href: str, element_id: str)
         rx.card(
             rx.hstack(
                 rx.vstack(
-                    rx.text(label, size="2", color=rx.color("gray", 10)),
+                    rx.text(label, size="2", color=rx.color("gray", 11)),
                     rx.heading(value, size="7", weight="bold", id=element_id),
                     spacing="1",
                 ),
@@ -53,7 +53,7 @@ def _runs_by_status() -> rx.Component:
         rx.cond(
             S.runs_by_status.length() > 0,
             rx.vstack(rx.foreach(S.runs_by_status, _status_line), spacing="2", width="100%"),
-            rx.text("No runs yet.", size="2", color=rx.color("gray", 10)),
+            rx.text("No runs yet.", size="2", color=rx.color("gray", 11)),
         ),
         size="3",
         width="100%",

@@ -8,6 +8,7 @@ from app import routes
 from app.layout import empty_state, error_callout, page, page_header
 from app.pages.dead_letters_state import SOURCE_FILTERS, STATE_FILTERS, DeadLetterView
 from app.pages.dead_letters_state import DeadLettersState as S
+from components.labels import field_label, label_id
 
 
 def _row(row: DeadLetterView) -> rx.Component:
@@ -16,7 +17,7 @@ def _row(row: DeadLetterView) -> rx.Component:
         rx.table.cell(
             rx.vstack(
                 rx.text(row.error, size="2", color=rx.color("red", 11), data_testid="dead-letter-error"),
-                rx.text(row.origin, size="1", color=rx.color("gray", 10)),
+                rx.text(row.origin, size="1", color=rx.color("gray", 11)),
                 rx.code(
                     row.preview,
                     size="1",
@@ -79,12 +80,26 @@ def _table() -> rx.Component:
 
 def _filters() -> rx.Component:
     return rx.hstack(
-        rx.text("Source", size="2", color=rx.color("gray", 10)),
-        rx.select(SOURCE_FILTERS, value=S.source, on_change=S.set_source, size="2", id="dead-letter-source"),
-        rx.text("Replay", size="2", color=rx.color("gray", 10), margin_left="0.75rem"),
-        rx.select(STATE_FILTERS, value=S.status, on_change=S.set_status, size="2", id="dead-letter-status"),
+        field_label("Source", "dead-letter-source"),
+        rx.select(
+            SOURCE_FILTERS,
+            value=S.source,
+            on_change=S.set_source,
+            size="2",
+            id="dead-letter-source",
+            custom_attrs={"aria-labelledby": label_id("dead-letter-source")},
+        ),
+        field_label("Replay", "dead-letter-status", margin_left="0.75rem"),
+        rx.select(
+            STATE_FILTERS,
+            value=S.status,
+            on_change=S.set_status,
+            size="2",
+            id="dead-letter-status",
+            custom_attrs={"aria-labelledby": label_id("dead-letter-status")},
+        ),
         rx.spacer(),
-        rx.text(S.range_label, size="2", color=rx.color("gray", 10)),
+        rx.text(S.range_label, size="2", color=rx.color("gray", 11)),
         rx.button(
             rx.icon("chevron-left", size=16),
             variant="soft",

@@ -47,9 +47,9 @@ def _field(f: FieldRow) -> rx.Component:
             rx.cond(f.required, rx.text("*", color=rx.color("red", 10), size="2")),
             spacing="1",
         ),
-        rx.cond(f.description != "", rx.text(f.description, size="1", color=rx.color("gray", 10))),
+        rx.cond(f.description != "", rx.text(f.description, size="1", color=rx.color("gray", 11))),
         _control(f),
-        rx.cond(f.hint != "", rx.text(f.hint, size="1", color=rx.color("gray", 9))),
+        rx.cond(f.hint != "", rx.text(f.hint, size="1", color=rx.color("gray", 11))),
         rx.cond(
             f.error != "",
             rx.text(f.error, size="1", color=rx.color("red", 11), data_testid="field-error"),
@@ -98,7 +98,7 @@ def _done() -> rx.Component:
 
 def _not_found() -> rx.Component:
     return rx.vstack(
-        rx.heading("404", size="8", color=rx.color("gray", 9)),
+        rx.heading("404", size="8", color=rx.color("gray", 11)),
         rx.text("This page could not be found.", size="3"),
         align="center",
         spacing="2",

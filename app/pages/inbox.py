@@ -8,6 +8,7 @@ from app import routes
 from app.layout import empty_state, error_callout, page, page_header
 from app.pages.inbox_state import ActionRow, ApprovalRow, FieldRow
 from app.pages.inbox_state import InboxState as S
+from components.labels import field_label, label_id, row_button
 
 
 def _row(row: ApprovalRow) -> rx.Component:
@@ -15,7 +16,8 @@ def _row(row: ApprovalRow) -> rx.Component:
         rx.table.cell(
             rx.hstack(
                 rx.icon("user-check", size=16, color=rx.color("amber", 11)),
-                rx.text(row.title, weight="medium", size="2"),
+                # The row opens on a click anywhere; this button is the keyboard's way to it.
+                row_button(row.title, on_click=S.open(row.id).stop_propagation, data_testid="approval-open"),
                 rx.cond(row.votes != "", rx.badge(row.votes, variant="outline", size="1")),
                 rx.cond(row.voted, rx.badge("you voted", color_scheme="gray", size="1")),
                 align="center",
@@ -67,26 +69,44 @@ def _table(header: list[str], body: rx.Component, element_id: str) -> rx.Compone
 
 def _field(f: FieldRow) -> rx.Component:
     value = S.form_values[f.name]
+    control_id = "approval-field-" + f.name
+    labelled = {"aria_labelledby": label_id(control_id)}
     control = rx.match(
         f.kind,
-        ("boolean", rx.switch(checked=value == "true", on_change=lambda v: S.set_field(f.name, v))),
+        (
+            "boolean",
+            rx.switch(
+                checked=value == "true", on_change=lambda v: S.set_field(f.name, v), id=control_id, **labelled
+            ),
+        ),
         (
             "select",
-            rx.select(f.options, value=value, on_change=lambda v: S.set_field(f.name, v), width="100%"),
+            rx.select(
+                f.options,
+                value=value,
+                on_change=lambda v: S.set_field(f.name, v),
+                width="100%",
+                id=control_id,
+                custom_attrs={"aria-labelledby": label_id(control_id)},
+            ),
         ),
         (
             "json",
-            rx.text_area(value=value, on_change=lambda v: S.set_field(f.name, v), rows="6", width="100%"),
+            rx.text_area(
+                value=value, on_change=lambda v: S.set_field(f.name, v), rows="6", width="100%", id=control_id
+            ),
         ),
         rx.input(
             value=value,
             type=rx.cond(f.kind == "number", "number", "text"),
             on_change=lambda v: S.set_field(f.name, v),
             width="100%",
+            id=control_id,
+            required=f.required,
         ),
     )
     return rx.vstack(
-        rx.text(f.label, rx.cond(f.required, " *", ""), size="2", weight="medium"),
+        field_label(f.label, control_id, rx.cond(f.required, " *", "")),
         rx.box(control, width="100%", id="field-" + f.name),
         spacing="1",
         width="100%",
@@ -104,7 +124,7 @@ def _detail() -> rx.Component:
             rx.hstack(
                 rx.heading(d.title, size="4"),
                 rx.spacer(),
-                rx.icon_button("x", variant="ghost", on_click=S.close),
+                rx.icon_button("x", variant="ghost", on_click=S.close, aria_label="Close the request"),
             ),
             rx.text(d.workflow, " · run ", rx.code(d.run_id, size="1"), size="2", color=rx.color("gray", 11)),
             rx.text(
@@ -128,8 +148,9 @@ def _detail() -> rx.Component:
                 id="approval-data",
             ),
             rx.foreach(S.fields, _field),
+            field_label("Comment (optional)", "decision-comment"),
             rx.text_area(
-                placeholder="Comment (optional)",
+                placeholder="Why you decide this way, for the run's record",
                 value=S.comment,
                 on_change=S.set_comment,
                 width="100%",
@@ -152,7 +173,13 @@ def inbox_page() -> rx.Component:
             "Inbox",
             "Decisions that paused a run and wait for you.",
             rx.input(
-                placeholder="Filter", value=S.search, on_change=S.set_search.debounce(300), id="inbox-filter"
+                rx.input.slot(rx.icon("search", size=16)),
+                placeholder="Filter",
+                value=S.search,
+                on_change=S.set_search.debounce(300),
+                id="inbox-filter",
+                aria_label="Filter requests by title or workflow",
+                data_search_shortcut=True,
             ),
         ),
         error_callout(S.error),
@@ -174,11 +201,23 @@ def inbox_page() -> rx.Component:
             ),
             rx.center(rx.spinner(size="3"), padding_y="4rem", width="100%"),
         ),
-        rx.heading("Decided", size="4", margin_top="2rem", margin_bottom="0.75rem"),
-        _table(
-            ["Request", "Workflow", "Outcome", "Decided by"],
-            rx.foreach(S.history, _history_row),
-            "inbox-history",
+        rx.heading("Decided", size="4", as_="h2", margin_top="2rem", margin_bottom="0.75rem"),
+        rx.cond(
+            S.history.length() > 0,
+            _table(
+                ["Request", "Workflow", "Outcome", "Decided by"],
+                rx.foreach(S.history, _history_row),
+                "inbox-history",
+            ),
+            rx.cond(
+                S.loaded & (S.error == ""),
+                empty_state(
+                    "inbox-history-empty",
+                    "history",
+                    "Nothing decided yet",
+                    "Requests you or others decided, approved, rejected or expired, are listed here with who decided.",
+                ),
+            ),
         ),
         width="100%",
     )

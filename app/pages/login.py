@@ -8,12 +8,13 @@ from app import routes
 from app.layout import page
 from app.pages.login_state import LoginState as S
 from app.pages.login_state import ProviderButton
+from components.labels import field_label
 from components.native_form import native_form
 
 
 def _field(label: str, name: str, kind: str = "text", autocomplete: str = "") -> rx.Component:
     return rx.vstack(
-        rx.text(label, size="2", weight="medium"),
+        field_label(label, f"{name}-input"),
         rx.input(
             name=name, type=kind, required=True, auto_complete=autocomplete, width="100%", id=f"{name}-input"
         ),
@@ -82,7 +83,7 @@ def login_page() -> rx.Component:
             rx.vstack(
                 rx.hstack(
                     rx.image(src="/logo.svg", width="32px", height="32px", alt=""),
-                    rx.heading("Sign in to Flowloom", size="6"),
+                    rx.heading("Sign in to Flowloom", size="6", as_="h1"),
                     align="center",
                     spacing="3",
                 ),
@@ -125,5 +126,6 @@ def login_page() -> rx.Component:
         ),
         min_height="100vh",
         background=rx.color("gray", 2),
+        role="main",
         id="login-page",
     )

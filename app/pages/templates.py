@@ -25,10 +25,10 @@ def _need(icon: str, items: rx.Var, color: str, kind: str) -> rx.Component:
 
 def _needs(card: TemplateCard) -> rx.Component:
     return rx.vstack(
-        rx.text("Needs", size="1", weight="medium", color=rx.color("gray", 10)),
+        rx.text("Needs", size="1", weight="medium", color=rx.color("gray", 11)),
         rx.cond(
             card.needs_nothing,
-            rx.text("Nothing: runs as it is", size="1", color=rx.color("gray", 10)),
+            rx.text("Nothing: runs as it is", size="1", color=rx.color("gray", 11)),
             rx.flex(
                 _need("zap", card.triggers, "orange", "trigger"),
                 _need("key-round", card.secrets, "red", "secret"),
@@ -71,7 +71,7 @@ def _card(card: TemplateCard) -> rx.Component:
                     rx.heading(card.title, size="3", weight="medium", data_testid="template-title"),
                     rx.hstack(
                         rx.badge(card.category_label, variant="surface", color_scheme="gray"),
-                        rx.text(card.nodes, " nodes · ", card.mode, size="1", color=rx.color("gray", 10)),
+                        rx.text(card.nodes, " nodes · ", card.mode, size="1", color=rx.color("gray", 11)),
                         spacing="2",
                         align="center",
                     ),
@@ -108,7 +108,7 @@ def _chip(chip: CategoryChip) -> rx.Component:
     active = S.category == chip.value
     return rx.button(
         chip.label,
-        rx.text(chip.count, size="1", opacity="0.75"),
+        rx.text(chip.count, size="1", opacity="0.9"),
         size="1", radius="full", variant=rx.cond(active, "solid", "soft"),
         color_scheme=rx.cond(active, "violet", "gray"), on_click=S.set_category(chip.value),
         data_testid="category-chip", data_category=chip.value,
@@ -125,6 +125,8 @@ def _toolbar() -> rx.Component:
             on_change=S.set_search,
             debounce_timeout=250,
             id="template-search",
+            aria_label="Search templates",
+            data_search_shortcut=True,
             width="22rem",
         ),  # fmt: skip
         rx.flex(rx.foreach(S.chips, _chip), wrap="wrap", spacing="2", id="category-chips"),
@@ -148,7 +150,7 @@ def _import_dialog() -> rx.Component:
                 rx.vstack(
                     rx.icon("upload", size=20),
                     rx.text("Drop a .json or .yaml file here, or click to choose one", size="2"),
-                    rx.text("Up to 1 MB", size="1", color=rx.color("gray", 10)),
+                    rx.text("Up to 1 MB", size="1", color=rx.color("gray", 11)),
                     align="center",
                     spacing="1",
                     padding="1.25rem",

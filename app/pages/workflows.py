@@ -9,6 +9,7 @@ from app.layout import empty_state, error_callout, page, page_header
 from app.pages.workflows_dialogs import create_dialog, delete_dialog, rename_dialog
 from app.pages.workflows_state import WorkflowRow
 from app.pages.workflows_state import WorkflowsState as S
+from components.labels import screen_reader_text
 
 
 def _new_button(element_id: str = "new-workflow-button") -> rx.Component:
@@ -24,7 +25,7 @@ def _row_menu(row: WorkflowRow) -> rx.Component:
                 rx.icon("ellipsis", size=16),
                 variant="ghost",
                 color_scheme="gray",
-                aria_label="Actions",
+                aria_label="Actions for " + row.name,
                 data_testid="workflow-actions",
             ),
         ),
@@ -63,7 +64,7 @@ def _row(row: WorkflowRow) -> rx.Component:
                     rx.text(
                         rx.cond(row.description != "", row.description, "No description"),
                         size="1",
-                        color=rx.color("gray", 10),
+                        color=rx.color("gray", 11),
                         trim="end",
                         max_width="32rem",
                     ),
@@ -83,9 +84,12 @@ def _row(row: WorkflowRow) -> rx.Component:
         ),
         rx.table.cell(
             rx.hstack(
-                rx.link(
-                    rx.button("Open", size="1", variant="soft"),
-                    href=routes.workflow_editor(row.id),
+                # A link that looks like a button (a button inside a link is two controls in one).
+                rx.button(
+                    rx.link("Open", href=routes.workflow_editor(row.id), underline="none"),
+                    as_child=True,
+                    size="1",
+                    variant="soft",
                     data_testid="workflow-open-button",
                 ),
                 _row_menu(row),
@@ -108,7 +112,7 @@ def _table() -> rx.Component:
                     rx.table.column_header_cell("Name"),
                     rx.table.column_header_cell("Latest version", width="9rem"),
                     rx.table.column_header_cell("Updated", width="9rem"),
-                    rx.table.column_header_cell("", width="7rem"),
+                    rx.table.column_header_cell(screen_reader_text("Actions"), width="7rem"),
                 ),
             ),
             rx.table.body(rx.foreach(S.rows, _row)),
@@ -129,6 +133,8 @@ def _search() -> rx.Component:
         on_change=S.set_search,
         debounce_timeout=300,
         id="workflow-search",
+        aria_label="Search workflows by name",
+        data_search_shortcut=True,
         width="20rem",
         margin_bottom="1rem",
     )

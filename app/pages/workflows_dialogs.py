@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from app.pages.workflows_state import WorkflowsState as S
+from components.labels import field_label
 
 
 def create_dialog() -> rx.Component:
@@ -17,7 +18,7 @@ def create_dialog() -> rx.Component:
             ),
             rx.form(
                 rx.vstack(
-                    rx.text("Name", size="2", weight="medium"),
+                    field_label("Name", "new-workflow-name"),
                     rx.input(
                         name="name",
                         placeholder="e.g. Triage support tickets",
@@ -26,7 +27,7 @@ def create_dialog() -> rx.Component:
                         id="new-workflow-name",
                         width="100%",
                     ),
-                    rx.text("Description", size="2", weight="medium", margin_top="0.5rem"),
+                    field_label("Description", "new-workflow-description", margin_top="0.5rem"),
                     rx.text_area(
                         name="description",
                         placeholder="What does it do? (optional)",
@@ -60,13 +61,18 @@ def rename_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
             rx.dialog.title("Rename workflow"),
+            rx.dialog.description(
+                "A new name for the workflow; its versions and runs keep theirs.", size="2"
+            ),
+            field_label("New name", "rename-workflow-name", margin_top="1rem", display="block"),
             rx.input(
                 value=S.rename_name,
                 on_change=S.set_rename_name,
                 max_length=200,
                 id="rename-workflow-name",
                 width="100%",
-                margin_y="1rem",
+                margin_top="0.25rem",
+                margin_bottom="1rem",
             ),
             rx.hstack(
                 rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")),

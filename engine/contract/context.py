@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +22,9 @@ from models.db import get_engine
 
 log = logging.getLogger("flowloom.step")
 
+PROGRESS_INTERVAL_S = 0.5  # between a step's first and last progress report, at most one event this often
+PROGRESS_NOTE_CHARS = 200
+
 
 @dataclass
 class StepContext:
@@ -30,8 +35,8 @@ class StepContext:
     retries and redeliveries of the same step so receivers can drop duplicates, and `secret`
     is the only way to a credential: it checks the secret's bindings and remembers the value
     so the engine redacts it from everything the step stores. `emit` writes an event to the
-    outbox, `environment` holds the settings a node may read, `database()` reaches the node
-    family's own tables.
+    outbox, `progress` reports how far a long step got, `environment` holds the settings a node
+    may read, `database()` reaches the node family's own tables.
     """
 
     run_id: str
@@ -51,6 +56,7 @@ class StepContext:
     _secret_http: EgressClient | None = field(default=None, repr=False)
     _secret_values: list[str] = field(default_factory=list, repr=False)
     _secrets_refused: str = field(default="", repr=False)
+    _progress_at: float | None = field(default=None, repr=False)  # monotonic time of the last report
 
     @property
     def idempotency_key(self) -> str:
@@ -168,8 +174,32 @@ class StepContext:
         except Exception:
             log.warning("could not write %s for step %s", event_type, self.step_id, exc_info=True)
 
+    def progress(self, done: float, total: float | None = None, note: str = "") -> bool:
+        """Report how far this step got ("40 of 120 documents"): a `workflow.step.progress` event
+        with `done`, `total` (None when unknown) and a short `note`, which the run page shows.
+
+        Cheap to call in a loop: the first report and the last (done >= total) are always written,
+        the others at most one per PROGRESS_INTERVAL_S. True when an event was written.
+        """
+        where = f'node "{self.node_id}" ({self.node_type}): progress'
+        if not _finite(done) or done < 0:
+            raise ValueError(f"{where}: done must be a number >= 0, not {done!r}")
+        if total is not None and (not _finite(total) or total <= 0):
+            raise ValueError(f"{where}: total must be a number > 0 or None, not {total!r}")
+        now = time.monotonic()
+        last = total is not None and done >= total
+        if self._progress_at is not None and not last and now - self._progress_at < PROGRESS_INTERVAL_S:
+            return False
+        self._progress_at = now
+        self.emit(events.STEP_PROGRESS, done=done, total=total, note=str(note)[:PROGRESS_NOTE_CHARS])
+        return True
+
     async def aclose(self) -> None:
         for client in (self._http, self._secret_http):
             if client is not None:
                 await client.aclose()
         self._http = self._secret_http = None
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -115,7 +115,18 @@ def raise_for_status(resp: httpx.Response, expect: list[int], what: str) -> None
 class HttpClient(Protocol):
     """What a node needs from HTTP; `StepContext.http` (the egress-checked client) fits."""
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response: ...
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: httpx.Headers | dict[str, str] | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        on_chunk: Callable[[bytes], Awaitable[None]] | None = None,
+    ) -> httpx.Response: ...
 
 
 async def send(client: HttpClient, method: str, url: str, *, timeout: float, **kwargs: Any) -> httpx.Response:

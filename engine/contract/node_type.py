@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ class ResumeFunction(Protocol):
     """The step's outputs for people's decision on a suspended step; StepError when it does not fit."""
 
     def __call__(
-        self, config: Any, decision: Mapping[str, Any], *, expired: bool = False
+        self, config: Any, decision: Mapping[str, Any], /, *, expired: bool = False
     ) -> dict[str, Any]: ...
 
 
@@ -73,7 +74,7 @@ class NodeType:
     type: str
     category: str
     label: str
-    config_model: type[BaseModel]
+    config_model: builtins.type[BaseModel]  # `type` here would be the field above
     inputs: dict[str, Port]
     outputs: dict[str, Port]
     run: RunFunction

@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, NamedTuple
 
 import pydantic
@@ -17,6 +18,8 @@ from engine.ops.cli_kafka_triggers import configure_kafka_triggers, run_kafka_tr
 from engine.ops.cli_relay import configure_relay, run_relay
 from engine.ops.cli_scheduler import configure_scheduler, run_scheduler
 from engine.ops.cli_workflows import configure_run, configure_validate, run_run, run_validate
+from engine.ops.exit_codes import HELP as EXIT_CODES_HELP
+from engine.ops.exit_codes import ExitCode
 from engine.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -156,10 +159,24 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def package_version() -> str:
+    """The installed flowloom distribution's version."""
+    try:
+        return version("flowloom")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser(commands: dict[str, Command] = COMMANDS) -> argparse.ArgumentParser:
-    """The argument parser with one subparser per entry of `commands`."""
-    parser = argparse.ArgumentParser(prog="flowloom", description="Flowloom: low-code AI-agent workflows")
+    """The argument parser with one subparser per entry of `commands`; --help lists the exit codes."""
+    parser = argparse.ArgumentParser(
+        prog="flowloom",
+        description="Flowloom: low-code AI-agent workflows",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"flowloom {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in commands.items():
         sub_parser = sub.add_parser(name, help=command.help, description=command.help)
@@ -168,9 +185,10 @@ def build_parser(commands: dict[str, Command] = COMMANDS) -> argparse.ArgumentPa
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `flowloom` console script; FlowloomErrors become one line on stderr, exit 2."""
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, commands: dict[str, Command] = COMMANDS) -> int:
+    """Run one of `commands` (app.cli adds the app's own); errors become one line on stderr and an
+    ExitCode: 2 for a wrong command line (argparse), 3 for a setting or service problem, else 1."""
+    args = build_parser(commands).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -184,12 +202,15 @@ def main(argv: list[str] | None = None) -> int:
         if exc.title != "Settings":
             raise
         print(f"flowloom: {settings_error(exc)}", file=sys.stderr)
-        return 2
+        return ExitCode.CONFIG
+    except ConfigError as exc:
+        print(f"flowloom: {user_message(exc)}", file=sys.stderr)
+        return ExitCode.CONFIG
     except FlowloomError as exc:
         print(f"flowloom: {user_message(exc)}", file=sys.stderr)
-        return 2
+        return ExitCode.FAILED
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -47,19 +47,26 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
         "-i",
         action="append",
         default=[],
+        type=key_value,
         metavar="KEY=VALUE",
         help="a run input; VALUE is read as JSON when it parses, else as text",
     )
     parser.add_argument("--timeout", type=float, default=3600, help="give up waiting after this many seconds")
 
 
+def key_value(pair: str) -> str:
+    """An --input argument as given, refused (a usage error, exit 2) unless it reads KEY=VALUE."""
+    key, sep, _ = pair.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{pair!r}: expected KEY=VALUE")
+    return pair
+
+
 def parse_inputs(pairs: list[str]) -> dict[str, Any]:
-    """`k=v` pairs to a dict; values that parse as JSON keep their type."""
+    """`k=v` pairs (checked by `key_value`) to a dict; values that parse as JSON keep their type."""
     inputs: dict[str, Any] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--input {pair!r}: expected KEY=VALUE")
+        key, _, value = pair.partition("=")
         try:
             inputs[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -144,6 +151,9 @@ def _run_and_watch(defn: Any, inputs: dict[str, Any], timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while True:
         view = get_run(run_id)
+        if view is None:
+            print(f"run {run_id} is gone (its workflow was deleted)", file=sys.stderr)
+            return 1
         for step in view.steps:
             key = (step["node_id"], step["visit"], step["status"])
             if step["status"] in _MARK and key not in shown:

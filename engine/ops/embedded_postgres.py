@@ -239,7 +239,8 @@ class EmbeddedPostgres:
             conn.execute(sql.SQL("ALTER USER postgres WITH PASSWORD {}").format(sql.Literal(password)))
             hba = self._hba_path()
             hba.write_text(_without_trust(hba.read_text()))
-            if not conn.execute("SELECT pg_reload_conf()").fetchone()[0]:
+            reloaded = conn.execute("SELECT pg_reload_conf()").fetchone()
+            if not reloaded or not reloaded[0]:
                 raise ConfigError(f"embedded PostgreSQL: could not reload {hba}; restart Flowloom")
         self._wait_until_password_required(bare)
 

@@ -91,7 +91,8 @@ def check_database(url: str) -> CheckResult:
         return CheckResult("database", False, problem, _DB_FIX)
     try:
         with connect(url) as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+            row = conn.execute("SHOW server_version").fetchone()
+            version = str(row[0]) if row else "?"
     except (psycopg.Error, OSError) as exc:
         detail = f"cannot connect to the database at {mask_url(url)} ({DB_SETTING}): {db_error_reason(exc)}"
         return CheckResult("database", False, detail, _DB_FIX)
@@ -134,7 +135,8 @@ def check_redis(url: str, timeout: float = 2.0) -> CheckResult:
         client = _redis_client(url, timeout)
         try:
             client.ping()
-            version = client.info("server").get("redis_version", "?")
+            info = client.info("server")  # a dict: this client is synchronous
+            version = info.get("redis_version", "?") if isinstance(info, dict) else "?"
         finally:
             client.close()
     except (redis.RedisError, OSError, ValueError) as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from engine.contract import (
     AGENT_TOOL_CALLED,
@@ -119,6 +119,14 @@ def as_model_text(value: Any) -> str:
     return text[:MAX_TOOL_RESULT_CHARS]
 
 
+class _CallOptions(TypedDict):
+    """The model settings every call of a turn passes to the provider."""
+
+    model: str
+    temperature: float | None
+    max_tokens: int | None
+
+
 class AgentTurn:
     """One agent's conversation and counters across the model calls of a step."""
 
@@ -217,7 +225,7 @@ class AgentTurn:
         Events of one call carry its `iteration`. A provider without `chat_stream` streams through
         `stream` when no tools are offered, else answers whole (its text then goes out as one chunk).
         """
-        options = {
+        options: _CallOptions = {
             "model": self.cfg.model,
             "temperature": self.cfg.temperature,
             "max_tokens": self.cfg.max_tokens,

@@ -1,14 +1,17 @@
-"""Anthropic's Messages API as an LLM provider (chat, tool use, streaming; no embeddings)."""
+"""Anthropic's Messages API as an LLM provider (chat, tool use, streaming as it arrives; no embeddings)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
+
 from engine.contract import ErrorCode, HttpClient, StepError
+from nodes.agent.anthropic_stream import AnthropicStream
 from nodes.agent.llm import ChatResult, Message, ToolCall, content_text, register_provider
-from nodes.agent.llm_http import HttpProvider, sse_events
+from nodes.agent.llm_http import HttpProvider
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com/v1"
 ANTHROPIC_VERSION = "2023-06-01"
@@ -118,28 +121,28 @@ class AnthropicProvider(HttpProvider):
     ) -> ChatResult:
         """One Messages API call; tool_use blocks become tool calls."""
         resp = await self._post("/messages", self._payload(messages, model, temperature, max_tokens, tools))
-        try:
-            raw = resp.json()
-            blocks = raw["content"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StepError(f"LLM reply has no content: {resp.text[:200]}", retryable=False,
-                            code=ErrorCode.LLM_REPLY_INVALID) from exc  # fmt: skip
-        text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
-        calls = [
-            ToolCall(id=b.get("id", ""), name=b.get("name", ""), arguments=b.get("input") or {})
-            for b in blocks
-            if b.get("type") == "tool_use"
-        ]
-        usage = raw.get("usage") or {}
-        return ChatResult(
-            text=text,
-            tool_calls=calls,
-            usage={
-                "prompt_tokens": int(usage.get("input_tokens", 0)),
-                "completion_tokens": int(usage.get("output_tokens", 0)),
-            },
-            raw=raw,
-        )
+        return _chat_result(resp)
+
+    async def chat_stream(
+        self,
+        messages: list[Message],
+        *,
+        model: str,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        on_text: Callable[[str], Any],
+    ) -> ChatResult:
+        """One Messages API call streamed: `on_text` gets each text delta as the server sends it;
+        tool_use blocks are put together from their JSON pieces. A reply that is not a stream is
+        read as `chat` reads it."""
+        payload = self._payload(messages, model, temperature, max_tokens, tools)
+        payload["stream"] = True
+        reply = AnthropicStream(on_text)
+        resp = await self._post_streamed("/messages", payload, reply.add)
+        if not reply.events:  # no server-sent events: a plain JSON reply
+            return _chat_result(resp)
+        return reply.result()
 
     async def embed(self, texts: list[str], *, model: str) -> list[list[float]]:
         raise StepError(
@@ -155,13 +158,41 @@ class AnthropicProvider(HttpProvider):
         temperature: float | None = None,
         max_tokens: int | None = None,
     ) -> AsyncIterator[str]:
-        """Text deltas of a streamed reply (server-sent events; the egress client buffers the reply)."""
+        """Text deltas of a streamed reply, each as soon as the server sent it."""
         payload = self._payload(messages, model, temperature, max_tokens)
         payload["stream"] = True
-        for event in sse_events(await self._post("/messages", payload)):
-            delta = event.get("delta") or {}
-            if event.get("type") == "content_block_delta" and delta.get("type") == "text_delta":
+        reply = AnthropicStream(lambda _text: None)  # raises on an `error` event
+        async for event in self._stream_events("/messages", payload):
+            await reply.add(event)
+            delta = (event.get("delta") or {}) if isinstance(event, dict) else {}
+            if delta.get("type") == "text_delta" and event.get("type") == "content_block_delta":
                 yield delta.get("text", "")
+
+
+def _chat_result(resp: httpx.Response) -> ChatResult:
+    """A whole (not streamed) Messages reply: text blocks joined, tool_use blocks as tool calls."""
+    try:
+        raw = resp.json()
+        blocks = raw["content"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StepError(f"LLM reply has no content: {resp.text[:200]}", retryable=False,
+                        code=ErrorCode.LLM_REPLY_INVALID) from exc  # fmt: skip
+    text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+    calls = [
+        ToolCall(id=b.get("id", ""), name=b.get("name", ""), arguments=b.get("input") or {})
+        for b in blocks
+        if b.get("type") == "tool_use"
+    ]
+    usage = raw.get("usage") or {}
+    return ChatResult(
+        text=text,
+        tool_calls=calls,
+        usage={
+            "prompt_tokens": int(usage.get("input_tokens", 0)),
+            "completion_tokens": int(usage.get("output_tokens", 0)),
+        },
+        raw=raw,
+    )
 
 
 def _anthropic(*, base_url: str = "", api_key: str = "", http: HttpClient, **kw: Any) -> AnthropicProvider:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -55,6 +57,28 @@ class HttpProvider:
             await on_event(event)
         return resp
 
+    async def _stream_events(self, path: str, payload: dict[str, Any]) -> AsyncIterator[Any]:
+        """Each server-sent event's JSON of a streamed POST, yielded as it arrives (not after the reply)."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        end = object()
+
+        async def produce() -> None:
+            try:
+                await self._post_streamed(path, payload, queue.put)
+            finally:
+                await queue.put(end)
+
+        task = asyncio.create_task(produce())
+        try:
+            while (event := await queue.get()) is not end:
+                yield event
+            await task  # the POST's own error, if it failed
+        finally:
+            if not task.done():  # the reader stopped early: stop reading the reply too
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
     async def complete(
         self, prompt: str, *, model: str, temperature: float | None = None, max_tokens: int | None = None
     ) -> ChatResult:
@@ -94,10 +118,3 @@ class SseDecoder:
     def close(self) -> list[Any]:
         """The last event, when the body did not end with a newline."""
         return self.feed(b"\n")
-
-
-def sse_events(resp: httpx.Response) -> Iterator[Any]:
-    """The JSON of each `data:` line of a server-sent-events reply, until `[DONE]`; lines that are not JSON are skipped."""
-    decoder = SseDecoder()
-    yield from decoder.feed(resp.content)
-    yield from decoder.close()

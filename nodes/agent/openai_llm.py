@@ -10,7 +10,7 @@ import httpx
 
 from engine.contract import ErrorCode, HttpClient, StepError
 from nodes.agent.llm import ChatResult, LLMProvider, Message, ToolCall, register_provider
-from nodes.agent.llm_http import HttpProvider, sse_events
+from nodes.agent.llm_http import HttpProvider
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -104,10 +104,12 @@ class OpenAICompatibleProvider(HttpProvider):
         temperature: float | None = None,
         max_tokens: int | None = None,
     ) -> AsyncIterator[str]:
-        """Text deltas of a streamed chat completion (the egress client buffers the whole reply)."""
+        """Text deltas of a streamed chat completion, each as soon as the server sent it."""
         payload = self._chat_payload(messages, model, temperature, max_tokens)
         payload["stream"] = True
-        for event in sse_events(await self._post("/chat/completions", payload)):
+        async for event in self._stream_events("/chat/completions", payload):
+            if not isinstance(event, dict):
+                continue
             choices = event.get("choices") or [{}]
             delta = (choices[0].get("delta") or {}).get("content")
             if delta:

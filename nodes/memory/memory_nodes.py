@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,10 +32,14 @@ from engine.contract import (
 )
 from engine.contract import MEMORY_COLLECTION_PATTERN as COLLECTION_PATTERN
 from engine.contract import MODEL_NAME_PATTERN as NAME_PATTERN
+from models.core_tables import table_of
 from models.memory import EMBEDDING_DIM, MemoryChunk
 from nodes.memory.documents import chunk_text
 
-_chunks = MemoryChunk.__table__
+EMBED_BATCH = 64  # chunks embedded per call: a long ingest reports progress between batches
+# Called with (chunks embedded, all chunks, a note) as an ingest goes (StepContext.progress fits).
+OnProgress = Callable[[int, int, str], object]
+_chunks = table_of(MemoryChunk)
 _distance = _chunks.c.embedding.cosine_distance(bindparam("q", type_=_chunks.c.embedding.type))  # <=>
 _SEARCH = (
     select(
@@ -89,21 +94,26 @@ def ingest(
     device: str = "CPU",
     precision: str = "f32",
     extra_meta: dict[str, Any] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> Ingested:
-    """Chunk, embed and store documents; earlier chunks of the same document ids are replaced."""
+    """Chunk, embed and store documents; earlier chunks of the same document ids are replaced.
+
+    The chunks are embedded EMBED_BATCH at a time; `on_progress` hears how many are done after each batch.
+    """
     rows: list[dict[str, Any]] = []
     for doc in documents:
         for i, chunk in enumerate(chunk_text(doc.text, size=chunk_size, overlap=chunk_overlap)):
             meta = {**doc.meta, **(extra_meta or {})}
             rows.append({"document_id": doc.id[:200], "chunk_index": i, "content": chunk, "meta": meta})
-    embeddings = local_models().embed(
-        [r["content"] for r in rows], model=model, device=device, precision=precision
-    )
+    embeddings = _embed_batches(
+        [r["content"] for r in rows], len(documents), on_progress,
+        model=model, device=device, precision=precision,
+    )  # fmt: skip
     _check_dimension(embeddings)
     started = time.perf_counter()
     ids = sorted({r["document_id"] for r in rows})
     with _db().begin() as conn:
-        table = MemoryChunk.__table__
+        table = table_of(MemoryChunk)
         conn.execute(delete(table).where(table.c.collection == collection, table.c.document_id.in_(ids)))
         conn.execute(
             insert(table),
@@ -114,6 +124,30 @@ def ingest(
         )
     metrics = {**embeddings.metrics, "store_ms": _ms(started)}
     return Ingested(ids, len(rows), metrics)
+
+
+def _embed_batches(
+    texts: list[str], documents: int, on_progress: OnProgress | None, **options: Any
+) -> Embeddings:
+    """`texts` embedded EMBED_BATCH at a time, as one Embeddings: times summed, the rest from the first batch."""
+    total = len(texts)
+    if on_progress is not None and total:
+        on_progress(0, total, f"{documents} documents in {total} chunks: embedding")
+    parts: list[Embeddings] = []
+    for start in range(0, total, EMBED_BATCH) or [0]:
+        parts.append(local_models().embed(texts[start : start + EMBED_BATCH], **options))
+        _check_dimension(parts[-1])
+        if on_progress is not None and total:
+            done = min(start + EMBED_BATCH, total)
+            on_progress(done, total, f"embedded {done} of {total} chunks from {documents} documents")
+    if len(parts) == 1:
+        return parts[0]
+    metrics: dict[str, Any] = dict(parts[0].metrics)
+    for key, value in metrics.items():
+        if key.endswith("_ms") and isinstance(value, int | float):
+            metrics[key] = round(sum(float(p.metrics.get(key) or 0) for p in parts), 3)
+    metrics["batches"] = len(parts)
+    return Embeddings([v for p in parts for v in p.vectors], parts[0].model, metrics)
 
 
 @dataclass(frozen=True)
@@ -217,6 +251,7 @@ def memory_ingest(ctx: StepContext, cfg: IngestConfig, inputs: dict[str, Any]) -
         model=cfg.model,
         device=cfg.device,
         extra_meta={"run_id": ctx.run_id},
+        on_progress=ctx.progress,
     )
     out = {"collection": cfg.collection, "document_ids": result.document_ids, "chunks": result.chunks}
     return {"out": out, "metrics": result.metrics}

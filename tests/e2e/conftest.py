@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
+from engine.celery_app import celery_for
 from engine.ops.services import find_free_port
+from engine.settings import get_settings
 from tests.conftest import LaunchedFlowloom
 from tests.oidc import provider as oidc
 
@@ -101,8 +104,27 @@ def app_data_dir(service_dir: Callable[[str], Path]) -> Path:
     return service_dir("app-data")
 
 
+@pytest.fixture(scope="package")
+def e2e_queue() -> Iterator[str]:
+    """A step and job queue of the browser tests' own, for `app_server`'s workers and this process.
+
+    The session's other workers (engine_worker, ...) live on as long as the session and listen on
+    the session's queue with another data dir: sharing it, a Models-page job taken by one of them
+    looked for the model in the wrong folder and failed (the flaky compression test).
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        queue = f"flowloom-e2e-{os.getpid()}"
+        patch.setenv("FLOWLOOM_QUEUE", queue)
+        get_settings.cache_clear()
+        celery_for.cache_clear()  # its apps send to the queue they were made with
+        yield queue
+    get_settings.cache_clear()
+    celery_for.cache_clear()
+
+
 @pytest.fixture(scope="package")  # its workers share the session's Redis: gone before other tests run
 def app_server(
+    e2e_queue: str,
     launch_flowloom: Callable[..., LaunchedFlowloom],
     pg_url: str,
     redis_url: str,
@@ -110,7 +132,8 @@ def app_server(
     app_port: int,
     oidc_provider: oidc.OIDCProviderProcess,
 ) -> Iterator[str]:
-    """The whole app (`flowloom up`) on a free port, on the session's database and Redis; yields its base URL.
+    """The whole app (`flowloom up`) on a free port, on the session's database and Redis (its own
+    queue, `e2e_queue`); yields its base URL.
 
     Sign-in: the local OpenID provider of `oidc_provider` (alice@example.test is an admin), and the
     fixed E2E_SECRET_KEY, so `login_as` can hand a browser a session cookie directly.

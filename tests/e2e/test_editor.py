@@ -1,5 +1,5 @@
 """The workflow editor in Chromium: build, configure, save and reload; refusals; validation; a live
-run; keyboard undo/redo and clipboard; export/import; versions. Saves the README screenshots."""
+run; keyboard undo/redo and clipboard; export/import; versions. Takes the README screenshots (tests/e2e/doc_screenshots.py says where they go)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,8 @@ from sqlmodel import col, select
 from engine.parse import parse_dict
 from models.db import session_scope
 from models.tables import Workflow, WorkflowVersion
+from tests.e2e.doc_screenshots import save_doc_screenshot
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DOCS = REPO_ROOT / "docs"
 TIMEOUT_MS = 20_000
 
 
@@ -270,8 +269,7 @@ def test_build_configure_save_and_reload_gives_back_the_same_graph(
     expect(page.locator("#unsaved-indicator")).to_be_visible()
     ed.configure("agent")
     page.wait_for_timeout(400)  # the fit-view after the layout settles
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "screenshot-editor.png"))
+    save_doc_screenshot(page, "screenshot-editor.png")
 
     ed.save()
     version, saved = latest_definition(pg_url, workflow_id)
@@ -378,8 +376,7 @@ def test_a_run_colours_the_nodes_live_and_shows_a_nodes_output(
     ed.select("pick")
     expect(editor_page.get_by_test_id("step-outputs")).to_contain_text('"out": "Printer on fire"')
     expect(ed.node("pause")).to_have_attribute("data-status", "running")
-    DOCS.mkdir(exist_ok=True)
-    editor_page.screenshot(path=str(DOCS / "screenshot-run.png"))
+    save_doc_screenshot(editor_page, "screenshot-run.png")
 
     for node_id in ("start", "fetch", "pick", "pause", "join", "end"):
         # Generous: on a broker shared with other test sessions a lost message waits for the sweeper.

@@ -5,16 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.fixtures.models import EMBEDDER, built_models
 
 
-@pytest.mark.xfail(
-    reason="on a clean clone the INT8 row did not appear after the job ended (passes in a warm checkout); undiagnosed",
-    strict=False,
-)
 def test_admin_compresses_a_model_and_the_page_follows_the_workers_progress_to_the_new_folder(
     page: Page, app_server: str, app_data_dir: Path, login_as
 ) -> None:

@@ -116,5 +116,7 @@ def test_api_key_made_in_settings_is_shown_once_works_and_stops_when_revoked(
     expect(page.get_by_test_id("key-row")).to_have_count(1)
     assert key not in page.content()
     page.get_by_test_id("key-row").get_by_role("button", name="Revoke").click()
+    expect(page.locator("#confirm-text")).to_contain_text("Revoke the key “ci”")  # asked first
+    page.locator("#confirm-action").click()
     expect(page.get_by_test_id("key-row")).to_contain_text("revoked")
     assert httpx.get(f"{app_server}/api/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401

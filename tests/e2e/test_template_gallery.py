@@ -12,9 +12,9 @@ from sqlmodel import select
 from engine.template_gallery import all_templates, list_templates
 from models.db import session_scope
 from models.tables import Workflow, WorkflowVersion
+from tests.e2e.doc_screenshots import save_doc_screenshot
 
 TIMEOUT_MS = 30_000
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def test_search_filter_use_a_template_and_run_it_in_the_editor(
@@ -26,7 +26,7 @@ def test_search_filter_use_a_template_and_run_it_in_the_editor(
     expect(cards).to_have_count(len(all_templates()), timeout=TIMEOUT_MS)
     expect(page.get_by_test_id("template-preview").first).to_be_visible()
     page.set_viewport_size({"width": 1440, "height": 1000})
-    page.screenshot(path=str(DOCS / "screenshot-templates.png"))
+    save_doc_screenshot(page, "screenshot-templates.png")
 
     page.locator("#template-search").fill("quorum")
     expect(cards).to_have_count(1)

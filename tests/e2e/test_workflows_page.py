@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from playwright.sync_api import Page, expect
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+from tests.e2e.doc_screenshots import save_doc_screenshot
 
 
 def test_workflows_page_shows_the_empty_state_then_lists_a_new_workflow(
@@ -17,7 +15,7 @@ def test_workflows_page_shows_the_empty_state_then_lists_a_new_workflow(
     empty = page.locator("#workflows-empty-state")
     expect(empty).to_be_visible(timeout=30_000)
     expect(empty).to_contain_text("No workflows yet")
-    page.screenshot(path=str(DOCS / "screenshot-workflows.png"))
+    save_doc_screenshot(page, "screenshot-workflows.png")
 
     page.locator("#new-workflow-button").click()
     page.locator("#new-workflow-name").fill("Invoice approval")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -27,10 +28,16 @@ def engine_env(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch):
     get_settings.cache_clear()
 
 
+# The name tool.sql nodes of the tests use for the suite's own database (FLOWLOOM_SQL_CONNECTIONS).
+SUITE_SQL_CONNECTION = "suite"
+
+
 @pytest.fixture(scope="session")
 def engine_worker(worker_factory, pg_url: str, redis_url: str):
-    """Two worker processes (prefork, concurrency 2) shared by the engine tests."""
-    return worker_factory(concurrency=2, env=dict(ENGINE_WORKER_ENV))
+    """Two worker processes (prefork, concurrency 2) shared by the engine tests; their tool.sql
+    connection `suite` is the session's database."""
+    sql = json.dumps({SUITE_SQL_CONNECTION: pg_url})
+    return worker_factory(concurrency=2, env={**ENGINE_WORKER_ENV, "FLOWLOOM_SQL_CONNECTIONS": sql})
 
 
 @pytest.fixture

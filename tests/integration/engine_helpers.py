@@ -5,8 +5,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import psutil
+from kombu import Connection
+from sqlalchemy import text
+
+from engine.celery_app import create_celery
 from engine.parse import parse_dict
 from engine.runs import RunView, get_run
+from engine.settings import get_settings
+from models.db import get_engine
 
 TERMINAL_RUN = ("succeeded", "failed", "cancelled")
 
@@ -62,3 +69,55 @@ def wait_for_step(run_id: str, node_id: str, status: str, timeout: float = 60.0)
 
 def steps_by_node(view: RunView) -> dict[str, dict]:
     return {s["node_id"]: s for s in view.steps}
+
+
+def step_events(run_id: str, node_id: str) -> list[dict[str, Any]]:
+    """The engine's `workflow.step.*` events of one node in a run, in order: their type, the time
+    the engine recorded (`at`) and their data (attempt, delay_s, ...)."""
+    query = text(
+        "SELECT event_type, created_at, payload FROM events"
+        " WHERE run_id = :r AND event_type LIKE 'workflow.step.%' ORDER BY id"
+    )
+    with get_engine(get_settings().database_url).connect() as conn:
+        rows = conn.execute(query, {"r": run_id}).all()
+    return [
+        {**r.payload["data"], "type": r.event_type, "at": r.created_at}
+        for r in rows
+        if r.payload["data"].get("node_id") == node_id
+    ]
+
+
+def _active_tasks(worker: str) -> list[dict[str, Any]] | None:
+    """The tasks Celery worker `worker` is running now; None if it did not answer."""
+    url = get_settings().redis_url
+    # A connection of its own: replies to a broadcast sent on a connection of the pool that also
+    # sent the steps never arrive in this process.
+    with Connection(url) as conn:
+        app = create_celery(url, set_as_current=False)
+        inspect = app.control.inspect(timeout=5.0, destination=[worker], limit=1, connection=conn)
+        replies = inspect.active() or {}
+    return replies.get(worker)
+
+
+def task_running(step_id: object) -> tuple[str, str]:
+    """(worker name, task id) of the Celery task running step `step_id` now. The step's row names
+    the pool process (`host:pid`), whose parent is the worker `flowloom<pid>@<host>`; the task may
+    have started with an earlier step of the run, run inline."""
+    with get_engine(get_settings().database_url).connect() as conn:
+        query = text("SELECT worker FROM step_runs WHERE id = :s")
+        host, _, pid = conn.execute(query, {"s": str(step_id)}).scalar_one().rpartition(":")
+    worker = f"flowloom{psutil.Process(int(pid)).ppid()}@{host}"
+    tasks = _active_tasks(worker) or []
+    found = [t["id"] for t in tasks if t.get("worker_pid") == int(pid)]
+    assert found, f"worker {worker} reports no task in process {pid} running step {step_id}: {tasks}"
+    return worker, found[0]
+
+
+def wait_until_task_done(worker: str, task_id: str, timeout: float = 60.0) -> None:
+    """Wait until `worker` answers that task `task_id` is no longer running (a state, not a pause)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tasks = _active_tasks(worker)
+        if tasks is not None and all(t["id"] != task_id for t in tasks):
+            return
+    raise AssertionError(f"worker {worker} still runs task {task_id}")

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
+from app import cli as flowloom_cli
 from app.api.main import api, create_api
 from app.auth import api_keys, local, sessions
 from app.db import db_session
@@ -275,7 +276,7 @@ def test_cli_sets_the_local_admin_password(auth_env, monkeypatch: pytest.MonkeyP
     import io
 
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
-    assert local.main(["set-password", "ops@example.test", "--password-stdin"]) == 0
+    assert flowloom_cli.main(["set-password", "ops@example.test", "--password-stdin"]) == 0
     assert PASSWORD not in capsys.readouterr().out
     assert sign_in(TestClient(api), "ops@example.test").status_code == 303
     assert sign_in(TestClient(api), "ops@example.test").headers["location"] == "/"

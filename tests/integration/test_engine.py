@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from engine.definition import RetryPolicy
 from engine.runs import cancel_run, start_run
-from tests.integration.engine_helpers import node, steps_by_node, wait_for_run, wait_for_step, workflow
+from tests.integration.engine_helpers import (
+    node,
+    step_events,
+    steps_by_node,
+    task_running,
+    wait_for_run,
+    wait_for_step,
+    wait_until_task_done,
+    workflow,
+)
 
 pytestmark = pytest.mark.usefixtures("engine_env", "engine_worker")
 
@@ -95,24 +103,34 @@ def test_run_inputs_that_miss_the_schema_are_refused_naming_the_field():
         start_run(defn, {"amount": "lots"})
 
 
-def test_retries_with_backoff_then_success():
+def test_retries_wait_a_jittered_exponential_backoff_between_attempts_then_succeed():
+    policy = {"max_attempts": 4, "backoff_s": 0.2, "backoff_factor": 2, "max_backoff_s": 0.5}
     defn = workflow(
         [
             node("start", "start"),
-            node(
-                "flaky",
-                "tool.python",
-                tool="fail",
-                args={"fail_times": 2},
-                retry={"max_attempts": 3, "backoff_s": 0.1, "backoff_factor": 2},
-            ),
+            node("flaky", "tool.python", tool="fail", args={"fail_times": 3}, retry=policy),
             node("end", "end"),
         ],
         [("start", "flaky"), ("flaky", "end")],
     )
     view = wait_for_run(start_run(defn, {}))
     assert view.status == "succeeded", view.error
-    assert steps_by_node(view)["flaky"]["attempt"] == 3
+    assert steps_by_node(view)["flaky"]["attempt"] == 4
+
+    events = step_events(view.id, "flaky")
+    started = {e["attempt"]: e["at"] for e in events if e["type"] == "workflow.step.started"}
+    retries = [e for e in events if e["type"] == "workflow.step.retrying"]
+    assert sorted(started) == [1, 2, 3, 4] and [e["attempt"] for e in retries] == [1, 2, 3]
+    retry = RetryPolicy.model_validate(policy)
+    for e in retries:
+        low, high = retry.backoff_range(e["attempt"])  # 0.1-0.2, 0.2-0.4, then capped: 0.25-0.5
+        # Equal jitter: at least half the exponential backoff, below all of it (never exactly it).
+        assert low <= e["delay_s"] < high, (e["attempt"], e["delay_s"], (low, high))
+        # The next attempt really waited it out: its claim is not before the recorded delay ended
+        # (both timestamps are the engine's own records, nothing is timed by the test).
+        gap = (started[e["attempt"] + 1] - started[e["attempt"]]).total_seconds()
+        assert gap >= e["delay_s"], (e["attempt"], gap, e["delay_s"])
+    assert len({e["delay_s"] for e in retries}) == 3
 
 
 def test_retries_exhausted_fail_the_run_with_the_node_named():
@@ -182,19 +200,21 @@ def test_cancellation_stops_the_run_and_nothing_after_runs():
     defn = workflow(
         [
             node("start", "start"),
-            node("slow", "tool.python", tool="sleep", args={"seconds": 2}),
+            node("slow", "tool.python", tool="sleep", args={"seconds": 4}),
             node("after", "tool.python", tool="echo", args={"value": 1}),
             node("end", "end"),
         ],
         [("start", "slow"), ("slow", "after"), ("after", "end")],
     )
     run_id = start_run(defn, {})
-    wait_for_step(run_id, "slow", "running")
+    slow = wait_for_step(run_id, "slow", "running")
+    worker, task = task_running(slow["id"])  # the Celery worker and task running the step
     assert cancel_run(run_id) is True
     assert cancel_run(run_id) is False
     view = wait_for_run(run_id)
     assert view.status == "cancelled"
-    time.sleep(2.5)  # let the slow step finish: its result must be discarded
+    # Let the slow step finish: once the worker's task for it is over, its result was discarded.
+    wait_until_task_done(worker, task)
     view = wait_for_run(run_id)
     steps = steps_by_node(view)
     assert "after" not in steps

@@ -322,5 +322,5 @@ def test_relay_without_bootstrap_servers_refuses_to_start_and_names_the_setting(
         [sys.executable, "-m", "engine.ops.cli", "relay"], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
         timeout=60,
     )  # fmt: skip
-    assert done.returncode == 2
+    assert done.returncode == 3
     assert "FLOWLOOM_KAFKA_BOOTSTRAP_SERVERS is empty" in done.stderr

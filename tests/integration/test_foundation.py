@@ -26,7 +26,6 @@ from models.tables import Workflow
 from tests.conftest import REPO_ROOT, LaunchedFlowloom
 
 MACHINE_PG15 = "postgresql://postgres@127.0.0.1:5432/postgres"  # the machine's PostgreSQL, without pgvector
-WEB_APP = REPO_ROOT / "app" / "app.py"
 
 
 def run_cli(args: list[str], tmp_path: Path, **settings: object) -> subprocess.CompletedProcess[str]:
@@ -79,7 +78,7 @@ def test_migrate_command_reports_the_revision(pg_url: str, tmp_path: Path) -> No
 def test_unreachable_database_url_is_one_line_naming_the_setting(tmp_path: Path) -> None:
     url = f"postgresql://flow:s3cret@127.0.0.1:{find_free_port()}/flow"
     result = run_cli(["migrate"], tmp_path, database_url=url)
-    assert result.returncode == 2
+    assert result.returncode == 3
     line = error_line(result)
     assert "FLOWLOOM_DATABASE_URL" in line and "connection refused" in line
     assert "s3cret" not in result.stderr and "flow:***@" in line
@@ -87,14 +86,14 @@ def test_unreachable_database_url_is_one_line_naming_the_setting(tmp_path: Path)
 
 def test_wrong_database_name_is_one_line_naming_the_setting(pg_url: str, tmp_path: Path) -> None:
     result = run_cli(["migrate"], tmp_path, database_url=pg_url.rsplit("/", 1)[0] + "/nope")
-    assert result.returncode == 2
+    assert result.returncode == 3
     line = error_line(result)
     assert "FLOWLOOM_DATABASE_URL" in line and 'database "nope" does not exist' in line
 
 
 def test_database_url_that_is_not_postgresql_is_one_line(tmp_path: Path) -> None:
     result = run_cli(["migrate"], tmp_path, database_url="sqlite:///flowloom.db")
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "is not a PostgreSQL URL" in error_line(result) and "FLOWLOOM_DATABASE_URL" in error_line(result)
 
 
@@ -102,7 +101,7 @@ def test_postgresql_without_pgvector_is_one_line_naming_the_setting(tmp_path: Pa
     if not check_database(MACHINE_PG15).ok:
         pytest.skip("the machine's PostgreSQL 15 is not running on 127.0.0.1:5432")
     result = run_cli(["migrate"], tmp_path, database_url=MACHINE_PG15)
-    assert result.returncode == 2
+    assert result.returncode == 3
     line = error_line(result)
     assert "FLOWLOOM_DATABASE_URL" in line and "pgvector" in line and "CREATE EXTENSION vector" in line
 
@@ -111,7 +110,7 @@ def test_unreachable_redis_is_one_line_naming_the_setting(pg_url: str, tmp_path:
     redis_url = f"redis://127.0.0.1:{find_free_port()}/0"
     for command in (["worker"], ["up"]):
         result = run_cli(command, tmp_path, database_url=pg_url, redis_url=redis_url, port=find_free_port())
-        assert result.returncode == 2, result.stderr
+        assert result.returncode == 3, result.stderr
         line = error_line(result)
         assert "FLOWLOOM_REDIS_URL" in line and "connection refused" in line
 
@@ -125,14 +124,6 @@ def test_doctor_names_the_setting_of_each_failed_check(pg_url: str, tmp_path: Pa
     lines = {line.split()[1]: line for line in result.stdout.splitlines()}
     assert lines["database"].startswith("ok ") and lines["schema"].startswith("ok ")
     assert lines["redis"].startswith("FAIL ") and "FLOWLOOM_REDIS_URL" in lines["redis"]
-
-
-def wait_for_web_app(timeout: float = 1800.0) -> None:
-    """The Reflex app is written by another engineer in parallel: wait for app/app.py to appear."""
-    deadline = time.monotonic() + timeout
-    while not WEB_APP.exists():
-        assert time.monotonic() < deadline, f"{WEB_APP} did not appear"
-        time.sleep(10)
 
 
 def service_pids(data_dir: Path, postgres_port: int, redis_port: int) -> set[int]:
@@ -180,7 +171,6 @@ def all_pids(flowloom: LaunchedFlowloom, data_dir: Path, ports: dict[str, int]) 
 def test_flowloom_up_runs_everything_keeps_data_and_leaves_nothing_behind(
     launch_flowloom: Callable[..., LaunchedFlowloom], service_dir: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    wait_for_web_app()
     data_dir = service_dir("up")
     ports = {"port": find_free_port(), "postgres_port": find_free_port(), "redis_port": find_free_port()}
     settings = {
@@ -207,7 +197,7 @@ def test_flowloom_up_runs_everything_keeps_data_and_leaves_nothing_behind(
     doctor = run_cli(["doctor"], tmp_path, **settings, kafka_bootstrap_servers="")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     second_launcher = run_cli(["up"], tmp_path, **settings)
-    assert second_launcher.returncode == 2 and "FLOWLOOM_DATA_DIR" in error_line(second_launcher)
+    assert second_launcher.returncode == 3 and "FLOWLOOM_DATA_DIR" in error_line(second_launcher)
 
     pids = all_pids(first, data_dir, ports)
     assert first.stop() == 0, first.output()[-3000:]

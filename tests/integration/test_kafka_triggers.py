@@ -240,4 +240,4 @@ def test_kafka_triggers_without_bootstrap_servers_refuses_to_start_and_names_the
         [sys.executable, "-m", "engine.ops.cli", "kafka-triggers"], cwd=REPO_ROOT, env=env, capture_output=True,
         text=True, timeout=60,
     )  # fmt: skip
-    assert done.returncode == 2 and "FLOWLOOM_KAFKA_BOOTSTRAP_SERVERS is empty" in done.stderr
+    assert done.returncode == 3 and "FLOWLOOM_KAFKA_BOOTSTRAP_SERVERS is empty" in done.stderr

@@ -174,6 +174,14 @@ class TestInWorkflows:
         kinds = [r.event_type for r in rows]
         assert kinds[0] == "agent.started" and kinds[-1] == "agent.completed"
         assert rows[-1].payload["data"]["chunks"] == out["tokens"]
+        # The tokens were streamed: agent.stream events between the start and the end carry them all,
+        # in order, the first one alone (written as soon as it came), the rest in later batches.
+        streamed = [r.payload["data"] for r in rows if r.event_type == "agent.stream"]
+        assert streamed, f"no agent.stream event was written: {kinds}"
+        assert kinds.index("agent.stream") < kinds.index("agent.completed")
+        assert [c for e in streamed for c in e["chunks"]] == out["tokens"]
+        assert streamed[0]["index"] == 0 and len(streamed[0]["chunks"]) == 1 and len(streamed) >= 2
+        assert all(e["node_id"] == "gen" for e in streamed)
 
         again = wait_for_run(start_run(defn, {"topic": "cats"}), timeout=120)
         out2 = steps_by_node(again)["gen"]["outputs"]

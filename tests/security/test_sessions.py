@@ -343,7 +343,7 @@ def test_start_is_refused_while_a_key_file_is_readable_by_others(tmp_path: Path,
     path.chmod(0o644)
     for command in ("worker", "up"):
         result = run_cli(command, data_dir)
-        assert result.returncode == 2, result.stderr
+        assert result.returncode == 3, result.stderr
         assert f"chmod 600 {path}" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -55,10 +55,21 @@ def test_numbers_are_bounded() -> None:
         NodeSpec.model_validate({"id": "a", "type": "delay", "position": {"x": float("nan")}})
 
 
-def test_retry_backoff_grows_and_is_capped() -> None:
+def test_retry_backoff_grows_is_capped_and_jitters_between_half_and_all_of_it() -> None:
     retry = RetryPolicy(max_attempts=5, backoff_s=1, backoff_factor=3, max_backoff_s=20)
-    assert [retry.backoff_for(n) for n in (1, 2, 3, 4)] == [1, 3, 9, 20]
-    assert RetryPolicy(backoff_factor=1e300, max_backoff_s=7).backoff_for(10_000) == 7
+    assert [retry.backoff_ceiling(n) for n in (1, 2, 3, 4)] == [1, 3, 9, 20]
+    assert [retry.backoff_range(n) for n in (1, 4)] == [(0.5, 1), (10, 20)]
+    # Equal jitter: rand() in [0, 1) maps onto [ceiling / 2, ceiling).
+    assert [retry.backoff_for(3, rand=lambda r=r: r) for r in (0.0, 0.5, 0.999)] == [
+        4.5,
+        6.75,
+        4.5 + 4.5 * 0.999,
+    ]
+    delays = {retry.backoff_for(2) for _ in range(200)}
+    assert all(1.5 <= d <= 3 for d in delays) and len(delays) > 100  # really random, within bounds
+    # 1e300 ** 9999 overflows a float: the guard answers with the cap instead of raising.
+    huge = RetryPolicy(backoff_factor=1e300, max_backoff_s=7)
+    assert huge.backoff_ceiling(10_000) == 7 and 3.5 <= huge.backoff_for(10_000) <= 7
 
 
 def test_node_and_edge_lookup() -> None:

@@ -48,6 +48,7 @@ DATA: dict[str, dict[str, Any]] = {
     events.STEP_RETRYING: {**_STEP, "attempt": 1, "delay_s": 2.0, "error": "timed out"},
     events.STEP_SKIPPED: {"node_id": "reply"},
     events.STEP_WAITING: {**_STEP, "kind": "approval"},
+    events.STEP_PROGRESS: {**_STEP, "attempt": 1, "done": 3, "total": 10, "note": "3 of 10 documents"},
     events.APPROVAL_REQUESTED: {**_STEP, "approval_id": str(uuid.uuid4()), "title": "Allow?"},
     events.APPROVAL_DECIDED: {
         **_STEP,

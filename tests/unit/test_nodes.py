@@ -1,4 +1,4 @@
-"""Built-in node types run as plain functions: no Celery, a local HTTP server, the local PostgreSQL."""
+"""Built-in node types run as plain functions: no Celery, no database, a local HTTP server."""
 
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ NODE_TYPES = [
     "human.approval",
     "agent",
 ]
-PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def make_ctx(**kw: Any) -> StepContext:
@@ -440,72 +439,8 @@ def test_agent_sends_system_and_user_messages_to_an_openai_compatible_server(
     assert recorded[0]["headers"]["Authorization"] == "Bearer sk-test"
 
 
-# SQL against the local PostgreSQL
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Any]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        conn = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError:
-        pytest.skip(f"no PostgreSQL at {PG_URL}")
-    with conn:
-        yield conn
-
-
-@pytest.fixture
-def pg_table(pg: Any) -> Iterator[str]:
-    name = f"nodes_test_{uuid.uuid4().hex[:8]}"
-    pg.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, label text)")
-    try:
-        yield name
-    finally:
-        pg.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-def sql(config: dict[str, Any]) -> Any:
-    return run_node("tool.sql", {"connection": "main", **config}, sql_connection={"main": PG_URL}.__getitem__)
-
-
-def count_rows(table: str) -> int:
-    return sql({"query": f"SELECT count(*) AS n FROM {table}"})["out"]["rows"][0]["n"]
-
-
-def test_sql_binds_params_instead_of_formatting_them(pg_table: str) -> None:
-    hostile = "x'); DROP TABLE " + pg_table + "; --"
-    out = sql(
-        {
-            "query": "SELECT :label AS label, CAST(:n AS int) + 1 AS next",
-            "params": {"label": hostile, "n": 41},
-        }
-    )
-    assert out["out"]["rows"] == [{"label": hostile, "next": 42}]
-    assert count_rows(pg_table) == 0  # the table is still there
-
-
-def test_sql_refuses_writes_unless_allowed(pg_table: str) -> None:
-    with pytest.raises(PolicyViolation, match="INSERT"):
-        sql({"query": f"INSERT INTO {pg_table} VALUES (1, 'a')"})
-    # A write hidden in a CTE passes the keyword guard; the read-only transaction refuses it.
-    with pytest.raises(PolicyViolation, match="read-only"):
-        sql({"query": f"WITH w AS (INSERT INTO {pg_table} VALUES (2, 'b') RETURNING id) SELECT * FROM w"})
-    assert count_rows(pg_table) == 0
-    out = sql(
-        {
-            "query": f"INSERT INTO {pg_table} VALUES (:id, :label)",
-            "params": {"id": 3, "label": "c"},
-            "allow_writes": True,
-        }
-    )
-    assert out["out"]["rowcount"] == 1
-    assert count_rows(pg_table) == 1
-
-
-def test_sql_caps_rows_at_max_rows(pg: Any) -> None:
-    out = sql({"query": "SELECT generate_series(1, 10) AS i", "max_rows": 3})["out"]
-    assert [r["i"] for r in out["rows"]] == [1, 2, 3]
-    assert out["truncated"]
+# SQL: the statements themselves run against the suite's database in
+# tests/integration/test_sql_node.py; what needs no database is here.
 
 
 def test_sql_unknown_or_unconfigured_connection_names_the_setting() -> None:

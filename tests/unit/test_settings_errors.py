@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from engine.db_errors import db_error_reason
-from engine.errors import ConfigError, DefinitionError, Issue, StepError, ValidationError
+from engine.errors import ConfigError, DefinitionError, FlowloomError, Issue, StepError, ValidationError
 from engine.ops import cli
 from engine.ops.embedded_postgres import embedded_database_url
 from engine.ops.embedded_redis import embedded_redis_url
@@ -126,7 +126,7 @@ def test_a_bad_setting_is_one_line_naming_the_variable(
     monkeypatch.setenv("FLOWLOOM_WORKERS", "0")
     get_settings.cache_clear()
     try:
-        assert cli.main(["doctor"]) == 2
+        assert cli.main(["doctor"]) == 3  # a configuration error
     finally:
         get_settings.cache_clear()
     err = capsys.readouterr().err.strip()
@@ -134,15 +134,21 @@ def test_a_bad_setting_is_one_line_naming_the_variable(
     assert "\n" not in err and "Traceback" not in err
 
 
-def test_a_flowloom_error_in_any_command_exits_2_with_one_line(
+def test_a_flowloom_error_in_any_command_is_one_line_exit_3_for_configuration_else_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def boom(args: argparse.Namespace) -> int:
         raise ConfigError("cannot reach it (FLOWLOOM_SOMETHING)")
 
+    def refused(args: argparse.Namespace) -> int:
+        raise FlowloomError("that workflow does not exist")
+
     monkeypatch.setitem(cli.COMMANDS, "boom", cli.Command("fails", lambda parser: None, boom))
-    assert cli.main(["boom"]) == 2
+    monkeypatch.setitem(cli.COMMANDS, "refused", cli.Command("fails", lambda parser: None, refused))
+    assert cli.main(["boom"]) == 3
     assert capsys.readouterr().err == "flowloom: cannot reach it (FLOWLOOM_SOMETHING)\n"
+    assert cli.main(["refused"]) == 1
+    assert capsys.readouterr().err == "flowloom: that workflow does not exist\n"
 
 
 def test_the_cli_offers_up_worker_migrate_and_doctor() -> None:

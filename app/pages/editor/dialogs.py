@@ -27,7 +27,9 @@ def import_dialog() -> rx.Component:
                 size="2",
                 margin_bottom="0.75rem",
             ),
-            rx.upload.root(
+            # The label names the dropzone's file input (react-dropzone takes no attributes for it); a
+            # click on it opens the file picker, so the dropzone itself does not (no_click).
+            rx.el.label(rx.upload.root(
                 rx.hstack(
                     rx.icon("upload", size=16),
                     rx.text("Drop a .json or .yaml file here, or click to choose one", size="2"),
@@ -44,11 +46,12 @@ def import_dialog() -> rx.Component:
                 multiple=False,
                 accept={"application/json": [".json"], "application/yaml": [".yaml", ".yml"], "text/plain": [".txt"]},
                 on_drop=T.upload_definition(rx.upload_files(upload_id=UPLOAD_ID)),
+                no_click=True,
                 width="100%",
                 margin_bottom="0.5rem",
-            ),
+            ), display="block"),
             _mono_area(value=T.import_text, on_change=T.set_import_text, placeholder="{ \"name\": ... }",
-                       id="import-text"),
+                       id="import-text", aria_label="The definition, JSON or YAML"),
             rx.cond(
                 T.import_error != "",
                 rx.callout(T.import_error, icon="circle-alert", color_scheme="red", size="1", margin_top="0.5rem",
@@ -86,8 +89,8 @@ def export_dialog() -> rx.Component:
                 margin_bottom="0.5rem",
             ),
             rx.text("Secrets are not part of a definition: nodes only name them.", size="1",
-                    color=rx.color("gray", 10), margin_bottom="0.5rem"),
-            _mono_area(value=T.export_text, read_only=True, id="export-text"),
+                    color=rx.color("gray", 11), margin_bottom="0.5rem"),
+            _mono_area(value=T.export_text, read_only=True, id="export-text", aria_label="The exported definition"),
             rx.hstack(
                 rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),
                 rx.button(rx.icon("download", size=14), "Download", on_click=T.download_export, id="export-download"),
@@ -143,7 +146,7 @@ def versions_dialog() -> rx.Component:
                     size="1",
                     width="100%",
                 ),
-                rx.text("Nothing saved yet.", size="2", color=rx.color("gray", 10)),
+                rx.text("Nothing saved yet.", size="2", color=rx.color("gray", 11)),
             ),
             rx.hstack(rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")), justify="end",
                       margin_top="1rem"),

@@ -97,7 +97,7 @@ def canvas_area() -> rx.Component:
 def _missing() -> rx.Component:
     return rx.center(
         rx.vstack(
-            rx.icon("file-question", size=32, color=rx.color("gray", 9)),
+            rx.icon("file-question", size=32, color=rx.color("gray", 11)),
             rx.text(S.load_error, size="3", id="editor-load-error"),
             rx.link("Back to workflows", href=routes.WORKFLOWS),
             align="center",
@@ -132,6 +132,7 @@ def editor_page() -> rx.Component:
             width="100vw",
             overflow="hidden",
             background=rx.color("gray", 2),
+            role="main",
             id="editor",
             data_loaded=rx.cond(S.is_current, "true", "false"),
         ),

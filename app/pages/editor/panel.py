@@ -9,6 +9,7 @@ from app.pages.editor.state import EditorState as S
 from app.pages.editor.tools_state import EditorTools as T
 from app.pages.editor.triggers_panel import triggers_tab
 from components.config_form import config_form
+from components.labels import field_label
 from components.run_panel import run_panel
 
 PANEL_WIDTH = "22rem"
@@ -21,15 +22,15 @@ def _node_tab() -> rx.Component:
             rx.code(S.sel_type, size="1", variant="ghost"),
             align="center", spacing="2",
         ),
-        rx.text(S.sel_description, size="1", color=rx.color("gray", 10)),
+        rx.text(S.sel_description, size="1", color=rx.color("gray", 11)),
         rx.hstack(
             rx.vstack(
-                rx.text("Id", size="1", weight="medium"),
+                field_label("Id", "node-id-input"),
                 rx.input(default_value=S.sel_id, key=S.sel_id, on_blur=S.rename_node, size="1", id="node-id-input"),
                 spacing="1", flex="1",
             ),
             rx.vstack(
-                rx.text("Label", size="1", weight="medium"),
+                field_label("Label", "node-label-input"),
                 rx.input(value=S.sel_label, on_change=S.set_node_label, debounce_timeout=250, size="1",
                          id="node-label-input"),
                 spacing="1", flex="1.4",
@@ -53,7 +54,7 @@ def _node_tab() -> rx.Component:
                                                    width="100%", id="form-error")),
             issues,
             rx.cond(S.form_fields.length() == 0, rx.text("This node has no settings.", size="2",
-                                                          color=rx.color("gray", 10))),
+                                                          color=rx.color("gray", 11))),
             config_form(S.form_fields, "node-config-form", set=S.set_field, flag=S.set_flag, pair=S.set_pair,
                         add_pair=S.add_pair, remove_pair=S.remove_pair),
             spacing="3", width="100%",
@@ -61,26 +62,26 @@ def _node_tab() -> rx.Component:
         rx.text(
             rx.cond(S.selected_nodes.length() > 1, "Several nodes are selected; pick one to configure it.",
                     "Select a node to configure it."),
-            size="2", color=rx.color("gray", 10),
+            size="2", color=rx.color("gray", 11),
         ),
     )  # fmt: skip
 
 
 def _workflow_tab() -> rx.Component:
     return rx.vstack(
-        rx.text("Mode", size="2", weight="medium"),
+        field_label("Mode", "workflow-mode-trigger"),
         rx.select.root(
-            rx.select.trigger(width="100%"),
+            rx.select.trigger(width="100%", id="workflow-mode-trigger"),
             rx.select.content(
                 rx.select.item("DAG (no loops)", value="dag"),
                 rx.select.item("State machine (loops allowed)", value="state_machine"),
             ),
             value=S.mode, on_change=T.set_mode, id="workflow-mode",
         ),
-        rx.text("Run inputs (JSON Schema)", size="2", weight="medium"),
+        field_label("Run inputs (JSON Schema)", "workflow-inputs"),
         rx.text_area(value=T.inputs_text, on_change=lambda t: T.set_workflow_field("inputs", t),
                      debounce_timeout=400, rows="8", font_family="monospace", width="100%", id="workflow-inputs"),
-        rx.text("Run outputs (name → template)", size="2", weight="medium"),
+        field_label("Run outputs (name → template)", "workflow-outputs"),
         rx.text_area(value=T.outputs_text, on_change=lambda t: T.set_workflow_field("outputs", t),
                      debounce_timeout=400, rows="4", font_family="monospace", width="100%", id="workflow-outputs"),
         rx.cond(T.settings_error != "", rx.text(T.settings_error, size="1", color=rx.color("red", 11))),

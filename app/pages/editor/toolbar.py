@@ -8,6 +8,7 @@ from app import routes
 from app.pages.editor.run_state import EditorRun as R
 from app.pages.editor.state import EditorState as S
 from app.pages.editor.tools_state import EditorTools as T
+from components.shortcuts import shortcuts_help
 
 
 def _tool(icon: str, tip: str, on_click, element_id: str, disabled=False) -> rx.Component:
@@ -25,12 +26,12 @@ def _divider() -> rx.Component:
 def _title() -> rx.Component:
     return rx.hstack(
         rx.tooltip(
-            rx.link(rx.icon_button(rx.icon("arrow-left", size=16), variant="ghost", color_scheme="gray"),
-                    href=routes.WORKFLOWS, id="back-to-workflows"),
+            rx.icon_button(rx.link(rx.icon("arrow-left", size=16), href=routes.WORKFLOWS, aria_label="All workflows"),
+                           as_child=True, variant="ghost", color_scheme="gray", id="back-to-workflows"),
             content="All workflows",
         ),
         rx.image(src="/logo.svg", width="22px", height="22px", alt=""),
-        rx.text(S.wf_name, size="3", weight="bold", id="workflow-title", trim="end", max_width="16rem"),
+        rx.heading(S.wf_name, size="3", weight="bold", as_="h1", id="workflow-title", trim="end", max_width="16rem"),
         rx.badge(rx.cond(S.version > 0, f"v{S.version}", "Draft"), variant="soft", id="version-badge"),
         rx.cond(
             S.dirty,
@@ -39,7 +40,7 @@ def _title() -> rx.Component:
                 rx.text("Unsaved changes", size="1", color=rx.color("amber", 11)),
                 align="center", spacing="1", id="unsaved-indicator",
             ),
-            rx.text("All changes saved", size="1", color=rx.color("gray", 9), id="saved-indicator"),
+            rx.text("All changes saved", size="1", color=rx.color("gray", 11), id="saved-indicator"),
         ),
         align="center",
         spacing="2",
@@ -64,12 +65,13 @@ def toolbar() -> rx.Component:
         _tool("file-input", "Import JSON or YAML", T.set_import_open(True), "toolbar-import"),
         _tool("file-output", "Export JSON or YAML", T.set_export_open(True), "toolbar-export"),
         _tool("history", "Version history", T.set_versions_open(True), "toolbar-versions"),
+        shortcuts_help(size="2"),
         _divider(),
         rx.button(rx.icon("shield-check", size=15), "Validate", variant="soft", color_scheme="gray",
                   on_click=T.run_validation, id="validate-button"),
         rx.button(rx.icon("save", size=15), "Save", variant=rx.cond(S.dirty, "solid", "soft"),
                   on_click=S.save, id="save-button"),
-        rx.button(rx.icon("play", size=15), "Run", color_scheme="green", on_click=R.run_workflow,
+        rx.button(rx.icon("play", size=15), "Run", color_scheme="green", high_contrast=True, on_click=R.run_workflow,
                   id="run-button", loading=R.run_active),
         align="center",
         spacing="2",

@@ -8,6 +8,7 @@ import reflex as rx
 from app.pages.editor.triggers_state import KINDS, TriggerItem
 from app.pages.editor.triggers_state import EditorTriggers as TS
 from components.config_form import config_form
+from components.labels import field_label
 
 _STATUS_COLOR = {"live": "green", "paused": "amber", "disabled": "gray", "invalid": "red", "unsaved": "blue"}
 
@@ -72,7 +73,7 @@ def _actions(item: TriggerItem) -> rx.Component:
         rx.spacer(),
         rx.tooltip(
             rx.switch(checked=item.enabled, on_change=lambda v: TS.trig_set_enabled(item.key, v), size="1",
-                      data_testid="trigger-enabled"),
+                      aria_label="Enabled", data_testid="trigger-enabled"),
             content="Enabled (takes effect when saved)",
         ),
         rx.icon_button(rx.icon("trash-2", size=12), size="1", variant="ghost", color_scheme="red",
@@ -85,7 +86,7 @@ def _editor() -> rx.Component:
     """The selected trigger's id and config form."""
     return rx.vstack(
         rx.divider(),
-        rx.text("Id", size="1", weight="medium"),
+        field_label("Id", "trigger-id-input"),
         rx.input(default_value=TS.trig_sel, key=TS.trig_sel, on_blur=TS.trig_rename, size="1", id="trigger-id-input"),
         rx.cond(TS.trig_error != "", rx.text(TS.trig_error, size="1", color=rx.color("red", 11))),
         config_form(TS.trig_fields, "trigger-config-form", set=TS.trig_set_field, flag=TS.trig_set_flag),
@@ -99,7 +100,7 @@ def _row(item: TriggerItem) -> rx.Component:
             rx.hstack(
                 rx.hstack(
                     rx.code(item.key, size="2", weight="bold"),
-                    rx.text(item.kind_label, size="1", color=rx.color("gray", 10)),
+                    rx.text(item.kind_label, size="1", color=rx.color("gray", 11)),
                     spacing="2", align="center", cursor="pointer", on_click=TS.trig_select(item.key),
                     data_testid="trigger-select",
                 ),
@@ -142,10 +143,10 @@ def triggers_tab() -> rx.Component:
     """The tab's content (it reads the saved state again each time it opens)."""
     return rx.vstack(
         rx.text("Ways this workflow starts on its own. Edits are saved with the workflow; pause and "
-                "resume take effect at once.", size="1", color=rx.color("gray", 10)),
+                "resume take effect at once.", size="1", color=rx.color("gray", 11)),
         rx.hstack(
             rx.select.root(
-                rx.select.trigger(flex="1", id="trigger-new-kind"),
+                rx.select.trigger(flex="1", id="trigger-new-kind", aria_label="Kind of the new trigger"),
                 rx.select.content(*[rx.select.item(label, value=kind) for kind, label in KINDS.items()]),
                 value=TS.trig_new_kind, on_change=TS.trig_set_new_kind, size="1",
             ),
@@ -154,7 +155,7 @@ def triggers_tab() -> rx.Component:
         ),
         _token_notice(),
         rx.cond(TS.trig_rows.length() == 0, rx.text("No triggers yet: runs start from the Run button or the API.",
-                                                    size="2", color=rx.color("gray", 10))),
+                                                    size="2", color=rx.color("gray", 11))),
         rx.foreach(TS.trig_rows, _row),
         spacing="3", width="100%", on_mount=TS.trig_refresh, id="triggers-tab",
     )  # fmt: skip
