@@ -10,7 +10,7 @@ import argparse
 import getpass
 import sys
 
-from engine.errors import FlowloomError
+from engine.errors import ErrorCode, FlowloomError
 from engine.ops.cli import COMMANDS, Command, load_settings
 from engine.ops.cli import main as run_command
 from engine.ops.exit_codes import ExitCode
@@ -18,6 +18,8 @@ from engine.ops.exit_codes import ExitCode
 
 class PasswordMismatch(FlowloomError):
     """The two passwords typed at the prompt differ."""
+
+    code = ErrorCode.PASSWORDS_DIFFER
 
 
 def configure_set_password(parser: argparse.ArgumentParser) -> None:

@@ -22,7 +22,7 @@ _PRE = {
 
 def _fact(label: str, value: rx.Component | rx.Var, testid: str) -> rx.Component:
     return rx.vstack(
-        rx.text(label, size="1", color=rx.color("gray", 10)),
+        rx.text(label, size="1", color=rx.color("gray", 11)),
         rx.box(value, data_testid=testid) if isinstance(value, rx.Component) else rx.text(value, size="2", data_testid=testid),
         spacing="0",
         min_width="8rem",
@@ -72,12 +72,12 @@ def _header() -> rx.Component:
             rx.link(rx.hstack(rx.icon("arrow-left", size=14), rx.text("Runs", size="2"), align="center",
                               spacing="1"), href=routes.RUNS, id="run-back"),
             rx.spacer(),
-            rx.cond(S.active, rx.hstack(rx.spinner(size="1"), rx.text("live", size="1", color=rx.color("gray", 10)),
+            rx.cond(S.active, rx.hstack(rx.spinner(size="1"), rx.text("live", size="1", color=rx.color("gray", 11)),
                                         align="center", id="run-live")),
             rx.cond(
                 S.can_cancel,
                 rx.button(rx.icon("ban", size=14), "Cancel run", color_scheme="red", variant="soft",
-                          on_click=S.set_cancel_open(True), id="run-cancel"),
+                          high_contrast=True, on_click=S.set_cancel_open(True), id="run-cancel"),
             ),
             width="100%",
             align="center",
@@ -131,7 +131,7 @@ def _graph() -> rx.Component:
 
 def _timing(label: str, value: rx.Var[str]) -> rx.Component:
     return rx.vstack(
-        rx.text(label, size="1", color=rx.color("gray", 10)),
+        rx.text(label, size="1", color=rx.color("gray", 11)),
         rx.text(value, size="1", weight="medium", font_family="monospace"),
         spacing="0",
     )
@@ -145,7 +145,7 @@ def _step(step: StepCard) -> rx.Component:
             rx.code(step.node_id, variant="ghost", color_scheme="gray", size="1"),
             rx.badge(step.node_type, variant="outline", color_scheme="gray", size="1"),
             rx.spacer(),
-            rx.text("visit ", step.visit, " · attempt ", step.attempt, size="1", color=rx.color("gray", 10)),
+            rx.text("visit ", step.visit, " · attempt ", step.attempt, size="1", color=rx.color("gray", 11)),
             rx.text(step.duration, size="1", weight="medium", data_testid="step-duration"),
             align="center",
             width="100%",
@@ -204,11 +204,11 @@ def _steps() -> rx.Component:
             rx.cond(
                 S.selected_node != "",
                 rx.hstack(
-                    rx.text("of node ", rx.code(S.selected_node), size="2", color=rx.color("gray", 10)),
+                    rx.text("of node ", rx.code(S.selected_node), size="2", color=rx.color("gray", 11)),
                     rx.button("Show all", size="1", variant="ghost", on_click=S.show_all_steps, id="run-steps-all"),
                     align="center",
                 ),
-                rx.text("Pick a node on the graph to see only its steps.", size="2", color=rx.color("gray", 10)),
+                rx.text("Pick a node on the graph to see only its steps.", size="2", color=rx.color("gray", 11)),
             ),
             align="center",
             spacing="3",
@@ -216,7 +216,7 @@ def _steps() -> rx.Component:
         rx.cond(
             S.shown_steps.length() > 0,
             rx.vstack(rx.foreach(S.shown_steps, _step), spacing="2", width="100%", id="run-steps"),
-            rx.text("No steps yet.", size="2", color=rx.color("gray", 10)),
+            rx.text("No steps yet.", size="2", color=rx.color("gray", 11)),
         ),
         spacing="2",
         width="100%",

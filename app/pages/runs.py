@@ -95,12 +95,12 @@ def _select(name: str, value: rx.Var[str], first: str, options: Any, label: str,
 def _dates() -> rx.Component:
     return rx.hstack(
         rx.el.label(
-            rx.text("From", size="1", color=rx.color("gray", 10)),
+            rx.text("From", size="1", color=rx.color("gray", 11)),
             rx.input(type="date", value=S.f_from, on_change=lambda v: S.set_filter("date_from", v),
                      id="runs-filter-from", size="2"),
         ),
         rx.el.label(
-            rx.text("To", size="1", color=rx.color("gray", 10)),
+            rx.text("To", size="1", color=rx.color("gray", 11)),
             rx.input(type="date", value=S.f_to, on_change=lambda v: S.set_filter("date_to", v),
                      id="runs-filter-to", size="2"),
         ),
@@ -147,7 +147,7 @@ def _filters() -> rx.Component:
 
 def _pager() -> rx.Component:
     return rx.hstack(
-        rx.text(S.page_label, size="2", color=rx.color("gray", 10), id="runs-page-label"),
+        rx.text(S.page_label, size="2", color=rx.color("gray", 11), id="runs-page-label"),
         rx.spacer(),
         rx.button(rx.icon("chevron-left", size=14), "Newer", variant="soft", color_scheme="gray",
                   disabled=~S.has_newer, on_click=S.newer, id="runs-newer"),

@@ -29,6 +29,7 @@ class Seeded:
     """What the pages list: a workflow with a waiting run, a decided approval and an API key."""
 
     workflow_id: str
+    run_id: str  # the run waiting for the admin's decision
 
 
 def _approval_workflow(approver: str):
@@ -86,7 +87,7 @@ def seeded(app_server: str, pg_url: str, redis_url: str) -> Iterator[Seeded]:
         approver = Approver(user_id=user_id, email=ADMIN, role="admin", email_verified=True)
         pending = approvals.list_decidable(approver, search="B-2")
         approvals.decide(str(pending[0].id), approver, action="rejected", comment="not this one")
-        yield Seeded(workflow_id)
+        yield Seeded(workflow_id, waiting)
     get_settings.cache_clear()
 
 
@@ -95,6 +96,7 @@ PAGES = {
     "workflows": ("/workflows", "[data-testid=workflow-row]"),
     "editor": ("/workflows/{workflow_id}", "[data-testid=flow-node]"),
     "runs": ("/runs", "[data-testid=run-row]"),
+    "run": ("/runs/{run_id}", "[data-testid=flow-node]"),
     "inbox": ("/inbox", "[data-testid=approval-row]"),
     "templates": ("/templates", "[data-testid=template-card]"),
     "settings": ("/settings", "[data-testid=user-row]"),
@@ -145,7 +147,7 @@ def test_main_pages_have_no_serious_accessibility_violation(
     path, ready = PAGES[name]
     page = _signed_in_page(browser, app_server, scheme, signed_in=name != "login")
     try:
-        page.goto(app_server + path.format(workflow_id=seeded.workflow_id))
+        page.goto(app_server + path.format(workflow_id=seeded.workflow_id, run_id=seeded.run_id))
         expect(page.locator(ready).first).to_be_visible(timeout=30_000)
         expect(page.locator("html")).to_have_class(scheme if scheme == "dark" else "light", timeout=5_000)
         page.wait_for_timeout(300)  # let entry transitions (dialogs, toasts) settle before auditing
