@@ -95,9 +95,20 @@ class Editor:
         """Click an empty spot of the canvas: clears the selection and takes focus off any input."""
         self.page.locator(".react-flow__pane").click(position={"x": 12, "y": 12})
 
-    def save(self) -> None:
+    def save(self) -> int:
+        """Click Save and wait until the new version is stored: the badge shows the next number.
+
+        "All changes saved" alone is no proof: it also shows when the graph equals the saved one,
+        e.g. a graph reset to the last version (a rehydrated page used to do that), and then the
+        test would read the database before (or without) the save it meant.
+        """
+        badge = self.page.locator("#version-badge")
+        shown = badge.inner_text().strip()
+        version = 1 if shown == "Draft" else int(shown.removeprefix("v")) + 1
         self.page.click("#save-button")
+        expect(badge).to_have_text(f"v{version}")
         expect(self.page.locator("#saved-indicator")).to_be_visible()
+        return version
 
     def toast(self) -> Any:
         return self.page.locator("[data-sonner-toast]")
@@ -299,6 +310,30 @@ def test_build_configure_save_and_reload_gives_back_the_same_graph(
     expect(ed.edges()).to_have_count(6)
     expect(page.locator("#version-badge")).to_have_text("v1")
     assert json.loads(ed.export_text()) == saved, "the reloaded graph is the saved one, positions included"
+
+
+def test_unsaved_edits_survive_a_dropped_connection_and_are_what_save_stores(
+    editor_page: Page, app_server: str, pg_url: str, new_workflow: Callable[..., str]
+) -> None:
+    page = editor_page
+    ed = Editor(page, app_server, new_workflow("Reconnect", ECHO_FLOW)).open()
+    ed.select("end")
+    page.keyboard.press("Delete")
+    expect(ed.nodes()).to_have_count(3)
+    expect(page.locator("#unsaved-indicator")).to_be_visible()
+
+    # The socket drops (as a stalled machine's ping timeout does); Reflex reconnects, rehydrates the
+    # page and runs its on_load again: the unsaved graph must still be there, not v1 reloaded.
+    with page.expect_console_message(lambda m: "ERR_INTERNET_DISCONNECTED" in m.text, timeout=30_000):
+        page.context.set_offline(True)
+    page.context.set_offline(False)
+    ed.configure("echo")  # answered only once the page is connected (and rehydrated) again
+    expect(ed.nodes()).to_have_count(3)
+    expect(page.locator("#unsaved-indicator")).to_be_visible()
+
+    assert ed.save() == 2
+    version, saved = latest_definition(pg_url, ed.workflow_id)
+    assert version == 2 and [n["id"] for n in saved["nodes"]] == ["start", "pause", "echo"]
 
 
 def test_invalid_connections_are_refused_with_their_reason(

@@ -13,6 +13,7 @@ from typing import Any
 import reflex as rx
 from reflex.event import EventSpec
 
+from app import db
 from app.auth.guard import requires
 from app.auth.policy import Role
 from app.pages.editor.core_state import EditorCore
@@ -20,7 +21,9 @@ from app.pages.editor.graph import EditRefused
 from app.pages.editor.run_state import EditorRun
 from app.pages.editor.tools_state import EditorTools
 from components.config_form import UNSET, InputError, pairs_value, parse_input, resolve
+from engine import workflows
 from engine.contract import get_node_type
+from engine.db_errors import DB_ERRORS
 from engine.errors import user_message
 
 
@@ -32,13 +35,37 @@ class EditorState(EditorCore):
     @rx.event
     @requires(Role.VIEWER)
     async def load(self) -> None:
-        """Open the workflow named in the URL, then start the toolbar and the run view over for it."""
+        """Open the workflow named in the URL, then start the toolbar and the run view over for it.
+
+        A tab that comes back to the workflow it has open keeps its work: Reflex runs on_load again
+        when the page rehydrates after a dropped connection (and on a reload), and reopening then
+        threw away the unsaved graph, so the next Save stored the old one.
+        """
+        if self._still_open():
+            self._sync_canvas()  # the browser's canvas was rebuilt from scratch
+            return
         if not self._open_workflow():
             return
         tools = await self.get_state(EditorTools)
         tools._start_over()
         runs = await self.get_state(EditorRun)
         runs._start_over()
+
+    def _still_open(self) -> bool:
+        """Whether this tab already has the URL's workflow open with unsaved changes, or with the
+        version that is still its latest (nothing to reopen)."""
+        url_id = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
+        if not (self.loaded and self._graph is not None and url_id == self.wf_id):
+            return False
+        if self.dirty:
+            return True
+        workflow_id = self._workflow_uuid()
+        try:
+            with db.db_session() as session:
+                found = workflows.load_workflow(session, workflow_id) if workflow_id else None
+        except DB_ERRORS:
+            return False  # reopening says what is wrong
+        return found is not None and found.version == self.version
 
     @rx.event
     @requires(Role.EDITOR)
