@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -36,6 +37,8 @@ MACHINE_REDIS_URL = os.environ.get("FLOWLOOM_TEST_REDIS_URL", "redis://127.0.0.1
 # A queue of this session's own: test sessions running side by side on one Redis must not take
 # each other's step messages (set before any engine module reads the settings).
 os.environ["FLOWLOOM_QUEUE"] = f"flowloom-test-{os.getpid()}"
+# The name tool.sql nodes of the tests use for the suite's own database (FLOWLOOM_SQL_CONNECTIONS).
+SUITE_SQL_CONNECTION = "suite"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -173,7 +176,10 @@ class WorkerHandle:
 def worker_factory(
     pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., WorkerHandle]]:
-    """Start real worker processes: factory(concurrency=1, env=None, timeout=60) -> WorkerHandle."""
+    """Start real worker processes: factory(concurrency=1, env=None, timeout=60) -> WorkerHandle.
+
+    Every worker knows the tool.sql connection `suite` (the session's database): the session's
+    workers share one queue, so a step may land on any of them."""
     started: list[WorkerHandle] = []
     log_dir = tmp_path_factory.mktemp("workers")
 
@@ -183,6 +189,7 @@ def worker_factory(
             "FLOWLOOM_DATABASE_URL": pg_url,
             "FLOWLOOM_REDIS_URL": redis_url,
             "PYTHONUNBUFFERED": "1",
+            "FLOWLOOM_SQL_CONNECTIONS": json.dumps({SUITE_SQL_CONNECTION: pg_url}),
             **(env or {}),
         }
         log_path = log_dir / f"worker-{len(started)}.log"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -28,16 +27,11 @@ def engine_env(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch):
     get_settings.cache_clear()
 
 
-# The name tool.sql nodes of the tests use for the suite's own database (FLOWLOOM_SQL_CONNECTIONS).
-SUITE_SQL_CONNECTION = "suite"
-
-
 @pytest.fixture(scope="session")
-def engine_worker(worker_factory, pg_url: str, redis_url: str):
+def engine_worker(worker_factory):
     """Two worker processes (prefork, concurrency 2) shared by the engine tests; their tool.sql
-    connection `suite` is the session's database."""
-    sql = json.dumps({SUITE_SQL_CONNECTION: pg_url})
-    return worker_factory(concurrency=2, env={**ENGINE_WORKER_ENV, "FLOWLOOM_SQL_CONNECTIONS": sql})
+    connection `suite` is the session's database (as every test worker's)."""
+    return worker_factory(concurrency=2, env=ENGINE_WORKER_ENV)
 
 
 @pytest.fixture

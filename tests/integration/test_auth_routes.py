@@ -29,6 +29,8 @@ HANDLERS = {
 EDIT_RUN_APPROVE = [
     ("POST", "/api/workflows"),
     ("DELETE", "/api/workflows/{workflow_id}"),
+    ("PATCH", "/api/workflows/{workflow_id}"),
+    ("POST", "/api/workflows/{workflow_id}/versions"),
     ("POST", "/api/runs"),
     ("POST", "/api/workflows/{workflow_id}/runs"),
     ("POST", "/api/runs/{run_id}/cancel"),

@@ -16,7 +16,7 @@ from engine.contract import StepContext, get_node_type
 from engine.errors import PolicyViolation
 from engine.runs import start_run
 from models.db import get_engine
-from tests.integration.conftest import SUITE_SQL_CONNECTION
+from tests.conftest import SUITE_SQL_CONNECTION
 from tests.integration.engine_helpers import node, steps_by_node, wait_for_run, workflow
 
 
