@@ -160,6 +160,25 @@ def ensure_chromium() -> None:
     run([str(PYTHON), "-m", "playwright", "install", "chromium"], env=venv_env())
 
 
+def ensure_bubblewrap() -> None:
+    """Debian's bubblewrap (`bwrap`), the sandbox of `tool.code` nodes, via apt when root on Debian.
+
+    Elsewhere it is left to you (your distribution's `bubblewrap` package): without it a
+    `tool.code` step fails saying so, and the other nodes work."""
+    if shutil.which("bwrap"):
+        return
+    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if is_root and Path("/etc/debian_version").exists() and shutil.which("apt-get"):
+        say("installing bubblewrap with apt-get (the sandbox of tool.code nodes)")
+        apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        result = subprocess.run(["apt-get", "install", "-y", "bubblewrap"], env=apt_env)
+        if result.returncode != 0:
+            run(["apt-get", "update"], env=apt_env)
+            run(["apt-get", "install", "-y", "bubblewrap"], env=apt_env)
+        return
+    say("bubblewrap (bwrap) is not installed: tool.code nodes will refuse to run until it is")
+
+
 def exec_in_venv(argv: list[str]) -> None:
     """Replace dev.py with `argv` so signals (Ctrl-C) and the exit code are the child's own."""
     sys.stdout.flush()
@@ -183,6 +202,7 @@ def main(argv: list[str]) -> int:
     if command == "lock":
         exec_in_venv([str(PYTHON), str(ROOT / "dev.py"), "_write-constraints"])
     ensure_installed()
+    ensure_bubblewrap()
     if command == "up":
         exec_in_venv([str(BIN / "flowloom"), "up", *extra])
     ensure_chromium()

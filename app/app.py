@@ -6,11 +6,13 @@ from app.api.main import api
 from app.auth.guard import EventGuard
 from app.layout import add_pages
 from app.pages import (  # noqa: F401  (importing declares the pages)
+    agents,
     chat,
     dashboard,
     dead_letters,
     forms,
     inbox,
+    knowledge,
     login,
     models,
     run_detail,
@@ -22,6 +24,9 @@ from app.pages import (  # noqa: F401  (importing declares the pages)
 )
 from app.pages.editor import page as editor_page  # noqa: F401
 from engine.health_events import health_reporting
+from engine.observability import observe_process
+
+observe_process("web")  # JSON logs at FLOWLOOM_LOG_LEVEL, traces to FLOWLOOM_OTLP_ENDPOINT when set
 
 app = rx.App(
     api_transformer=api,

@@ -50,7 +50,7 @@ a:focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
 
 def is_page_path(path: str) -> bool:
     """True for a path a browser shows as a page (not the REST API, the sign-in routes or /v1)."""
-    return not (path.startswith(API_PREFIXES) or path in ("/api", "/auth", "/v1"))
+    return not (path.startswith(API_PREFIXES) or path in ("/api", "/auth", "/v1", "/metrics"))
 
 
 def error_html(status: int, detail: str, path: str = "") -> str:

@@ -35,7 +35,10 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Inbox", routes.INBOX, "inbox"),
     NavItem("Templates", routes.TEMPLATES, "layout-template"),
     NavItem("Dashboard", routes.DASHBOARD, "layout-dashboard"),
+    NavItem("Agents", routes.AGENTS, "bot"),
+    NavItem("Knowledge", routes.KNOWLEDGE, "library"),
     NavItem("Models", routes.MODELS, "cpu"),
+    NavItem("Settings", routes.SETTINGS, "settings"),  # every signed-in user's keys; admins' users too
     NavItem("Secrets", routes.SECRETS, "key-round", admin_only=True),
     NavItem("Dead letters", routes.DEAD_LETTERS, "mail-warning", admin_only=True),
 )

@@ -4,7 +4,7 @@
 // browser needs: drag positions while dragging, selection, viewport, measured sizes.
 // It sends coarse events to Python (drop, drag stop, connect, select, delete, shortcut)
 // and never forwards DOM events.
-import React, { useCallback, useEffect, useRef, useState } from "react";
+import React, { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import {
   Background,
   Controls,
@@ -21,6 +21,10 @@ import "@xyflow/react/dist/style.css";
 
 import { CanvasMiniMap } from "./flow_minimap.jsx";
 import {
+  ANNOTATION_CSS, ANNOTATION_TYPES, AnnotateContext, annotationBoxes, groupDragMove, groupDragStart, isAnnotation,
+  mergeAnnotations,
+} from "./flow_annotations.jsx";
+import {
   boundsOf, CanvasContext, CSS, ERROR_PORT, MINIMAP_IDLE, MINIMAP_STATUS, NODE_TYPES, NODE_WIDTH, nodeHandles,
 } from "./flow_node.jsx";
 
@@ -36,20 +40,26 @@ const BIG_GRAPH_MIN_ZOOM = 0.4; // a big graph opens readable, centred, rather t
 
 // The key of what the server says about a node; an unchanged key keeps the client's object.
 function serverKey(n) {
-  return `${n.t}|${n.label}|${n.outs ? JSON.stringify(n.outs) : ""}`;
+  return `${n.t}|${n.label}|${n.outs ? JSON.stringify(n.outs) : ""}|${n.ins ? JSON.stringify(n.ins) : ""}|${n.d || ""}`;
 }
+// Flowloom's nodes, sticky notes and groups (assets/flow_annotations.jsx).
+const ALL_NODE_TYPES = { ...NODE_TYPES, ...ANNOTATION_TYPES };
+// What the toolbar asks the canvas for with DOM events (it knows the view and the measured sizes).
+export const ADD_NOTE_EVENT = "flowloom:add-note";
+export const GROUP_SELECTION_EVENT = "flowloom:group-selection";
 
-function mergeNodes(server, previous, statuses, issues, positionsFromServer, types) {
+function mergeNodes(server, previous, statuses, issues, positionsFromServer, types, phases = EMPTY) {
   const prevById = new Map(previous.map((p) => [p.id, p]));
   return server.map((n) => {
     const prev = prevById.get(n.id);
     const status = statuses[n.id] || "";
     const issue = issues[n.id];
+    const phase = phases[n.id] || 0; // the node's phase in the last validated execution plan
     const key = serverKey(n);
     const keepPosition = prev && (prev.dragging || !positionsFromServer);
     const position = keepPosition ? prev.position : { x: n.x, y: n.y };
     if (
-      prev && prev.data._key === key && prev.data.status === status && prev.data.issue === issue &&
+      prev && prev.data._key === key && prev.data.status === status && prev.data.issue === issue && prev.data.phase === phase &&
       prev.position.x === position.x && prev.position.y === position.y
     ) {
       return prev;
@@ -63,12 +73,13 @@ function mergeNodes(server, previous, statuses, issues, positionsFromServer, typ
       initialWidth: NODE_WIDTH,
       initialHeight: shape.initialHeight || shape.height,
       position,
-      data: { id: n.id, t: n.t, label: n.label, outs: n.outs, status, issue, _key: key },
+      data: { id: n.id, t: n.t, label: n.label, outs: n.outs, ins: n.ins, status, issue, phase, d: n.d, _key: key },
     };
   });
 }
 
 function edgeClass(e, statuses) {
+  if (e.d) return `fl-diff-${e.d}`; // a version diff: added, removed, changed
   if (e.sourceHandle === ERROR_PORT) return "fl-edge-error";
   const from = statuses[e.source];
   const to = statuses[e.target];
@@ -110,15 +121,20 @@ function typingInField(event) {
 const DELETE_KEYS = ["Delete", "Backspace"];
 const SNAP_GRID = [8, 8];
 const SHORTCUTS = { z: "undo", y: "redo", c: "copy", v: "paste", d: "duplicate", s: "save" };
+const PASTE_WAIT_MS = 150; // Ctrl+V: how long to wait for the browser's paste event before pasting this tab's copy
 
 const EMPTY = {};
 const EMPTY_LIST = [];
 
 function Canvas(props) {
-  const { active = true, readonly = false, statuses = EMPTY, issues = EMPTY, fit = null, focus = null, id } = props;
+  const { active = true, statuses = EMPTY, issues = EMPTY, phases = EMPTY, fit = null, focus = null, id } = props;
+  // A version diff ({nodes, edges, annotations} marked with `d`) is shown instead of the graph, read-only.
+  const diffView = active && props.diff && props.diff.nodes ? props.diff : null;
+  const readonly = Boolean(props.readonly) || Boolean(diffView);
   // Until Python says the graph is this page's (`active`), draw none of what the tab last showed.
-  const serverNodes = (active && props.nodes) || EMPTY_LIST;
-  const serverEdges = (active && props.edges) || EMPTY_LIST;
+  const serverNodes = diffView ? diffView.nodes : (active && props.nodes) || EMPTY_LIST;
+  const serverEdges = diffView ? diffView.edges : (active && props.edges) || EMPTY_LIST;
+  const serverAnnotations = diffView ? diffView.annotations || EMPTY : (active && props.annotations) || EMPTY;
   // The catalogue is a compile-time constant, but Reflex rebuilds its literal on every render.
   const [catalogue] = useState(() => ({ types: props.types || {}, icons: props.icons || {} }));
   const { types } = catalogue;
@@ -136,7 +152,9 @@ function Canvas(props) {
   const storeApi = useStoreApi();
   const wrapper = useRef(null);
   const lastServerNodes = useRef(null);
+  const lastAnnotations = useRef(null);
   const lastSelection = useRef("|");
+  const pasteFallback = useRef(null);
 
   // Python asks for a fit (load, import, layout, the Fit button) by bumping fit.n. The view is set
   // before the nodes are handed to React Flow, from positions and the fixed node geometry, so a
@@ -150,6 +168,7 @@ function Canvas(props) {
       lastFit.current = fitToken;
       const boxes = positionsFromServer
         ? serverNodes.map((n) => ({ x: n.x, y: n.y, w: NODE_WIDTH, h: nodeHandles(n, types).height }))
+            .concat(annotationBoxes(serverAnnotations))
         : storeApi.getState().nodes.map((n) => ({
             x: n.position.x, y: n.position.y,
             w: n.measured?.width ?? n.initialWidth ?? NODE_WIDTH, h: n.measured?.height ?? n.initialHeight ?? 80,
@@ -161,8 +180,14 @@ function Canvas(props) {
         flow.setViewport(getViewportForBounds(bounds, width, height, minZoom, 1, FIT_PADDING), { duration: 0 });
       }
     }
-    setNodes((prev) => mergeNodes(serverNodes, prev, statuses, issues, positionsFromServer, types));
-  }, [serverNodes, statuses, issues, types, fitToken, setNodes]); // eslint-disable-line react-hooks/exhaustive-deps
+    const annotationsFromServer = lastAnnotations.current !== serverAnnotations;
+    lastAnnotations.current = serverAnnotations;
+    setNodes((prev) => {
+      const graph = mergeNodes(serverNodes, prev, statuses, issues, positionsFromServer, types, phases);
+      const notes = serverAnnotations.notes || serverAnnotations.groups ? mergeAnnotations(serverAnnotations, prev, annotationsFromServer) : EMPTY_LIST;
+      return notes.length ? [...notes, ...graph] : graph;
+    });
+  }, [serverNodes, serverAnnotations, statuses, issues, phases, types, fitToken, setNodes]); // eslint-disable-line react-hooks/exhaustive-deps
 
   useEffect(() => {
     setEdges((prev) => mergeEdges(serverEdges, prev, statuses));
@@ -170,6 +195,13 @@ function Canvas(props) {
 
   // Python asks to select nodes (a drop, a paste) and maybe centre one (an issue or a step was clicked).
   useEffect(() => {
+    if (focus && focus.edges && focus.edges.length) {
+      // An edge to select (a problem about it was clicked): it alone.
+      const chosen = new Set(focus.edges);
+      setNodes((prev) => prev.map((n) => (n.selected ? { ...n, selected: false } : n)));
+      setEdges((prev) => prev.map((e) => (Boolean(e.selected) === chosen.has(e.id) ? e : { ...e, selected: chosen.has(e.id) })));
+      return;
+    }
     if (!focus || !focus.ids || !focus.ids.length) return;
     const ids = new Set(focus.ids);
     setNodes((prev) => prev.map((n) => (Boolean(n.selected) === ids.has(n.id) ? n : { ...n, selected: ids.has(n.id) })));
@@ -191,11 +223,38 @@ function Canvas(props) {
       if (!action) return;
       if (key === "z" && event.shiftKey) action = "redo";
       if (action === "copy" && String(window.getSelection() || "").length > 0) return;
+      if (action === "paste") {
+        // Let the browser fire its paste event (it carries the clipboard: nodes copied in another tab
+        // or workflow); should none come, paste what this tab copied.
+        clearTimeout(pasteFallback.current);
+        pasteFallback.current = setTimeout(() => { pasteFallback.current = null; send("onShortcut", "paste"); }, PASTE_WAIT_MS);
+        return;
+      }
       event.preventDefault();
       send("onShortcut", action);
     };
+    // Text that claims to be Flowloom nodes goes to Python, which checks it (engine/fragments.py)
+    // before adding anything; any other paste over the canvas pastes what this tab copied.
+    const onPaste = (event) => {
+      if (readonly || typingInField(event)) return;
+      const waiting = pasteFallback.current !== null;
+      clearTimeout(pasteFallback.current);
+      pasteFallback.current = null;
+      const text = (event.clipboardData && event.clipboardData.getData("text/plain")) || "";
+      if (/^\s*\{[\s\S]{0,200}"flowloom"/.test(text)) {
+        event.preventDefault();
+        send("onPasteText", text);
+      } else if (waiting) {
+        send("onShortcut", "paste");
+      }
+    };
     document.addEventListener("keydown", onKey);
-    return () => document.removeEventListener("keydown", onKey);
+    document.addEventListener("paste", onPaste);
+    return () => {
+      document.removeEventListener("keydown", onKey);
+      document.removeEventListener("paste", onPaste);
+      clearTimeout(pasteFallback.current);
+    };
   }, [send, readonly]);
 
   // A palette item chosen from the keyboard: the node goes to the middle of the view (below the
@@ -269,9 +328,27 @@ function Canvas(props) {
     },
     [onNodesChange, readonly, send],
   );
-  const handleDragStart = useCallback(() => { dragging.current = true; }, []);
+  // Dragging a group moves the nodes it holds (assets/flow_annotations.jsx); they go to Python with it.
+  const groupDrag = useRef(null);
+  const handleDragStart = useCallback((_event, a, b) => {
+    dragging.current = true;
+    const dragged = Array.isArray(a) ? a : b || (a ? [a] : []);
+    groupDrag.current = groupDragStart(dragged, storeApi.getState().nodes);
+  }, [storeApi]);
+  const handleDrag = useCallback((_event, a, b) => {
+    const drag = groupDrag.current;
+    if (!drag) return;
+    const moved = groupDragMove(drag, Array.isArray(a) ? a : b || (a ? [a] : []));
+    if (moved.size) setNodes((prev) => prev.map((n) => (moved.has(n.id) ? { ...n, position: moved.get(n.id) } : n)));
+  }, [setNodes]);
   const handleDragEnd = useCallback(
-    (event, node, moved) => { dragging.current = false; handleDragStop(event, node, moved); },
+    (event, node, moved) => {
+      dragging.current = false;
+      const drag = groupDrag.current;
+      groupDrag.current = null;
+      const members = drag ? Array.from(drag.last, ([memberId, position]) => ({ id: memberId, position })) : [];
+      handleDragStop(event, node, members.length ? [...(moved || []), ...members] : moved);
+    },
     [handleDragStop],
   );
   const handleSelectionDragEnd = useCallback((event, moved) => handleDragEnd(event, null, moved), [handleDragEnd]);
@@ -300,25 +377,59 @@ function Canvas(props) {
   );
 
   const minimapColor = useCallback((n) => MINIMAP_STATUS[n.data.status] || MINIMAP_IDLE, []);
+  const annotate = useMemo(() => ({ send, readonly }), [send, readonly]);
+
+  // The toolbar's "Add note" (in the middle of the view) and "Group selection" (around the selected
+  // nodes, measured here) arrive as DOM events.
+  useEffect(() => {
+    const onAddNote = () => {
+      if (readonly || !wrapper.current) return;
+      const r = wrapper.current.getBoundingClientRect();
+      const at = flow.screenToFlowPosition({ x: r.left + r.width / 2, y: r.top + r.height / 2 });
+      send("onAnnotate", "add_note", "", { x: Math.round(at.x - 120), y: Math.round(at.y - 80) });
+    };
+    const onGroup = () => {
+      if (readonly) return;
+      const chosen = storeApi.getState().nodes.filter((n) => n.selected && !isAnnotation(n.id));
+      const boxes = chosen.map((n) => ({
+        x: n.position.x, y: n.position.y,
+        w: n.measured?.width ?? n.initialWidth ?? NODE_WIDTH, h: n.measured?.height ?? n.initialHeight ?? 80,
+      }));
+      const b = boundsOf(boxes);
+      send("onAnnotate", "group", "", b
+        ? { nodes: chosen.map((n) => n.id), x: b.x, y: b.y, width: b.width, height: b.height }
+        : { nodes: [] });
+    };
+    window.addEventListener(ADD_NOTE_EVENT, onAddNote);
+    window.addEventListener(GROUP_SELECTION_EVENT, onGroup);
+    return () => {
+      window.removeEventListener(ADD_NOTE_EVENT, onAddNote);
+      window.removeEventListener(GROUP_SELECTION_EVENT, onGroup);
+    };
+  }, [flow, send, storeApi, readonly]);
   const big = nodes.length >= BIG_GRAPH;
 
   return (
     <CanvasContext.Provider value={catalogue}>
-      <div className="fl-canvas" id={id} ref={wrapper} data-node-count={nodes.length}>
+     <AnnotateContext.Provider value={annotate}>
+      <div className="fl-canvas" id={id} ref={wrapper} data-node-count={nodes.length} data-diff={diffView ? "on" : undefined}>
         <style>{CSS}</style>
+        <style>{ANNOTATION_CSS}</style>
         <ReactFlow
           nodes={nodes}
           edges={edges}
-          nodeTypes={NODE_TYPES}
+          nodeTypes={ALL_NODE_TYPES}
           onNodesChange={handleNodesChange}
           onNodeDragStart={handleDragStart}
           onSelectionDragStart={handleDragStart}
+          onNodeDrag={handleDrag}
+          onSelectionDrag={handleDrag}
           onEdgesChange={onEdgesChange}
           onNodeDragStop={handleDragEnd}
           onSelectionDragStop={handleSelectionDragEnd}
-          onConnect={handleConnect}
+          onConnect={readonly ? undefined : handleConnect}
           onSelectionChange={handleSelection}
-          onDelete={handleDelete}
+          onDelete={readonly ? undefined : handleDelete}
           onDrop={readonly ? undefined : handleDrop}
           onDragOver={readonly ? undefined : handleDragOver}
           deleteKeyCode={readonly ? null : DELETE_KEYS}
@@ -343,6 +454,7 @@ function Canvas(props) {
           <div className="fl-empty"><div>Drag a node from the palette to start</div></div>
         ) : null}
       </div>
+     </AnnotateContext.Provider>
     </CanvasContext.Provider>
   );
 }

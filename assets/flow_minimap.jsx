@@ -1,5 +1,5 @@
 // A big graph's minimap: one <canvas> instead of an SVG element (and a store subscription) per node.
-import React, { useEffect, useRef, useState } from "react";
+import React, { useEffect, useMemo, useRef, useState } from "react";
 import { Panel, useReactFlow, useStore, useStoreApi } from "@xyflow/react";
 import { boundsOf, cssColor, MINIMAP_IDLE, MINIMAP_STATUS, NODE_WIDTH } from "./flow_node.jsx";
 
@@ -29,12 +29,26 @@ export function CanvasMiniMap({ nodes }) {
   const flow = useReactFlow();
   const frame = useRef(null);
   const theme = useThemeChanges();
+  // Each colour is resolved once per colour mode: getComputedStyle per node forced a style recalc of
+  // the whole page per node (seconds when "fit all" mounts 1000 nodes). Drawn at most once a frame,
+  // and not while a node is dragged (a drag changes `nodes` on every pointer move; its end redraws).
+  const colors = useMemo(() => new Map(), [theme]); // eslint-disable-line react-hooks/exhaustive-deps
   useEffect(() => {
     const el = canvas.current;
-    if (!el) return;
+    if (!el || nodes.some((n) => n.dragging)) return undefined;
+    const pending = requestAnimationFrame(() => draw(el));
+    return () => cancelAnimationFrame(pending);
+  }, [nodes, transform, storeApi, theme]); // eslint-disable-line react-hooks/exhaustive-deps
+  const draw = (el) => {
     const boxes = nodes.map((n) => ({ x: n.position.x, y: n.position.y, w: n.initialWidth || NODE_WIDTH, h: n.initialHeight || 80 }));
     const bounds = boundsOf(boxes);
     if (!bounds) return;
+    const colorOf = (value) => {
+      if (colors.has(value)) return colors.get(value);
+      const resolved = cssColor(el, value);
+      if (resolved !== "#888") colors.set(value, resolved); // "#888": the theme's styles are not in yet
+      return resolved;
+    };
     const scale = Math.min(MAP_W / bounds.width, MAP_H / bounds.height) * 0.9;
     const ox = (MAP_W - bounds.width * scale) / 2 - bounds.x * scale;
     const oy = (MAP_H - bounds.height * scale) / 2 - bounds.y * scale;
@@ -42,16 +56,16 @@ export function CanvasMiniMap({ nodes }) {
     const ctx = el.getContext("2d");
     ctx.clearRect(0, 0, MAP_W, MAP_H);
     nodes.forEach((n, i) => {
-      ctx.fillStyle = cssColor(el, MINIMAP_STATUS[n.data.status] || MINIMAP_IDLE);
+      ctx.fillStyle = colorOf(MINIMAP_STATUS[n.data.status] || MINIMAP_IDLE);
       const b = boxes[i];
       ctx.fillRect(ox + b.x * scale, oy + b.y * scale, Math.max(b.w * scale, 1), Math.max(b.h * scale, 1));
     });
     const { width, height } = storeApi.getState();
     const [tx, ty, zoom] = transform;
-    ctx.strokeStyle = cssColor(el, "var(--accent-9)");
+    ctx.strokeStyle = colorOf("var(--accent-9)");
     ctx.lineWidth = 1.5;
     ctx.strokeRect(ox + (-tx / zoom) * scale, oy + (-ty / zoom) * scale, (width / zoom) * scale, (height / zoom) * scale);
-  }, [nodes, transform, storeApi, theme]);
+  };
   const centre = (event) => {
     if (!frame.current || !(event.buttons & 1)) return;
     const r = event.currentTarget.getBoundingClientRect();

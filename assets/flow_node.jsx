@@ -50,6 +50,8 @@ export const CSS = `
   border-radius: 12px; box-shadow: 0 1px 2px var(--black-a2), 0 1px 3px var(--black-a3); font-size: 12px; color: var(--gray-12);
   font-family: Inter, ui-sans-serif, system-ui, sans-serif; transition: box-shadow .2s, border-color .2s; }
 .react-flow__node.selected .fl-node { outline: 2px solid var(--accent-8); outline-offset: 3px; }
+/* A dragged node gets a layer of its own: moving it composites instead of repainting what is under it. */
+.fl-canvas .react-flow__node.dragging { will-change: transform; }
 .fl-head { box-sizing: border-box; height: ${HEAD_HEIGHT}px; display: flex; align-items: center; gap: 8px; padding: 0 10px; }
 .fl-icon { flex: none; width: 28px; height: 28px; border-radius: 8px; display: flex; align-items: center;
   justify-content: center; background: var(--cat-bg); color: var(--cat-fg); }
@@ -59,6 +61,9 @@ export const CSS = `
 .fl-node { position: relative; }
 .fl-badge { position: absolute; top: -9px; right: 10px; font-size: 10px; font-weight: 600; line-height: 14px;
   padding: 1px 8px; border-radius: 999px; text-transform: capitalize; background: var(--gray-3); color: var(--gray-11);
+  border: 1px solid var(--color-panel-solid); box-shadow: 0 1px 2px var(--black-a3); }
+.fl-phase { position: absolute; top: -9px; left: 10px; font-size: 10px; font-weight: 600; line-height: 14px;
+  padding: 1px 7px; border-radius: 999px; background: var(--indigo-3); color: var(--indigo-11);
   border: 1px solid var(--color-panel-solid); box-shadow: 0 1px 2px var(--black-a3); }
 .fl-ports { display: flex; justify-content: space-between; gap: 6px; padding: ${PORTS_TOP - 1}px 0 8px;
   border-top: 1px solid var(--gray-4); }
@@ -93,13 +98,14 @@ export const CSS = `
 .fl-cat-control { --cat-bg: var(--gray-3); --cat-fg: var(--gray-11); }
 .fl-cat-tool { --cat-bg: var(--blue-3); --cat-fg: var(--blue-11); }
 .fl-cat-human { --cat-bg: var(--amber-3); --cat-fg: var(--amber-11); }
+.fl-cat-memory { --cat-bg: var(--green-3); --cat-fg: var(--green-11); }
 .fl-cat-other { --cat-bg: var(--teal-3); --cat-fg: var(--teal-11); }
 .fl-canvas .react-flow__edge-path { stroke: var(--gray-9); stroke-width: 1.6; }
 .fl-canvas .react-flow__edge.selected .react-flow__edge-path { stroke: var(--accent-9); stroke-width: 2.2; }
 .fl-canvas .react-flow__edge.fl-edge-error .react-flow__edge-path { stroke: var(--red-9); stroke-dasharray: 5 4; }
 .fl-canvas .react-flow__edge.fl-edge-done .react-flow__edge-path { stroke: var(--green-9); stroke-width: 2.2; }
 .fl-canvas .react-flow__edge.fl-edge-live .react-flow__edge-path { stroke: var(--blue-9); stroke-width: 2.2; }
-.fl-node.fl-compact .fl-label { font-size: 15px; }
+.fl-node.fl-compact .fl-label { font-size: 15px; flex: 1; min-width: 0; }
 .fl-minimap canvas { display: block; background: var(--color-panel-solid); border-radius: 6px;
   box-shadow: 0 1px 3px var(--black-a4); cursor: pointer; }
 .fl-empty { position: absolute; inset: 0; display: flex; align-items: center; justify-content: center;
@@ -108,11 +114,12 @@ export const CSS = `
 `;
 
 const PORT_COLORS = {
-  any: "var(--gray-9)", json: "var(--indigo-9)", text: "var(--green-9)", number: "var(--blue-9)",
+  any: "var(--gray-9)", json: "var(--indigo-9)", object: "var(--violet-9)", list: "var(--amber-10)",
+  text: "var(--green-9)", number: "var(--blue-9)",
   boolean: "var(--orange-9)", messages: "var(--purple-9)", embedding: "var(--pink-9)", documents: "var(--teal-9)",
   error: "var(--red-9)",
 };
-const KNOWN_CATEGORIES = new Set(["ai", "control", "tool", "human"]);
+const KNOWN_CATEGORIES = new Set(["ai", "control", "memory", "tool", "human"]);
 // CSS colours (theme tokens): SVG styles take them as they are; a <canvas> resolves them (cssColor).
 export const MINIMAP_STATUS = {
   queued: "var(--gray-8)", running: "var(--blue-9)", succeeded: "var(--green-9)", failed: "var(--red-9)",
@@ -164,7 +171,43 @@ function portsOf(data, types) {
   const spec = types[data.t] || { label: data.t, category: "other", icon: "box", inputs: {}, outputs: {} };
   const outputs = { ...(data.outs || spec.outputs) };
   if (data.t !== "end") outputs[ERROR_PORT] = { type: "json" };
-  return { spec, inputs: spec.inputs, outputs };
+  // A node's inputs may come from its config too (a sub-workflow's are the called workflow's inputs).
+  return { spec, inputs: data.ins || spec.inputs, outputs };
+}
+
+// Zoomed far out ("fit all" on a big graph mounts every node at once) a node is its box, its label,
+// its marks and bare handles at the same fixed geometry: about a quarter of the DOM of a full node,
+// and the same size, so edges and measurements do not move when the zoom crosses DETAIL_ZOOM.
+function CompactNode({ data, classes, inputs, outputs }) {
+  const status = data.status || "";
+  const handles = (ports, type, position) => Object.keys(ports).map((name, i) => (
+    <Handle key={name} type={type} position={position} id={name} className="fl-handle"
+            style={{ top: HEAD_HEIGHT + PORTS_TOP + i * (PORT_HEIGHT + PORT_GAP) + PORT_HEIGHT / 2,
+                     "--port": PORT_COLORS[name === ERROR_PORT ? "error" : ports[name].type] || PORT_COLORS.any }} />
+  ));
+  const rows = Math.max(Object.keys(inputs).length, Object.keys(outputs).length);
+  const height = 1 + HEAD_HEIGHT + PORTS_TOP + rows * (PORT_HEIGHT + PORT_GAP) - (rows ? PORT_GAP : 0) + 8 + 1;
+  return (
+    <div
+      className={classes.join(" ")}
+      style={{ height }}
+      data-testid="flow-node"
+      data-node-id={data.id}
+      data-node-type={data.t}
+      data-status={status || "idle"}
+      data-invalid={data.issue ? data.issue.level : undefined}
+      data-diff={data.d || undefined}
+      data-phase={data.phase || undefined}
+    >
+      {data.d ? <span className={`fl-diff-tag ${data.d}`} data-testid="diff-tag">{data.d}</span> : null}
+      <div className="fl-head">
+        <div className="fl-label" title={data.label || data.id}>{data.label || data.id}</div>
+        {status ? <span className="fl-badge" data-testid="node-status">{status}</span> : null}
+      </div>
+      {handles(inputs, "target", Position.Left)}
+      {handles(outputs, "source", Position.Right)}
+    </div>
+  );
 }
 
 const FlowNode = memo(function FlowNode({ data }) {
@@ -177,6 +220,8 @@ const FlowNode = memo(function FlowNode({ data }) {
   const classes = ["fl-node", `fl-cat-${category}`];
   if (issue) classes.push(`invalid-${issue.level}`);
   if (!detailed) classes.push("fl-compact");
+  if (data.d) classes.push(`fl-diff-${data.d}`); // a version diff's mark (assets/flow_annotations.jsx)
+  if (!detailed) return <CompactNode data={data} classes={classes} inputs={inputs} outputs={outputs} />;
   return (
     <div
       className={classes.join(" ")}
@@ -185,7 +230,10 @@ const FlowNode = memo(function FlowNode({ data }) {
       data-node-type={data.t}
       data-status={status || "idle"}
       data-invalid={issue ? issue.level : undefined}
+      data-diff={data.d || undefined}
+      data-phase={data.phase || undefined}
     >
+      {data.d ? <span className={`fl-diff-tag ${data.d}`} data-testid="diff-tag">{data.d}</span> : null}
       <div className="fl-head">
         <div className="fl-icon">{icons[spec.icon] || icons.box}</div>
         <div className="fl-titles">
@@ -193,6 +241,11 @@ const FlowNode = memo(function FlowNode({ data }) {
           {detailed ? <div className="fl-type">{data.id} · {spec.label}</div> : null}
         </div>
         {status ? <span className="fl-badge" data-testid="node-status">{status}</span> : null}
+        {data.phase ? (
+          <span className="fl-phase" data-testid="node-phase" title={`Phase ${data.phase} of the execution plan`}>
+            {`P${data.phase}`}
+          </span>
+        ) : null}
       </div>
       <div className="fl-ports">
         <div className="fl-col in">
@@ -228,7 +281,7 @@ export function boundsOf(boxes) {
 // Where a node's handles sit, from the fixed geometry above: React Flow then needs to draw only
 // the nodes in view (it draws every node once to measure its handles otherwise).
 export function nodeHandles(n, types) {
-  const { inputs, outputs } = portsOf({ t: n.t, outs: n.outs }, types);
+  const { inputs, outputs } = portsOf({ t: n.t, outs: n.outs, ins: n.ins }, types);
   const rowY = (i) => 1 + HEAD_HEIGHT + PORTS_TOP + i * (PORT_HEIGHT + PORT_GAP) + PORT_HEIGHT / 2 - HANDLE / 2;
   const handles = Object.keys(inputs).map((id, i) => ({
     id, type: "target", position: Position.Left, x: 1 - HANDLE / 2, y: rowY(i), width: HANDLE, height: HANDLE,

@@ -1,4 +1,4 @@
-"""The workflow editor in headless Chromium against the production build: 100, 500 and 1000 nodes.
+"""The workflow editor in headless Chromium against the production build: 100 to 5000 nodes.
 
 Per size it measures
 - first render: navigation start to the first painted frame with the graph's nodes (page load,
@@ -10,6 +10,11 @@ Per size it measures
 - fit all: the Fit view button to the frame that draws every node (a big graph opens zoomed in
   on its centre at a readable zoom, so its first render draws only what is in view).
 Ratios: first render against the empty editor (the baseline, same run); drag stop against 100 nodes.
+Then the aims, each met or missed in this run: 1000 nodes first render under 1.5 s and "fit all"
+under 0.5 s, pointer-move p95 within one 60 Hz frame (16.7 ms), the largest graph still draggable.
+It prints the machine's load average: on a shared machine compare runs made at the same load.
+The 2000- and 5000-node graphs are above the default cap of FLOWLOOM_MAX_DEFINITION_NODES (2000):
+the bench raises the cap for the app it starts (set it yourself with --base-url).
 
 Run: `python bench/editor.py` (starts `flowloom up` on its own embedded PostgreSQL, builds the
 production app), or `python bench/editor.py --base-url URL --database-url URL --secret-key KEY`
@@ -19,6 +24,7 @@ against a running one. Set REFLEX_WEB_WORKDIR to build somewhere other than .web
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import statistics
@@ -34,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 from engine.ops.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from engine.ops.launcher import stop_process_group  # noqa: E402
@@ -41,13 +48,15 @@ from engine.ops.migrate import upgrade_to_head  # noqa: E402
 from engine.ops.services import find_free_port  # noqa: E402
 from engine.settings import get_settings  # noqa: E402
 
-SIZES = (100, 500, 1000)
+SIZES = (100, 500, 1000, 2000, 5000)
 REPEATS = 3
 MOVES = 40
 DRAG_STOPS = 8
 COLUMNS = 25
 CHROMIUM = Path("/usr/bin/chromium")
 SECRET_KEY = "bench-secret-key-for-flowloom-sessions-0123456789abcdef"
+# The largest graph is above the default cap of 2000 nodes per definition: raised for the bench.
+LIMITS = {"FLOWLOOM_MAX_DEFINITION_NODES": str(max(SIZES)), "FLOWLOOM_MAX_DEFINITION_EDGES": str(max(SIZES))}
 
 # Timestamps the page records for us: first painted nodes, socket sends and answers.
 INIT_SCRIPT = """
@@ -105,7 +114,12 @@ MOVE_PROBE = """
 
 
 def grid_definition(count: int) -> dict:
-    """`count` nodes in a grid of COLUMNS columns: start, python tools, end; each feeds the next column."""
+    """`count` nodes in a grid of COLUMNS columns, 300 x 160 apart; above 1000 nodes a denser grid shaped
+    like the canvas (260 x 120 apart), so that "fit all" can show every node at the canvas's smallest
+    zoom. Start, python tools, end; each feeds the next."""
+    columns, dx, dy = (
+        (COLUMNS, 300.0, 160.0) if count <= 1000 else (round(math.sqrt(0.55 * count)), 260.0, 120.0)
+    )
     ids = [f"n{i}" for i in range(count)]
     ids[0], ids[-1] = "start", "end"
     nodes = []
@@ -113,7 +127,7 @@ def grid_definition(count: int) -> dict:
         node_type = "start" if i == 0 else "end" if i == count - 1 else "tool.python"
         config = {"tool": "echo"} if node_type == "tool.python" else {}
         nodes.append({"id": node_id, "type": node_type, "label": f"Step {i}", "config": config,
-                      "position": {"x": (i % COLUMNS) * 300.0, "y": (i // COLUMNS) * 160.0}})  # fmt: skip
+                      "position": {"x": (i % columns) * dx, "y": (i // columns) * dy}})  # fmt: skip
     edges = [
         {"id": f"e{i}", "source": ids[i], "source_port": "out", "target": ids[i + 1], "target_port": "in"}
         for i in range(count - 1)
@@ -124,6 +138,7 @@ def grid_definition(count: int) -> dict:
 def make_workflows(database_url: str) -> tuple[dict[int, str], str]:
     """A workflow per size and an editor user's session cookie."""
     os.environ["FLOWLOOM_DATABASE_URL"] = database_url
+    os.environ.update(LIMITS)
     get_settings.cache_clear()
     from app import db
     from app.auth import sessions
@@ -199,6 +214,8 @@ def measure(new_page: Callable[[], Page], url: str, count: int) -> dict[str, flo
         page.mouse.move(x + i * 4, y + (i % 5))
     sent_during = page.evaluate(moves_sent) - sent_before
     page.mouse.up()
+    after = node.locator(".fl-head").bounding_box()
+    dragged = after is not None and after["x"] - box["x"] > MOVES * 4 * 0.8  # followed the pointer
     moves = page.evaluate("() => window.__bench.moves")
     stops = []
     for i in range(DRAG_STOPS):
@@ -232,11 +249,16 @@ def measure(new_page: Callable[[], Page], url: str, count: int) -> dict[str, flo
     # Zoom out to the whole graph (a big graph opens zoomed in on its centre): every node is drawn.
     started = page.evaluate("() => performance.now()")
     page.click("#toolbar-fit")
-    page.wait_for_function(f"() => document.querySelectorAll('.react-flow__node').length === {count}")
-    fit_all = (
-        page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done(performance.now())))")
-        - started
-    )
+    try:
+        page.wait_for_function(
+            f"() => document.querySelectorAll('.react-flow__node').length === {count}", timeout=180_000
+        )
+        fit_all = (
+            page.evaluate("() => new Promise((done) => requestAnimationFrame(() => done(performance.now())))")
+            - started
+        )
+    except PlaywrightTimeout:  # the graph does not fit at the smallest zoom: say so, measure the rest
+        fit_all = float("nan")
     return {
         "fit_all": fit_all,
         "render": statistics.median(renders),
@@ -244,6 +266,7 @@ def measure(new_page: Callable[[], Page], url: str, count: int) -> dict[str, flo
         "move_p50": statistics.median(moves) if moves else float("nan"),
         "move_p95": moves[int(len(moves) * 0.95) - 1] if moves else float("nan"),
         "move_n": len(moves),
+        "dragged": dragged,
         "sent_during_drag": sent_during,
         "stop_p50": statistics.median([s for s in stops if s == s] or [float("nan")]),
     }
@@ -251,6 +274,7 @@ def measure(new_page: Callable[[], Page], url: str, count: int) -> dict[str, flo
 
 def run(base_url: str, database_url: str) -> None:
     ids, token = make_workflows(database_url)
+    load_before = os.getloadavg()
     results = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -276,27 +300,43 @@ def run(base_url: str, database_url: str) -> None:
         page.goto(f"{base_url}/workflows/{ids[SIZES[0]]}")  # warm the server and the build's caches once
         page.wait_for_function("() => window.__bench && window.__bench.paint !== null", timeout=120_000)
         empty = open_empty(new_page, f"{base_url}/workflows/{ids[0]}")
-        for count in SIZES:
-            results[count] = measure(new_page, f"{base_url}/workflows/{ids[count]}", count)
-        browser.close()
-    base = results[SIZES[0]]
-    print()
-    print("Workflow editor, headless Chromium, production build (medians; ratios vs the empty editor)")
-    print(f"baseline: an empty workflow's editor is on screen {empty:.0f} ms after navigation starts")
-    print(
-        f"{'nodes':>6} | {'first render ms':>16} | {'canvas ms':>10} | {'fit all ms':>10} | {'move p50 ms':>11}"
-        f" | {'move p95 ms':>11} | {'msgs in drag':>12} | {'drag stop ms':>13}"
-    )
-    print("-" * 112)
-    for count, r in results.items():
+        print("\nWorkflow editor, headless Chromium, production build (medians; ratios vs the empty editor)")
+        print(f"baseline: an empty workflow's editor is on screen {empty:.0f} ms after navigation starts")
         print(
-            f"{count:>6} | {r['render']:>9.0f} ({r['render'] / empty:.1f}x) | {r['canvas']:>10.0f} |"
-            f" {r['fit_all']:>10.0f} |"
-            f" {r['move_p50']:>11.1f} | {r['move_p95']:>11.1f} | {r['sent_during_drag']:>12} |"
-            f" {r['stop_p50']:>7.1f} ({r['stop_p50'] / base['stop_p50']:.1f}x)"  # vs 100 nodes
+            f"{'nodes':>6} | {'first render ms':>16} | {'canvas ms':>10} | {'fit all ms':>10} | {'move p50 ms':>11}"
+            f" | {'move p95 ms':>11} | {'msgs in drag':>12} | {'drag stop ms':>13} | dragged"
         )
-    verdict = "meets" if results[1000]["render"] < 1500 else "misses"
-    print(f"\n1000 nodes first render {results[1000]['render']:.0f} ms: {verdict} the 1.5 s aim")
+        print("-" * 122, flush=True)
+        for count in SIZES:  # each row as soon as it is measured (the big sizes take minutes)
+            r = results[count] = measure(new_page, f"{base_url}/workflows/{ids[count]}", count)
+            base = results[SIZES[0]]
+            print(
+                f"{count:>6} | {r['render']:>9.0f} ({r['render'] / empty:.1f}x) | {r['canvas']:>10.0f} |"
+                f" {r['fit_all']:>10.0f} |"
+                f" {r['move_p50']:>11.1f} | {r['move_p95']:>11.1f} | {r['sent_during_drag']:>12} |"
+                f" {r['stop_p50']:>7.1f} ({r['stop_p50'] / base['stop_p50']:.1f}x) | {'yes' if r['dragged'] else 'NO'}",
+                flush=True,
+            )
+        browser.close()
+    print(f"machine load (1-minute average, {os.cpu_count()} cores): {load_before[0]:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after")  # fmt: skip
+    print()
+    for label, ok in aims(results):
+        print(f"{'meets' if ok else 'misses'}: {label}")
+
+
+def aims(results: dict[int, dict[str, float]]) -> list[tuple[str, bool]]:
+    """The editor's aims, each with whether this run met it."""
+    r1000, largest = results[1000], results[max(results)]
+    return [
+        (f"1000 nodes first render under 1.5 s ({r1000['render']:.0f} ms)", r1000["render"] < 1500),
+        (f"1000 nodes fit all under 0.5 s ({r1000['fit_all']:.0f} ms)", r1000["fit_all"] < 500),
+        (
+            f"1000 nodes pointer-move p95 within one 60 Hz frame, 16.7 ms ({r1000['move_p95']:.1f} ms)",
+            r1000["move_p95"] <= 1000 / 60,
+        ),
+        (f"{max(results)} nodes still draggable", bool(largest["dragged"]) and largest["move_n"] > 0),
+    ]
 
 
 def start_flowloom(tmp: Path, database_url: str) -> tuple[subprocess.Popen, str]:
@@ -310,6 +350,7 @@ def start_flowloom(tmp: Path, database_url: str) -> tuple[subprocess.Popen, str]
         "FLOWLOOM_SECRET_KEY": SECRET_KEY,
         "FLOWLOOM_WORKERS": "1",
         "REFLEX_TELEMETRY_ENABLED": "false",
+        **LIMITS,
     }
     log = open(tmp / "flowloom.log", "wb")  # noqa: SIM115 - kept open for the child's life
     process = subprocess.Popen(

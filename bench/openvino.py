@@ -8,8 +8,11 @@ no model involved; clustered around topics by default, `--data random` for the w
 (m=16, ef_construction=64, cosine) and compares the `memory.search` query to exact search:
 latency p50/p95 and recall@10 for several ef_search values.
 
+Part 3 generates text greedily with the same random Llama (the tests' tokenizer, `--hidden`/`--layers`)
+in PyTorch (transformers) and in OpenVINO GenAI's LLMPipeline: tokens/s and time to first token.
+
 Run: `python bench/openvino.py` (needs the `models` extra; `--vectors N`, `--skip-hnsw`,
-`--skip-embed`). Models are converted once into <data_dir>/models when missing.
+`--skip-embed`, `--skip-generate`). Models are converted once into <data_dir>/models when missing.
 """
 
 from __future__ import annotations
@@ -294,6 +297,111 @@ def _percentiles(values: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
 
 
+def _tiny_llama(work: Path, hidden: int, layers: int) -> tuple[Path, Path]:
+    """A random Llama checkpoint (the tests' builder, scaled by --hidden/--layers) and its OpenVINO IR."""
+    import transformers
+
+    from tests.fixtures.models import build_tiny_llama_checkpoint
+
+    original = transformers.LlamaConfig
+
+    def scaled(**config):  # the same tokenizer and shape of config, a wider/deeper model
+        config.update(hidden_size=hidden, intermediate_size=hidden * 4, num_hidden_layers=layers,
+                      num_attention_heads=max(4, hidden // 64), num_key_value_heads=max(2, hidden // 128))  # fmt: skip
+        return original(**config)
+
+    hf, ir = work / "llama-hf", work / "llama-ov"
+    transformers.LlamaConfig = scaled
+    try:
+        build_tiny_llama_checkpoint(hf)
+    finally:
+        transformers.LlamaConfig = original
+    openvino_convert.convert_causal_lm(hf, ir)
+    return hf, ir
+
+
+def bench_generation(new_tokens: int, reps: int, hidden: int, layers: int) -> None:
+    """Greedy generation of the same random Llama: PyTorch (transformers) vs OpenVINO GenAI LLMPipeline.
+
+    Both produce exactly `new_tokens` tokens (min = max) from the same prompt; time to first token
+    is measured by a streamer on each side; tokens/s is new tokens over the whole generate call.
+    """
+    import openvino_genai
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.generation.streamers import BaseStreamer
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    work = Path(tempfile.mkdtemp(prefix="flowloom-bench-llm-"))
+    try:
+        hf, ir = _tiny_llama(work, hidden, layers)
+        prompt = "The refund policy says customers may return any item within thirty days because"
+        tokenizer = AutoTokenizer.from_pretrained(hf)
+        model = AutoModelForCausalLM.from_pretrained(hf, torch_dtype=torch.float32).eval()
+        ids = tokenizer(prompt, return_tensors="pt")
+
+        class FirstToken(BaseStreamer):
+            def __init__(self) -> None:
+                self.first: float | None = None
+                self.calls = 0
+
+            def put(self, value) -> None:
+                self.calls += 1
+                if self.calls == 2 and self.first is None:  # the first put is the prompt itself
+                    self.first = time.perf_counter()
+
+            def end(self) -> None:
+                pass
+
+        def torch_once() -> tuple[float, float]:
+            streamer = FirstToken()
+            start = time.perf_counter()
+            with torch.inference_mode():
+                out = model.generate(**ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                     do_sample=False, streamer=streamer, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+            total = time.perf_counter() - start
+            assert out.shape[1] - ids["input_ids"].shape[1] == new_tokens
+            return (streamer.first or start) - start, total
+
+        pipe = openvino_genai.LLMPipeline(str(ir), "CPU")
+        config = openvino_genai.GenerationConfig()
+        config.max_new_tokens = config.min_new_tokens = new_tokens
+        config.do_sample = False
+
+        def openvino_once() -> tuple[float, float]:
+            first: list[float] = []
+
+            def streamer(piece: str) -> openvino_genai.StreamingStatus:
+                if not first:
+                    first.append(time.perf_counter())
+                return openvino_genai.StreamingStatus.RUNNING
+
+            start = time.perf_counter()
+            result = pipe.generate(prompt, config, streamer)
+            total = time.perf_counter() - start
+            assert result.perf_metrics.get_num_generated_tokens() == new_tokens
+            return (first[0] if first else start) - start, total
+
+        torch_once(), openvino_once()  # warm-up: first-call compilation and allocation
+        results = {"PyTorch (transformers)": [], "OpenVINO GenAI": []}
+        for _ in range(reps):  # interleaved, so load on the machine hits both alike
+            results["PyTorch (transformers)"].append(torch_once())
+            results["OpenVINO GenAI"].append(openvino_once())
+        params = sum(p.numel() for p in model.parameters())
+        print(f"\nText generation: random Llama, {params / 1e6:.1f} M parameters (hidden {hidden}, {layers} layers), "
+              f"greedy, {new_tokens} new tokens, median of {reps} interleaved runs")  # fmt: skip
+        base_tps = None
+        for name, runs in results.items():
+            ttft = statistics.median(r[0] for r in runs) * 1000
+            total = statistics.median(r[1] for r in runs)
+            tps = new_tokens / total
+            base_tps = base_tps or tps
+            print(f"  {name:24s} {tps:8.1f} tokens/s   time to first token {ttft:7.1f} ms   "
+                  f"({tps / base_tps:.2f}x PyTorch tokens/s)")  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sentences", type=int, default=256, help="sentences per pass")
@@ -302,6 +410,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--skip-embed", action="store_true")
     parser.add_argument("--skip-hnsw", action="store_true")
+    parser.add_argument("--skip-generate", action="store_true")
+    parser.add_argument("--new-tokens", type=int, default=64, help="tokens generated per run")
+    parser.add_argument("--gen-reps", type=int, default=5, help="interleaved generation runs per side")
+    parser.add_argument("--hidden", type=int, default=256, help="hidden size of the random Llama")
+    parser.add_argument("--layers", type=int, default=4, help="layers of the random Llama")
     parser.add_argument(
         "--data", choices=("clustered", "random"), default="clustered", help="synthetic vectors"
     )
@@ -310,6 +423,8 @@ def main() -> None:
         bench_embeddings(args.sentences, args.passes)
     if not args.skip_hnsw:
         bench_hnsw(args.vectors, args.queries, args.data)
+    if not args.skip_generate:
+        bench_generation(args.new_tokens, args.gen_reps, args.hidden, args.layers)
 
 
 if __name__ == "__main__":

@@ -163,6 +163,11 @@ def parse_input(prop: Mapping[str, Any], text: str) -> Any:
     if not text.strip():
         return UNSET
     if "{{" in text and kind in ("number", "json", "select"):
+        if kind == "json":  # JSON whose strings hold templates ({"value": "{{ input.x }}"}) stays JSON
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                pass
         return text  # a template: rendered and checked when the step runs
     if kind == "number":
         try:

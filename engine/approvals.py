@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Select, bindparam, exists, func, select, upda
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from engine import audit, dispatch, events, executor, waiting
+from engine import audit, dispatch, events, executor, guardrail_actions, waiting
 from engine.approvers import DECIDER_ROLE, Approver, describe_approvers, may_decide, unverified_hint
 from engine.contract import EXPIRED_BY, NodeType, get_node_type
 from engine.contract.node_type import ResumeFunction
@@ -169,7 +169,14 @@ def decide(
     comment: str = "",
     database_url: str | None = None,
 ) -> Outcome:
-    """Cast the approver's vote; when it completes the quorum, decide and resume the run."""
+    """Cast the approver's vote; when it completes the quorum, decide and resume the run.
+
+    A guardrail review (a step a guardrail parked) is decided by engine.guardrail_actions instead
+    of the step's node type: one decider, approved (Allow) or rejected (Block).
+    """
+    if _is_guardrail_review(approval_id, database_url):
+        return _decide_guardrail_review(approval_id, approver, action=action, comment=comment,
+                                        database_url=database_url)  # fmt: skip
     with _db(database_url).begin() as conn:
         row = _lock(conn, approval_id)
         _refuse_unless_open(row, approval_id)
@@ -225,6 +232,41 @@ def decide(
                {"action": action, "status": status, "voters": [v["voter"] for v in same]})  # fmt: skip
     dispatch.send(sent)
     return Outcome(status, len(same), quorum, outputs=outputs, voters=[v["voter"] for v in same])
+
+
+def _is_guardrail_review(approval_id: str, database_url: str | None) -> bool:
+    try:
+        wanted = uuid.UUID(approval_id)
+    except ValueError:
+        return False
+    with _db(database_url).connect() as conn:
+        request = conn.execute(select(_approvals.c.request).where(_approvals.c.id == wanted)).scalar()
+    return guardrail_actions.is_review(request)
+
+
+def _decide_guardrail_review(
+    approval_id: str, approver: Approver, *, action: str, comment: str, database_url: str | None
+) -> Outcome:
+    with _db(database_url).begin() as conn:
+        row = _lock(conn, approval_id)
+        _refuse_unless_open(row, approval_id)
+        request = row.request or {}
+        if not may_decide(request, approver):
+            raise ApprovalError(f"{approver.voter} may not decide approval {approval_id}: it is for "
+                                f"{describe_approvers(request)}", code=ErrorCode.APPROVAL_FORBIDDEN)  # fmt: skip
+        step = waiting.waiting_step(conn, str(row.step_id))
+        if step is None:
+            raise ApprovalError(f"the step of approval {approval_id} is no longer waiting")
+        try:
+            status, sent = guardrail_actions.decide_review(conn, row, step, voter=approver.voter, action=action,
+                                                           comment=comment)  # fmt: skip
+        except ValueError as exc:
+            raise ApprovalError(str(exc), code=ErrorCode.APPROVAL_INVALID, field="action") from exc
+        _audit(conn, approver.voter, "approval.decided", str(row.id),
+               {"action": action, "status": status, "guardrail": (request.get("guardrail") or {}).get("rule"),
+                "comment": comment})  # fmt: skip
+    dispatch.send(sent)
+    return Outcome(status, 1, 1, voters=[approver.voter])
 
 
 _DUE = (

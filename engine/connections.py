@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from engine.contract.node_type import Port, port_types_compatible
+from engine.contract.node_type import PORT_TYPES, Port, port_types_compatible
 from engine.definition import ERROR_PORT
 from engine.errors import ErrorCode, Issue
 
@@ -60,9 +60,12 @@ def connection_problems(
         and in_port is not None
         and not port_types_compatible(out_port.type, in_port.type)
     ):
+        fits = [t for t in PORT_TYPES if t != "any" and port_types_compatible(out_port.type, t)]
         message = (
             f'type mismatch: output "{source_port}" of "{source}" is {out_port.type}, '
-            f'input "{target_port}" of "{target}" takes {in_port.type}'
+            f'input "{target_port}" of "{target}" takes {in_port.type} '
+            f"({'an' if out_port.type[0] in 'aeiou' else 'a'} {out_port.type} output feeds "
+            f"{', '.join(fits)} or any inputs)"
         )
         problems.append(Issue(message, code=ErrorCode.PORT_TYPE_MISMATCH, node_id=target))
     return problems

@@ -17,6 +17,7 @@ WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,99}$"
 # Every node implicitly has this output port; an edge leaving it fires when the node
 # fails after its retries.
 ERROR_PORT = "error"
+OnError = Literal["branch", "fail"]
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "workflow-schema.json"
 
 
@@ -78,6 +79,12 @@ class NodeSpec(_Spec):
     timeout_s: float | None = Field(None, gt=0)
     # Overrides the workflow's state-machine loop guard for this node.
     max_visits: int | None = Field(None, ge=1)
+    # After its retries: "branch" takes the edges leaving the error output, "fail" ends the run;
+    # None: the error edges if there are any, else the workflow's error_handling.on_error.
+    on_error: OnError | None = None
+    # Guardrails of this node (the GUARDRAILS_CONFIG shape, docs/guardrails.md), merged field by
+    # field over the workflow's policy.guardrails; kept raw so a node sets only what it narrows.
+    guardrails: dict[str, Any] | None = None
 
 
 class EdgeSpec(_Spec):
@@ -112,6 +119,8 @@ class WorkflowPolicy(_Spec):
     max_visits: int = Field(10, ge=1)
     max_steps: int = Field(1000, ge=1)
     step_timeout_s: float = Field(300.0, gt=0)
+    # Guardrails of every step (docs/guardrails.md), over the instance's FLOWLOOM_GUARDRAILS.
+    guardrails: dict[str, Any] = Field(default_factory=dict)
 
 
 class TriggerSpec(_Spec):
@@ -122,6 +131,42 @@ class TriggerSpec(_Spec):
     kind: Literal["webhook", "schedule", "kafka", "form", "chat"]
     config: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+
+
+ANNOTATION_COLORS = ("yellow", "blue", "green", "pink", "purple", "gray")
+AnnotationColor = Literal["yellow", "blue", "green", "pink", "purple", "gray"]
+MAX_NOTE_TEXT = 10_000
+
+
+class NoteSpec(_Spec):
+    """A sticky note on the canvas: Markdown text the editor renders safely (no raw HTML)."""
+
+    id: str = Field(pattern=NODE_ID_PATTERN)
+    text: str = Field("", max_length=MAX_NOTE_TEXT)
+    color: AnnotationColor = "yellow"
+    position: Position = Field(default_factory=Position)
+    width: float = Field(240.0, ge=80, le=4000)
+    height: float = Field(160.0, ge=60, le=4000)
+
+
+class GroupSpec(_Spec):
+    """A frame around nodes with a title and colour; moving it in the editor moves its nodes."""
+
+    id: str = Field(pattern=NODE_ID_PATTERN)
+    title: str = Field("", max_length=200)
+    color: AnnotationColor = "blue"
+    position: Position = Field(default_factory=Position)
+    width: float = Field(400.0, ge=80, le=20000)
+    height: float = Field(240.0, ge=60, le=20000)
+    # Ids of the nodes the group holds (each node in at most one group).
+    nodes: list[str] = Field(default_factory=list, max_length=2000)
+
+
+class Annotations(_Spec):
+    """What the canvas shows beside the graph: saved with the definition, ignored by the engine."""
+
+    notes: list[NoteSpec] = Field(default_factory=list, max_length=500)
+    groups: list[GroupSpec] = Field(default_factory=list, max_length=500)
 
 
 class WorkflowDefinition(_Spec):
@@ -141,6 +186,8 @@ class WorkflowDefinition(_Spec):
     error_handling: ErrorHandling = Field(default_factory=ErrorHandling)
     policy: WorkflowPolicy = Field(default_factory=WorkflowPolicy)
     triggers: list[TriggerSpec] = Field(default_factory=list)
+    # Sticky notes and groups for people reading the canvas; runs never look at them.
+    annotations: Annotations = Field(default_factory=Annotations)
 
     def node(self, node_id: str) -> NodeSpec:
         """The node called `node_id`; KeyError if there is none."""

@@ -10,8 +10,11 @@
 
 `>>` returns the right-hand node (or list of nodes) so chains work; a list on either side
 fans out or in (`a >> [b, c] >> d`; a list on both sides is not supported). Keyword
-arguments of `Node` other than label, position, retry, timeout_s, max_visits and config
+arguments of `Node` other than label, position, retry, timeout_s, max_visits, on_error, guardrails and config
 become the node's config; pass `config={...}` for config fields with those names.
+`Workflow(triggers=[...], annotations={...})` carry triggers and canvas notes/groups;
+`wf.connect(a.port("x"), b, id="e1", label="...", condition="...")` names an edge.
+`engine.dsl_export.to_dsl` writes any definition back as this DSL's source.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any, Literal
 
-from engine.definition import ErrorHandling, RetryPolicy, WorkflowDefinition, WorkflowPolicy
+from engine.definition import (
+    Annotations,
+    ErrorHandling,
+    OnError,
+    RetryPolicy,
+    TriggerSpec,
+    WorkflowDefinition,
+    WorkflowPolicy,
+)
 from engine.errors import DefinitionError
 from engine.parse import parse_dict
 
@@ -42,6 +53,8 @@ class Workflow:
         outputs: dict[str, str] | None = None,
         error_handling: ErrorHandling | None = None,
         policy: WorkflowPolicy | None = None,
+        triggers: list[TriggerSpec | dict[str, Any]] | None = None,
+        annotations: Annotations | dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.id = id
@@ -52,6 +65,10 @@ class Workflow:
         self.outputs = dict(outputs or {})
         self.error_handling = error_handling or ErrorHandling()
         self.policy = policy or WorkflowPolicy()
+        self.triggers = [t.model_dump() if isinstance(t, TriggerSpec) else dict(t) for t in triggers or []]
+        self.annotations = (
+            annotations.model_dump() if isinstance(annotations, Annotations) else dict(annotations or {})
+        )
         self.nodes: dict[str, Node] = {}
         self.edges: list[dict[str, Any]] = []
         self._edge_ids: set[str] = set()
@@ -80,8 +97,10 @@ class Workflow:
         *,
         condition: str | None = None,
         label: str = "",
+        id: str | None = None,
     ) -> str:
-        """Add an edge from `source` (node: port "out") to `target` (node: port "in"); returns its id."""
+        """Add an edge from `source` (node: port "out") to `target` (node: port "in"); returns its id
+        (`id`, else one made from the nodes and ports)."""
         src = source if isinstance(source, PortRef) else PortRef(source, "out")
         tgt = target if isinstance(target, PortRef) else PortRef(target, "in")
         for ref in (src, tgt):
@@ -90,7 +109,10 @@ class Workflow:
                     f"node {ref.node.id!r} belongs to another workflow", node_id=ref.node.id
                 )
         condition = condition if condition is not None else src.condition
-        edge_id = self._edge_id(src, tgt)
+        if id is not None and id in self._edge_ids:
+            raise DefinitionError(f"duplicate edge id {id!r}; edge ids must be unique")
+        edge_id = self._edge_id(src, tgt) if id is None else id
+        self._edge_ids.add(edge_id)
         edge: dict[str, Any] = {
             "id": edge_id,
             "source": src.node.id,
@@ -118,6 +140,8 @@ class Workflow:
             "edges": list(self.edges),
             "error_handling": self.error_handling.model_dump(),
             "policy": self.policy.model_dump(),
+            "triggers": list(self.triggers),
+            "annotations": dict(self.annotations),
         }
         return parse_dict(data, source=f"workflow {self.name!r}")
 
@@ -130,7 +154,6 @@ class Workflow:
         while edge_id in self._edge_ids:
             n += 1
             edge_id = f"{base}#{n}"
-        self._edge_ids.add(edge_id)
         return edge_id
 
 
@@ -169,6 +192,8 @@ class Node(_Connectable):
         retry: RetryPolicy | None = None,
         timeout_s: float | None = None,
         max_visits: int | None = None,
+        on_error: OnError | None = None,
+        guardrails: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
         workflow: Workflow | None = None,
         **config_fields: Any,
@@ -180,6 +205,8 @@ class Node(_Connectable):
         self.retry = retry
         self.timeout_s = timeout_s
         self.max_visits = max_visits
+        self.on_error = on_error
+        self.guardrails = guardrails
         self.config = {**(config or {}), **config_fields}
         self.workflow: Workflow | None = None
         owner = workflow or _current.get()
@@ -209,6 +236,8 @@ class Node(_Connectable):
             "retry": self.retry.model_dump() if self.retry else None,
             "timeout_s": self.timeout_s,
             "max_visits": self.max_visits,
+            "on_error": self.on_error,
+            "guardrails": self.guardrails,
         }
 
     def _source_ref(self) -> PortRef:

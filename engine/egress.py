@@ -24,7 +24,8 @@ from urllib.parse import unquote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.errors import EgressRefused, PolicyViolation, StepError
+from engine import circuit_breaker, guardrail_scope
+from engine.errors import EgressRefused, ErrorCode, PolicyViolation, StepError
 from engine.special_addresses import IPAddress, IPNetwork, embedded_ipv4, why_not_global
 
 # Cloud instance-metadata and platform endpoints: refused unless listed by exact address, even with
@@ -329,11 +330,41 @@ class EgressClient:
     ) -> httpx.Response:
         """Check url, then send to one of its checked addresses with the name in Host and SNI."""
         try:
+            _, hop_host, hop_port = _split(url)
+            guardrail_scope.check_destination(hop_host, hop_port)  # the step's network guardrails, every hop
             _, host, addresses = await asyncio.to_thread(_check, str(url), self.policy)
         except PolicyViolation as exc:
             if via is None:
                 raise
             raise EgressRefused(f"{via} refused: {exc}") from exc
+        destination = f"{url.scheme}://{host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+        admission = circuit_breaker.allow(destination)
+        if not admission.admitted:
+            raise StepError(
+                f"{destination}: circuit breaker open after repeated failures; next try in "
+                f"{admission.wait_s:.0f} s (breaker_failures, breaker_open_s)",
+                retryable=True, code=ErrorCode.CIRCUIT_OPEN, retry_after_s=admission.wait_s,
+            )  # fmt: skip
+        try:
+            response = await self._send_checked(method, url, host, addresses, headers, json, content, timeout)
+        except (httpx.TransportError, StepError, asyncio.CancelledError):
+            circuit_breaker.record(destination, ok=False)
+            raise
+        circuit_breaker.record(destination, ok=response.status_code < 500 and response.status_code != 429)
+        return response
+
+    async def _send_checked(
+        self,
+        method: str,
+        url: httpx.URL,
+        host: str,
+        addresses: list[IPAddress],
+        headers: httpx.Headers,
+        json: Any,
+        content: bytes | str | None,
+        timeout: float,
+    ) -> httpx.Response:
+        """Send to the first of the checked addresses that takes a connection."""
         pinned = httpx.Headers(headers)
         pinned["host"] = url.netloc.decode("ascii")
         extensions = {"sni_hostname": host} if url.scheme == "https" else {}
@@ -397,3 +428,74 @@ class EgressClient:
 
 def _size_fix(limit: int) -> str:
     return f"the limit is {limit:,} (policy.egress.max_response_bytes)"
+
+
+class EgressTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that sends each request (each redirect hop is a request) only after the
+    egress policy and the destination's circuit breaker allowed it, to the address that was
+    checked (Host and SNI keep the name), for libraries that want an `httpx.AsyncClient` of
+    their own (the MCP client). Response size is not capped here; the library reads the body.
+    """
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self.policy = policy
+        self._inner = httpx.AsyncHTTPTransport(retries=0)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        _, hop_host, hop_port = _split(request.url)
+        guardrail_scope.check_destination(hop_host, hop_port)  # the step's network guardrails
+        _, host, addresses = await asyncio.to_thread(_check, str(request.url), self.policy)
+        url = request.url
+        destination = f"{url.scheme}://{host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+        admission = circuit_breaker.allow(destination)
+        if not admission.admitted:
+            raise httpx.ConnectError(
+                f"{destination}: circuit breaker open after repeated failures; next try in {admission.wait_s:.0f} s",
+                request=request,
+            )
+        headers = httpx.Headers(request.headers)
+        headers["host"] = url.netloc.decode("ascii")
+        extensions = dict(request.extensions)
+        if url.scheme == "https":
+            extensions["sni_hostname"] = host
+        error: httpx.TransportError | None = None
+        for address in addresses:
+            pinned = httpx.Request(
+                request.method, url.copy_with(host=str(address)), headers=headers,
+                stream=request.stream, extensions=extensions,
+            )  # fmt: skip
+            try:
+                response = await self._inner.handle_async_request(pinned)
+            except httpx.ConnectError as exc:  # nothing was sent; try the next checked address
+                error = exc
+                continue
+            except httpx.TransportError:
+                circuit_breaker.record(destination, ok=False)
+                raise
+            circuit_breaker.record(destination, ok=response.status_code < 500 and response.status_code != 429)
+            return response
+        circuit_breaker.record(destination, ok=False)
+        raise error or httpx.ConnectError(f"{url}: no address to connect to", request=request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def egress_httpx_client(
+    policy: EgressPolicy,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: httpx.Timeout | float | None = None,
+    auth: httpx.Auth | None = None,
+) -> httpx.AsyncClient:
+    """An `httpx.AsyncClient` whose every request and redirect hop passes `policy` (EgressTransport)."""
+    return httpx.AsyncClient(
+        transport=EgressTransport(policy),
+        headers=headers,
+        timeout=timeout if timeout is not None else policy.timeout_s,
+        auth=auth,
+        follow_redirects=policy.max_redirects > 0,
+        max_redirects=max(policy.max_redirects, 1),
+        trust_env=False,
+        cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])),
+    )

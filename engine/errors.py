@@ -52,6 +52,8 @@ class ErrorCode(StrEnum):
     VERSION_NOT_FOUND = "version_not_found"
     RUN_NOT_FOUND = "run_not_found"
     RUN_ENDED = "run_ended"
+    RUN_NOT_ENDED = "run_not_ended"  # re-run or fork of a run that is still going
+    RERUN_STEP_INVALID = "rerun_step_invalid"  # re-run from a step the run never ran (or skipped)
     INLINE_NEEDS_EDITOR = "inline_needs_editor"
     SECRET_NOT_FOUND = "secret_not_found"
     USER_NOT_FOUND = "user_not_found"
@@ -68,6 +70,11 @@ class ErrorCode(StrEnum):
     DEAD_LETTER_NOT_FOUND = "dead_letter_not_found"
     CHAT_SESSION_NOT_FOUND = "chat_session_not_found"  # unknown, or another owner's
     CHAT_BUSY = "chat_busy"  # a chat message while the previous one is still being answered
+    AGENT_NOT_FOUND = "agent_not_found"  # no saved agent with that id
+    AGENT_TRANSITION_INVALID = "agent_transition_invalid"  # a lifecycle transition the design does not allow
+    AGENT_NOT_READY = "agent_not_ready"  # a saved agent asked to work while not READY (or EXECUTING)
+    AGENT_CHECK_FAILED = "agent_check_failed"  # a saved agent's config, resources or permissions failed a check
+    NO_CAPABLE_AGENT = "no_capable_agent"  # no READY saved agent has the capability a node asks for
 
     # Sign-in refusals: the value is what /login?error=<code> carries.
     STATE = "state"
@@ -110,6 +117,10 @@ class ErrorCode(StrEnum):
     NO_PATH_TO_TERMINAL = "no_path_to_terminal"
     CYCLE = "cycle"
     TRIGGER_INVALID = "trigger_invalid"
+    DSL_UNSUPPORTED = "dsl_unsupported"  # a definition feature the Python DSL export cannot write
+    SUBWORKFLOW_RECURSION = "subworkflow_recursion"  # a called workflow calls the caller again
+    ON_ERROR_MISMATCH = "on_error_mismatch"  # a node's on_error and its error edges disagree
+    UNKNOWN_REFERENCE = "unknown_reference"  # an expression names a node, input or port that is not there
 
     # Step failures a node names (StepError(code=...)); stored with the failed step's error.
     INPUT_MISSING = "input_missing"  # nothing to work on: an empty prompt, text or label list
@@ -120,6 +131,17 @@ class ErrorCode(StrEnum):
     CONNECTION_UNKNOWN = "connection_unknown"  # tool.sql: a connection name not configured
     PAYLOAD_INVALID = "payload_invalid"  # webhook.send: a payload that is not JSON
     MODEL_NOT_FOUND = "model_not_found"  # a local model that is not on disk (convert it on the Models page)
+    SUBWORKFLOW_DEPTH = "subworkflow_depth"  # child runs nested deeper than FLOWLOOM_MAX_SUBWORKFLOW_DEPTH
+    CHILD_RUN_FAILED = "child_run_failed"  # the child run of a sub-workflow step failed or was cancelled
+    CODE_FAILED = "code_failed"  # tool.code: the code raised, or ended without an answer
+    SANDBOX_LIMIT = "sandbox_limit"  # tool.code: the code passed its memory, CPU-time or output limit
+    SANDBOX_UNAVAILABLE = "sandbox_unavailable"  # tool.code: no sandbox (bubblewrap) on this worker
+    CIRCUIT_OPEN = "circuit_open"  # an HTTP destination's circuit breaker is open after repeated failures
+    GUARDRAIL_VIOLATED = "guardrail_violated"  # a guardrails rule refused the step (engine/guardrails.py)
+    GUARDRAIL_INVALID = "guardrail_invalid"  # a guardrails object that does not parse (validation issue)
+    # Generating a workflow from a description (engine/workflow_generation.py).
+    GENERATION_REFUSED = "generation_refused"  # the model's workflow still did not validate after a repair
+    GENERATION_FAILED = "generation_failed"  # the model could not be asked (not configured, failed, timed out)
 
 
 def title_of(code: ErrorCode) -> str:
@@ -228,7 +250,8 @@ class ValidationError(FlowloomError):
 
 
 class StepError(FlowloomError):
-    """A step failed; `retryable` tells the engine whether retrying may help."""
+    """A step failed; `retryable` tells the engine whether retrying may help, and `retry_after_s`
+    how long it should wait at least (a server's Retry-After, an open circuit breaker)."""
 
     code = ErrorCode.STEP_FAILED
 
@@ -240,8 +263,10 @@ class StepError(FlowloomError):
         node_id: str | None = None,
         field: str | None = None,
         code: ErrorCode | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         self.retryable = retryable
+        self.retry_after_s = retry_after_s
         text = f'node "{node_id}": {message}' if node_id else message
         super().__init__(text, code=code, node_id=node_id, field=field)
 
@@ -250,6 +275,18 @@ class PolicyViolation(FlowloomError):
     """A guardrail (egress policy, expression sandbox, size cap) refused an action."""
 
     code = ErrorCode.POLICY_VIOLATION
+
+
+class GuardrailViolation(PolicyViolation):
+    """A guardrails rule fired; `violation` says which rule, where and what it saw (redacted)."""
+
+    code = ErrorCode.GUARDRAIL_VIOLATED
+
+    def __init__(
+        self, message: str, *, violation: object, node_id: str | None = None, field: str | None = None
+    ):
+        super().__init__(message, node_id=node_id, field=field)
+        self.violation = violation
 
 
 class EgressRefused(PolicyViolation):

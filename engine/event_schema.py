@@ -69,6 +69,7 @@ class WorkflowEvent(_Envelope):
         "workflow.step.started", "workflow.step.completed", "workflow.step.failed",
         "workflow.step.retrying", "workflow.step.skipped", "workflow.step.waiting",
         "workflow.step.progress", "workflow.approval.requested", "workflow.approval.decided",
+        "workflow.guardrail.violated",
     ]  # fmt: skip
     workflow_id: str | None = Field(description="the definition's id")
     workflow_name: str | None = Field(description="the definition's name")
@@ -95,9 +96,13 @@ class AgentEvent(_Envelope):
     """agent.*: an agent (or a local model) started, called a tool, streamed tokens, finished or failed."""
 
     event_type: Literal[
-        "agent.started", "agent.completed", "agent.failed", "agent.tool.called", "agent.stream"
+        "agent.started", "agent.completed", "agent.failed", "agent.tool.called", "agent.stream",
+        "agent.transitioned",
     ]
-    agent_id: str | None = Field(description="the agent's id (null for a local-model node)")
+    agent_id: str | None = Field(
+        description="the agent's id (null for a local-model node); agent.transitioned: a saved agent, whose "
+        "from_state, to_state, trigger and check are in output_data"
+    )
     execution_id: uuid.UUID | None = Field(description="the step row the agent runs in")
     user_id: str | None = Field(description="the user who started the run (null for CLI runs)")
     session_id: str | None = Field(description="the chat session the run answers (null outside chats)")
@@ -289,6 +294,9 @@ _FIXED_STATUS = {
     events.AGENT_COMPLETED: "succeeded",
     events.AGENT_FAILED: "failed",
 }
+# agent.transitioned: the status of the state the saved agent moved to.
+_TRANSITION_STATUS = {"FAILED": "failed", "VALIDATED": "succeeded", "READY": "succeeded",
+                      "COMPLETED": "succeeded", "TERMINATED": "succeeded"}  # fmt: skip
 _RUN_ENDS = frozenset({events.WORKFLOW_COMPLETED, events.WORKFLOW_FAILED, events.WORKFLOW_CANCELLED})
 
 
@@ -354,11 +362,13 @@ def _agent_fields(
     status = _FIXED_STATUS.get(event_type)
     if event_type == events.AGENT_TOOL_CALLED:
         status = "succeeded" if data.get("ok") else "failed"
-    output = {k: v for k, v in data.items() if k not in _NAMED and k not in _AGENT_META and k != "agent_id"}
+    elif event_type == events.AGENT_TRANSITIONED:
+        status = _TRANSITION_STATUS.get(str(data.get("to_state")), "running")
+    output = {k: v for k, v in data.items() if k not in _NAMED and k not in _AGENT_META and k not in ("agent_id", "user_id")}
     return {
         "agent_id": data.get("agent_id"),
         "execution_id": data.get("step_id"),
-        "user_id": run.user_id if run else None,
+        "user_id": run.user_id if run else data.get("user_id"),
         "session_id": data.get("session_id") or (run.session_id if run else None),
         "input_data": step.inputs if event_type == events.AGENT_STARTED and step else None,
         "output_data": output or None,

@@ -25,11 +25,13 @@ STEP_WAITING = "workflow.step.waiting"
 STEP_PROGRESS = "workflow.step.progress"  # a running step says how far it got (StepContext.progress)
 APPROVAL_REQUESTED = "workflow.approval.requested"
 APPROVAL_DECIDED = "workflow.approval.decided"
+GUARDRAIL_VIOLATED = "workflow.guardrail.violated"  # a guardrails rule fired on a step
 AGENT_STARTED = "agent.started"
 AGENT_COMPLETED = "agent.completed"
 AGENT_FAILED = "agent.failed"
 AGENT_TOOL_CALLED = "agent.tool.called"
 AGENT_STREAM = "agent.stream"  # a batch of generated tokens, while a model streams
+AGENT_TRANSITIONED = "agent.transitioned"  # a saved agent moved along its lifecycle (engine/agent_store.py)
 SYSTEM_HEALTH_CHECK = "system.health_check"  # a web or worker process's health (run_id NULL)
 
 EVENT_TYPES = (
@@ -46,11 +48,13 @@ EVENT_TYPES = (
     STEP_PROGRESS,
     APPROVAL_REQUESTED,
     APPROVAL_DECIDED,
+    GUARDRAIL_VIOLATED,
     AGENT_STARTED,
     AGENT_COMPLETED,
     AGENT_FAILED,
     AGENT_TOOL_CALLED,
     AGENT_STREAM,
+    AGENT_TRANSITIONED,
     SYSTEM_HEALTH_CHECK,
 )
 

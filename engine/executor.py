@@ -30,9 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from engine import events, expressions
+from engine import events, expressions, failure_policy, metrics, tracing
 from engine.definition import WorkflowDefinition
-from engine.errors import FlowloomError
+from engine.errors import ErrorCode, FlowloomError
 from engine.run_state import (
     ACTIVE,
     STEP_COLUMNS,
@@ -242,17 +242,22 @@ def finish_step(
     error_field: str | None = None,
     expected_status: str = "running",
     metrics: dict[str, Any] | None = None,
+    end_run: bool = False,
 ) -> list[Dispatch]:
-    """Store a step's result, route to what is ready next, and finish the run when it is done."""
+    """Store a step's result, route to what is ready next, and finish the run when it is done.
+
+    `end_run` (a failed step only): fire no edge, not even an error edge, and end the run failed.
+    """
     run = load_run(conn, step.run_id)
-    if _lock_run(conn, step.run_id) != "running":
+    if _lock_run_chain(conn, run) != "running":
         conn.execute(_CANCEL_STEP, {"step": step.step_id})
         return []
     failed = error is not None
     variables = {"input": run.inputs, "steps": LazyMapping(lambda: step_outputs(conn, step.run_id))}
     try:
         with expressions.evaluation_budget():  # one budget for all of this step's edge conditions
-            fired = fired_edges(run.graph, step.node_id, outputs, failed=failed, variables=variables)
+            fired = [] if failed and end_run else fired_edges(run.graph, step.node_id, outputs, failed=failed,
+                                                              variables=variables)  # fmt: skip
     except FlowloomError as exc:
         failed, error, fired, outputs = True, str(exc), [], {"error": {"message": str(exc)}}
     done = conn.execute(
@@ -290,9 +295,8 @@ def finish_step(
             node_id=step.node_id,
             fired_edges=fired,
         )
-    if failed and not fired and run.defn.error_handling.on_error == "fail":
-        _end_run(conn, run, "failed", error=f'node "{step.node_id}" failed: {error}')
-        return []
+    if failed and not fired and (end_run or failure_policy.ends_run(run.graph.nodes[step.node_id], run.defn)):
+        return _end_run(conn, run, "failed", error=f'node "{step.node_id}" failed: {error}')
     if run.defn.mode == "state_machine":
         return _next_state(conn, run, step, fired, outputs or {})
     return _next_dag_steps(conn, run, step, outputs or {})
@@ -339,7 +343,7 @@ def _next_dag_steps(conn: Connection, run: RunContext, step: ClaimedStep, output
         inputs = port_inputs(run.graph, node_id, fired, outs)
         dispatches.append(Dispatch(_insert_step(conn, step.run_id, run.graph, node_id, 1, inputs)))
     if not dispatches and not has_active_steps(conn, step.run_id):
-        _complete_run(conn, run)
+        return _complete_run(conn, run)
     return dispatches
 
 
@@ -349,34 +353,32 @@ def _next_state(
     node = run.graph.nodes[step.node_id]
     if not fired:
         if node.type == "end":
-            _complete_run(conn, run)
-        else:
-            _end_run(conn, run, "failed", error=f'state "{step.node_id}": no transition matched its output')
-        return []
+            return _complete_run(conn, run)
+        return _end_run(
+            conn, run, "failed", error=f'state "{step.node_id}": no transition matched its output'
+        )
     edge = next(e for e in run.graph.out[step.node_id] if e.id == fired[0])
     target = run.graph.nodes[edge.target]
     visit = 1 + last_visit(conn, step.run_id, target.id)
     limit = target.max_visits or run.defn.policy.max_visits
     if visit > limit:
-        _end_run(
+        return _end_run(
             conn,
             run,
             "failed",
             error=f'state "{target.id}" would be visited {visit} times; the limit is {limit} (max_visits)',
         )
-        return []
     inputs = {edge.target_port: outputs.get(edge.source_port)}
     return [Dispatch(_insert_step(conn, step.run_id, run.graph, target.id, visit, inputs))]
 
 
-def _complete_run(conn: Connection, run: RunContext) -> None:
+def _complete_run(conn: Connection, run: RunContext) -> list[Dispatch]:
     rows = finished_order(conn, run.run_id)
     ends = [r for r in rows if r.node_type == "end" and r.status == "succeeded"]
     if not ends:
         failed = [r.node_id for r in rows if r.status == "failed"]
         reason = f"failed nodes: {', '.join(failed)}" if failed else "every path was skipped"
-        _end_run(conn, run, "failed", error=f"no end node was reached ({reason})")
-        return
+        return _end_run(conn, run, "failed", error=f"no end node was reached ({reason})")
     if run.defn.outputs:
         variables = {"input": run.inputs, "steps": step_outputs(conn, run.run_id)}
         outputs = {}
@@ -386,12 +388,11 @@ def _complete_run(conn: Connection, run: RunContext) -> None:
                     outputs[key] = expressions.render_value(template, variables)
                 except FlowloomError as exc:
                     error = f'run output "{key}" (outputs.{key}) failed: {exc}; fix that template'
-                    _end_run(conn, run, "failed", error=error)
-                    return
+                    return _end_run(conn, run, "failed", error=error)
     else:
         last = primary_output(ends[-1].outputs)
         outputs = last if isinstance(last, dict) else {"out": last}
-    _end_run(conn, run, "succeeded", outputs=outputs)
+    return _end_run(conn, run, "succeeded", outputs=outputs)
 
 
 _END_RUN = (
@@ -418,7 +419,9 @@ _CANCEL_APPROVALS = (
 
 def _end_run(
     conn: Connection, run: RunContext, status: str, *, error: str | None = None, outputs: dict | None = None
-) -> None:
+) -> list[Dispatch]:
+    """Mark the run ended, cancel what still waits (its child runs too) and, for a child run,
+    finish the parent's waiting step; returns the steps that became ready in the parent."""
     conn.execute(_END_RUN, {"new_status": status, "new_error": error, "outputs": outputs, "run": run.run_id})
     conn.execute(_CANCEL_WAITING, {"run": run.run_id})
     conn.execute(_CANCEL_APPROVALS, {"run": run.run_id})
@@ -426,6 +429,18 @@ def _end_run(
         status, events.WORKFLOW_CANCELLED
     )
     events.emit(conn, kind, run.run_id, status=status, error=error, outputs=outputs)
+    _observe_run_end(conn, run, status, error)
+    sent = _cancel_children(conn, run.run_id)
+    return sent + _resume_parent(conn, run, status, error=error, outputs=outputs)
+
+
+def _observe_run_end(conn: Connection, run: RunContext, status: str, error: str | None) -> None:
+    """Count the ended run and, with tracing on, emit its root span (from its creation to now)."""
+    metrics.run_finished(run.defn.name, status)
+    if tracing.enabled():
+        started_at = conn.execute(select(_runs.c.created_at).where(_runs.c.id == run.run_id)).scalar()
+        tracing.emit_run_span(run_id=run.run_id, workflow=run.defn.name, workflow_id=run.workflow_id,
+                              status=status, started_at=started_at, error=error)  # fmt: skip
 
 
 _REQUEST_CANCEL = update(_runs).values(cancel_requested=True).where(_runs.c.id == bindparam("run"))
@@ -436,14 +451,95 @@ _CANCEL_RUNNING = (
 )
 
 
-def cancel_run(conn: Connection, run_id: str) -> bool:
-    """Cancel a running run; queued and waiting steps are cancelled, running ones are discarded."""
-    if _lock_run(conn, run_id) != "running":
+def cancel_run(
+    conn: Connection, run_id: str, *, error: str = "cancelled by request", sent: list[Dispatch] | None = None
+) -> bool:
+    """Cancel a running run; queued and waiting steps are cancelled, running ones are discarded.
+
+    Its child runs are cancelled too; a cancelled child run fails its parent's waiting step, and
+    the steps that makes ready are added to `sent` (to send after the commit).
+    """
+    run = load_run(conn, run_id)
+    if _lock_run_chain(conn, run) != "running":
         return False
     conn.execute(_REQUEST_CANCEL, {"run": run_id})
-    _end_run(conn, load_run(conn, run_id), "cancelled", error="cancelled by request")
+    ready = _end_run(conn, run, "cancelled", error=error)
     conn.execute(_CANCEL_RUNNING, {"run": run_id})
+    if sent is not None:
+        sent.extend(ready)
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Child runs (a sub-workflow step waits for one): the locks, the cancellation, the resumption.
+
+
+def ancestors(conn: Connection, run: RunContext) -> list[str]:
+    """The ids of the runs `run` is a child of, nearest first (empty for a run no step started)."""
+    found: list[str] = []
+    parent = run.parent_run_id
+    while parent is not None and parent not in found:
+        found.append(parent)
+        parent = load_run(conn, parent).parent_run_id
+    return found
+
+
+def _lock_run_chain(conn: Connection, run: RunContext) -> str:
+    """Lock the run's ancestors top-down, then the run; returns the run's status.
+
+    A child run that ends resumes its parent in the same transaction, and a parent that ends
+    cancels its children: both lock parents before children, so they never deadlock.
+    """
+    for parent in reversed(ancestors(conn, run)):
+        _lock_run(conn, parent)
+    return _lock_run(conn, run.run_id)
+
+
+_RUNNING_CHILDREN = select(_runs.c.id).where(
+    _runs.c.parent_run_id == bindparam("run"), _runs.c.status == status_literal("running")
+)
+
+
+def _cancel_children(conn: Connection, run_id: str) -> list[Dispatch]:
+    sent: list[Dispatch] = []
+    for child_id in conn.execute(_RUNNING_CHILDREN, {"run": run_id}).scalars().all():
+        cancel_run(conn, str(child_id), error="cancelled: its parent run ended", sent=sent)
+    return sent
+
+
+_PARENT_STEP = (
+    select(*STEP_COLUMNS)
+    .where(
+        _steps.c.id == bindparam("step"),
+        _steps.c.status == status_literal("waiting"),
+        _steps.c.child_run_id == bindparam("child"),
+    )
+    .with_for_update()
+)
+
+
+def _resume_parent(
+    conn: Connection, run: RunContext, status: str, *, error: str | None, outputs: dict | None
+) -> list[Dispatch]:
+    """Finish the parent's step that waits for this child run: its outputs, or its error."""
+    if run.parent_step_id is None:
+        return []
+    row = conn.execute(_PARENT_STEP, {"step": run.parent_step_id, "child": run.run_id}).first()
+    if row is None:  # the parent ended first (and cancelled this run)
+        return []
+    step = claimed(row)
+    if status == "succeeded":
+        return finish_step(conn, step, outputs=outputs or {}, expected_status="waiting")
+    message = f"child run {run.run_id} {status}: {error or 'no reason given'}"
+    code = ErrorCode.CHILD_RUN_FAILED.value
+    return finish_step(
+        conn,
+        step,
+        outputs={"error": {"message": message, "code": code, "child_run_id": run.run_id}},
+        error=message,
+        error_code=code,
+        expected_status="waiting",
+    )
 
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,12 @@ import pydantic
 import yaml
 
 from engine.definition import (
+    Annotations,
     EdgeSpec,
     ErrorHandling,
+    GroupSpec,
     NodeSpec,
+    NoteSpec,
     Position,
     RetryPolicy,
     WorkflowDefinition,
@@ -37,6 +40,9 @@ _KNOWN_FIELDS = sorted(
             RetryPolicy,
             ErrorHandling,
             WorkflowPolicy,
+            Annotations,
+            NoteSpec,
+            GroupSpec,
         )
         for name in model.model_fields
     }
@@ -196,6 +202,7 @@ def parse_dict(data: Any, source: str | None = None) -> WorkflowDefinition:
     except RecursionError:
         raise DefinitionError(_too_deep(), path=source) from None
     _check_unique_ids(defn, source)
+    _check_annotations(defn, source)
     return defn
 
 
@@ -399,3 +406,39 @@ def _check_unique_ids(defn: WorkflowDefinition, source: str | None) -> None:
                 path=_join(source, f"edges[{index}].id"),
             )
         seen.add(edge.id)
+
+
+def _check_annotations(defn: WorkflowDefinition, source: str | None) -> None:
+    """Note and group ids are unique; a group holds nodes of this workflow, each in one group."""
+    seen: set[str] = set()
+    kinds: tuple[tuple[str, Sequence[NoteSpec | GroupSpec]], ...] = (
+        ("notes", defn.annotations.notes),
+        ("groups", defn.annotations.groups),
+    )
+    for kind, items in kinds:
+        for index, item in enumerate(items):
+            if item.id in seen:
+                raise DefinitionError(
+                    f"duplicate annotation id {item.id!r}; note and group ids must be unique",
+                    path=_join(source, f"annotations.{kind}[{index}].id"),
+                )
+            seen.add(item.id)
+    node_ids = {node.id for node in defn.nodes}
+    owner: dict[str, str] = {}
+    for index, group in enumerate(defn.annotations.groups):
+        for place, node_id in enumerate(group.nodes):
+            where = _join(source, f"annotations.groups[{index}].nodes[{place}]")
+            if node_id not in node_ids:
+                raise DefinitionError(
+                    f"group {group.id!r} holds {node_id!r}, which is not a node of this workflow",
+                    path=where,
+                    node_id=node_id,
+                )
+            if node_id in owner:
+                raise DefinitionError(
+                    f"node {node_id!r} is in two groups ({owner[node_id]!r} and {group.id!r}); a node"
+                    " belongs to at most one group",
+                    path=where,
+                    node_id=node_id,
+                )
+            owner[node_id] = group.id

@@ -60,14 +60,17 @@ class _LocalLimiter:
         self._lock = threading.Lock()
         self._tat: dict[str, float] = {}
 
-    def take(self, key: str, per_minute: int) -> float:
+    def take(
+        self, key: str, per_minute: int, *, interval_us: int | None = None, window_us: int = PERIOD_US
+    ) -> float:
         now = time.monotonic() * 1_000_000
+        step = _interval_us(per_minute) if interval_us is None else interval_us
         with self._lock:
             tat = max(self._tat.get(key, now), now)
-            ahead = tat + _interval_us(per_minute) - now
-            if ahead > PERIOD_US:
-                return (ahead - PERIOD_US) / 1_000_000
-            self._tat[key] = tat + _interval_us(per_minute)
+            ahead = tat + step - now
+            if ahead > window_us:
+                return (ahead - window_us) / 1_000_000
+            self._tat[key] = tat + step
             if len(self._tat) > 10_000:  # forget keys whose bursts are fully recovered
                 self._tat = {k: v for k, v in self._tat.items() if v > now}
             return 0.0
@@ -83,6 +86,23 @@ def take(key: str, per_minute: int, *, redis_url: str | None = None) -> float:
         return _local.take(key, per_minute)
     try:
         waited = _script(url)(keys=[KEY_PREFIX + key], args=[_interval_us(per_minute), PERIOD_US])
+    except (redis.RedisError, OSError) as exc:
+        log.warning(
+            "rate limit %s: Redis did not answer (%s); admitting the request", key, type(exc).__name__
+        )
+        return 0.0
+    return int(waited) / 1_000_000
+
+
+def take_within(key: str, limit: int, period_s: float, *, redis_url: str | None = None) -> float:
+    """Like `take`, for `limit` requests per `period_s` seconds (a burst of `limit`, then one every period/limit)."""
+    url = get_settings().redis_url if redis_url is None else redis_url
+    period_us = int(period_s * 1_000_000)
+    interval_us = max(1, period_us // max(1, limit))
+    if not url:
+        return _local.take(key, limit, interval_us=interval_us, window_us=period_us)
+    try:
+        waited = _script(url)(keys=[KEY_PREFIX + key], args=[interval_us, period_us])
     except (redis.RedisError, OSError) as exc:
         log.warning(
             "rate limit %s: Redis did not answer (%s); admitting the request", key, type(exc).__name__

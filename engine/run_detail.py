@@ -23,7 +23,7 @@ from engine.settings import get_settings
 from models.auth import User
 from models.core_tables import table_of
 from models.db import get_engine
-from models.tables import Event, Run, Workflow, WorkflowVersion
+from models.tables import Event, Run, StepRun, Workflow, WorkflowVersion
 from models.triggers import Trigger
 
 EVENTS_SHOWN = 200  # the run's latest events the page lists (its log)
@@ -75,6 +75,11 @@ class RunDetail:
     cancel_requested: bool
     progress: dict[str, StepProgress] = field(default_factory=dict)  # step row id -> latest report
     events: list[RunEvent] = field(default_factory=list)  # the latest EVENTS_SHOWN, oldest first
+    source_run_id: str | None = None  # the run this one re-runs or forks (engine/rerun.py)
+    source_kind: str = ""  # "rerun" | "fork" | ""
+    source_node_id: str | None = None  # the node a re-run started again from
+    parent_run_id: str | None = None  # a child run's parent run (a sub-workflow step started it)
+    parent_node_id: str | None = None  # the node of that parent step
 
 
 def _latest_progress(conn: Connection, run_id: Any) -> dict[str, StepProgress]:
@@ -143,6 +148,11 @@ def get_run_detail(
             return None
         progress = _latest_progress(conn, rid)
         recent = _latest_events(conn, rid, events_shown)
+        parent_node = None
+        if view.parent_step_id:
+            parent_node = conn.execute(
+                select(col(StepRun.node_id)).where(col(StepRun.id) == view.parent_step_id)
+            ).scalar()
     return RunDetail(
         id=view.id, status=view.status, error=view.error, inputs=view.inputs, outputs=view.outputs,
         definition=dict(row.definition or {}), steps=view.steps,
@@ -152,4 +162,6 @@ def get_run_detail(
         trigger_id=str(row.trigger_id) if row.trigger_id else None, trigger_key=row.key, trigger_kind=row.kind,
         created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
         cancel_requested=bool(row.cancel_requested), progress=progress, events=recent,
+        source_run_id=view.source_run_id, source_kind=view.source_kind, source_node_id=view.source_node_id,
+        parent_run_id=view.parent_run_id, parent_node_id=parent_node,
     )  # fmt: skip

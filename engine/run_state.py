@@ -100,6 +100,9 @@ class RunContext:
     defn: WorkflowDefinition
     graph: Graph
     inputs: dict[str, Any]
+    # Set on a child run of a sub-workflow step: the run and step waiting for it.
+    parent_run_id: str | None = None
+    parent_step_id: str | None = None
 
 
 @lru_cache(maxsize=256)
@@ -110,9 +113,13 @@ def _parse_definition(raw: str) -> tuple[WorkflowDefinition, Graph]:
 
 _run_cache: dict[str, RunContext] = {}
 # The definition as JSON text: pydantic parses it directly, and the text is the parse cache's key.
-_LOAD_RUN = select(cast(_runs.c.definition, Text).label("d"), _runs.c.inputs, _runs.c.workflow_id).where(
-    _runs.c.id == bindparam("run")
-)
+_LOAD_RUN = select(
+    cast(_runs.c.definition, Text).label("d"),
+    _runs.c.inputs,
+    _runs.c.workflow_id,
+    _runs.c.parent_run_id,
+    _runs.c.parent_step_id,
+).where(_runs.c.id == bindparam("run"))
 
 
 def load_run(conn: Connection, run_id: str) -> RunContext:
@@ -122,7 +129,15 @@ def load_run(conn: Connection, run_id: str) -> RunContext:
         return cached
     row = conn.execute(_LOAD_RUN, {"run": run_id}).one()
     defn, graph = _parse_definition(row.d)
-    ctx = RunContext(run_id, str(row.workflow_id) if row.workflow_id else None, defn, graph, row.inputs or {})
+    ctx = RunContext(
+        run_id,
+        str(row.workflow_id) if row.workflow_id else None,
+        defn,
+        graph,
+        row.inputs or {},
+        parent_run_id=str(row.parent_run_id) if row.parent_run_id else None,
+        parent_step_id=str(row.parent_step_id) if row.parent_step_id else None,
+    )
     if len(_run_cache) > 1000:
         _run_cache.clear()
     _run_cache[run_id] = ctx

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import uuid
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from typing import Any, TypedDict, Unpack
 from sqlalchemy import ColumnElement, Connection, String, cast, exists, func, or_, select, tuple_
 from sqlmodel import col
 
-from engine import audit, dispatch, executor, json_schemas, workflows
+from engine import audit, dispatch, executor, json_schemas, logs, metrics, tracing, workflows
 from engine.definition import WorkflowDefinition
 from engine.errors import ErrorCode, FlowloomError, ValidationError
 from engine.errors import Issue as _Issue
@@ -31,8 +32,9 @@ from models.db import get_engine
 from models.tables import Run, StepRun, Workflow, WorkflowVersion
 
 # Where a run was started from (runs.started_via); "" when a caller did not say (tests, internals).
-STARTED_VIA = ("ui", "api", "cli", "trigger")
+STARTED_VIA = ("ui", "api", "cli", "trigger", "mcp")
 _RUN_ID_PREFIX = re.compile(r"[0-9a-f-]{1,36}")  # what a search term must look like to match run ids
+log = logging.getLogger("flowloom.runs")
 
 
 def _db(database_url: str | None = None):
@@ -83,7 +85,8 @@ def start_run(
     """
     with _db(database_url).begin() as conn:
         run_id, sent = start_run_in(conn, defn, inputs, **options)
-    dispatch.send(sent)
+    with tracing.in_run(run_id):  # the first step's message carries the run's trace context
+        dispatch.send(sent)
     return run_id
 
 
@@ -105,7 +108,7 @@ def start_run_in(
     Kafka offset commits with the run); the caller sends the returned steps after its commit."""
     if started_via and started_via not in STARTED_VIA:
         raise ValueError(f"started_via: {started_via!r} is not one of {', '.join(STARTED_VIA)}")
-    ensure_valid(defn)
+    ensure_valid(defn, workflow_id=workflow_id)
     inputs = dict(inputs or {})
     check_inputs(defn, inputs)
     run_id, sent = executor.create_run(
@@ -118,6 +121,9 @@ def start_run_in(
     if trigger_id:
         details["trigger_id"] = trigger_id
     _audit(conn, actor or started_by, "run.started", run_id, details)
+    metrics.run_started(defn.name, started_via)
+    with logs.bound(run_id=run_id, workflow_id=workflow_id):
+        log.info("run started (%s, via %s)", defn.name, started_via or "api")
     return run_id, sent
 
 
@@ -130,8 +136,9 @@ def cancel_run(
     database_url: str | None = None,
 ) -> bool:
     """Cancel a run that is still going (audited); False if it had already ended."""
+    sent: list[Dispatch] = []  # a cancelled child run resumes its parent's step, which may route on
     with _db(database_url).begin() as conn:
-        cancelled = executor.cancel_run(conn, run_id)
+        cancelled = executor.cancel_run(conn, run_id, sent=sent)
         if cancelled:
             row = conn.execute(
                 select(col(Run.workflow_id), col(Run.version_id), col(WorkflowVersion.version))
@@ -141,7 +148,8 @@ def cancel_run(
             _audit(conn, actor or cancelled_by, "run.cancelled", run_id,
                    {"workflow_id": row.workflow_id, "version_id": row.version_id, "version": row.version,
                     "cancelled_by": cancelled_by, "via": via})  # fmt: skip
-        return cancelled
+    dispatch.send(sent)
+    return cancelled
 
 
 @dataclass
@@ -156,11 +164,25 @@ class RunView:
     steps: list[dict[str, Any]]
     started_by: str = ""
     started_via: str = ""
+    workflow_id: str | None = None
+    version: int | None = None  # the saved version it ran (None for an editor's unsaved draft)
+    trigger_id: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    # The run this one re-runs ("rerun", from node source_node_id) or forks ("fork"): engine/rerun.py.
+    source_run_id: str | None = None
+    source_kind: str = ""
+    source_node_id: str | None = None
+    # A child run of a sub-workflow step: the run and step that wait for it (steps carry child_run_id).
+    parent_run_id: str | None = None
+    parent_step_id: str | None = None
 
 
 _STEP_FIELDS = (
     "id", "node_id", "node_type", "visit", "status", "attempt", "inputs", "outputs", "error",
-    "queued_at", "started_at", "finished_at", "metrics",
+    "queued_at", "started_at", "finished_at", "metrics", "reused_from",
+    "child_run_id",
 )  # fmt: skip
 
 
@@ -168,11 +190,15 @@ def get_run(run_id: str, *, database_url: str | None = None) -> RunView | None:
     """The run with its steps in the order they were queued; None if unknown."""
     if workflows.parse_id(run_id) is None:
         return None
-    runs, steps = table_of(Run), table_of(StepRun)
+    runs, steps, versions = table_of(Run), table_of(StepRun), table_of(WorkflowVersion)
     with _db(database_url).connect() as conn:
         run = conn.execute(
             select(runs.c.id, runs.c.status, runs.c.inputs, runs.c.outputs, runs.c.error, runs.c.started_by,
-                   runs.c.started_via).where(runs.c.id == run_id)
+                   runs.c.started_via, runs.c.workflow_id, versions.c.version, runs.c.trigger_id,
+                   runs.c.created_at, runs.c.started_at, runs.c.finished_at, runs.c.source_run_id,
+                   runs.c.source_kind, runs.c.source_node_id, runs.c.parent_run_id, runs.c.parent_step_id)
+            .select_from(runs.outerjoin(versions, versions.c.id == runs.c.version_id))
+            .where(runs.c.id == run_id)
         ).first()  # fmt: skip
         if run is None:
             return None
@@ -185,6 +211,13 @@ def get_run(run_id: str, *, database_url: str | None = None) -> RunView | None:
     return RunView(
         str(run.id), run.status, run.inputs, run.outputs, run.error, step_list,
         started_by=run.started_by, started_via=run.started_via,
+        workflow_id=str(run.workflow_id) if run.workflow_id else None, version=run.version,
+        trigger_id=str(run.trigger_id) if run.trigger_id else None, created_at=run.created_at,
+        started_at=run.started_at, finished_at=run.finished_at,
+        source_run_id=str(run.source_run_id) if run.source_run_id else None, source_kind=run.source_kind,
+        source_node_id=run.source_node_id,
+        parent_run_id=str(run.parent_run_id) if run.parent_run_id else None,
+        parent_step_id=str(run.parent_step_id) if run.parent_step_id else None,
     )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import expressions
+from engine import expressions, failure_policy
 from engine.contract import get_node_type
 from engine.definition import EdgeSpec, WorkflowDefinition
 from engine.errors import StepError
@@ -60,10 +60,11 @@ def fired_edges(
 ) -> list[str]:
     """Edge ids that fire when `node_id` finishes with `outputs` (or fails)."""
     edges = graph.out[node_id]
-    if failed:
-        return [e.id for e in edges if e.source_port == "error"]
-    outputs = outputs or {}
     node = graph.nodes[node_id]
+    if failed:
+        fire = failure_policy.error_edges_fire(node)
+        return [e.id for e in edges if e.source_port == "error" and fire]
+    outputs = outputs or {}
     node_type = get_node_type(node.type)
     branching = bool(node_type and node_type.branching)
     candidates = [

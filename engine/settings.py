@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +58,17 @@ class Settings(BaseSettings):
         description="seconds between system.health_check events of each web and worker process, "
         "written to the outbox when Kafka is set; 0 = none",
     )
+    mcp_wait_s: float = Field(
+        300.0, gt=0, le=3600, description="how long a tool call of Flowloom's MCP server (/api/mcp) waits for its run"
+    )
+    breaker_failures: int = Field(
+        5, ge=0, le=1000,
+        description="failures in a row (no connection, timeout, HTTP 5xx/429) that open a destination's "
+        "circuit breaker; 0 = no breaker",
+    )  # fmt: skip
+    breaker_open_s: float = Field(
+        30.0, gt=0, le=3600, description="seconds an open circuit refuses requests before one probe may pass"
+    )
     host: str = Field("127.0.0.1", description="address the web app listens on")
     port: int = Field(3000, description="port of the web app (frontend and backend)")
     postgres_port: int = Field(55432, description="port of the embedded PostgreSQL")
@@ -86,7 +98,36 @@ class Settings(BaseSettings):
         1.0, gt=0, description="how often `flowloom scheduler` looks for due ticks"
     )
     max_payload_bytes: int = Field(1_000_000, gt=0, description="largest step input/output stored")
+    guardrails: dict[str, Any] = Field(
+        default_factory=dict,
+        description="instance-wide guardrails as JSON (the GUARDRAILS_CONFIG shape, docs/guardrails.md); "
+        "each workflow's policy.guardrails and each node's guardrails narrow it",
+    )
     sql_connections: dict[str, str] = Field(default_factory=dict, description="name -> URL for tool.sql")
+    mcp_servers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='MCP servers agents may use, by name: {"name": {"command": ["prog", "arg"], "env": {...}}} '
+        '(stdio) or {"name": {"url": "https://..."}} (streamable HTTP)',
+    )
+    # "Describe your workflow" in the editor (engine/workflow_generation.py): the model that drafts one
+    generator_provider: str = Field(
+        "openai",
+        description="provider of the workflow generator: openai (any compatible server), anthropic, openvino",
+    )
+    generator_model: str = Field(
+        "",
+        description="model of the workflow generator (for openvino a model folder); empty = generation off",
+    )
+    generator_base_url: str = Field(
+        "", description="API base URL of the generator's provider; empty = its default"
+    )
+    generator_api_key_secret: str = Field(
+        "", description="name of the secret (Secrets page) holding the generator's API key; empty = none"
+    )
+    generator_max_tokens: int = Field(
+        4096, ge=256, le=200_000, description="most tokens in one generator answer"
+    )
+    generator_timeout_s: float = Field(180.0, gt=0, description="how long one generator answer may take")
     # Trust boundaries (README "Security model")
     env_secrets: dict[str, str | EnvSecret] = Field(
         default_factory=dict,
@@ -108,6 +149,9 @@ class Settings(BaseSettings):
     max_step_attempts: int = Field(
         20, ge=1, description="hard cap on attempts of one step, whatever its retry policy says"
     )
+    max_subworkflow_depth: int = Field(
+        5, ge=1, description="deepest nesting of sub-workflow child runs; a deeper call fails its step"
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Host header values accepted when bound beyond loopback (e.g. flowloom.example.com)",
@@ -123,6 +167,20 @@ class Settings(BaseSettings):
         5, ge=1, description="failed sign-ins / API-key tries per client or key prefix before back-off"
     )
     openvino_telemetry: bool = Field(False, description="let OpenVINO send usage telemetry")
+    # Observability (docs/operations.md "Metrics, logs and traces")
+    log_level: str = Field(
+        "INFO", pattern=r"^(?i:debug|info|warning|error|critical)$", description="log level of every process"
+    )
+    log_format: str = Field("json", pattern=r"^(json|text)$", description="json (one object a line) | text")
+    metrics_token: SecretStr = Field(
+        SecretStr(""), description="bearer token a Prometheus scraper sends to /metrics; empty = admins only"
+    )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="a lone `flowloom worker` serves its own metrics on this port; 0 = off"
+    )
+    otlp_endpoint: str = Field(
+        "", description="OTLP/HTTP collector (e.g. http://127.0.0.1:4318): traces go to <it>/v1/traces; empty = off"
+    )
 
     @property
     def resolved_data_dir(self) -> Path:

@@ -14,13 +14,33 @@ import threading
 import time
 from typing import Any
 
-from celery import Celery, Task
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery import Celery, Task, current_task
+from celery.signals import (
+    setup_logging,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
-from engine import approvals, dispatch, executor, health_events, jobs, leases, waiting
+from engine import (
+    approvals,
+    child_runs,
+    dispatch,
+    executor,
+    guardrail_actions,
+    health_events,
+    jobs,
+    leases,
+    logs,
+    metrics,
+    tracing,
+    waiting,
+)
 from engine.celery_app import create_celery
 from engine.contract import load_plugins
 from engine.definition import RetryPolicy
+from engine.observability import observe_process
 from engine.settings import get_settings
 from engine.step_runner import Outcome, run_node
 from models.db import get_engine
@@ -60,6 +80,9 @@ def register_tasks(app: Celery) -> Celery:
     worker_ready.connect(health_events.start_worker_reporter)  # system.health_check from the main process
     worker_shutdown.connect(health_events.stop_worker_reporter)
     worker_process_init.connect(_reset_after_fork)
+    worker_process_shutdown.connect(_pool_process_exits)
+    setup_logging.connect(_configure_logging)  # Celery then leaves logging to us (JSON lines)
+    worker_ready.connect(_serve_metrics)
     return app
 
 
@@ -70,7 +93,19 @@ def ping() -> str:
 
 def run_step(step_id: str) -> None:
     """Run one step; a redelivered message for a finished or owned step does nothing."""
-    execute_step(step_id)
+    with tracing.attached(tracing.extract_headers(_message_headers())):
+        execute_step(step_id)
+
+
+def _message_headers() -> dict[str, Any]:
+    """The step message's headers (the trace context dispatch.send put there)."""
+    request = getattr(current_task, "request", None)
+    found = dict(getattr(request, "headers", None) or {})
+    for key in ("traceparent", "tracestate"):
+        value = getattr(request, key, None)
+        if isinstance(value, str):
+            found.setdefault(key, value)
+    return found
 
 
 def run_job(task: Task, name: str, params: dict) -> dict:
@@ -105,7 +140,26 @@ def _execute_once(step_id: str) -> tuple[str, list[executor.Dispatch]]:
         if step is None:
             return _resume_timer_if_due(step_id)
         run = executor.load_run(conn, step.run_id)
+    ids = {"run_id": step.run_id, "step_id": step_id, "node_id": step.node_id, "workflow_id": run.workflow_id}
+    with logs.bound(**ids), tracing.step_span(
+        run_id=step.run_id, step_id=step_id, node_id=step.node_id, node_type=step.node_type,
+        attempt=step.attempt, workflow_id=run.workflow_id,
+    ) as span:  # fmt: skip
+        result, sent, outcome = _run_claimed(step, run, settings)
+        tracing.step_result(span, result, outcome.error)
+        log.debug("step %s (%s) %s", step.node_id, step.node_type, result)
+    metrics.step_ran(step.node_type, result, outcome.metrics.get("duration_ms", 0) / 1000)
+    return result, sent
+
+
+def _run_claimed(
+    step: executor.ClaimedStep, run: executor.RunContext, settings: Any
+) -> tuple[str, list[executor.Dispatch], Outcome]:
+    """Run a claimed step's node and record what happened."""
+    engine = _db()
     steps = executor.LazyMapping(lambda: _load_step_outputs(step.run_id))
+    step_id = step.step_id
+    guard = guardrail_actions.load_guard(engine, step, run)
     _heartbeat.add(step_id)
     try:
         outcome = run_node(
@@ -114,14 +168,24 @@ def _execute_once(step_id: str) -> tuple[str, list[executor.Dispatch]]:
             steps,
             max_payload_bytes=settings.max_payload_bytes,
             sql_connection=_sql_connection,
+            guard=guard,
         )
     finally:
         _heartbeat.discard(step_id)
     with engine.begin() as conn:
-        if outcome.suspend is not None:
+        if outcome.masked:
+            guardrail_actions.record_masked(conn, step, outcome.masked)
+        if outcome.violation is not None:
+            result, sent = guardrail_actions.record_violation(
+                conn, step, outcome.violation, metrics=outcome.metrics
+            )
+        elif outcome.suspend is not None:
             sent = waiting.suspend_step(
                 conn, step, kind=outcome.suspend.kind, request=outcome.suspend.request
             )
+            result = "waiting"
+        elif outcome.child is not None:
+            sent = child_runs.start_child(conn, step, run, outcome.child)
             result = "waiting"
         elif outcome.error is None:
             sent = executor.finish_step(conn, step, outputs=outcome.outputs, metrics=outcome.metrics)
@@ -131,6 +195,8 @@ def _execute_once(step_id: str) -> tuple[str, list[executor.Dispatch]]:
             retry: RetryPolicy = node.retry or run.defn.error_handling.retry
             if outcome.retryable and step.attempt < retry.max_attempts:
                 delay = retry.backoff_for(step.attempt)
+                if outcome.retry_after_s:  # the server's Retry-After, or an open circuit's time left
+                    delay = max(delay, outcome.retry_after_s)
                 sent = waiting.schedule_retry(conn, step, delay_s=delay, error=outcome.error)
                 result = "retrying"
             else:
@@ -144,7 +210,7 @@ def _execute_once(step_id: str) -> tuple[str, list[executor.Dispatch]]:
                     metrics=outcome.metrics,
                 )
                 result = "failed"
-    return result, sent
+    return result, sent, outcome
 
 
 def _error_output(outcome: Outcome) -> dict[str, Any]:
@@ -268,6 +334,25 @@ def _stop_sweeper(**_: object) -> None:
 
 
 def _reset_after_fork(**_: object) -> None:
-    # Connections and threads do not survive fork: each child builds its own.
+    # Connections and threads do not survive fork: each child builds its own (the span exporter too).
     global _heartbeat
     _heartbeat = _Heartbeat()
+    observe_process("worker")
+
+
+def _configure_logging(**_: object) -> None:
+    settings = get_settings()
+    logs.configure(level=settings.log_level, fmt=settings.log_format, process_role="worker")
+
+
+def _serve_metrics(**_: object) -> None:
+    """With FLOWLOOM_METRICS_PORT, this worker's own exporter (for workers on other machines)."""
+    settings = get_settings()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.host)
+        log.info("this worker's metrics at http://%s:%s/metrics", settings.host, settings.metrics_port)
+
+
+def _pool_process_exits(pid: int | None = None, **_: object) -> None:
+    tracing.flush()
+    metrics.process_exited(pid or os.getpid())

@@ -5,6 +5,11 @@ A template file (engine/templates/<key>.yaml, or a JSON/YAML file someone import
     template:    the metadata (`TemplateMeta`): title, category, tags, what it needs, examples
     definition:  an ordinary workflow definition (engine.definition.WorkflowDefinition)
 
+and, for a template whose definition calls sub-workflows, a third:
+
+    subworkflows:  the workflows it calls (`BundledWorkflow`: a fixed id, a name, a definition),
+                   installed as version 1 of that id when the template is used (once)
+
 Files are read with the engine's safe parser (engine.parse: size cap, no YAML aliases, tags or
 dates, no duplicate keys). What the metadata says the template needs is checked against the
 definition, so the two cannot drift apart: its required inputs are the inputs schema's
@@ -147,6 +152,22 @@ class Example(_Meta):
     expect: Expect = Field(default_factory=Expect)
 
 
+class BundledWorkflow(_Meta):
+    """A workflow a template's sub-workflow nodes call, shipped with it and installed as version 1
+    of the fixed `id` (so the template's definition can pin `workflow_id: <id>, version: 1`)."""
+
+    id: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=2000)
+    definition: dict[str, Any]
+
+    @field_validator("definition")
+    @classmethod
+    def _parses(cls, definition: dict[str, Any]) -> dict[str, Any]:
+        parse_dict(definition, source="subworkflow definition")
+        return json.loads(json.dumps(definition))
+
+
 class TemplateMeta(_Meta):
     """The `template:` block of a template file."""
 
@@ -167,6 +188,7 @@ class Template:
     meta: TemplateMeta
     definition: dict[str, Any] = field(repr=False)
     source: str = ""
+    subworkflows: tuple[BundledWorkflow, ...] = ()  # the workflows its definition calls
 
     @property
     def key(self) -> str:
@@ -205,10 +227,11 @@ def template_from_data(data: Any, source: str) -> Template:
         raise DefinitionError(
             "a template file has two top-level keys, template: and definition:", path=source
         )
-    extra = sorted(set(data) - {"template", "definition"})
+    extra = sorted(set(data) - {"template", "definition", "subworkflows"})
     if extra:
-        raise DefinitionError(f"unknown top-level key(s) {', '.join(extra)}; only template: and definition:",
-                              path=source)  # fmt: skip
+        raise DefinitionError(f"unknown top-level key(s) {', '.join(extra)}; only template:, definition: and "
+                              "subworkflows:", path=source)  # fmt: skip
+    bundled = _bundled(data.get("subworkflows") or [], source)
     definition = data["definition"]
     defn = parse_dict(definition, source=f"{source}: definition")
     try:
@@ -220,10 +243,27 @@ def template_from_data(data: Any, source: str) -> Template:
             where = loc_path(("template", *first["loc"]))
             raise DefinitionError(first["msg"], path=f"{source}: {where}") from None
         raise DefinitionError(f"template: holds a value that is not JSON ({exc})", path=source) from None
-    template = Template(meta, json.loads(json.dumps(definition)), source)
+    template = Template(meta, json.loads(json.dumps(definition)), source, bundled)
     _check_needs(template, defn)
     _check_examples(template, defn)
     return template
+
+
+def _bundled(items: Any, source: str) -> tuple[BundledWorkflow, ...]:
+    if not isinstance(items, list):
+        raise DefinitionError("subworkflows: must be a list", path=source)
+    found = []
+    for index, item in enumerate(items):
+        try:
+            found.append(BundledWorkflow.model_validate(item))
+        except pydantic.ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = loc_path((f"subworkflows[{index}]", *first["loc"]))
+            raise DefinitionError(first["msg"], path=f"{source}: {where}") from None
+    ids = [b.id for b in found]
+    if len(set(ids)) != len(ids):
+        raise DefinitionError("subworkflows: the same id is listed twice", path=source)
+    return tuple(found)
 
 
 def template_from_text(text: str, source: str, fmt: Literal["json", "yaml"] = "yaml") -> Template:

@@ -10,6 +10,7 @@ same for a template file or a bare workflow definition (JSON or YAML).
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -99,10 +100,24 @@ def _create(session: Session, name: str, description: str, definition: dict[str,
     return Created(str(workflow.id), workflow.name, version)
 
 
+def install_subworkflows(session: Session, template: Template) -> list[str]:
+    """Install the workflows the template's definition calls (its `subworkflows:`, each as version 1
+    of its fixed id) unless they exist; returns the ids installed now."""
+    installed = []
+    for bundled in template.subworkflows:
+        note = f"installed by template {template.key}"
+        if workflows.install_workflow(session, uuid.UUID(bundled.id), bundled.name, bundled.description,
+                                      bundled.definition, note):  # fmt: skip
+            installed.append(bundled.id)
+    return installed
+
+
 def use_template(session: Session, key: str, *, name: str = "") -> Created:
     """A new workflow (named `name`, else the template's title) whose version 1 is the template's
-    definition, in the caller's transaction; its triggers are synced as for any saved version."""
+    definition, in the caller's transaction; its triggers are synced as for any saved version.
+    The workflows it calls (`subworkflows:`) are installed first, once."""
     template = get_template(key)
+    install_subworkflows(session, template)
     return _create(
         session, name.strip() or template.title, template.meta.description, template.definition,
         f"from template {template.key}",
@@ -149,6 +164,7 @@ def import_file(session: Session, raw: bytes, filename: str) -> Created:
     """A new workflow from an uploaded template file or definition, in the caller's transaction."""
     found = read_import(raw, filename)
     if isinstance(found, Template):
+        install_subworkflows(session, found)
         return _create(session, found.title, found.meta.description, found.definition,
                        f"imported from template file {Path(filename).name[:100]}")  # fmt: skip
     return _create(session, str(found["name"]), str(found.get("description") or ""), found,

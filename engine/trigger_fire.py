@@ -13,7 +13,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col
 
-from engine import dispatch
+from engine import dispatch, metrics
 from engine.definition import WorkflowDefinition
 from engine.errors import ErrorCode, FlowloomError
 from engine.ids import parse_id
@@ -90,6 +90,7 @@ def fire_in(
                 _deliveries.c.trigger_id == trigger.id, _deliveries.c.delivery_key == delivery_key[:300]
             )
         ).scalar()
+        metrics.trigger_delivered(trigger.kind, duplicate=True)
         return Fired(str(run_id) if run_id else None, duplicate=True)
     defn, version_id = latest_definition(conn, trigger.workflow_id)
     run_id, sent = start_run_in(
@@ -98,6 +99,7 @@ def fire_in(
         session_id=session_id,
     )  # fmt: skip
     conn.execute(update(_deliveries).where(_deliveries.c.id == inserted).values(run_id=run_id))
+    metrics.trigger_delivered(trigger.kind, duplicate=False)
     return Fired(run_id, dispatches=sent)
 
 

@@ -10,16 +10,22 @@ from typing import Any, Literal
 import networkx as nx
 import pydantic
 
+from engine.agents import agent_issues
 from engine.config_fields import fixed_fields
 from engine.connections import connection_problems
 from engine.contract import NodeType, Port, all_node_types, get_node_type
 from engine.definition import EdgeSpec, NodeSpec, WorkflowDefinition
 from engine.errors import DefinitionError, ErrorCode, Issue, ValidationError
+from engine.expression_paths import condition_issues
 from engine.expressions import check_expression, check_template, is_templated
+from engine.failure_policy import on_error_issues
+from engine.guardrails import issues as guardrail_issues
 from engine.json_schemas import schema_problems
 from engine.parse import loc_path, parse_dict
 from engine.plan import END_TYPE, START_TYPE, ExecutionPlan, build_plan, workflow_graph
+from engine.settings import get_settings
 from engine.validate_triggers import trigger_issues
+from engine.workflow_calls import call_issues, resolvable
 
 
 @dataclass
@@ -56,10 +62,15 @@ class _NodeInfo:
     node_type: NodeType | None
     # None when unknown: the type is unknown, or its ports depend on a config that is invalid.
     outputs: dict[str, Port] | None
+    inputs: dict[str, Port] | None = None
 
 
-def validate(defn: WorkflowDefinition) -> ValidationReport:
-    """Check `defn` and report every issue found, each located by node, edge and field."""
+def validate(defn: WorkflowDefinition, *, workflow_id: str | None = None) -> ValidationReport:
+    """Check `defn` and report every issue found, each located by node, edge and field.
+
+    `workflow_id`: the saved workflow `defn` is (a version of), so that a sub-workflow call
+    leading back to it is refused as recursion.
+    """
     issues: list[Issue] = []
     _check_unique_ids(defn, issues)
     infos = {node.id: _check_node(node, issues) for node in defn.nodes}
@@ -68,7 +79,12 @@ def validate(defn: WorkflowDefinition) -> ValidationReport:
     for name, template in defn.outputs.items():
         _add_if(issues, check_template(template), code=ErrorCode.BAD_TEMPLATE, field=f"outputs.{name}")
     _check_graph(defn, workflow_graph(defn), issues)
+    issues.extend(on_error_issues(defn))
     issues.extend(trigger_issues(defn))
+    issues.extend(call_issues(defn, workflow_id=workflow_id))
+    issues.extend(agent_issues(defn))
+    issues.extend(guardrail_issues(get_settings().guardrails, defn.policy.guardrails,
+                                   {n.id: n.guardrails for n in defn.nodes if n.guardrails}))  # fmt: skip
     report = ValidationReport(issues)
     if report.ok:
         report.plan = build_plan(defn)
@@ -86,9 +102,9 @@ def validate_data(data: Any) -> tuple[WorkflowDefinition | None, ValidationRepor
     return defn, validate(defn)
 
 
-def ensure_valid(defn: WorkflowDefinition) -> ExecutionPlan:
+def ensure_valid(defn: WorkflowDefinition, *, workflow_id: str | None = None) -> ExecutionPlan:
     """The plan of `defn`, or ValidationError carrying every issue (errors first)."""
-    report = validate(defn)
+    report = validate(defn, workflow_id=workflow_id)
     if not report.ok or report.plan is None:
         raise ValidationError(report.errors + report.warnings)
     return report.plan
@@ -137,11 +153,14 @@ def _check_node(node: NodeSpec, issues: list[Issue]) -> _NodeInfo:
         )
         return _NodeInfo(None, None)
     cfg = _check_config(node, node_type, issues)
+    if cfg is not None and not resolvable(node):  # a call to a missing version: its ports are unknown
+        return _NodeInfo(node_type, None, None)
     if cfg is None:
         static = dict(node_type.outputs) if node_type.dynamic_outputs is None else None
-        return _NodeInfo(node_type, static)
+        static_in = dict(node_type.inputs) if node_type.dynamic_inputs is None else None
+        return _NodeInfo(node_type, static, static_in)
     try:
-        return _NodeInfo(node_type, node_type.output_ports(cfg))
+        return _NodeInfo(node_type, node_type.output_ports(cfg), node_type.input_ports(cfg))
     except Exception as exc:  # a node type's port function is third-party code
         issues.append(
             Issue(
@@ -273,6 +292,7 @@ def _check_edges(defn: WorkflowDefinition, infos: dict[str, _NodeInfo], issues: 
             issues.append(_dangling(edge, end, list(infos)))
         if dangling:
             continue
+        issues.extend(condition_issues(defn, edge, infos[edge.source].outputs))
         fed.add((edge.target, edge.target_port))
         key = (edge.source, edge.source_port, edge.target, edge.target_port, edge.condition)
         if key in seen:
@@ -284,8 +304,7 @@ def _check_edges(defn: WorkflowDefinition, infos: dict[str, _NodeInfo], issues: 
         seen.setdefault(key, edge.id)
         issues.extend(_check_connection(defn, edge, infos))
     for node in defn.nodes:
-        node_type = infos[node.id].node_type
-        for name, port in (node_type.inputs if node_type else {}).items():
+        for name, port in (infos[node.id].inputs or {}).items():
             if port.required and (node.id, name) not in fed:
                 issues.append(
                     Issue(
@@ -320,7 +339,7 @@ def _check_connection(defn: WorkflowDefinition, edge: EdgeSpec, infos: dict[str,
         source_outputs=source.outputs,
         target=edge.target,
         target_port=edge.target_port,
-        target_inputs=target.node_type.inputs if target.node_type is not None else None,
+        target_inputs=target.inputs,
     )
     issues = [replace(issue, edge_id=edge.id) for issue in found]
     if (

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, delete, func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, col, select
 
 from engine import triggers
@@ -138,6 +139,37 @@ def duplicate_workflow(session: Session, workflow_id: uuid.UUID) -> Workflow | N
     name = f"{original.name} (copy)"[:NAME_MAX_LENGTH]
     definition = dict(latest.definition) if latest is not None else None
     return create_workflow(session, name, original.description, definition)
+
+
+def install_workflow(
+    session: Session,
+    workflow_id: uuid.UUID,
+    name: str,
+    description: str,
+    definition: dict[str, Any],
+    note: str,
+) -> bool:
+    """Create workflow `workflow_id` with `definition` as its version 1 unless it exists (a
+    template's bundled sub-workflow, which its definition calls at that id and version); True
+    when it was created now. Two installs at once create it once."""
+    now = utcnow()
+    created = session.execute(
+        pg_insert(Workflow)
+        .values(id=workflow_id, name=name[:NAME_MAX_LENGTH], description=description[:DESCRIPTION_MAX_LENGTH],
+                latest_version=1, created_at=now, updated_at=now)
+        .on_conflict_do_nothing()
+        .returning(col(Workflow.id))
+    ).first()  # fmt: skip
+    if created is None:
+        return False
+    session.execute(
+        pg_insert(WorkflowVersion)
+        .values(id=uuid.uuid4(), workflow_id=workflow_id, version=1, definition={**definition, "version": 1},
+                note=note[:500], created_at=now)
+        .on_conflict_do_nothing()
+    )  # fmt: skip
+    triggers.sync(session.connection(), workflow_id, definition)
+    return True
 
 
 def delete_workflow(session: Session, workflow_id: uuid.UUID) -> bool:

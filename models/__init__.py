@@ -10,12 +10,16 @@ from models.auth import (
     User,
     WorkflowShare,
 )
+from models.agents import AgentSession, SavedAgent
 from models.db import get_engine, make_engine, session_scope
-from models.memory import EMBEDDING_DIM, MemoryChunk, Secret
+from models.memory import EMBEDDING_DIM, KnowledgeDocument, MemoryChunk, Secret
+from models.snippets import Snippet
 from models.tables import Approval, Event, Run, StepRun, Workflow, WorkflowVersion
 from models.triggers import ChatSession, DeadLetter, IdempotencyKey, KafkaOffset, Trigger, TriggerDelivery
 
 __all__ = [
+    "AgentSession",
+    "SavedAgent",
     "EMBEDDING_DIM",
     "ApiKey",
     "ApprovalVote",
@@ -23,8 +27,10 @@ __all__ = [
     "AuthThrottle",
     "RevokedSession",
     "UsedOidcState",
+    "KnowledgeDocument",
     "MemoryChunk",
     "Secret",
+    "Snippet",
     "User",
     "WorkflowShare",
     "Approval",

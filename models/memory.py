@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import Column, DateTime, Index, LargeBinary, text
+from sqlalchemy import Column, DateTime, Index, LargeBinary, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -37,6 +37,33 @@ class MemoryChunk(SQLModel, table=True):
     meta: dict | None = Field(default=None, sa_type=JSONB)
     embedding: list[float] = Field(sa_column=Column(Vector(EMBEDDING_DIM), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class KnowledgeDocument(SQLModel, table=True):
+    """An uploaded document of a knowledge collection: its file, how it is chunked, its indexing state.
+
+    Its chunks are memory_chunks rows of the same collection with document_id = name; indexing (and
+    re-indexing) reads the file from here, so a collection can be rebuilt with other settings.
+    """
+
+    __tablename__ = "knowledge_documents"
+    __table_args__ = (UniqueConstraint("collection", "name", name="uq_knowledge_document_name"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    collection: str = Field(max_length=100, index=True)
+    name: str = Field(max_length=200)
+    media_type: str = Field(default="text/plain", max_length=100)
+    size: int = 0
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    chunk_size: int = 800
+    chunk_overlap: int = 100
+    status: str = Field(default="queued", max_length=20)  # queued | indexing | ready | failed
+    chunks: int = 0
+    characters: int = 0
+    error: str | None = None
+    uploaded_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    indexed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class Secret(SQLModel, table=True):

@@ -84,6 +84,18 @@ class Run(SQLModel, table=True):
         default=None, foreign_key="triggers.id", ondelete="SET NULL", index=True
     )
     session_id: uuid.UUID | None = Field(default=None, index=True)
+    # The past run this one re-runs (source_kind "rerun", from node source_node_id) or forks with
+    # new inputs ("fork"); engine/rerun.py writes them.
+    source_run_id: uuid.UUID | None = Field(
+        default=None, foreign_key="runs.id", ondelete="SET NULL", index=True
+    )
+    source_kind: str = Field(default="", max_length=10, sa_column_kwargs={"server_default": ""})
+    source_node_id: str | None = Field(default=None, max_length=100)
+    # A child run started by a sub-workflow step: the run and step that wait for it (engine/child_runs.py).
+    parent_run_id: uuid.UUID | None = Field(
+        default=None, foreign_key="runs.id", ondelete="CASCADE", index=True
+    )
+    parent_step_id: uuid.UUID | None = None  # no foreign key: step_runs already points at runs
     created_at: datetime = _ts()
     started_at: datetime | None = _ts(nullable=True, default=False)
     finished_at: datetime | None = _ts(nullable=True, default=False)
@@ -118,6 +130,11 @@ class StepRun(SQLModel, table=True):
     started_at: datetime | None = _ts(nullable=True, default=False)
     finished_at: datetime | None = _ts(nullable=True, default=False)
     metrics: dict | None = _json()
+    # The step of the source run whose recorded result this copy reuses (a re-run from a later
+    # step); NULL for a step this run executed. No foreign key: the copy outlives its source.
+    reused_from: uuid.UUID | None = None
+    # The child run a sub-workflow step started and waits for (its parent_step_id points back here).
+    child_run_id: uuid.UUID | None = None
 
 
 class Approval(SQLModel, table=True):

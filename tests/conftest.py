@@ -39,11 +39,16 @@ MACHINE_REDIS_URL = os.environ.get("FLOWLOOM_TEST_REDIS_URL", "redis://127.0.0.1
 os.environ["FLOWLOOM_QUEUE"] = f"flowloom-test-{os.getpid()}"
 # The name tool.sql nodes of the tests use for the suite's own database (FLOWLOOM_SQL_CONNECTIONS).
 SUITE_SQL_CONNECTION = "suite"
+# The MCP server every test worker knows (FLOWLOOM_MCP_SERVERS): tests/fixtures/mcp_tool_server.py
+# over stdio; it appends each call to MCP_CALL_LOG.
+SUITE_MCP_SERVER = "testtools"
+MCP_CALL_LOG = Path(tempfile.gettempdir()) / f"flowloom-test-mcp-calls-{os.getpid()}.jsonl"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Unit, then integration, then browser tests (slowest last; their app's workers share the Redis)."""
-    rank = {"unit": 0, "integration": 1, "e2e": 2}
+    """Unit, integration, chaos (own services it kills), then browser tests (slowest last; their
+    app's workers share the Redis)."""
+    rank = {"unit": 0, "integration": 1, "chaos": 1.5, "e2e": 2}
     items.sort(key=lambda item: rank.get(item.path.parent.name, 1))
 
 
@@ -190,6 +195,18 @@ def worker_factory(
             "FLOWLOOM_REDIS_URL": redis_url,
             "PYTHONUNBUFFERED": "1",
             "FLOWLOOM_SQL_CONNECTIONS": json.dumps({SUITE_SQL_CONNECTION: pg_url}),
+            "FLOWLOOM_MCP_SERVERS": json.dumps(
+                {
+                    SUITE_MCP_SERVER: {
+                        "command": [
+                            sys.executable,
+                            str(REPO_ROOT / "tests" / "fixtures" / "mcp_tool_server.py"),
+                            "stdio",
+                        ],
+                        "env": {"MCP_CALL_LOG": str(MCP_CALL_LOG)},
+                    }
+                }
+            ),  # fmt: skip
             **(env or {}),
         }
         log_path = log_dir / f"worker-{len(started)}.log"

@@ -8,15 +8,20 @@ from fastapi import FastAPI
 
 from app import problems, routes
 from app.api import (
+    agents,
     auth,
     body_limit,
+    circuits,
     dead_letters,
     health,
     hooks,
+    mcp_server,
+    metrics,
     node_types,
     openai_compat,
     openai_errors,
     openapi_doc,
+    rerun,
     run_list,
     run_stream,
     runs,
@@ -25,6 +30,7 @@ from app.api import (
     triggers,
     trusted_hosts,
     validation,
+    version_diff,
     versions,
     workflows,
 )
@@ -43,18 +49,24 @@ def create_api() -> FastAPI:
         swagger_ui_oauth2_redirect_url=None,  # unused, and it would sit outside /api
     )
     api.include_router(health.router, prefix=routes.API_PREFIX)
+    api.include_router(metrics.router)  # /metrics, where Prometheus looks
     api.include_router(workflows.router, prefix=routes.API_PREFIX)
+    api.include_router(version_diff.router, prefix=routes.API_PREFIX)  # before versions: /diff
     api.include_router(versions.router, prefix=routes.API_PREFIX)
     api.include_router(validation.router, prefix=routes.API_PREFIX)
     api.include_router(node_types.router, prefix=routes.API_PREFIX)
     api.include_router(run_list.router, prefix=routes.API_PREFIX)
     api.include_router(runs.router, prefix=routes.API_PREFIX)
+    api.include_router(rerun.router, prefix=routes.API_PREFIX)  # re-run from a step, fork
     api.include_router(run_stream.router, prefix=routes.API_PREFIX)  # Server-Sent Events
     api.include_router(secrets.router, prefix=routes.API_PREFIX)
+    api.include_router(agents.router, prefix=routes.API_PREFIX)  # saved agents (Agent Manager)
     api.include_router(dead_letters.router, prefix=routes.API_PREFIX)
+    api.include_router(circuits.router, prefix=routes.API_PREFIX)
     api.include_router(triggers.router, prefix=routes.API_PREFIX)
     api.include_router(hooks.router, prefix=routes.API_PREFIX)  # public: signed inbound webhooks
     api.include_router(openai_compat.router, prefix=routes.OPENAI_PREFIX)  # API keys only
+    api.router.routes.append(mcp_server.route())  # /api/mcp: workflows as MCP tools, API keys only
     problems.install(api)  # every FlowloomError, HTTP and database error as RFC 9457 problem+json
     auth.install(api)  # sign-in routes and the deny-by-default gate in front of every route
     body_limit.install(api)  # 413 for bodies over the cap, before the auth gate or anyone reads them

@@ -24,6 +24,7 @@ def node_type_public(node_type: NodeType) -> NodeTypePublic:
         inputs={name: _port(p) for name, p in node_type.inputs.items()},
         outputs={name: _port(p) for name, p in node_type.outputs.items()},
         branching=node_type.branching, dynamic_outputs=node_type.dynamic_outputs is not None,
+        dynamic_inputs=node_type.dynamic_inputs is not None, calls_workflow=node_type.calls_workflow is not None,
         expression_fields=sorted(node_type.expression_fields), unrendered_fields=sorted(node_type.unrendered_fields),
     )  # fmt: skip
 

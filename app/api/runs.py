@@ -92,6 +92,13 @@ class StepPublic(BaseModel):
     metrics: dict[str, Any] | None = Field(
         None, description="what the step measured, e.g. duration_ms, model tokens (null before it ends)"
     )
+    reused_from: uuid.UUID | None = Field(
+        None, description="a re-run's copy of this step of the source run: reused, not executed again"
+    )
+    child_run_id: uuid.UUID | None = Field(
+        None,
+        description="the child run a sub-workflow step started and waits for (its parent_step_id is this step)",
+    )
 
 
 class RunPublic(BaseModel):
@@ -102,6 +109,21 @@ class RunPublic(BaseModel):
     error: str | None = None
     started_by: str = ""  # "user:<id>", "api_key:<id>", "cli:<os user>" or "system"
     started_via: str = ""  # ui | api | cli | trigger
+    workflow_id: uuid.UUID | None = Field(None, description="the saved workflow it ran (null for a draft)")
+    version: int | None = Field(None, description="the workflow version it ran (null for a draft)")
+    trigger_id: uuid.UUID | None = Field(None, description="the trigger that started it, if one did")
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    source_run_id: uuid.UUID | None = Field(None, description="the run this one re-runs or forks")
+    source_kind: Literal["", "rerun", "fork"] = Field("", description="rerun (from a step) or fork (new inputs)")
+    source_node_id: str | None = Field(None, description="the node a re-run started again from")
+    parent_run_id: uuid.UUID | None = Field(
+        None, description="a child run's parent: the run whose step started it"
+    )
+    parent_step_id: uuid.UUID | None = Field(
+        None, description="a child run's parent step (its child_run_id is this run)"
+    )
     steps: list[StepPublic] = Field(default_factory=list)
 
 
@@ -255,6 +277,17 @@ def read_run(run_id: uuid.UUID) -> RunPublic:
         error=view.error,
         started_by=view.started_by,
         started_via=view.started_via,
+        workflow_id=view.workflow_id,
+        version=view.version,
+        trigger_id=view.trigger_id,
+        created_at=view.created_at,
+        started_at=view.started_at,
+        finished_at=view.finished_at,
+        source_run_id=view.source_run_id,
+        source_kind=view.source_kind,
+        source_node_id=view.source_node_id,
+        parent_run_id=view.parent_run_id,
+        parent_step_id=view.parent_step_id,
         steps=[StepPublic(**s) for s in view.steps],
     )
 

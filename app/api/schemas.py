@@ -155,6 +155,12 @@ class NodeTypePublic(BaseModel):
     dynamic_outputs: bool = Field(
         description="output port names also come from the config (branches, actions)"
     )
+    dynamic_inputs: bool = Field(
+        False, description="input port names also come from the config (a sub-workflow's inputs)"
+    )
+    calls_workflow: bool = Field(
+        False, description="it runs another saved workflow as a child run (config: workflow_id, version)"
+    )
     expression_fields: list[str] = Field(description="config fields holding an expression the node evaluates")
     unrendered_fields: list[str] = Field(description="config fields passed as written, never templated")
 

@@ -14,6 +14,7 @@ app/error_html.py and an API request problem+json.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from app.auth.api_keys import rate_limiter
 from app.auth.policy import (
     PUBLIC,
     REFLEX_UPLOAD_PATH,
+    SCRAPE_TOKEN_ROUTES,
     SELF_AUTHENTICATED,
     allows,
     api_access,
@@ -45,6 +47,7 @@ from app.error_html import error_page_response, is_page_path
 from app.problems import error_response, problem_response
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.errors import ErrorCode
+from engine.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,13 @@ def _with_status(send: Send, status: int) -> Send:
     return sending
 
 
+def scrape_token_matches(headers: Headers) -> bool:
+    """True when the request carries FLOWLOOM_METRICS_TOKEN as its bearer token (and one is set)."""
+    expected = get_settings().metrics_token.get_secret_value()
+    token = principals.bearer_token(headers.get("authorization", ""))
+    return bool(expected and token) and hmac.compare_digest(token.encode(), expected.encode())
+
+
 def same_origin(headers: Headers) -> bool:
     """False when a browser says the request comes from another site (CSRF); True without Origin."""
     origin = headers.get("origin")
@@ -158,7 +168,7 @@ class AuthMiddleware:
 
     async def _decide(self, scope: Scope, path: str) -> Response | ServeWithStatus | None:
         """None to let the request through, else the refusal (or the status to serve the page with)."""
-        if path.startswith(API_PREFIXES) or path in ("/api", "/auth", "/v1"):
+        if path.startswith(API_PREFIXES) or path in ("/api", "/auth", "/v1", "/metrics"):
             return await self._api(scope, path)
         if is_reflex_internal(path):
             return None
@@ -202,6 +212,9 @@ class AuthMiddleware:
             scope.setdefault("state", {})["principal"] = None  # its signature is the authentication
             return None
         headers = Headers(scope=scope)
+        if (method, template) in SCRAPE_TOKEN_ROUTES and scrape_token_matches(headers):
+            scope.setdefault("state", {})["principal"] = None  # a scraper, not a user
+            return None
         has_key = bool(principals.bearer_token(headers.get("authorization", "")))
         try:
             caller = await self._caller(scope, headers, allow_key=True)

@@ -38,6 +38,7 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/api/health"): PUBLIC,
     ("GET", "/api/health/live"): PUBLIC,  # liveness: checks nothing
     ("GET", "/api/health/ready"): PUBLIC,  # readiness: database + Redis, cached (app/api/health_cache.py)
+    ("GET", "/metrics"): Role.ADMIN,  # Prometheus; or FLOWLOOM_METRICS_TOKEN (SCRAPE_TOKEN_ROUTES)
     ("GET", "/api/docs"): PUBLIC,
     ("GET", "/api/openapi.json"): PUBLIC,
     # workflows
@@ -50,6 +51,7 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("POST", "/api/workflows/{workflow_id}/versions"): Role.EDITOR,
     ("GET", "/api/workflows/{workflow_id}/versions"): Role.VIEWER,
     ("GET", "/api/workflows/{workflow_id}/versions/{version}"): Role.VIEWER,
+    ("GET", "/api/workflows/{workflow_id}/versions/diff"): Role.VIEWER,  # app/api/version_diff.py
     ("POST", "/api/validate"): Role.VIEWER,  # checks a definition; saves and runs nothing
     ("GET", "/api/node-types"): Role.VIEWER,
     ("GET", "/api/node-types/{node_type}"): Role.VIEWER,
@@ -62,6 +64,9 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/api/runs/{run_id}"): Role.VIEWER,
     ("GET", "/api/runs/{run_id}/events"): Role.VIEWER,  # Server-Sent Events
     ("POST", "/api/runs/{run_id}/cancel"): Role.OPERATOR,
+    # a past run started again (app/api/rerun.py): as starting it; an inline definition's needs editor
+    ("POST", "/api/runs/{run_id}/rerun"): Role.OPERATOR,
+    ("POST", "/api/runs/{run_id}/fork"): Role.OPERATOR,
     ("GET", "/api/approvals"): Role.VIEWER,
     ("POST", "/api/approvals/{approval_id}/decision"): Role.OPERATOR,
     # sign-in (app/api/auth.py)
@@ -78,12 +83,23 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/api/users"): Role.ADMIN,
     ("PATCH", "/api/users/{user_id}"): Role.ADMIN,
     ("GET", "/api/audit"): Role.ADMIN,
+    # saved agents (app/api/agents.py): viewers read, editors change
+    ("GET", "/api/agents"): Role.VIEWER,
+    ("POST", "/api/agents"): Role.EDITOR,
+    ("GET", "/api/agents/capabilities"): Role.VIEWER,
+    ("GET", "/api/agents/schema"): Role.VIEWER,
+    ("GET", "/api/agents/{agent_id}"): Role.VIEWER,
+    ("PATCH", "/api/agents/{agent_id}"): Role.EDITOR,
+    ("POST", "/api/agents/{agent_id}/validate"): Role.EDITOR,
+    ("POST", "/api/agents/{agent_id}/terminate"): Role.EDITOR,
     # secrets (app/api/secrets.py): values are write-only
     ("GET", "/api/secrets"): Role.ADMIN,
     ("POST", "/api/secrets"): Role.ADMIN,
     ("PUT", "/api/secrets/{name}"): Role.ADMIN,
     ("DELETE", "/api/secrets/{name}"): Role.ADMIN,
     # dead letters (app/api/dead_letters.py): events and trigger messages that could not be handled
+    ("GET", "/api/circuits"): Role.ADMIN,
+    ("POST", "/api/circuits/reset"): Role.ADMIN,
     ("GET", "/api/dead-letters"): Role.ADMIN,
     ("GET", "/api/dead-letters/{dead_letter_id}"): Role.ADMIN,
     ("POST", "/api/dead-letters/{dead_letter_id}/replay"): Role.ADMIN,
@@ -99,11 +115,18 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/v1/models"): Role.OPERATOR,
     ("GET", "/v1/models/{model}"): Role.OPERATOR,
     ("POST", "/v1/chat/completions"): Role.OPERATOR,
+    # Flowloom as an MCP server (app/api/mcp_server.py): API keys only, checked by the endpoint too.
+    ("GET", "/api/mcp"): Role.OPERATOR,
+    ("POST", "/api/mcp"): Role.OPERATOR,
+    ("DELETE", "/api/mcp"): Role.OPERATOR,
 }
 
 # PUBLIC routes that authenticate each request themselves (a signature over the body): the gate
 # reads no cookie or API key for them, and app.api.body_limit leaves their cap to the route.
 SELF_AUTHENTICATED: frozenset[tuple[str, str]] = frozenset({("POST", "/api/hooks/{trigger_id}")})
+# Routes a Prometheus scraper may also read with `Authorization: Bearer <FLOWLOOM_METRICS_TOKEN>`
+# (a token that is no API key and opens nothing else).
+SCRAPE_TOKEN_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/metrics")})
 
 # Pages: Reflex route -> access. Data on a page comes through its event handlers, which are
 # checked too (HANDLER_POLICY); this table decides redirects and what the HTTP layer serves.
@@ -119,6 +142,8 @@ PAGE_POLICY: dict[str, Access] = {
     "/inbox": Role.OPERATOR,
     "/settings": Role.VIEWER,
     "/models": Role.VIEWER,  # its actions carry `requires` (admin)
+    "/knowledge": Role.VIEWER,  # its actions carry `requires` (editor to change)
+    "/agents": Role.VIEWER,  # saved agents; its actions carry `requires` (editor)
     "/secrets": Role.ADMIN,
     "/dead-letters": Role.ADMIN,
     "/chat/[trigger_id]": Role.OPERATOR,  # a chat trigger's conversations (app/pages/chat.py)

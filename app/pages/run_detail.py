@@ -1,5 +1,6 @@
 """A run's page: who and what started it, the version it ran, its graph coloured by step state, each
-step's inputs, outputs, attempts, timings, progress and error, its event log, and Cancel."""
+step's inputs, outputs, attempts, timings, progress and error, its event log, Cancel, and starting
+it again: "Re-run from here" on a step, "Fork with new inputs"."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from app import routes
 from app.layout import empty_state, error_callout, page
 from app.pages.run_detail_state import RunDetailState as S
 from app.pages.run_detail_view import EventLine, StepCard
+from app.pages.run_guardrails import guardrail_card
 from components.flow_canvas import flow_canvas
 from components.palette import canvas_icons, canvas_types
 from components.status_badge import status_badge
@@ -65,6 +67,41 @@ def _cancel_dialog() -> rx.Component:
     )
 
 
+def _fork_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("Fork with new inputs"),
+            rx.dialog.description(
+                "Starts this run's version again with these inputs (JSON), checked against the workflow's "
+                "inputs schema. This run stays as it is.",
+                size="2",
+            ),
+            rx.text_area(value=S.fork_inputs, on_change=S.set_fork_inputs, rows="10", width="100%",
+                         font_family="monospace", id="run-fork-inputs", aria_label="Inputs (JSON)",
+                         margin_top="0.75rem"),
+            rx.cond(
+                S.fork_error != "",
+                rx.callout.root(
+                    rx.callout.icon(rx.icon("circle-x")),
+                    rx.callout.text(S.fork_error),
+                    rx.foreach(S.fork_issues, lambda i: rx.text(i, size="1", data_testid="run-fork-issue")),
+                    color_scheme="red", size="1", margin_top="0.5rem", id="run-fork-error",
+                ),
+            ),
+            rx.hstack(
+                rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),
+                rx.button(rx.icon("git-fork", size=14), "Start the fork", on_click=S.fork, id="run-fork-start"),
+                justify="end",
+                spacing="3",
+                margin_top="1rem",
+            ),
+            max_width="34rem",
+        ),
+        open=S.fork_open,
+        on_open_change=S.set_fork_open,
+    )  # fmt: skip
+
+
 def _header() -> rx.Component:
     h = S.head
     return rx.vstack(
@@ -74,6 +111,11 @@ def _header() -> rx.Component:
             rx.spacer(),
             rx.cond(S.active, rx.hstack(rx.spinner(size="1"), rx.text("live", size="1", color=rx.color("gray", 11)),
                                         align="center", id="run-live")),
+            rx.cond(
+                S.may_restart,
+                rx.button(rx.icon("git-fork", size=14), "Fork with new inputs", variant="soft",
+                          on_click=S.set_fork_open(True), id="run-fork"),
+            ),
             rx.cond(
                 S.can_cancel,
                 rx.button(rx.icon("ban", size=14), "Cancel run", color_scheme="red", variant="soft",
@@ -89,6 +131,12 @@ def _header() -> rx.Component:
             align="center",
             spacing="3",
         ),
+        rx.cond(h.source != "", rx.link(rx.hstack(rx.icon("history", size=14), rx.text(h.source, size="2"),
+                                                   align="center", spacing="1"),
+                                         href=h.source_href, id="run-source")),
+        rx.cond(h.parent != "", rx.link(rx.hstack(rx.icon("corner-left-up", size=14), rx.text(h.parent, size="2"),
+                                                   align="center", spacing="1"),
+                                         href=h.parent_href, id="run-parent")),
         rx.cond(h.cancel_requested, rx.callout("Cancel requested; the run stops after its running steps.",
                                                 icon="ban", size="1", color_scheme="gray")),
         rx.cond(h.error != "", rx.callout(h.error, icon="circle-x", color_scheme="red", size="1", width="100%",
@@ -147,6 +195,17 @@ def _step(step: StepCard) -> rx.Component:
             rx.spacer(),
             rx.text("visit ", step.visit, " · attempt ", step.attempt, size="1", color=rx.color("gray", 11)),
             rx.text(step.duration, size="1", weight="medium", data_testid="step-duration"),
+            rx.cond(step.reused, rx.tooltip(rx.badge("reused", color_scheme="gray", variant="soft", size="1",
+                                                     data_testid="step-reused"),
+                                            content="Copied from the run this one re-runs: not executed again")),
+            rx.cond(step.child_href != "", rx.link(rx.hstack(rx.icon("workflow", size=12), rx.text(step.child, size="1"),
+                                                              align="center", spacing="1"),
+                                                    href=step.child_href, data_testid="step-child-run")),
+            rx.cond(
+                S.can_rerun & (step.status != "skipped"),
+                rx.button(rx.icon("rotate-ccw", size=12), "Re-run from here", size="1", variant="soft",
+                          on_click=S.rerun_from_step(step.id), data_testid="step-rerun"),
+            ),
             align="center",
             width="100%",
             wrap="wrap",
@@ -253,9 +312,11 @@ def _run() -> rx.Component:
             gap="1rem",
             width="100%",
         ),
+        guardrail_card(S.guardrails),
         _steps(),
         _log(),
         _cancel_dialog(),
+        _fork_dialog(),
         spacing="4",
         width="100%",
         id="run-page",

@@ -5,6 +5,7 @@ Cancel behind a confirmation (operators)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -28,10 +29,13 @@ from app.pages.run_detail_view import (
     pretty,
     step_cards,
 )
+from app.pages.run_guardrails import GuardrailLine, guardrail_lines
+from app.run_restart import check_may_restart, may_restart
 from engine import run_watch
 from engine.db_errors import DB_ERRORS, describe_db_error
-from engine.errors import user_message
+from engine.errors import FlowloomError, ValidationError, user_message
 from engine.ids import parse_id
+from engine.rerun import fork, rerun_from
 from engine.run_detail import RunDetail, get_run_detail
 from engine.runs import cancel_run
 
@@ -73,6 +77,7 @@ class RunDetailState(rx.State):
     outputs: str = ""
     steps: list[StepCard] = []
     events: list[EventLine] = []
+    guardrails: list[GuardrailLine] = []  # the guardrails that fired (app/pages/run_guardrails.py)
     canvas_nodes: list[dict[str, Any]] = []
     canvas_edges: list[dict[str, Any]] = []
     statuses: dict[str, str] = {}
@@ -81,9 +86,15 @@ class RunDetailState(rx.State):
     active: bool = False  # the run has not ended: followed live
     may_cancel: bool = False  # the caller is an operator (Cancel is checked again when pressed)
     cancel_open: bool = False
+    may_restart: bool = False  # re-run from a step / fork: operator, editor for an inline definition
+    fork_open: bool = False
+    fork_inputs: str = ""  # the fork's inputs as JSON, edited in the dialog
+    fork_error: str = ""
+    fork_issues: list[str] = []
 
     _follow: int = 0  # the latest follower of this tab; older ones stop
     _graph_of: str = ""  # the run whose graph the canvas holds
+    _role: str = ""  # the caller's role when the page loaded (each action checks it again)
 
     @rx.var
     def shown_steps(self) -> list[StepCard]:
@@ -96,12 +107,19 @@ class RunDetailState(rx.State):
     def can_cancel(self) -> bool:
         return self.may_cancel and self.active
 
+    @rx.var
+    def can_rerun(self) -> bool:
+        """Re-run from a step once the run has ended (a fork may start at any time)."""
+        return self.may_restart and not self.active
+
     def _show(self, detail: RunDetail) -> None:
         self.head = header(detail)
         self.inputs, self.outputs = pretty(detail.inputs), pretty(detail.outputs)
         self.steps, self.events = step_cards(detail), event_lines(detail)
+        self.guardrails = guardrail_lines(detail)
         self.statuses = node_statuses(detail)
         self.active = detail.status not in TERMINAL
+        self.may_restart = may_restart(detail.version is not None, self._role or None)
         if self._graph_of != detail.id:  # the graph never changes during a run: send it once
             self.canvas_nodes, self.canvas_edges = canvas_graph(detail.definition)
             self.fit = {"n": int(self.fit.get("n", 0)) + 1}
@@ -129,6 +147,8 @@ class RunDetailState(rx.State):
         self._follow += 1
         caller = caller_of(self)
         self.may_cancel = caller is not None and allows(caller.role, Role.OPERATOR)
+        self._role = caller.role if caller is not None else ""
+        self.fork_open = False
         self.error, self.not_found, self.loaded = "", False, False
         try:
             detail = get_run_detail(self.run_id) if parsed else None
@@ -217,3 +237,74 @@ class RunDetailState(rx.State):
         if not cancelled:
             return rx.toast.info(f"The run had already ended ({self.head.status})")
         return rx.toast.success(f"Run {self.head.short_id} cancelled")
+
+    def _restart_options(self) -> dict[str, Any] | None:
+        caller = caller_of(self)
+        if caller is None:
+            return None
+        check_may_restart(self.run_id, caller.role)
+        return {"created_by": caller.user_id, "started_by": caller.started_by, "started_via": "ui",
+                "actor": caller.actor}  # fmt: skip
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def rerun_from_step(self, step_id: str) -> EventSpec | list[EventSpec] | None:
+        """Start a new run of this run's version from the step `step_id`: the steps before it are
+        reused, it and what follows run anew; then open the new run's page."""
+        card = next((c for c in self.steps if c.id == step_id), None)
+        if card is None:
+            return rx.toast.error("That step is no longer on this page; reload it")
+        try:
+            options = self._restart_options()
+            if options is None:
+                return None
+            new_id = rerun_from(self.run_id, card.node_id, visit=card.visit, **options)
+        except (FlowloomError, *DB_ERRORS) as exc:
+            log.info("re-running run %s from %s refused: %s", self.run_id, card.node_id, exc)
+            return rx.toast.error(f"The run could not be re-run: {user_message(exc)}")
+        return [
+            rx.toast.success(f"Re-running from step {card.node_id}"),
+            rx.redirect(routes.run_page(new_id)),
+        ]
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def set_fork_open(self, value: bool) -> None:
+        """Open the fork dialog with this run's inputs to edit (or close it)."""
+        self.fork_open = bool(value) and self.may_restart
+        if self.fork_open:
+            self.fork_inputs, self.fork_error, self.fork_issues = self.inputs or "{}", "", []
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def set_fork_inputs(self, value: str) -> None:
+        self.fork_inputs = str(value)
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def fork(self) -> EventSpec | list[EventSpec] | None:
+        """Start this run's version with the edited inputs (checked against its schema) and open it;
+        bad JSON or inputs keep the dialog open with the reasons, the text as typed."""
+        self.fork_error, self.fork_issues = "", []
+        try:
+            inputs = json.loads(self.fork_inputs or "{}")
+        except ValueError as exc:
+            self.fork_error = f"The inputs are not JSON: {exc}"
+            return None
+        if not isinstance(inputs, dict):
+            self.fork_error = 'The inputs must be a JSON object, e.g. {"n": 1}'
+            return None
+        try:
+            options = self._restart_options()
+            if options is None:
+                return None
+            new_id = fork(self.run_id, inputs, **options)
+        except ValidationError as exc:
+            self.fork_error = "The inputs do not match the workflow's inputs schema:"
+            self.fork_issues = [f"{i.field or 'input'}: {i.message}" for i in exc.issues]
+            return None
+        except (FlowloomError, *DB_ERRORS) as exc:
+            self.fork_error = user_message(exc)
+            return None
+        self.fork_open = False
+        return [rx.toast.success("Forked with new inputs"), rx.redirect(routes.run_page(new_id))]

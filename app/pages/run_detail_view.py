@@ -48,6 +48,10 @@ class RunHeader:
     finished: str
     duration: str
     cancel_requested: bool
+    source: str = ""  # "Re-run of 1a2b3c4d from step b" / "Fork of 1a2b3c4d" / ""
+    source_href: str = ""
+    parent: str = ""  # "Child run of 1a2b3c4d (step call)" for a run a sub-workflow step started
+    parent_href: str = ""
 
 
 @dataclass
@@ -73,6 +77,9 @@ class StepCard:
     metrics: str
     progress_percent: int  # 0..100; -1 when no progress is shown
     progress_text: str
+    reused: bool = False  # copied from the source run by a re-run: not executed in this run
+    child: str = ""  # "child run 1a2b3c4d" for a sub-workflow step, with the link to that run
+    child_href: str = ""
 
 
 @dataclass
@@ -160,6 +167,9 @@ def step_cards(detail: RunDetail) -> list[StepCard]:
                 error=message if s["status"] == "failed" or s.get("error") else "", error_code=code,
                 error_field=field, inputs=pretty(s.get("inputs"), limit), outputs=pretty(s.get("outputs"), limit),
                 metrics=pretty(s.get("metrics") or None, limit), progress_percent=percent, progress_text=text,
+                reused=s.get("reused_from") is not None,
+                child=f"child run {short_id(str(s['child_run_id']))}" if s.get("child_run_id") else "",
+                child_href=routes.run_page(str(s["child_run_id"])) if s.get("child_run_id") else "",
             )
         )  # fmt: skip
     return cards
@@ -197,7 +207,26 @@ def header(detail: RunDetail, now: datetime | None = None) -> RunHeader:
         created=format_time(detail.created_at), started=format_time(detail.started_at),
         finished=format_time(detail.finished_at), duration=duration(detail.started_at or detail.created_at, end),
         cancel_requested=detail.cancel_requested and detail.status not in TERMINAL,
+        source=source_label(detail), source_href=routes.run_page(detail.source_run_id) if detail.source_run_id else "",
+        parent=parent_label(detail), parent_href=routes.run_page(detail.parent_run_id) if detail.parent_run_id else "",
     )  # fmt: skip
+
+
+def parent_label(detail: RunDetail) -> str:
+    """The run whose sub-workflow step started this one, as the header says it ("" for other runs)."""
+    if not detail.parent_run_id:
+        return ""
+    step = f" (step {detail.parent_node_id})" if detail.parent_node_id else ""
+    return f"Child run of {short_id(detail.parent_run_id)}{step}"
+
+
+def source_label(detail: RunDetail) -> str:
+    """Where a re-run or fork came from, as the header says it ("" for a run started afresh)."""
+    if not detail.source_run_id:
+        return ""
+    if detail.source_kind == "fork":
+        return f"Fork of {short_id(detail.source_run_id)} with new inputs"
+    return f"Re-run of {short_id(detail.source_run_id)} from step {detail.source_node_id}"
 
 
 def _event_text(event: RunEvent) -> str:

@@ -13,7 +13,7 @@ from engine.runs import STARTED_VIA
 ANY = "all"  # a select's "no filter" value (a select item cannot have an empty value)
 ME = "me"
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-VIA_LABELS = {"ui": "editor", "api": "API", "cli": "CLI", "trigger": "trigger"}
+VIA_LABELS = {"ui": "editor", "api": "API", "cli": "CLI", "trigger": "trigger", "mcp": "MCP"}
 # Time range presets -> how far back; "custom" uses the from/to dates.
 RANGES: dict[str, timedelta | None] = {
     ANY: None,

@@ -162,8 +162,30 @@ def _import_dialog() -> rx.Component:
                 id=UPLOAD_ID,
                 multiple=False,
                 accept={"application/json": [".json"], "application/yaml": [".yaml", ".yml"]},
-                on_drop=S.import_file(rx.upload_files(upload_id=UPLOAD_ID)),
+                on_drop=S.import_file(
+                    rx.upload_files(upload_id=UPLOAD_ID, on_upload_progress=S.import_progress)
+                ),
                 width="100%",
+            ),
+            rx.cond(
+                S.import_percent >= 0,
+                rx.vstack(
+                    rx.progress(value=S.import_percent, max=100, aria_label="Import progress", width="100%"),
+                    rx.text(
+                        rx.cond(
+                            S.import_percent < 100,
+                            f"Uploading… {S.import_percent}%",
+                            "Checking and saving the workflow…",
+                        ),
+                        size="1",
+                        color=rx.color("gray", 11),
+                        role="status",
+                    ),
+                    id="template-import-progress",
+                    width="100%",
+                    spacing="1",
+                    margin_top="0.75rem",
+                ),
             ),
             rx.cond(
                 S.import_error != "",

@@ -86,6 +86,8 @@ class TemplatesState(rx.State):
     loaded: bool = False
     import_open: bool = False
     import_error: str = ""
+    # A file import's progress: -1 idle, 0-99 while the file uploads, 100 while it is checked and saved.
+    import_percent: int = -1
 
     @rx.var
     def shown(self) -> list[TemplateCard]:
@@ -144,12 +146,23 @@ class TemplatesState(rx.State):
     @rx.event
     @requires(Role.VIEWER)
     def set_import_open(self, value: bool) -> None:
-        self.import_open, self.import_error = value, ""
+        self.import_open, self.import_error, self.import_percent = value, "", -1
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def import_progress(self, progress: dict) -> None:
+        """The browser's upload progress (`progress` is the fraction sent so far)."""
+        try:
+            fraction = float(progress.get("progress", 0))
+        except (TypeError, ValueError):
+            return
+        self.import_percent = max(0, min(100, round(fraction * 100)))
 
     @rx.event
     @requires(Role.EDITOR)
     async def import_file(self, files: list[rx.UploadFile]) -> EventSpec | list[EventSpec] | None:
         """Create a workflow from an uploaded template file or definition (JSON or YAML)."""
+        self.import_percent = -1
         if not files:
             self.import_error = "Choose a .json or .yaml file."
             return None

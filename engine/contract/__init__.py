@@ -2,18 +2,35 @@
 
 A node family declares node types (`register`, `Port`, a pydantic config model), runs with a
 `StepContext` (templates, egress-checked HTTP, secrets, events, its own tables), raises the
-engine's errors, may offer background jobs that workers run (`register_job`), and is found
+engine's errors, may run another saved workflow as a child run (return `ChildRun`; read what
+it takes with `called_workflow`), may offer background jobs that workers run (`register_job`), and is found
 through the `flowloom.nodes` entry-point group. docs/nodes.md explains how to write one.
 """
 
+from engine.agent_lifecycle import (
+    CAPABILITY_PATTERN,
+    AgentState,
+    Capability,
+    IllegalTransition,
+    check_transition,
+    is_agent_id,
+    new_agent_id,
+)
+from engine.agent_lifecycle import ID_PATTERN as AGENT_ID_PATTERN
 from engine.config_fields import FIXED, SECRET_FORMAT, SECRET_VALUES
+from engine.contract.agent_runtime import AgentRequirement, AgentRuntime, agent_runtime, provide_agent_runtime
+from engine.contract.called_workflows import CalledWorkflow, called_workflow
 from engine.contract.context import StepContext
 from engine.contract.documents import (
+    DOCUMENT_TYPES,
+    INDEX_DOCUMENTS_JOB,
+    MAX_DOCUMENT_BYTES,
     MEMORY_COLLECTION_PATTERN,
     TEXT_KEYS,
     Document,
     as_documents,
     as_text_list,
+    document_media_type,
     item_text,
 )
 from engine.contract.environment import NodeEnvironment, database, node_environment
@@ -22,6 +39,7 @@ from engine.contract.http import (
     HttpAuth,
     HttpClient,
     check_header_names,
+    egress_httpx_client,
     merge_headers,
     raise_for_status,
     response_output,
@@ -44,6 +62,7 @@ from engine.contract.local_models import (
 from engine.contract.node_type import (
     EXPIRED_BY,
     PORT_TYPES,
+    ChildRun,
     EmptyConfig,
     JoinMode,
     NodeType,
@@ -59,25 +78,74 @@ from engine.contract.registry import (
     load_plugins,
     register,
 )
+from engine.contract.saved_agents import (
+    MemoryPolicy,
+    SavedAgentView,
+    SessionContext,
+    agent_for_capability,
+    agent_session,
+    begin_agent_execution,
+    end_agent_execution,
+    record_agent_turn,
+    saved_agent,
+    set_agent_session_summary,
+)
 from engine.contract.streaming import StreamRecorder
 from engine.contract.tools import Tool, all_tools, get_tool, tool
 from engine.errors import ConfigError, ErrorCode, FlowloomError, PolicyViolation, StepError
-from engine.events import AGENT_COMPLETED, AGENT_FAILED, AGENT_STARTED, AGENT_STREAM, AGENT_TOOL_CALLED
+from engine.events import (
+    AGENT_COMPLETED,
+    AGENT_FAILED,
+    AGENT_STARTED,
+    AGENT_STREAM,
+    AGENT_TOOL_CALLED,
+    AGENT_TRANSITIONED,
+)
 from engine.json_schemas import SchemaRefused, check_schema, instance_problems
+from engine.llm_calls import LlmCall, llm_call
 from engine.secrets import NAME_PATTERN as SECRET_NAME_PATTERN
 from engine.secrets import REFERENCE_PATTERN as SECRET_REFERENCE_PATTERN
 
 __all__ = [
+    "AGENT_ID_PATTERN",
+    "AGENT_TRANSITIONED",
+    "CAPABILITY_PATTERN",
+    "AgentRequirement",
+    "AgentRuntime",
+    "AgentState",
+    "Capability",
+    "IllegalTransition",
+    "MemoryPolicy",
+    "SavedAgentView",
+    "SessionContext",
+    "agent_for_capability",
+    "agent_runtime",
+    "agent_session",
+    "begin_agent_execution",
+    "check_transition",
+    "end_agent_execution",
+    "is_agent_id",
+    "new_agent_id",
+    "provide_agent_runtime",
+    "record_agent_turn",
+    "saved_agent",
+    "set_agent_session_summary",
     "AGENT_COMPLETED",
     "AGENT_FAILED",
     "AGENT_STARTED",
     "AGENT_STREAM",
     "AGENT_TOOL_CALLED",
+    "CalledWorkflow",
+    "ChildRun",
     "DEFAULT_EMBEDDER",
     "ENTRY_POINT_GROUP",
     "EXPIRED_BY",
     "FIXED",
     "MEMORY_COLLECTION_PATTERN",
+    "DOCUMENT_TYPES",
+    "INDEX_DOCUMENTS_JOB",
+    "MAX_DOCUMENT_BYTES",
+    "document_media_type",
     "MODEL_NAME_PATTERN",
     "PORT_TYPES",
     "SECRET_FORMAT",
@@ -98,6 +166,7 @@ __all__ = [
     "JobFunction",
     "JobType",
     "JoinMode",
+    "LlmCall",
     "LocalModels",
     "ModelFolder",
     "NodeEnvironment",
@@ -115,7 +184,9 @@ __all__ = [
     "all_tools",
     "as_documents",
     "as_text_list",
+    "called_workflow",
     "check_header_names",
+    "egress_httpx_client",
     "check_schema",
     "database",
     "failed_plugins",
@@ -125,6 +196,7 @@ __all__ = [
     "instance_problems",
     "item_text",
     "job_available",
+    "llm_call",
     "load_plugins",
     "local_models",
     "merge_headers",

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from engine import events, expressions, secret_policy, secrets
+from engine import events, expressions, logs, secret_policy, secrets
 from engine.contract.environment import NodeEnvironment, database, node_environment
 from engine.egress import EgressClient, EgressPolicy
 from engine.errors import PolicyViolation, StepError
@@ -122,6 +122,7 @@ class StepContext:
         """Redact `value` too (a form derived from a secret, e.g. a Basic auth token)."""
         if value and value not in self._secret_values:
             self._secret_values.append(value)
+            logs.mask_secret(value)  # and from this process's log lines
 
     @property
     def secret_values(self) -> tuple[str, ...]:

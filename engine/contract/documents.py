@@ -63,3 +63,24 @@ def as_documents(value: Any, *, field: str = "in") -> list[Document]:
             retryable=False,
         )
     return docs
+
+
+# Uploaded documents of knowledge collections: what a memory family reads, and its indexing job.
+INDEX_DOCUMENTS_JOB = "memory.index_documents"
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+DOCUMENT_TYPES = {
+    ".pdf": "application/pdf",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".txt": "text/plain",
+    ".text": "text/plain",
+    ".html": "text/html",
+    ".htm": "text/html",
+}
+
+
+def document_media_type(filename: str) -> str | None:
+    """The media type of an uploadable document by its file name's suffix; None for other files."""
+    name = filename.lower().rsplit("/", 1)[-1]
+    suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+    return DOCUMENT_TYPES.get(suffix)

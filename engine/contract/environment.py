@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -18,6 +19,8 @@ class NodeEnvironment:
 
     data_dir: Path  # FLOWLOOM_DATA_DIR, resolved: model caches and other node files live under it
     openvino_telemetry: bool  # FLOWLOOM_OPENVINO_TELEMETRY: OpenVINO tools may send usage data
+    # FLOWLOOM_MCP_SERVERS: MCP servers by name ({"command": [...], "env": {...}} or {"url": ...}).
+    mcp_servers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def models_dir(self) -> Path:
@@ -29,7 +32,9 @@ def node_environment() -> NodeEnvironment:
     """The node environment from the current settings (read again on every call)."""
     settings = get_settings()
     return NodeEnvironment(
-        data_dir=settings.resolved_data_dir, openvino_telemetry=settings.openvino_telemetry
+        data_dir=settings.resolved_data_dir,
+        openvino_telemetry=settings.openvino_telemetry,
+        mcp_servers=dict(settings.mcp_servers),
     )
 
 

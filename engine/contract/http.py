@@ -6,12 +6,15 @@ import base64
 import inspect
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.contract.context import StepContext
+from engine.egress import egress_httpx_client  # noqa: F401 - offered to nodes through the contract
 from engine.errors import PolicyViolation, StepError
 from engine.secrets import NAME_PATTERN as SECRET_NAME_PATTERN
 
@@ -19,6 +22,10 @@ from engine.secrets import NAME_PATTERN as SECRET_NAME_PATTERN
 SENSITIVE_RESPONSE_HEADERS = frozenset(
     {"set-cookie", "set-cookie2", "cookie", "authorization", "proxy-authorization", "x-api-key"}
 )
+
+
+# The longest wait a Retry-After may ask for; a longer one is taken as this.
+MAX_RETRY_AFTER_S = 3600
 
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
@@ -109,7 +116,25 @@ def raise_for_status(resp: httpx.Response, expect: list[int], what: str) -> None
         return
     retryable = status >= 500 or status in (408, 429)
     snippet = resp.text[:200].strip()
-    raise StepError(f"{what} answered HTTP {status}: {snippet}", retryable=retryable)
+    wait = retry_after_s(resp.headers.get("retry-after")) if retryable else None
+    raise StepError(f"{what} answered HTTP {status}: {snippet}", retryable=retryable, retry_after_s=wait)
+
+
+def retry_after_s(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds a Retry-After header asks to wait (delta-seconds or an HTTP date); None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(min(int(value), MAX_RETRY_AFTER_S))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return float(min(max(seconds, 0.0), MAX_RETRY_AFTER_S))
 
 
 class HttpClient(Protocol):

@@ -11,8 +11,21 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 # Port types. "any" connects to everything; otherwise source and target types must match,
-# except that every type flows into "json" (a JSON value can hold any of them).
-PORT_TYPES = ("any", "json", "text", "number", "boolean", "messages", "embedding", "documents")
+# except that every type flows into "json" (a JSON value can hold any of them) and a list of a
+# known kind (messages, embedding, documents) into "list". "object" is a JSON object (a dict).
+PORT_TYPES = (
+    "any",
+    "json",
+    "object",
+    "list",
+    "text",
+    "number",
+    "boolean",
+    "messages",
+    "embedding",
+    "documents",
+)
+LIST_PORT_TYPES = frozenset({"messages", "embedding", "documents"})
 
 # Who decided an approval whose deadline passed: the `decided_by` of every expiry decision.
 EXPIRED_BY = "system:deadline"
@@ -46,7 +59,12 @@ class Port:
 
 def port_types_compatible(source: str, target: str) -> bool:
     """Whether a value from a `source`-typed output may flow into a `target`-typed input."""
-    return source == target or "any" in (source, target) or target == "json"
+    return (
+        source == target
+        or "any" in (source, target)
+        or target == "json"
+        or (target == "list" and source in LIST_PORT_TYPES)
+    )
 
 
 class EmptyConfig(BaseModel):
@@ -65,6 +83,22 @@ class Suspend:
 
     kind: str
     request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """Returned by a node that runs another saved workflow (`workflow_id` at its pinned `version`).
+
+    The engine starts that version as a child run linked both ways to this step (the step records
+    the child's id, the child its parent run and step), releases the worker, and finishes the step
+    when the child ends: the child's run outputs become the step's outputs; a failed or cancelled
+    child fails the step with the child's error. Cancelling or ending the parent run cancels the
+    child; nesting deeper than FLOWLOOM_MAX_SUBWORKFLOW_DEPTH fails the step instead.
+    """
+
+    workflow_id: str
+    version: int
+    inputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,6 +129,14 @@ class NodeType:
     # A node that suspends for people's decisions: the outputs of a decision, and what the deadline decides.
     resume: ResumeFunction | None = None
     on_expiry: ExpiryFunction | None = None
+    # Input port names may also come from the config (e.g. a called workflow's inputs schema).
+    dynamic_inputs: Callable[[BaseModel], dict[str, Port]] | None = None
+    # A node that runs another saved workflow (returns ChildRun): the (workflow id, version) its raw
+    # config calls, or None; the validator follows these calls to refuse recursion.
+    calls_workflow: Callable[[Mapping[str, Any]], tuple[str, int] | None] | None = None
+    # A node that runs a saved agent: ("agent_id", id) or ("capability", name) its raw config asks
+    # for, or None (an inline agent); the validator checks that such an agent exists (engine/agents.py).
+    uses_agent: Callable[[Mapping[str, Any]], tuple[str, str] | None] | None = None
 
     @property
     def is_async(self) -> bool:
@@ -107,6 +149,14 @@ class NodeType:
             if derived:
                 return dict(derived)
         return dict(self.outputs)
+
+    def input_ports(self, config: BaseModel | None = None) -> dict[str, Port]:
+        """The ports derived from `config` when the type derives any, else the declared ones."""
+        if self.dynamic_inputs is not None and config is not None:
+            derived = self.dynamic_inputs(config)
+            if derived:
+                return dict(derived)
+        return dict(self.inputs)
 
     def join_mode(self, config: Mapping[str, Any]) -> JoinMode:
         """Whether a node with this raw config waits for all its incoming branches or runs at the first."""

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -56,12 +57,15 @@ def register(
     join: Callable[[Mapping[str, object]], JoinMode] | None = None,
     resume: ResumeFunction | None = None,
     on_expiry: ExpiryFunction | None = None,
+    dynamic_inputs: Callable[[BaseModel], dict[str, Port]] | None = None,
+    calls_workflow: Callable[[Mapping[str, Any]], tuple[str, int] | None] | None = None,
+    uses_agent: Callable[[Mapping[str, Any]], tuple[str, str] | None] | None = None,
 ) -> Callable[[RunFunction], RunFunction]:
     """Register the decorated function as the run function of node type `type_name`.
 
     The run function is called as `run(ctx, cfg, inputs)` where `ctx` is the engine's
     `StepContext`, `cfg` an instance of `config` and `inputs` a dict keyed by input port.
-    It returns a dict keyed by output port (sync or async), or a `Suspend`.
+    It returns a dict keyed by output port (sync or async), a `Suspend`, or a `ChildRun`.
     """
 
     def decorator(fn: RunFunction) -> RunFunction:
@@ -85,6 +89,9 @@ def register(
                 join=join,
                 resume=resume,
                 on_expiry=on_expiry,
+                dynamic_inputs=dynamic_inputs,
+                calls_workflow=calls_workflow,
+                uses_agent=uses_agent,
             )
         return fn
 

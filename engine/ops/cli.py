@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import socket
 import sys
 from collections.abc import Callable
@@ -13,10 +14,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import pydantic
 
+from engine import logs
 from engine.errors import ConfigError, FlowloomError, user_message
+from engine.ops import metrics_dir
 from engine.ops.cli_kafka_triggers import configure_kafka_triggers, run_kafka_triggers
 from engine.ops.cli_relay import configure_relay, run_relay
 from engine.ops.cli_scheduler import configure_scheduler, run_scheduler
+from engine.ops.cli_web import configure_web, run_web
 from engine.ops.cli_workflows import configure_run, configure_validate, run_run, run_validate
 from engine.ops.exit_codes import HELP as EXIT_CODES_HELP
 from engine.ops.exit_codes import ExitCode
@@ -58,11 +62,32 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
     """For subcommands that take no arguments."""
 
 
+def positive_int(text: str) -> int:
+    """An argument that must be a whole number of at least 1 (else a usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def configure_up(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers", type=positive_int, default=None, metavar="N",
+        help="worker processes of the Celery worker (default FLOWLOOM_WORKERS)",
+    )  # fmt: skip
+
+
 def run_up(args: argparse.Namespace) -> int:
-    """Run everything in the foreground until Ctrl-C."""
+    """Run everything in the foreground until Ctrl-C; a child that dies is started again."""
     from engine.ops.launcher import Launcher
 
-    return Launcher(load_settings(), announce=lambda line: print(line, flush=True)).run()
+    settings = load_settings()
+    if getattr(args, "workers", None) is not None:
+        settings = settings.model_copy(update={"workers": args.workers})
+    return Launcher(settings, announce=lambda line: print(line, flush=True)).run()
 
 
 def configure_worker(parser: argparse.ArgumentParser) -> None:
@@ -78,10 +103,12 @@ def run_worker(args: argparse.Namespace) -> int:
     from engine.ops.embedded_postgres import embedded_database_url
     from engine.ops.embedded_redis import embedded_redis_url
     from engine.ops.health import check_redis, require
-    from engine.tasks import create_worker_app
 
     settings = load_settings()
     check_key_files(settings.resolved_data_dir)
+    own_metrics_dir = metrics_dir.worker_dir(settings)  # before engine.tasks imports prometheus_client
+    from engine.tasks import create_worker_app
+
     # Empty URLs mean the embedded services (started by `flowloom up`); the pool's processes inherit
     # the environment, and the settings are read again from it.
     if not settings.database_url:
@@ -97,7 +124,11 @@ def run_worker(args: argparse.Namespace) -> int:
         "worker", "--loglevel", args.loglevel, "--concurrency", str(args.concurrency or settings.workers),
         "--pool", "prefork", "-Q", settings.queue, "--hostname", f"flowloom{os.getpid()}@{socket.gethostname()}",
     ]  # fmt: skip
-    return app.start(argv) or 0  # Celery's own `worker` command, with this app
+    try:
+        return app.start(argv) or 0  # Celery's own `worker` command, with this app
+    finally:
+        if own_metrics_dir is not None:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
 
 
 def run_migrate(args: argparse.Namespace) -> int:
@@ -138,8 +169,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "run": Command("run a workflow definition and print each step as it finishes", configure_run, run_run),
     "up": Command(
-        "start Flowloom (database, Redis, workers, web app) in the foreground", _no_arguments, run_up
+        "start Flowloom (database, Redis, workers, web app) in the foreground", configure_up, run_up
     ),
+    "web": Command("run the web app alone (what `up` starts; no migration)", configure_web, run_web),
     "worker": Command("run a Celery worker (what `up` starts)", configure_worker, run_worker),
     "migrate": Command("migrate the database to the newest schema", _no_arguments, run_migrate),
     "relay": Command(
@@ -185,15 +217,22 @@ def build_parser(commands: dict[str, Command] = COMMANDS) -> argparse.ArgumentPa
     return parser
 
 
+def _log_settings() -> tuple[str, str]:
+    """FLOWLOOM_LOG_LEVEL and FLOWLOOM_LOG_FORMAT; the defaults when the settings do not parse (the
+    command then reports that itself)."""
+    try:
+        settings = get_settings()
+    except pydantic.ValidationError:
+        return "INFO", "json"
+    return settings.log_level, settings.log_format
+
+
 def main(argv: list[str] | None = None, commands: dict[str, Command] = COMMANDS) -> int:
     """Run one of `commands` (app.cli adds the app's own); errors become one line on stderr and an
     ExitCode: 2 for a wrong command line (argparse), 3 for a setting or service problem, else 1."""
     args = build_parser(commands).parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    level, fmt = _log_settings()
+    logs.configure(level="DEBUG" if args.verbose else level, fmt=fmt, process_role=args.command)
     if not args.verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     try:

@@ -7,6 +7,7 @@ import fcntl
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,7 @@ import psutil
 
 from engine.errors import ConfigError
 from engine.key_files import check_key_files
+from engine.ops import metrics_dir
 from engine.ops.embedded_kafka import EMBEDDED, TansuBroker
 from engine.ops.embedded_postgres import EmbeddedPostgres
 from engine.ops.embedded_redis import EmbeddedRedis
@@ -42,6 +44,12 @@ WEB_GRACE_S = 10.0
 WORKER_GRACE_S = 20.0
 RELAY_GRACE_S = 20.0  # a batch waits up to 15 s for the broker's acks
 SCHEDULER_GRACE_S = 10.0  # a pass ends within a transaction or two
+# A child that dies after the app is ready is started again: the first time after RESTART_INITIAL_S,
+# each further crash in a row doubles the wait (plus up to a quarter of it as jitter) up to
+# RESTART_MAX_S; a child that ran RESTART_STABLE_S without dying starts again from the shortest wait.
+RESTART_INITIAL_S = 1.0
+RESTART_MAX_S = 30.0
+RESTART_STABLE_S = 60.0
 # What a child of ours runs; the older module names stay so leftovers of an earlier version are found too.
 _CHILD_MARKS = ("engine.ops.cli", "engine.cli", "engine.celery_app", "reflex")
 
@@ -122,6 +130,8 @@ def child_env(settings: Settings, database_url: str, redis_url: str) -> dict[str
     )
     if sys.prefix != sys.base_prefix:
         env["VIRTUAL_ENV"] = sys.prefix
+    if settings.log_format == "json":
+        env["REFLEX_LOG_JSON"] = "true"  # Reflex's and Granian's own lines as JSON too
     if not env.get("NPM_CONFIG_REGISTRY"):
         registry = npm_registry(path)
         if registry:
@@ -211,18 +221,42 @@ def resolved_services(settings: Settings, redis: bool = True) -> Iterator[Settin
         yield settings.model_copy(update={"database_url": database_url, "redis_url": redis_url})
 
 
+def restart_delay(crashes_in_a_row: int, rng: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before starting a child again after its `crashes_in_a_row`-th crash in a row."""
+    base = min(RESTART_MAX_S, RESTART_INITIAL_S * 2 ** max(0, crashes_in_a_row - 1))
+    return min(RESTART_MAX_S, base + base * 0.25 * rng())
+
+
+def describe_exit(returncode: int | None) -> str:
+    """`exited with code 3` or `was killed by SIGKILL` (Popen reports a signal as a negative code)."""
+    if returncode is not None and returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited with code {returncode}"
+
+
 @dataclass
 class Child:
-    """A supervised child process and how to stop it."""
+    """A supervised child process, how to start it again and how to stop it."""
 
     name: str
     process: subprocess.Popen
     stop_signal: int
     grace: float
+    command: list[str]
+    env: dict[str, str]
+    started_at: float = 0.0  # time.monotonic() of the last start
+    crashes_in_a_row: int = 0
+    restarts: int = 0
+    restart_at: float | None = None  # when a dead child is due to start again
 
 
 class Launcher:
-    """Runs Flowloom in the foreground until a signal arrives or a child dies."""
+    """Runs Flowloom in the foreground until a signal arrives; a child that dies is started again.
+
+    A child that dies before the web app answered is a start-up failure (a bad setting, a port in
+    use): then everything stops with exit code 1 instead of starting it again and again.
+    """
 
     def __init__(self, settings: Settings, announce: Callable[[str], None] = log.info) -> None:
         self.settings = settings
@@ -237,7 +271,7 @@ class Launcher:
         self._stop.set()
 
     def run(self) -> int:
-        """Start everything, supervise, stop everything; 0 after a signal, 1 if a child died."""
+        """Start everything, supervise, stop everything; 0 after a signal, 1 if a child died while starting."""
         previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             with ExitStack() as stack:
@@ -252,8 +286,12 @@ class Launcher:
                 self._prepare(database_url, redis_url)
                 if self._stop.is_set():
                     return 0
+                # One fresh directory for every child's metrics, removed after they stopped (below).
+                metrics_path = metrics_dir.fresh(metrics_dir.launcher_dir(self.settings))
+                stack.callback(shutil.rmtree, metrics_path, True)
                 stack.callback(self._stop_children)
                 env = child_env(self.settings, database_url, redis_url)
+                env[metrics_dir.MULTIPROC_ENV] = str(metrics_path)
                 if self.settings.kafka_bootstrap_servers == EMBEDDED:
                     env["FLOWLOOM_KAFKA_BOOTSTRAP_SERVERS"] = start_kafka(self.settings, stack)
                 self._spawn("worker", worker_command(self.settings), env, signal.SIGTERM, WORKER_GRACE_S)
@@ -316,10 +354,8 @@ class Launcher:
         self, name: str, command: list[str], env: dict[str, str], stop_signal: int, grace: float
     ) -> None:
         log.info("starting %s: %s", name, " ".join(command))
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        self.children.append(Child(name, process, stop_signal, grace))
+        process = _popen(command, env)
+        self.children.append(Child(name, process, stop_signal, grace, command, env, time.monotonic()))
         self._record()
 
     def _dead_child(self) -> Child | None:
@@ -353,12 +389,37 @@ class Launcher:
         return False
 
     def _supervise(self) -> int:
+        """Until a signal: start each child that died again, after a growing wait (restart_delay)."""
         while not self._stop.wait(0.5):
-            dead = self._dead_child()
-            if dead is not None:
-                log.error("%s exited with code %s; stopping Flowloom", dead.name, dead.process.returncode)
-                return 1
+            for child in self.children:
+                self._look_after(child)
         return 0
+
+    def _look_after(self, child: Child) -> None:
+        now = time.monotonic()
+        if child.process.poll() is None:
+            if child.crashes_in_a_row and now - child.started_at >= RESTART_STABLE_S:
+                child.crashes_in_a_row = 0
+            return
+        if child.restart_at is None:
+            child.crashes_in_a_row += 1
+            delay = restart_delay(child.crashes_in_a_row)
+            log.error(
+                "%s (pid %s) %s after %.0f s; starting it again in %.1f s (crash %d in a row)",
+                child.name, child.process.pid, describe_exit(child.process.returncode),
+                now - child.started_at, delay, child.crashes_in_a_row,
+            )  # fmt: skip
+            # Its pool processes or other leftovers in its group go first, so they free ports and queues.
+            stop_process_group(child.process, signal.SIGTERM, child.grace)
+            child.restart_at = time.monotonic() + delay
+            return
+        if now < child.restart_at:
+            return
+        child.process = _popen(child.command, child.env)
+        child.started_at, child.restart_at = time.monotonic(), None
+        child.restarts += 1
+        log.warning("restarted %s as pid %s (restart %d)", child.name, child.process.pid, child.restarts)
+        self._record()
 
     def _stop_children(self) -> None:
         """The web app first (SIGINT to its group), then the workers (SIGTERM), each escalating to SIGKILL."""
@@ -367,6 +428,11 @@ class Launcher:
             stop_process_group(child.process, child.stop_signal, child.grace)
         self.children.clear()
         self._record()
+
+
+def _popen(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """Start a child in its own session (so its whole group can be stopped), stdin closed."""
+    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def _kill_leftovers(record_text: str) -> None:

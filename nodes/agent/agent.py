@@ -10,6 +10,7 @@ a copy of it further down a DAG), and the agent carries on where it stopped.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from engine.contract import (
@@ -19,23 +20,43 @@ from engine.contract import (
     ErrorCode,
     FlowloomError,
     Port,
+    SavedAgentView,
+    SessionContext,
     StepContext,
     StepError,
+    agent_for_capability,
+    agent_session,
+    begin_agent_execution,
+    end_agent_execution,
     get_node_type,
     item_text,
+    llm_call,
+    record_agent_turn,
     register,
+    saved_agent,
+    set_agent_session_summary,
 )
 
-# Importing the provider modules registers them.
-from nodes.agent import anthropic_llm, openai_llm, openvino_llm  # noqa: F401
+# Importing the provider modules registers them; agent_runtime offers saved agents' checks to the manager.
+from nodes.agent import agent_runtime, anthropic_llm, openai_llm, openvino_llm  # noqa: F401
 from nodes.agent.agent_config import AgentConfig
 from nodes.agent.agent_lifecycle import Agent, AgentState
 from nodes.agent.agent_loop import AgentTurn, Paused, PausedState
-from nodes.agent.agent_tools import resolve_tools
+from nodes.agent.agent_tools import AgentTool, resolve_mcp_tools, resolve_tools
+from nodes.agent.citations import citations
 from nodes.agent.llm import api_destination, get_provider
 
 # Long-term memory is the memory family's: the agent runs its node types through the registry.
 MEMORY_SEARCH, MEMORY_INGEST = "memory.search", "memory.ingest"
+
+
+def _uses_agent(config: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The saved agent a raw config names (agent_id) or asks for (capability), for the validator."""
+    for key in ("agent_id", "capability"):
+        value = config.get(key)
+        if isinstance(value, str) and value.strip():
+            return key, value.strip()
+    return None
 
 
 @register(
@@ -51,25 +72,70 @@ MEMORY_SEARCH, MEMORY_INGEST = "memory.search", "memory.ingest"
         ),
     },
     outputs={
-        "out": Port("json", description="{text, usage} and data (the parsed answer) with an output schema"),
-        "approval": Port("json", description="fires instead of out when a tool call needs approval"),
+        "out": Port("object", description="{text, usage} and data (the parsed answer) with an output schema"),
+        "approval": Port("object", description="fires instead of out when a tool call needs approval"),
         "messages": Port("messages", description="the conversation, for the next turn"),
-        "agent": Port("json", description="{id, state, lifecycle, capabilities, iterations, tool_calls}"),
+        "agent": Port("object", description="{id, state, lifecycle, capabilities, iterations, tool_calls}"),
+        "metrics": Port("object", description="{agent_id, input_tokens, output_tokens, cost_usd, ...}"),
     },
     icon="bot",
     branching=True,
+    uses_agent=_uses_agent,
 )
 async def agent(ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any]) -> dict[str, Any]:
     """Run a language model with tools until it answers (or asks for an approval)."""
+    if not cfg.saved:
+        return await _run(ctx, cfg, inputs, None)
+    saved = _saved_agent(cfg)
+    saved = begin_agent_execution(saved.id, run_id=ctx.run_id, step_id=ctx.step_id, node_id=ctx.node_id)
+    where = {"run_id": ctx.run_id, "step_id": ctx.step_id, "node_id": ctx.node_id}
+    try:
+        try:
+            run_cfg = cfg.with_agent(saved.config)
+        except ValueError as exc:  # valid when validated; a tool or provider went away since
+            raise StepError(f"agent_id: the config of agent {saved.name} is no longer valid: {exc}; "
+                            "validate it again on the Agents page", retryable=False, field="agent_id") from None  # fmt: skip
+        result = await _run(ctx, run_cfg, inputs, saved)
+    except BaseException as exc:
+        end_agent_execution(saved.id, error=ctx.redact(str(exc)) or type(exc).__name__, **where)
+        raise
+    end_agent_execution(saved.id, **where)
+    return result
+
+
+def _saved_agent(cfg: AgentConfig) -> SavedAgentView:
+    """The saved agent the node names, or one with the capability it asks for; StepError when there is none."""
+    if cfg.agent_id:
+        found = saved_agent(cfg.agent_id)
+        if found is None:
+            raise StepError(f"agent_id: no saved agent {cfg.agent_id}", retryable=False,
+                            code=ErrorCode.AGENT_NOT_FOUND, field="agent_id")  # fmt: skip
+        return found
+    found = agent_for_capability(cfg.capability)
+    if found is None:
+        raise StepError(f"capability: no READY saved agent has capability {cfg.capability}", retryable=False,
+                        code=ErrorCode.NO_CAPABLE_AGENT, field="capability")  # fmt: skip
+    return found
+
+
+async def _run(
+    ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any], saved: SavedAgentView | None
+) -> dict[str, Any]:
+    """One step of an inline agent, or of a saved one (`saved`, already EXECUTING for this step)."""
     paused = PausedState.from_decision(inputs["approval"]) if inputs.get("approval") is not None else None
-    me = Agent.create(cfg.capabilities(), agent_id=paused.agent_id if paused else None)
+    if saved is not None:
+        me = Agent.saved_ready(saved.id, saved.capabilities)
+    else:
+        me = Agent.create(cfg.capabilities(), agent_id=paused.agent_id if paused else None)
+    session = _session_of(cfg, saved)
     api_key = ""
     try:
-        me.to(AgentState.INITIALIZING)
+        if saved is None:
+            me.to(AgentState.INITIALIZING)
         api_key = _api_key(ctx, cfg)
-        turn = _initialize(ctx, cfg, me, api_key, paused)
+        turn = _initialize(ctx, cfg, me, api_key, paused, await resolve_mcp_tools(ctx, cfg.mcp_servers))
         ctx.emit(AGENT_STARTED, agent_id=me.id, provider=cfg.provider, model=cfg.model,
-                    capabilities=[c.value for c in me.capabilities], resumed=paused is not None)  # fmt: skip
+                    capabilities=[str(c) for c in me.capabilities], resumed=paused is not None)  # fmt: skip
         if paused is not None:
             turn.restore(paused)
             result = await turn.resume(paused.decision)
@@ -78,7 +144,11 @@ async def agent(ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any]) -> d
             if not prompt.strip():
                 raise StepError("prompt: empty; write a prompt or connect an input", retryable=False,
                                 code=ErrorCode.INPUT_MISSING, field="prompt")  # fmt: skip
-            turn.begin(prompt, await _recall(ctx, cfg, prompt), _history(ctx, cfg, inputs))
+            history = _history(ctx, cfg, inputs)
+            if not history and session is not None:
+                history = list(session.history)
+            summary = session.summary if session is not None else ""
+            turn.begin(prompt, await _recall(ctx, cfg, prompt), history, summary)
             result = await turn.run()
     except FlowloomError as exc:  # StepError, or PolicyViolation from the egress check
         message = ctx.redact(str(exc))
@@ -92,17 +162,86 @@ async def agent(ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any]) -> d
         me.finish(AgentState.COMPLETED, outcome="approval_requested", tool=result.request["tool"])
         ctx.emit(AGENT_COMPLETED, agent_id=me.id, outcome="approval_requested",
                     tool=result.request["tool"], iterations=turn.iterations)  # fmt: skip
-        return {"approval": result.request, "agent": turn.describe()}
+        return {"approval": result.request, "agent": turn.describe(), "metrics": _metrics(me, turn, saved)}
     if cfg.memory_collection and cfg.memory_store:
         await _remember(ctx, cfg, me, turn.prompt, result.text)
+    kept = await _keep_turn(ctx, cfg, saved, session, turn, result.text) if saved and session else None
     me.finish(AgentState.COMPLETED, outcome="answered")
     ctx.emit(
         AGENT_COMPLETED, agent_id=me.id, outcome="answered", iterations=turn.iterations, usage=turn.usage
     )
     out: dict[str, Any] = {"text": result.text, "usage": turn.usage}
+    if turn.hits:  # which recalled chunks the answer cites, as [document#chunk]
+        out["citations"] = citations(turn.hits, result.text)
     if cfg.output_schema:
         out["data"] = result.data
-    return {"out": out, "messages": turn.conversation(), "agent": turn.describe()}
+    described = turn.describe() | ({"session": kept} if kept else {})
+    return {
+        "out": out,
+        "messages": turn.conversation(),
+        "agent": described,
+        "metrics": _metrics(me, turn, saved),
+    }
+
+
+def _tokens(usage: dict[str, int]) -> tuple[int, int]:
+    """(input, output) tokens of an OpenAI- or Anthropic-style usage."""
+    return (
+        int(usage.get("prompt_tokens", usage.get("input_tokens", 0)) or 0),
+        int(usage.get("completion_tokens", usage.get("output_tokens", 0)) or 0),
+    )
+
+
+def _metrics(me: Agent, turn: AgentTurn, saved: SavedAgentView | None) -> dict[str, Any]:
+    """The step's metrics: which agent, tokens, cost at the saved agent's prices (the Agents page reads them)."""
+    tokens_in, tokens_out = _tokens(turn.usage)
+    metrics: dict[str, Any] = {
+        "agent_id": me.id, "saved_agent": saved is not None, "iterations": turn.iterations,
+        "input_tokens": tokens_in, "output_tokens": tokens_out, "total_tokens": tokens_in + tokens_out,
+    }  # fmt: skip
+    cost = saved.cost(tokens_in, tokens_out) if saved is not None else None
+    if cost is not None:
+        metrics["cost_usd"] = cost
+    return metrics
+
+
+def _session_of(cfg: AgentConfig, saved: SavedAgentView | None) -> SessionContext | None:
+    """The saved agent's session the node continues (its `session` key), or None."""
+    if saved is None or saved.memory is None or not cfg.session.strip():
+        return None
+    return agent_session(saved.id, cfg.session.strip())
+
+
+async def _keep_turn(
+    ctx: StepContext, cfg: AgentConfig, saved: SavedAgentView, session: SessionContext, turn: AgentTurn,
+    answer: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Add this turn to the session; with the summarise policy, fold the turns it dropped into its summary."""
+    kept, dropped = record_agent_turn(saved, cfg.session.strip(), turn.prompt, answer, run_id=ctx.run_id)
+    summary = kept.summary
+    if dropped and saved.memory is not None and saved.memory.policy == "summarise":
+        summary = await _summarise(turn, session.summary, dropped, saved.memory.summary_chars)
+        set_agent_session_summary(saved, kept.key, summary)
+    return {"key": kept.key, "turns": kept.turns, "kept_messages": len(kept.history),
+            "dropped_turns": kept.dropped_turns, "summary": summary}  # fmt: skip
+
+
+async def _summarise(turn: AgentTurn, summary: str, dropped: list[dict[str, Any]], limit: int) -> str:
+    """A model-written summary of the old summary and the turns leaving the session."""
+    transcript = "\n".join(f"{m.get('role')}: {m.get('content', '')}" for m in dropped)
+    ask: list[dict[str, Any]] = [
+        {"role": "system", "content": f"Summarise the conversation below in at most {limit} characters. "
+                                      "Keep names, facts, decisions and open questions; write plain text."},
+        {"role": "user", "content": (f"Summary so far:\n{summary}\n\n" if summary else "") + transcript},
+    ]  # fmt: skip
+    with llm_call(provider=turn.cfg.provider, model=turn.cfg.model, operation="summarise") as call:
+        result = await turn.provider.chat(
+            ask, model=turn.cfg.model, temperature=0, max_tokens=turn.cfg.max_tokens
+        )
+        call.usage_from(result.usage)
+    for key, value in (result.usage or {}).items():
+        turn.usage[key] = turn.usage.get(key, 0) + int(value or 0)
+    return (result.text or "").strip()[:limit]
 
 
 def _api_key(ctx: StepContext, cfg: AgentConfig) -> str:
@@ -114,17 +253,28 @@ def _api_key(ctx: StepContext, cfg: AgentConfig) -> str:
 
 
 def _initialize(
-    ctx: StepContext, cfg: AgentConfig, me: Agent, api_key: str, paused: PausedState | None
+    ctx: StepContext,
+    cfg: AgentConfig,
+    me: Agent,
+    api_key: str,
+    paused: PausedState | None,
+    mcp_tools: dict[str, AgentTool] | None = None,
 ) -> AgentTurn:
     """INITIALIZING -> VALIDATING -> VALIDATED -> READY -> EXECUTING: provider, tools, checks."""
     http = ctx.secret_http if api_key else ctx.http  # a request carrying the key follows no redirect
     provider = get_provider(cfg.provider, base_url=cfg.base_url, api_key=api_key, http=http)
     toolbox = resolve_tools(cfg.tools)
-    me.to(AgentState.VALIDATING)
+    for function, tool in (mcp_tools or {}).items():
+        if function in toolbox:
+            raise StepError(f"mcp_servers: tool {tool.name!r} has the name of a listed tool", retryable=False)
+        toolbox[function] = tool
+    if not me.saved:  # a saved agent was validated by the manager: it is READY already
+        me.to(AgentState.VALIDATING)
     if paused is not None:
         paused.check_tools(toolbox)
-    for state in (AgentState.VALIDATED, AgentState.READY, AgentState.EXECUTING):
+    for state in (AgentState.VALIDATED, AgentState.READY) if not me.saved else ():
         me.to(state)
+    me.to(AgentState.EXECUTING)
     return AgentTurn(ctx, cfg, me, provider, toolbox)
 
 

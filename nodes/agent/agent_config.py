@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from engine.contract import DEFAULT_EMBEDDER, MEMORY_COLLECTION_PATTERN, SchemaRefused, check_schema
+from engine.contract import (
+    AGENT_ID_PATTERN,
+    CAPABILITY_PATTERN,
+    DEFAULT_EMBEDDER,
+    MEMORY_COLLECTION_PATTERN,
+    Capability,
+    SchemaRefused,
+    check_schema,
+)
 from engine.contract import MODEL_NAME_PATTERN as NAME_PATTERN
 from engine.contract import SECRET_REFERENCE_PATTERN as SECRET_NAME_PATTERN
-from nodes.agent.agent_lifecycle import Capability
 from nodes.agent.agent_tools import offered_tool_names
 from nodes.agent.llm import provider_names
+from nodes.agent.mcp_tools import server_label
 
 _COLLECTION_OR_EMPTY = r"^$|" + MEMORY_COLLECTION_PATTERN
+# Fields of the node that are the task, not the agent: set beside a saved agent (agent_id, capability).
+TASK_FIELDS = frozenset({"agent_id", "capability", "session", "prompt", "history", "stream"})
 
 
 def _tool_examples(schema: dict[str, Any]) -> None:
@@ -25,10 +35,29 @@ class AgentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    agent_id: str = Field(
+        "",
+        pattern=r"^$|" + AGENT_ID_PATTERN,
+        description="A saved agent (Agents page) to run; it brings provider, model, prompts, tools and memory",
+    )
+    capability: str = Field(
+        "",
+        pattern=r"^$|" + CAPABILITY_PATTERN,
+        description="Or: run any READY saved agent with this capability, picked when the step runs",
+    )
+    session: str = Field(
+        "",
+        max_length=200,
+        description="A saved agent with memory: the conversation to continue across runs, e.g. {{ input.user }}",
+    )
     provider: str = Field(
         "openai", description="Model provider: openai (any compatible server), anthropic, openvino"
     )
-    model: str = Field(min_length=1, description="Model name, e.g. gpt-4o-mini; for openvino a model folder")
+    model: str = Field(
+        "",
+        validate_default=True,
+        description="Model name, e.g. gpt-4o-mini; for openvino a model folder (not with a saved agent)",
+    )
     system_prompt: str = Field(
         "", description="Instructions for the model", json_schema_extra={"format": "multiline"}
     )
@@ -53,9 +82,16 @@ class AgentConfig(BaseModel):
         description="Registered tools and tool nodes the model may call",
         json_schema_extra=_tool_examples,
     )
+    mcp_servers: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="MCP servers whose tools the model may call: names from FLOWLOOM_MCP_SERVERS, or "
+        "http(s):// URLs of streamable-HTTP servers (through the egress policy)",
+    )
     approval_tools: list[str] = Field(
         default_factory=list,
-        description="Tools a person must approve before each call (see the approval output)",
+        description="Tools a person must approve before each call (see the approval output); an MCP "
+        "tool as <server>/<tool>",
     )
     max_iterations: int = Field(8, ge=1, le=50, description="Most model calls in one step")
     history: list[dict[str, Any]] | None = Field(
@@ -108,10 +144,48 @@ class AgentConfig(BaseModel):
         return schema
 
     @model_validator(mode="after")
+    def _inline_or_saved(self) -> AgentConfig:
+        if self.agent_id and self.capability:
+            raise ValueError("capability: set agent_id or capability, not both")
+        if self.agent_id or self.capability:
+            inline = sorted(self.model_fields_set - TASK_FIELDS)
+            if inline:
+                raise ValueError(
+                    f"{', '.join(inline)}: set by the saved agent; edit the agent on the Agents page, "
+                    "or clear agent_id and capability to define the agent here"
+                )
+        return self
+
+    @field_validator("model")
+    @classmethod
+    def _model_named(cls, name: str, info: ValidationInfo) -> str:
+        # agent_id and capability are declared before model, so they are in info.data already.
+        if not name and not (info.data.get("agent_id") or info.data.get("capability")):
+            raise ValueError("enter a model name, or pick a saved agent in agent_id")
+        return name
+
+    @property
+    def saved(self) -> bool:
+        """Whether a saved agent runs this node (by id or capability)."""
+        return bool(self.agent_id or self.capability)
+
+    def with_agent(self, agent_config: dict[str, Any]) -> AgentConfig:
+        """The config the step runs: the saved agent's fields with this node's task fields."""
+        task = {k: v for k, v in self.model_dump().items() if k in TASK_FIELDS - {"agent_id", "capability"}}
+        return AgentConfig.model_validate({**agent_config, **task})
+
+    @model_validator(mode="after")
     def _approval_tools_are_tools(self) -> AgentConfig:
-        missing = [t for t in self.approval_tools if t not in self.tools]
+        servers = {server_label(entry) for entry in self.mcp_servers}
+        missing = [
+            t for t in self.approval_tools
+            if t not in self.tools and t.rpartition("/")[0] not in servers
+        ]  # fmt: skip
         if missing:
-            raise ValueError(f"approval_tools: {', '.join(missing)} not in tools; add them to tools first")
+            raise ValueError(
+                f"approval_tools: {', '.join(missing)} not in tools (nor <server>/<tool> of mcp_servers); "
+                "add them to tools first"
+            )
         return self
 
     def capabilities(self) -> list[Capability]:

@@ -19,10 +19,12 @@ from engine.contract import (
     StepError,
     StreamRecorder,
     instance_problems,
+    llm_call,
 )
 from nodes.agent.agent_config import AgentConfig
 from nodes.agent.agent_lifecycle import Agent, is_agent_id
 from nodes.agent.agent_tools import AgentTool
+from nodes.agent.citations import label
 from nodes.agent.llm import ChatResult, LLMProvider, Message, ToolCall, assistant_message, tool_result_message
 
 REQUEST_KIND = "agent.tool_approval"
@@ -145,6 +147,7 @@ class AgentTurn:
         self.toolbox = toolbox
         self.prompt = ""
         self.messages: list[Message] = []
+        self.hits: list[dict[str, Any]] = []  # the memory chunks recalled for this turn
         self.iterations = 0
         self.usage: dict[str, int] = {}
         self.tool_log: list[dict[str, Any]] = []
@@ -161,16 +164,28 @@ class AgentTurn:
             )
         return "\n\n".join(p for p in parts if p)
 
-    def begin(self, prompt: str, hits: list[dict[str, Any]], history: list[Message]) -> None:
-        """Start a conversation: system prompt, notes from memory, earlier turns, the user's message."""
+    def begin(
+        self, prompt: str, hits: list[dict[str, Any]], history: list[Message], summary: str = ""
+    ) -> None:
+        """Start a conversation: system prompt, notes from memory, the summary of a session's older
+        turns, earlier turns, the user's message."""
         self.prompt = prompt
         system = self._system_prompt()
         if system:
             self.messages.append({"role": "system", "content": system})
-        if hits:
-            notes = "\n".join(f"[{i}] {h['content']}" for i, h in enumerate(hits, 1))
+        if summary:
             self.messages.append(
-                {"role": "system", "content": f"Notes from long-term memory, most relevant first:\n{notes}"}
+                {"role": "system", "content": f"Summary of the earlier conversation:\n{summary}"}
+            )
+        self.hits = list(hits)
+        if hits:
+            notes = "\n".join(f"[{label(h)}] {h['content']}" for h in hits)
+            self.messages.append(
+                {
+                    "role": "system",
+                    "content": "Notes from long-term memory, most relevant first; cite a note you use "
+                    f"by its label, e.g. [{label(hits[0])}]:\n{notes}",
+                }
             )
         self.messages.extend(history)
         self.messages.append({"role": "user", "content": prompt})
@@ -220,6 +235,13 @@ class AgentTurn:
                 return answer
 
     async def _ask(self, specs: list[dict[str, Any]] | None) -> ChatResult:
+        """One model call, traced (a GenAI span) and counted (tokens, latency) by the engine."""
+        with llm_call(provider=self.cfg.provider, model=self.cfg.model) as call:
+            result = await self._ask_model(specs)
+            call.usage_from(result.usage)
+        return result
+
+    async def _ask_model(self, specs: list[dict[str, Any]] | None) -> ChatResult:
         """One model call; with `stream` its text goes out as agent.stream events while it comes.
 
         Events of one call carry its `iteration`. A provider without `chat_stream` streams through

@@ -28,6 +28,7 @@ from engine.contract import (
     get_node_type,
     get_tool,
 )
+from nodes.agent.mcp_tools import MCP_TOOL_SEPARATOR, call_server_tool, list_server_tools, server_label
 
 # tool.python only wraps the Python tools, which are offered directly.
 _NOT_OFFERED = {"tool.python"}
@@ -49,6 +50,8 @@ class AgentTool:
     parameters: dict[str, Any]
     tool: Tool | None = None
     node_type: NodeType | None = None
+    mcp_server: str | None = None  # an MCP server's entry in mcp_servers, with mcp_tool its tool's name
+    mcp_tool: str | None = None
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.function, "description": self.description, "parameters": self.parameters}
@@ -57,6 +60,8 @@ class AgentTool:
         """Run the tool; StepError for bad arguments or a failure."""
         if self.tool is not None:
             return await self.tool.call(ctx, args)
+        if self.mcp_server is not None and self.mcp_tool is not None:
+            return await call_server_tool(ctx, self.mcp_server, self.mcp_tool, args)
         assert self.node_type is not None
         try:
             cfg = self.node_type.config_model.model_validate(dict(args))
@@ -133,4 +138,18 @@ def resolve_tools(names: list[str]) -> dict[str, AgentTool]:
         if entry.function in resolved:
             raise StepError(f"tools: {name!r} is listed twice", retryable=False)
         resolved[entry.function] = entry
+    return resolved
+
+
+async def resolve_mcp_tools(ctx: StepContext, servers: list[str]) -> dict[str, AgentTool]:
+    """The tools of the agent's MCP servers, keyed by `<server>__<tool>` (the model's name for them)."""
+    resolved: dict[str, AgentTool] = {}
+    for entry in servers:
+        label = server_label(entry)
+        for found in await list_server_tools(ctx, entry):
+            function = function_name(f"{label}{MCP_TOOL_SEPARATOR}{found['name']}")
+            resolved[function] = AgentTool(
+                f"{label}/{found['name']}", function, found["description"], found["parameters"],
+                mcp_server=entry, mcp_tool=found["name"],
+            )  # fmt: skip
     return resolved

@@ -21,7 +21,7 @@ _OUT = {"out": Port("any", description="the value going out")}
     "start",
     category="control",
     label="Start",
-    outputs={"out": Port("any", description="the run's inputs")},
+    outputs={"out": Port("object", description="the run's inputs")},
     icon="play",
 )
 def start(ctx: StepContext, cfg: BaseModel, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -76,7 +76,7 @@ class HttpRequestConfig(BaseModel):
     label="HTTP request",
     config=HttpRequestConfig,
     inputs={"in": Port("any", required=False, description="the JSON body when body_from_input is set")},
-    outputs={"out": Port("any", description="{status, headers, body}")},
+    outputs={"out": Port("object", description="{status, headers, body}")},
     icon="globe",
     # Query-string values are sent as written, as they always were (the engine's old list of
     # unrendered field names included "query" for every node type).

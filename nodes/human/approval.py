@@ -121,7 +121,7 @@ def approval_outputs(cfg: BaseModel) -> dict[str, Port]:
     # Items may be plain dicts when the validator built the config with model_construct.
     for a in getattr(cfg, "actions", None) or []:
         a = a if isinstance(a, Action) else Action.model_construct(**a)
-        ports[a.name] = Port("any", description=a.label)
+        ports[a.name] = Port("object", description=a.label)
     return ports
 
 
@@ -247,8 +247,8 @@ def expiry_decision(cfg: HumanApprovalConfig) -> dict[str, Any] | None:
     config=HumanApprovalConfig,
     inputs={"in": Port("any", required=False, description="data shown to the approver and passed on")},
     outputs={
-        "approved": Port("any", description="Approve"),
-        "rejected": Port("any", description="Reject"),
+        "approved": Port("object", description="Approve"),
+        "rejected": Port("object", description="Reject"),
     },
     icon="user-check",
     branching=True,

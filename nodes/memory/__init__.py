@@ -1,3 +1,3 @@
 """Long-term memory in pgvector: `memory.ingest` and `memory.search` (importing the package registers them)."""
 
-from nodes.memory import memory_nodes  # noqa: F401
+from nodes.memory import knowledge, memory_nodes  # noqa: F401

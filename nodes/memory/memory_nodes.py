@@ -232,8 +232,8 @@ class IngestConfig(_MemoryFields):
     config=IngestConfig,
     inputs={"in": Port("any", required=False, description="text, texts, or [{id, text, meta}]")},
     outputs={
-        "out": Port("json", description="{collection, document_ids, chunks}"),
-        "metrics": Port("json", description="embedding and store time"),
+        "out": Port("object", description="{collection, document_ids, chunks}"),
+        "metrics": Port("object", description="embedding and store time"),
     },
     icon="database",
 )
@@ -276,7 +276,7 @@ class SearchConfig(_MemoryFields):
         "out": Port(
             "documents", description="[{document_id, chunk_index, content, score, meta}], best first"
         ),
-        "metrics": Port("json", description="embedding and search time"),
+        "metrics": Port("object", description="embedding and search time"),
     },
     icon="search",
 )

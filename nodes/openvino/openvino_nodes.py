@@ -57,7 +57,7 @@ def _embed(cfg: _EmbedderFields, texts: list[str]) -> runtime.Embeddings:
     inputs={"in": Port("any", required=False, description="a text, or a list of texts/documents")},
     outputs={
         "out": Port("embedding", description="one vector for a text, a list of vectors for a list"),
-        "metrics": Port("json", description="model load and inference time"),
+        "metrics": Port("object", description="model load and inference time"),
     },
     icon="binary",
 )
@@ -88,11 +88,11 @@ class ClassifyConfig(_EmbedderFields):
     config=ClassifyConfig,
     inputs={
         "in": Port("any", required=False, description="the text to classify"),
-        "candidates": Port("any", required=False, description="labels or documents to rank"),
+        "candidates": Port("list", required=False, description="labels or documents to rank"),
     },
     outputs={
-        "out": Port("json", description="{label, score, ranking: [{label, score, index, item}]}"),
-        "metrics": Port("json", description="model load and inference time"),
+        "out": Port("object", description="{label, score, ranking: [{label, score, index, item}]}"),
+        "metrics": Port("object", description="model load and inference time"),
     },
     icon="tags",
 )
@@ -176,8 +176,8 @@ def _messages(cfg: GenerateConfig, value: Any) -> list[dict[str, str]] | str:
     inputs={"in": Port("any", required=False, description="a prompt, or chat messages")},
     outputs={
         "out": Port("text", description="the generated text"),
-        "tokens": Port("json", description="the text chunks in the order they streamed"),
-        "metrics": Port("json", description="model load, inference time, tokens per second"),
+        "tokens": Port("list", description="the text chunks in the order they streamed"),
+        "metrics": Port("object", description="model load, inference time, tokens per second"),
     },
     icon="sparkles",
 )

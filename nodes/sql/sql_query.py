@@ -196,7 +196,7 @@ def _step_error(exc: SQLAlchemyError, dialect_hint: str) -> Exception:
     label="SQL query",
     config=SqlQueryConfig,
     inputs={"in": Port("any", required=False, description="available to templates as ports.in")},
-    outputs={"out": Port("any", description="{rows, rowcount, truncated}")},
+    outputs={"out": Port("object", description="{rows, rowcount, truncated}")},
     icon="database",
     unrendered_fields={"query"},  # values travel as bound params, never as text spliced into the SQL
 )

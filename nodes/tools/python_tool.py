@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import string
+import types
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -135,6 +137,38 @@ def tool_arguments(registered: Tool, incoming: Any, args: Mapping[str, Any]) -> 
     return merged
 
 
+def result_port_type(registered: Tool) -> str:
+    """The port type of what a tool returns, read from its return annotation ("any" when it says no more)."""
+    try:
+        hint = typing.get_type_hints(registered.fn).get("return", Any)
+    except Exception:  # an annotation that does not resolve says nothing
+        return "any"
+    kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (typing.get_origin(hint) or hint,)
+    kinds = tuple(k for k in kinds if k is not type(None))
+    if kinds and all(k in (int, float) for k in kinds):
+        return "number"
+    if len(kinds) == 1:
+        return _PORT_TYPE_OF.get(kinds[0], "any")
+    return "any"
+
+
+_PORT_TYPE_OF: dict[Any, str] = {
+    str: "text",
+    bool: "boolean",
+    dict: "object",
+    Mapping: "object",
+    list: "list",
+}
+
+
+def tool_outputs(cfg: BaseModel) -> dict[str, Port]:
+    """The result port typed by the configured tool's return annotation."""
+    registered = get_tool(getattr(cfg, "tool", "") or "")
+    if registered is None:
+        return {}
+    return {"out": Port(result_port_type(registered), description=f"what {registered.name} returns")}
+
+
 @register(
     "tool.python",
     category="tool",
@@ -142,6 +176,7 @@ def tool_arguments(registered: Tool, incoming: Any, args: Mapping[str, Any]) -> 
     config=PythonToolConfig,
     inputs={"in": Port("any", required=False, description="a dict supplies arguments by name")},
     outputs={"out": Port("any", description="the tool's result")},
+    dynamic_outputs=tool_outputs,
     icon="wrench",
 )
 async def python_tool(ctx: StepContext, cfg: PythonToolConfig, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -124,7 +124,7 @@ def signature_headers(
     label="Send webhook",
     config=WebhookConfig,
     inputs={"in": Port("any", required=False, description="the payload unless one is configured")},
-    outputs={"out": Port("any", description="{status, body}")},
+    outputs={"out": Port("object", description="{status, body}")},
     icon="send",
 )
 async def send_webhook(ctx: StepContext, cfg: WebhookConfig, inputs: dict[str, Any]) -> dict[str, Any]:

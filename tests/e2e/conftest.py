@@ -15,6 +15,8 @@ from engine.celery_app import celery_for
 from engine.ops.services import find_free_port
 from engine.settings import get_settings
 from tests.conftest import LaunchedFlowloom
+from tests.fixtures.scripted_llm import ScriptedLLM
+from tests.fixtures.scripted_llm import serve as scripted_llm_server
 from tests.oidc import provider as oidc
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -131,6 +133,7 @@ def app_server(
     app_data_dir: Path,
     app_port: int,
     oidc_provider: oidc.OIDCProviderProcess,
+    generator_llm: ScriptedLLM,
 ) -> Iterator[str]:
     """The whole app (`flowloom up`) on a free port, on the session's database and Redis (its own
     queue, `e2e_queue`); yields its base URL.
@@ -149,10 +152,19 @@ def app_server(
         oidc_providers=json.dumps([oidc_provider.settings("test")]),
         admin_emails=json.dumps(["alice@example.test"]),
         sweep_interval_s=1,
+        generator_model="scripted",  # the editor's "Describe your workflow" asks `generator_llm`
+        generator_base_url=generator_llm.base_url,
     )
     flowloom.wait_ready(timeout=300)
     yield f"http://127.0.0.1:{port}"
     flowloom.stop()
+
+
+@pytest.fixture(scope="session")
+def generator_llm() -> Iterator[ScriptedLLM]:
+    """The scripted OpenAI-compatible server `app_server` generates workflows with (tests script it)."""
+    with scripted_llm_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -103,6 +103,7 @@ PAGES = {
     "login": ("/login", "#login-page"),
     "dashboard": ("/dashboard", "#runs-by-status"),
     "models": ("/models", "#convert-form"),
+    "agents": ("/agents", "#agent-new"),
     "secrets": ("/secrets", "#new-secret"),
     "dead-letters": ("/dead-letters", "#dead-letter-source"),
     "not-found": ("/no/such/page", "#error-page"),
@@ -116,6 +117,8 @@ EDITOR_VIEWS = {
     "import dialog": ("#toolbar-import", "#import-text"),
     "export dialog": ("#toolbar-export", "#export-text"),
     "versions dialog": ("#toolbar-versions", "[role=dialog]"),
+    "snippets dialog": ("#toolbar-snippets", "#snippet-name"),
+    "compare versions dialog": ("#toolbar-diff", "#diff-from"),
     "shortcuts list": ("#shortcuts-button", "#shortcuts-dialog"),
 }
 

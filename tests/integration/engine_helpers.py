@@ -40,7 +40,7 @@ def workflow(nodes: list[dict], edges: list[tuple], **extra: Any):
 
 
 def node(node_id: str, node_type: str, **config: Any) -> dict:
-    extra = {k: config.pop(k) for k in ("retry", "timeout_s", "max_visits") if k in config}
+    extra = {k: config.pop(k) for k in ("retry", "timeout_s", "max_visits", "on_error") if k in config}
     return {"id": node_id, "type": node_type, "config": config, **extra}
 
 

@@ -36,7 +36,6 @@ LIFECYCLE = [
     "READY",
     "EXECUTING",
     "COMPLETED",
-    "TERMINATED",
     "READY",
 ]
 
@@ -201,7 +200,7 @@ class TestAgentOnWorkers:
                 ]
             ),
         )
-        llm.script(answer("You have 30 days."))
+        llm.script(answer("You have 30 days [refunds#0]."))
         view = wait_for_run(
             start_run(
                 _agent_flow(llm, memory_collection="kb", memory_store=True),
@@ -212,11 +211,17 @@ class TestAgentOnWorkers:
         assert view.status == "succeeded", view.error
         system = [m["content"] for m in llm.requests[0]["body"]["messages"] if m["role"] == "system"]
         assert "30 days" in system[0].split("\n")[1]  # the refund note comes first
+        assert system[0].split("\n")[1].startswith("[refunds#0] ")  # labelled for citing
+        cited = {c["id"]: c for c in steps_by_node(view)["agent"]["outputs"]["out"]["citations"]}
+        assert cited["refunds#0"]["cited"] and cited["refunds#0"]["document"] == "refunds"
+        assert cited["refunds#0"]["chunk"] == 0 and cited["refunds#0"]["score"] > 0
+        assert cited["refunds#0"]["snippet"].startswith("Customers may return")
+        assert cited["office#0"]["cited"] is False
         agent = steps_by_node(view)["agent"]["outputs"]["agent"]
         assert "DOCUMENT_ANALYSIS" in agent["capabilities"]
         hits, _ = memory_nodes.search("kb", "How long can I return things?", top_k=5)
         stored = [h for h in hits if h.document_id.startswith(agent["id"])]
-        assert stored and "You have 30 days." in stored[0].content
+        assert stored and "You have 30 days [refunds#0]." in stored[0].content
 
     def test_conversation_continues_from_the_history_input(self, llm):
         llm.script(answer("Your name is Ada."))

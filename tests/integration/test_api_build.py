@@ -100,11 +100,14 @@ def test_an_api_key_builds_validates_versions_and_runs_a_workflow(api_client) ->
     run1 = editor.post(f"/api/workflows/{wid}/runs", params={"version": 1}, json={"inputs": {"n": 7}})
     run2 = editor.post(f"/api/workflows/{wid}/runs", json={"inputs": {"n": 8}})
     assert run1.status_code == run2.status_code == 201, (run1.text, run2.text)
-    for response, said in ((run1, "v1:7"), (run2, "v2:8")):
+    for response, said, number in ((run1, "v1:7", 1), (run2, "v2:8", 2)):
         run_id = response.json()["id"]
         assert wait_for_run(run_id).status == "succeeded"
         read = editor.get(f"/api/runs/{run_id}").json()
         assert read["status"] == "succeeded" and read["outputs"] == {"said": said}
+        # The run says what it ran: the workflow, the version and when.
+        assert (read["workflow_id"], read["version"], read["trigger_id"]) == (wid, number, None)
+        assert read["created_at"] <= read["started_at"] <= read["finished_at"]
         assert read["started_by"] == response.json()["started_by"] and read["started_by"].startswith(
             "api_key:"
         )

@@ -34,11 +34,16 @@ EDIT_RUN_APPROVE = [
     ("POST", "/api/runs"),
     ("POST", "/api/workflows/{workflow_id}/runs"),
     ("POST", "/api/runs/{run_id}/cancel"),
+    ("POST", "/api/runs/{run_id}/rerun"),
+    ("POST", "/api/runs/{run_id}/fork"),
     ("POST", "/api/approvals/{approval_id}/decision"),
 ]
 DATA_HANDLERS = [
     "WorkflowsState.create", "WorkflowsState.rename", "WorkflowsState.delete", "WorkflowsState.duplicate",
     "TemplatesState.use_template", "InboxState.decide", "InboxState.load",
+    # the editor's notes, groups and snippets (app/pages/editor/notes_state.py, snippets_state.py)
+    "EditorNotes.annotate", "EditorSnippets.save_snippet", "EditorSnippets.insert_snippet",
+    "EditorSnippets.delete_snippet", "EditorSnippets.paste_fragment", "EditorSnippets.set_snippets_open",
 ]  # fmt: skip
 
 

@@ -26,7 +26,13 @@ from engine.kafka_messages import KafkaMessage, run_inputs
 from engine.runs import start_run
 from engine.settings import get_settings
 from engine.template_files import Example, Template
-from engine.template_gallery import all_templates, get_template, import_file, use_template
+from engine.template_gallery import (
+    all_templates,
+    get_template,
+    import_file,
+    install_subworkflows,
+    use_template,
+)
 from engine.validate import validate
 from models.db import get_engine, session_scope
 from tests.fixtures.ai_engine import ai_data_dir, ai_env, ai_worker  # noqa: F401
@@ -165,6 +171,9 @@ def test_template_example_runs_end_to_end(
     template = get_template(key)
     example = template.meta.examples[index]
     _runtime(request, template)
+    with session_scope(get_settings().database_url) as session:  # the workflows it calls, pinned at v1
+        installed = install_subworkflows(session, template)
+    assert sorted(installed) == sorted(b.id for b in template.subworkflows)
     report = validate(template.parsed)
     assert report.ok, [str(issue) for issue in report.errors]
 

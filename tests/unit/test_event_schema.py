@@ -57,6 +57,19 @@ DATA: dict[str, dict[str, Any]] = {
         "decided_by": "user:x",
         "status": "approved",
     },  # fmt: skip
+    events.GUARDRAIL_VIOLATED: {
+        **_STEP,
+        "attempt": 1,
+        "status": "failed",
+        "error": "pii.email found",
+        "rule": "input_validation.content_filters.pii",
+        "phase": "input",
+        "action": "fail",
+        "level": "workflow",
+        "field": "in.email",
+        "excerpt": "me at jo****om",
+        "detector": "pii.email",
+    },  # fmt: skip
     events.AGENT_STARTED: {
         **_STEP,
         "attempt": 1,
@@ -84,6 +97,15 @@ DATA: dict[str, dict[str, Any]] = {
         "ok": False,
     },  # fmt: skip
     events.AGENT_STREAM: {**_STEP, "attempt": 1, "index": 0, "chunks": ["Hel", "lo"]},
+    events.AGENT_TRANSITIONED: {
+        **_STEP,
+        "agent_id": "AGENT-20251001-120000-0001-A1B2",
+        "agent_name": "Support",
+        "from_state": "READY",
+        "to_state": "EXECUTING",
+        "trigger": "agent.execute()",
+        "check": "input validation",
+    },  # fmt: skip
     events.SYSTEM_HEALTH_CHECK: {
         "service": "worker",
         "status": "healthy",

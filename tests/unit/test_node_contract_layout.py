@@ -10,7 +10,18 @@ import ast
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-NODE_FAMILIES = ("control", "tools", "http", "sql", "human", "webhook", "agent", "openvino", "memory")
+NODE_FAMILIES = (
+    "control",
+    "tools",
+    "http",
+    "sql",
+    "human",
+    "webhook",
+    "agent",
+    "openvino",
+    "memory",
+    "subworkflow",
+)
 
 
 def imports_of(path: Path) -> list[str]:

@@ -84,6 +84,17 @@ def test_a_plugin_taking_a_registered_type_name_is_refused_and_the_first_one_sta
 
 def test_each_built_in_family_loads_through_its_entry_point() -> None:
     names = {e.name: e.value for e in entry_points(group=ENTRY_POINT_GROUP)}
-    families = ["control", "tools", "http", "sql", "human", "webhook", "agent", "openvino", "memory"]
+    families = [
+        "control",
+        "tools",
+        "http",
+        "sql",
+        "human",
+        "webhook",
+        "agent",
+        "openvino",
+        "memory",
+        "subworkflow",
+    ]
     assert {f: names.get(f) for f in families} == {f: f"nodes.{f}" for f in families}
     assert not {k: v for k, v in failed_plugins().items() if k in families}

@@ -230,7 +230,7 @@ def test_self_loops_are_errors_in_a_dag_and_warnings_in_a_state_machine() -> Non
     assert (issue.code, issue.node_id, issue.edge_id, issue.severity) == ("self_loop", "a", "e2", "error")
     issue = only_issue(make(nodes, ["s->a", "a->a", "a->e"], mode="state_machine"))
     assert (issue.code, issue.severity) == ("self_loop", "warning")
-    guarded = [{"source": "a", "target": "a", "condition": "visit < 3"}]
+    guarded = [{"source": "a", "target": "a", "condition": "output.count < 3"}]
     assert validate(make(nodes, ["s->a", "a->e", *guarded], mode="state_machine")).issues == []
 
 
@@ -258,7 +258,7 @@ def test_unreachable_nodes_are_errors() -> None:
 def test_state_machine_nodes_must_reach_an_end() -> None:
     defn = make(
         [("s", "start"), ("a", "delay"), ("b", "delay"), ("e", "end")],
-        ["s->a", "a->e", {"source": "a", "target": "b", "condition": "value"}, "b->b"],
+        ["s->a", "a->e", {"source": "a", "target": "b", "condition": "output"}, "b->b"],
         mode="state_machine",
     )
     found = {(i.code, i.node_id, i.severity) for i in validate(defn).issues}

@@ -15,7 +15,15 @@ from typing import Any
 import reflex as rx
 
 from app import db
+from app.pages.editor import notes_groups
 from app.pages.editor.graph import WorkingGraph, empty_definition
+from app.pages.editor.inspector import (
+    EdgeForm,
+    behaviour_field_of,
+    behaviour_fields,
+    behaviour_issues,
+    edge_form,
+)
 from components.config_form import FormField, build_fields
 from engine import workflows
 from engine.contract import get_node_type
@@ -61,11 +69,16 @@ class EditorCore(rx.State):
     can_undo: bool = False
     can_redo: bool = False
     mode: str = "dag"
+    # The caller may change the workflow (editor role): else the canvas and the panel are read-only.
+    # Display only: every changing handler carries `requires(Role.EDITOR)`, which the guard enforces.
+    can_edit: bool = False
 
     canvas_nodes: list[dict[str, Any]] = []
     canvas_edges: list[dict[str, Any]] = []
+    canvas_annotations: dict[str, Any] = {}  # sticky notes and groups (app/pages/editor/annotations.py)
     node_statuses: dict[str, str] = {}
     node_issues: dict[str, dict[str, str]] = {}
+    node_phases: dict[str, int] = {}  # node id -> its phase in the last validated plan
     fit: dict[str, Any] = {}
     focus: dict[str, Any] = {}
 
@@ -79,6 +92,8 @@ class EditorCore(rx.State):
     form_fields: list[FormField] = []
     form_error: str = ""
     sel_issues: list[str] = []
+    behaviour: list[FormField] = []  # the selected node's retries, timeout, on-error, visit limit
+    sel_edge: EdgeForm = EdgeForm()  # the one selected edge (id "" when none)
     panel_tab: str = "node"
     palette_query: str = ""
 
@@ -107,6 +122,7 @@ class EditorCore(rx.State):
         graph = self._g()
         self.canvas_nodes = graph.canvas_nodes()
         self.canvas_edges = graph.canvas_edges()
+        self.canvas_annotations = notes_groups.canvas_annotations(graph.defn)
 
     def _fit(self, everything: bool = False) -> None:
         """Ask the canvas to fit the view (a big graph opens readable unless `everything`)."""
@@ -149,16 +165,19 @@ class EditorCore(rx.State):
         """The side panel's form for the one selected node (empty otherwise)."""
         node = self._g().node(self.selected_nodes[0]) if len(self.selected_nodes) == 1 else None
         node_type = get_node_type(node["type"]) if node else None
+        one_edge = self.selected_edges[0] if len(self.selected_edges) == 1 and not self.selected_nodes else ""
+        self.sel_edge = edge_form(self._g(), one_edge) if one_edge else EdgeForm()
         if node is None:
             self.sel_id = self.sel_type = self.sel_type_label = self.sel_description = self.sel_label = ""
-            self.form_fields, self.form_error, self.sel_issues = [], "", []
+            self.form_fields, self.form_error, self.sel_issues, self.behaviour = [], "", [], []
             return
         errors = config_errors(node)
         schema = node_type.config_model.model_json_schema() if node_type else {}
-        drafts = {k[1]: v for k, v in self._drafts.items() if k[0] == node["id"]}
-        errors.update(
-            {k[1]: v["error"] for k, v in self._drafts.items() if k[0] == node["id"] and v.get("error")}
-        )
+        drafts = {k[1]: v for k, v in self._drafts.items() if k[0] == node["id"] and not k[1].startswith("@")}
+        behaviour_drafts = {k[1][1:]: v for k, v in self._drafts.items() if k[0] == node["id"] and k[1][:1] == "@"}
+        shown_issues = behaviour_issues(self._report, node["id"])
+        self.behaviour = behaviour_fields(self._g(), node, behaviour_drafts, shown_issues)
+        errors.update({k: v["error"] for k, v in drafts.items() if v.get("error")})
         self.sel_id, self.sel_type, self.sel_label = node["id"], node["type"], node.get("label", "")
         self.sel_type_label = node_type.label if node_type else "unknown type"
         self.sel_description = node_type.description if node_type else ""
@@ -168,7 +187,9 @@ class EditorCore(rx.State):
         self.sel_issues = [
             i["message"]
             for i in self._report
-            if i.get("node_id") == node["id"] and not (i.get("field") or "").startswith("config")
+            if i.get("node_id") == node["id"]
+            and not (i.get("field") or "").startswith("config")
+            and behaviour_field_of(i.get("field") or "") is None
         ]
 
     # Loading and saving
@@ -181,7 +202,7 @@ class EditorCore(rx.State):
         self.wf_id = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
         self.loaded, self.load_error = False, ""
         self._undo, self._redo, self._drafts, self._report, self._last_edit = (), (), {}, (), ""
-        self.node_statuses, self.node_issues, self.focus = {}, {}, {}
+        self.node_statuses, self.node_issues, self.focus, self.node_phases = {}, {}, {}, {}
         self.selected_nodes, self.selected_edges, self.panel_tab = [], [], "node"
         workflow_id = self._workflow_uuid()
         try:

@@ -79,6 +79,7 @@ def export_dialog() -> rx.Component:
                 rx.segmented_control.root(
                     rx.segmented_control.item("JSON", value="json"),
                     rx.segmented_control.item("YAML", value="yaml"),
+                    rx.segmented_control.item("Python", value="python"),
                     value=T.export_format,
                     on_change=T.set_export_format,
                     size="1",

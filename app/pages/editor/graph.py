@@ -12,9 +12,10 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from app.pages.editor import notes_groups
 from engine.connections import connection_problems
 from engine.contract import NodeType, Port, get_node_type
-from engine.definition import NODE_ID_PATTERN, WORKFLOW_ID_PATTERN, WorkflowDefinition
+from engine.definition import ERROR_PORT, NODE_ID_PATTERN, WORKFLOW_ID_PATTERN, WorkflowDefinition
 from engine.errors import ErrorCode, FlowloomError
 from engine.parse import parse_dict
 
@@ -51,6 +52,20 @@ def output_ports(node_type: NodeType, config: Mapping[str, Any]) -> dict[str, Po
         return node_type.output_ports(cfg)
     except Exception:
         return dict(node_type.outputs)
+
+
+def input_ports(node_type: NodeType, config: Mapping[str, Any]) -> dict[str, Port]:
+    """A node's input ports for its current config (a sub-workflow's are the called workflow's inputs)."""
+    if node_type.dynamic_inputs is None:
+        return dict(node_type.inputs)
+    try:
+        return node_type.input_ports(node_type.config_model.model_validate(dict(config)))
+    except Exception:  # an invalid config, or a called version that cannot be read: the declared ports
+        return dict(node_type.inputs)
+
+
+def _typed(ports: Mapping[str, Port]) -> list[tuple[str, str]]:
+    return [(name, port.type) for name, port in ports.items()]
 
 
 def _port_dict(port: Port) -> dict[str, Any]:
@@ -124,8 +139,12 @@ class WorkingGraph:
         node_type = get_node_type(node["type"])
         if node_type is not None and node_type.dynamic_outputs is not None:
             ports = output_ports(node_type, node.get("config") or {})
-            if list(ports) != list(node_type.outputs):
+            if _typed(ports) != _typed(node_type.outputs):  # other ports, or the same typed by the config
                 item["outs"] = {name: _port_dict(port) for name, port in ports.items()}
+        if node_type is not None and node_type.dynamic_inputs is not None:
+            ins = input_ports(node_type, node.get("config") or {})
+            if _typed(ins) != _typed(node_type.inputs):
+                item["ins"] = {name: _port_dict(port) for name, port in ins.items()}
         return item
 
     def canvas_edges(self) -> list[dict[str, Any]]:
@@ -182,14 +201,18 @@ class WorkingGraph:
         return self._with(nodes=[*self.nodes, node]), node_id
 
     def move(self, moves: Iterable[Mapping[str, Any]]) -> WorkingGraph:
+        moves = list(moves)
         where = {m["id"]: (float(m["x"]), float(m["y"])) for m in moves if m.get("id") in self._index}
-        if not where:
+        notes_and_groups = [m for m in moves if notes_groups.is_annotation(str(m.get("id", "")))]
+        if not where and not notes_and_groups:
             return self
         nodes = [
             {**n, "position": {"x": where[n["id"]][0], "y": where[n["id"]][1]}} if n["id"] in where else n
             for n in self.nodes
         ]
-        return self._with(nodes=nodes)
+        if not notes_and_groups:
+            return self._with(nodes=nodes)
+        return WorkingGraph(notes_groups.move({**self.defn, "nodes": nodes}, moves))
 
     def update_node(self, node_id: str, **fields: Any) -> WorkingGraph:
         """The node `node_id` with `fields` (config, label) replaced."""
@@ -220,7 +243,9 @@ class WorkingGraph:
             else e
             for e in self.edges
         ]
-        return self._with(nodes=nodes, edges=edges)
+        return WorkingGraph(
+            notes_groups.rename_member({**self.defn, "nodes": nodes, "edges": edges}, node_id, new_id)
+        )
 
     def remove(self, node_ids: Iterable[str], edge_ids: Iterable[str] = ()) -> WorkingGraph:
         """Without the given nodes (and every edge touching them) and edges."""
@@ -233,7 +258,10 @@ class WorkingGraph:
             for e in self.edges
             if e["id"] not in gone_edges and e["source"] not in gone_nodes and e["target"] not in gone_nodes
         ]
-        return self._with(nodes=nodes, edges=edges)
+        # Deleted notes and groups (canvas ids "note:..", "group:.."); deleted nodes leave their group.
+        return WorkingGraph(
+            notes_groups.remove({**self.defn, "nodes": nodes, "edges": edges}, gone_nodes, gone_nodes)
+        )
 
     # Connections
 
@@ -256,7 +284,7 @@ class WorkingGraph:
             source_outputs=output_ports(src_type, src.get("config") or {}),
             target=target,
             target_port=target_port,
-            target_inputs=dst_type.inputs,
+            target_inputs=input_ports(dst_type, dst.get("config") or {}),
         )
         if problems:
             first = problems[0]
@@ -319,6 +347,39 @@ class WorkingGraph:
             "label": "",
         }
         return self._with(edges=[*self.edges, edge]), edge_id
+
+    def edge(self, edge_id: str) -> dict[str, Any] | None:
+        return next((e for e in self.edges if e["id"] == edge_id), None)
+
+    def output_port_names(self, node_id: str) -> list[str] | None:
+        """The output ports of a node for its current config (error included); None for an unknown type."""
+        node = self.node(node_id)
+        node_type = get_node_type(node["type"]) if node else None
+        if node is None or node_type is None:
+            return None
+        return [*output_ports(node_type, node.get("config") or {}), ERROR_PORT]
+
+    def update_edge(self, edge_id: str, **fields: Any) -> WorkingGraph:
+        """The edge `edge_id` with `fields` (label, condition) replaced."""
+        edges = [{**e, **fields} if e["id"] == edge_id else e for e in self.edges]
+        return self._with(edges=edges)
+
+    def set_error_output(self, edge_id: str, on: bool) -> WorkingGraph:
+        """The edge moved to its source's error output (`on`) or back to its first regular output;
+        EditRefused when the connection would not be allowed from there."""
+        edge = self.edge(edge_id)
+        if edge is None:
+            raise EditRefused(f'edge "{edge_id}" is not in this workflow', code=ErrorCode.DANGLING_EDGE)
+        ports = [p for p in self.output_port_names(edge["source"]) or [] if p != ERROR_PORT]
+        if not on and not ports:
+            raise EditRefused(f'"{edge["source"]}" has no other output than its error output',
+                              code=ErrorCode.UNKNOWN_PORT)  # fmt: skip
+        port = ERROR_PORT if on else ("out" if "out" in ports else ports[0])
+        if port == edge.get("source_port"):
+            return self
+        rest = self._with(edges=[e for e in self.edges if e["id"] != edge_id])
+        rest.check_connection(edge["source"], port, edge["target"], edge.get("target_port", "in"))
+        return self.update_edge(edge_id, source_port=port)
 
     # Clipboard
 

@@ -6,9 +6,14 @@ import reflex as rx
 
 from app import routes
 from app.layout import page
+from app.pages.editor.canvas_tools import canvas_diff, diff_dialog, diff_panel, snippets_dialog
 from app.pages.editor.dialogs import export_dialog, import_dialog, run_inputs_dialog, versions_dialog
+from app.pages.editor.generate_view import generate_dialog, generated_banner
+from app.pages.editor.notes_state import EditorNotes as N
 from app.pages.editor.panel import side_panel
+from app.pages.editor.plan_view import plan_view
 from app.pages.editor.run_state import EditorRun as R
+from app.pages.editor.snippets_state import EditorSnippets as P
 from app.pages.editor.state import EditorState as S
 from app.pages.editor.toolbar import toolbar
 from app.pages.editor.tools_state import EditorTools as T
@@ -16,6 +21,7 @@ from app.pages.editor.tools_state import IssueRow
 from components.flow_canvas import flow_canvas
 from components.palette import canvas_icons, canvas_types, palette
 from components.status_badge import status_badge
+from components.unsaved_guard import unsaved_guard
 
 
 def _issue(issue: IssueRow) -> rx.Component:
@@ -27,11 +33,13 @@ def _issue(issue: IssueRow) -> rx.Component:
         spacing="2",
         padding="0.3rem 0.4rem",
         border_radius="var(--radius-2)",
-        cursor=rx.cond(issue.node_id != "", "pointer", "default"),
+        cursor=rx.cond((issue.node_id != "") | (issue.edge_id != ""), "pointer", "default"),
         _hover={"background": rx.color("gray", 3)},
-        on_click=T.focus_node(issue.node_id),
+        on_click=T.focus_issue(issue.node_id, issue.edge_id, issue.field),
         data_testid="issue-row",
         data_node_id=issue.node_id,
+        data_edge_id=issue.edge_id,
+        data_field=issue.field,
         data_level=issue.level,
     )  # fmt: skip
 
@@ -49,6 +57,7 @@ def issues_panel() -> rx.Component:
                 align="center", width="100%",
             ),
             rx.scroll_area(rx.vstack(rx.foreach(T.issues, _issue), spacing="0"), max_height="11rem", type="auto"),
+            plan_view(),
             position="absolute", left="1rem", bottom="1rem", width="30rem", max_width="calc(100% - 2rem)",
             z_index="5", id="issues-panel",
         ),
@@ -64,6 +73,7 @@ def canvas_area() -> rx.Component:
             edges=S.canvas_edges,
             statuses=S.node_statuses,
             issues=S.node_issues,
+            phases=S.node_phases,
             types=canvas_types(),
             icons=canvas_icons(),
             fit=S.fit,
@@ -74,9 +84,16 @@ def canvas_area() -> rx.Component:
             on_select=S.select,
             on_delete=S.delete_items,
             on_shortcut=S.shortcut,
+            annotations=S.canvas_annotations,
+            diff=canvas_diff(S.wf_id),
+            readonly=~S.can_edit,  # viewers: select and look, never move, join, drop or delete
+            on_annotate=N.annotate,
+            on_paste_text=P.paste_fragment,
             id="flow-canvas",
         ),
         issues_panel(),
+        diff_panel(S.wf_id),
+        generated_banner(),
         rx.cond(
             R.run_id != "",
             rx.hstack(
@@ -106,6 +123,9 @@ def _missing() -> rx.Component:
     )
 
 
+LEAVE_UNSAVED = "This workflow has unsaved changes. Leave without saving?"
+
+
 @page(route=routes.WORKFLOW_EDITOR, title="Editor", on_load=S.load, bare=True)
 def editor_page() -> rx.Component:
     """The editor of one workflow."""
@@ -115,7 +135,7 @@ def editor_page() -> rx.Component:
         rx.vstack(
             toolbar(),
             rx.hstack(
-                palette(S.palette_query, S.set_palette_query),
+                rx.cond(S.can_edit, palette(S.palette_query, S.set_palette_query)),  # viewers add nothing
                 canvas_area(),
                 side_panel(),
                 spacing="0",
@@ -126,7 +146,11 @@ def editor_page() -> rx.Component:
             import_dialog(),
             export_dialog(),
             versions_dialog(),
+            diff_dialog(),
+            snippets_dialog(),
             run_inputs_dialog(),
+            generate_dialog(),
+            unsaved_guard(dirty=S.dirty & S.can_edit, message=LEAVE_UNSAVED),
             spacing="0",
             height="100vh",
             width="100vw",

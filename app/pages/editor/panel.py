@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from app.pages.editor.inspector_panel import behaviour_section, edge_section
 from app.pages.editor.run_state import EditorRun as R
 from app.pages.editor.state import EditorState as S
 from app.pages.editor.tools_state import EditorTools as T
@@ -57,12 +58,17 @@ def _node_tab() -> rx.Component:
                                                           color=rx.color("gray", 11))),
             config_form(S.form_fields, "node-config-form", set=S.set_field, flag=S.set_flag, pair=S.set_pair,
                         add_pair=S.add_pair, remove_pair=S.remove_pair),
+            behaviour_section(),
             spacing="3", width="100%",
         ),
-        rx.text(
-            rx.cond(S.selected_nodes.length() > 1, "Several nodes are selected; pick one to configure it.",
-                    "Select a node to configure it."),
-            size="2", color=rx.color("gray", 11),
+        rx.cond(
+            S.sel_edge.id != "",
+            edge_section(),
+            rx.text(
+                rx.cond(S.selected_nodes.length() > 1, "Several nodes are selected; pick one to configure it.",
+                        "Select a node or an edge to configure it."),
+                size="2", color=rx.color("gray", 11),
+            ),
         ),
     )  # fmt: skip
 
@@ -78,6 +84,19 @@ def _workflow_tab() -> rx.Component:
             ),
             value=S.mode, on_change=T.set_mode, id="workflow-mode",
         ),
+        rx.cond(
+            S.mode == "state_machine",
+            rx.vstack(
+                field_label("Visit limit per state", "workflow-visit-limit"),
+                rx.input(value=T.visit_limit_text, on_change=T.set_visit_limit, debounce_timeout=400,
+                         input_mode="numeric", width="100%", id="workflow-visit-limit"),
+                rx.cond(T.visit_limit_error != "", rx.text(T.visit_limit_error, size="1", color=rx.color("red", 11),
+                                                           id="workflow-visit-limit-error")),
+                rx.text("A run that would enter a state more often fails; a state's own limit (Selection tab) "
+                        "overrides it.", size="1", color=rx.color("gray", 11)),
+                spacing="1", width="100%",
+            ),
+        ),
         field_label("Run inputs (JSON Schema)", "workflow-inputs"),
         rx.text_area(value=T.inputs_text, on_change=lambda t: T.set_workflow_field("inputs", t),
                      debounce_timeout=400, rows="8", font_family="monospace", width="100%", id="workflow-inputs"),
@@ -87,6 +106,17 @@ def _workflow_tab() -> rx.Component:
         rx.cond(T.settings_error != "", rx.text(T.settings_error, size="1", color=rx.color("red", 11))),
         spacing="2", width="100%",
     )  # fmt: skip
+
+
+def _read_only_for_viewers(body: rx.Component) -> rx.Component:
+    """`body`'s fields, switches and buttons, disabled for a caller who may not edit (a disabled
+    fieldset disables every control inside it); the server refuses their edits as well."""
+    return rx.el.fieldset(
+        body,
+        disabled=~S.can_edit,
+        style={"border": "0", "padding": "0", "margin": "0", "min_width": "0"},
+        data_readonly=rx.cond(S.can_edit, "false", "true"),
+    )
 
 
 def side_panel() -> rx.Component:
@@ -105,10 +135,10 @@ def side_panel() -> rx.Component:
         )
 
     return rx.tabs.root(
-        rx.tabs.list(tab("node", "Node", "sliders-horizontal"), tab("workflow", "Workflow", "workflow"),
+        rx.tabs.list(tab("node", "Selection", "sliders-horizontal"), tab("workflow", "Workflow", "workflow"),
                      tab("triggers", "Triggers", "alarm-clock"), tab("runs", "Runs", "play"), size="1"),
-        content("node", rx.cond(S.is_current, _node_tab())),
-        content("workflow", rx.cond(S.is_current, _workflow_tab())),
+        content("node", rx.cond(S.is_current, _read_only_for_viewers(_node_tab()))),
+        content("workflow", rx.cond(S.is_current, _read_only_for_viewers(_workflow_tab()))),
         content("triggers", rx.cond(S.is_current, triggers_tab())),
         content("runs", rx.cond(S.is_current, run_panel(R))),
         value=S.panel_tab, on_change=S.set_panel_tab,

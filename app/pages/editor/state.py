@@ -14,9 +14,11 @@ import reflex as rx
 from reflex.event import EventSpec
 
 from app import db
-from app.auth.guard import requires
-from app.auth.policy import Role
+from app.auth.guard import caller_of, requires
+from app.auth.policy import Role, allows
+from app.pages.editor import notes_groups
 from app.pages.editor.core_state import EditorCore
+from app.pages.editor.diff_state import EditorDiff
 from app.pages.editor.graph import EditRefused
 from app.pages.editor.run_state import EditorRun
 from app.pages.editor.tools_state import EditorTools
@@ -41,6 +43,8 @@ class EditorState(EditorCore):
         when the page rehydrates after a dropped connection (and on a reload), and reopening then
         threw away the unsaved graph, so the next Save stored the old one.
         """
+        caller = caller_of(self)
+        self.can_edit = caller is not None and allows(caller.role, Role.EDITOR)
         if self._still_open():
             self._sync_canvas()  # the browser's canvas was rebuilt from scratch
             return
@@ -50,6 +54,8 @@ class EditorState(EditorCore):
         tools._start_over()
         runs = await self.get_state(EditorRun)
         runs._start_over()
+        diff = await self.get_state(EditorDiff)
+        diff._start_over()  # a diff shown before is not shown over the reopened workflow
 
     def _still_open(self) -> bool:
         """Whether this tab already has the URL's workflow open with unsaved changes, or with the
@@ -100,7 +106,8 @@ class EditorState(EditorCore):
     @requires(Role.EDITOR)
     def move_nodes(self, moves: list[dict[str, Any]]) -> None:
         """Nodes dragged to new places (sent once, at drag stop)."""
-        self._commit(self._g().move(moves), canvas=False)
+        # A group moved by the arrow keys takes its nodes along: only then must the canvas be told.
+        self._commit(self._g().move(moves), canvas=notes_groups.moves_members(self._g().defn, moves))
 
     @rx.event
     @requires(Role.EDITOR)
@@ -121,7 +128,7 @@ class EditorState(EditorCore):
         self._select(list(node_ids), list(edge_ids))
         runs = await self.get_state(EditorRun)
         runs._refresh_steps()
-        if len(node_ids) == 1 and self.panel_tab == "workflow":
+        if (len(node_ids) == 1 or (len(edge_ids) == 1 and not node_ids)) and self.panel_tab == "workflow":
             self.panel_tab = "node"
 
     @rx.event

@@ -21,10 +21,14 @@ from app.auth.policy import Role
 from app.pages.editor.auto_layout import layout_positions
 from app.pages.editor.core_state import EditorCore
 from app.pages.editor.graph import PASTE_OFFSET, WorkingGraph
+from app.pages.editor.inspector import control_of, focus_control
 from app.pages.formatting import format_time, time_ago
 from engine import workflows
 from engine.db_errors import DB_ERRORS, describe_db_error
-from engine.errors import DefinitionError, user_message
+from engine.definition import WorkflowPolicy
+from engine.dsl_export import to_dsl
+from engine.errors import DefinitionError, FlowloomError, user_message
+from engine.fragments import fragment_text
 from engine.parse import parse_dict, parse_json, parse_yaml, to_json, to_yaml
 from engine.validate import validate
 
@@ -39,6 +43,8 @@ class IssueRow:
     where: str
     message: str
     node_id: str
+    edge_id: str = ""
+    field: str = ""
 
 
 @dataclass
@@ -70,6 +76,7 @@ class EditorTools(EditorCore):
     """What the toolbar buttons and shortcuts do."""
 
     issues: list[IssueRow] = []
+    plan_phases: list[list[str]] = []  # the execution plan of the last validation without errors
     issues_open: bool = False
     validated: bool = False
 
@@ -85,6 +92,8 @@ class EditorTools(EditorCore):
     inputs_text: str = ""
     outputs_text: str = ""
     settings_error: str = ""
+    visit_limit_text: str = ""
+    visit_limit_error: str = ""
 
     _clipboard: tuple = ()
     _pastes: int = 0
@@ -102,11 +111,15 @@ class EditorTools(EditorCore):
             self.issues = [IssueRow("error", "definition", user_message(exc), "")]
             self.node_issues, self._report = {}, ()
             return rx.toast.error("The definition is malformed")
-        report = validate(defn)
+        workflow_id = self._workflow_uuid()  # a sub-workflow call back to this workflow is recursion
+        report = validate(defn, workflow_id=str(workflow_id) if workflow_id else None)
         self._report = tuple(i.to_dict() for i in report.issues)
         self.issues = [
-            IssueRow(i["severity"], _where(i), i["message"], i["node_id"] or "") for i in self._report
+            IssueRow(i["severity"], _where(i), i["message"], i["node_id"] or "", i["edge_id"] or "", i["field"] or "")
+            for i in self._report
         ]
+        self.plan_phases = report.plan.phases if report.plan else []
+        self.node_phases = {n: k for k, phase in enumerate(self.plan_phases, 1) for n in phase}
         marks: dict[str, dict[str, str]] = {}
         for issue in sorted(self._report, key=lambda i: i["severity"] != "error"):
             node_id = issue.get("node_id")
@@ -133,8 +146,29 @@ class EditorTools(EditorCore):
             self.focus = {"ids": [node_id], "center": True, "n": self.focus.get("n", 0) + 1}
             self._select([node_id], [])
 
+    @rx.event
+    @requires(Role.VIEWER)
+    def focus_issue(self, node_id: str, edge_id: str, field: str) -> EventSpec | None:
+        """A problem clicked: select its node (or edge), show it in the side panel, focus its field."""
+        if node_id and self._g().node(node_id):
+            self.focus = {"ids": [node_id], "center": True, "n": self.focus.get("n", 0) + 1}
+            self._select([node_id], [])
+        elif edge_id and self._g().edge(edge_id):
+            self.focus = {"ids": [], "edges": [edge_id], "center": False, "n": self.focus.get("n", 0) + 1}
+            self._select([], [edge_id])
+        else:
+            if field.startswith(("inputs", "outputs")):
+                self.panel_tab = "workflow"
+                self._load_settings()
+                return focus_control("workflow-" + field.split(".")[0])
+            return None
+        self.panel_tab = "node"
+        control = control_of(field, edge=not node_id)
+        return focus_control(control) if control else None
+
     def _clear_marks(self) -> None:
         self.node_issues, self.issues, self._report, self.validated = {}, [], (), False
+        self.plan_phases, self.node_phases = [], {}
 
     # Layout, undo, clipboard
 
@@ -180,13 +214,17 @@ class EditorTools(EditorCore):
 
     @rx.event
     @requires(Role.VIEWER)
-    def copy(self) -> EventSpec | None:
+    def copy(self) -> EventSpec | list[EventSpec] | None:
         fragment = self._g().fragment(self.selected_nodes)
         if fragment is None:
             return rx.toast.info("Select nodes to copy")
         self._clipboard, self._pastes = (fragment,), 0
         count = len(fragment["nodes"])
-        return rx.toast.info(f"Copied {count} node{'s' * (count != 1)}")
+        # Also on the system clipboard, for pasting into another workflow or tab (engine/fragments.py).
+        return [
+            rx.set_clipboard(fragment_text(fragment)),
+            rx.toast.info(f"Copied {count} node{'s' * (count != 1)}"),
+        ]
 
     @rx.event
     @requires(Role.EDITOR)
@@ -249,6 +287,11 @@ class EditorTools(EditorCore):
             defn = self._g().to_definition()
         except DefinitionError as exc:
             return f"# cannot export: {exc}"
+        if self.export_format == "python":
+            try:
+                return to_dsl(defn)
+            except FlowloomError as exc:  # a feature the DSL cannot write: say which, export nothing
+                return f"# cannot export as Python: {user_message(exc)}"
         return to_yaml(defn) if self.export_format == "yaml" else to_json(defn)
 
     @rx.event
@@ -261,14 +304,15 @@ class EditorTools(EditorCore):
     @rx.event
     @requires(Role.VIEWER)
     def set_export_format(self, value: str | list[str]) -> None:
-        self.export_format = "yaml" if value == "yaml" else "json"
+        self.export_format = value if value in ("yaml", "python") else "json"
         self.export_text = self._export_text()
 
     @rx.event
     @requires(Role.VIEWER)
     def download_export(self) -> EventSpec:
         stem = self._g().defn.get("id") or "workflow"
-        return rx.download(data=self._export_text(), filename=f"{stem}.{self.export_format}")
+        suffix = {"python": "py"}.get(self.export_format, self.export_format)
+        return rx.download(data=self._export_text(), filename=f"{stem}.{suffix}")
 
     # Versions
 
@@ -327,12 +371,31 @@ class EditorTools(EditorCore):
         self.inputs_text = json.dumps(graph.defn.get("inputs") or {}, indent=2)
         self.outputs_text = json.dumps(graph.defn.get("outputs") or {}, indent=2)
         self.settings_error = ""
+        self.visit_limit_text = str((graph.defn.get("policy") or {}).get("max_visits", WorkflowPolicy().max_visits))
+        self.visit_limit_error = ""
 
     @rx.event
     @requires(Role.EDITOR)
     def set_mode(self, value: str) -> None:
         if value in ("dag", "state_machine"):
             self._commit(self._g().replace(mode=value), canvas=False)
+            self._refresh_form()  # a state's visit limit shows in state-machine mode only
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def set_visit_limit(self, text: str) -> None:
+        """How often a run may enter any one state (policy.max_visits), typed in the Workflow tab."""
+        self.visit_limit_text = text
+        policy = dict(self._g().defn.get("policy") or {})
+        try:
+            policy["max_visits"] = int(text)
+            WorkflowPolicy.model_validate(policy)
+        except ValueError as exc:  # not a whole number, or below 1 (pydantic's error is a ValueError)
+            errors = getattr(exc, "errors", None)
+            self.visit_limit_error = errors()[0]["msg"] if callable(errors) else "enter a whole number"
+            return
+        self.visit_limit_error = ""
+        self._commit(self._g().replace(policy=policy), edit="workflow:max_visits", canvas=False)
 
     @rx.event
     @requires(Role.EDITOR)

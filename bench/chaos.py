@@ -1,0 +1,497 @@
+"""Survived faults: the engine under Redis and PostgreSQL restarts, load, and killed workers.
+
+Every scenario runs on services of its own (an embedded PostgreSQL and a `redis-server --save ''`
+it may kill and restart, never the machine's) and real `flowloom worker` processes, and prints
+what it did and what it counted:
+
+- redis restart: Redis is killed (its queue is lost: no persistence) and restarted while runs are
+  queued and running;
+- postgres restart: PostgreSQL is stopped and started again while runs are in flight; meanwhile
+  the API answers 503 problem+json;
+- load: N concurrent runs of a 5-step workflow on 4 worker processes (runs/s, p95 run latency);
+- worker kills: a worker's main process is SIGKILLed again and again (and restarted) mid-runs.
+
+The 5-step workflow is start -> effect1 (tool.sql) -> work (tool.python sleep) -> effect2
+(tool.sql) -> end. Each effect step records a delivery (a plain INSERT, so every execution counts)
+and applies its effect keyed by run and node (INSERT ... ON CONFLICT DO NOTHING): deliveries
+count at-least-once executions, effects what happened once. A duplicate step is a (run, node)
+with more than one step row or more than one `workflow.step.completed` event.
+
+Run: `python bench/chaos.py [--runs 1000] [--only load,redis,postgres,kill]`.
+tests/chaos/ runs the same scenarios with small sizes and asserts the counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# bench/openvino.py would shadow the openvino package: import from the repository root instead.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+from engine.ops.embedded_postgres import EmbeddedPostgres  # noqa: E402
+from engine.ops.health import ping_workers  # noqa: E402
+from engine.ops.migrate import upgrade_to_head  # noqa: E402
+from engine.ops.services import find_free_port, redis_reachable  # noqa: E402
+from engine.parse import parse_dict  # noqa: E402
+from engine.settings import get_settings  # noqa: E402
+from models.db import get_engine  # noqa: E402
+
+SQL_CONNECTION = "chaos"
+RUN_STEPS = 5
+# Fast loss detection: a dead worker's step is resent after 2 s, looked for every 0.5 s.
+WORKER_ENV = {"FLOWLOOM_STEP_LEASE_S": "2", "FLOWLOOM_SWEEP_INTERVAL_S": "0.5", "FLOWLOOM_LOG_LEVEL": "INFO"}
+TERMINAL = ("succeeded", "failed", "cancelled")
+_EFFECT_SQL = (
+    "WITH d AS (INSERT INTO chaos_deliveries (key) VALUES (CAST(:key AS text)) RETURNING key) "
+    "INSERT INTO chaos_effects (key) SELECT key FROM d ON CONFLICT (key) DO NOTHING"
+)
+_RETRY = {"max_attempts": 10, "backoff_s": 0.5, "max_backoff_s": 3}
+
+
+# --- services of our own -----------------------------------------------------------------------
+
+
+class OwnRedis:
+    """A redis-server without persistence on a free port: kill() loses everything queued."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or find_free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--logfile", ""],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not redis_reachable(self.url, timeout=0.5):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: the server and its whole dataset (queued messages, unacked ones) are gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+class OwnPostgres:
+    """An embedded PostgreSQL (pgvector) on a free port, migrated, with the chaos tables."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.server = EmbeddedPostgres(data_dir, find_free_port())
+        self.url = ""
+
+    def start(self) -> None:
+        self.url = self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def prepare(self) -> None:
+        upgrade_to_head(self.url)
+        with get_engine(self.url).begin() as conn:
+            conn.execute(
+                text("CREATE TABLE IF NOT EXISTS chaos_deliveries (id bigserial PRIMARY KEY, key text)")
+            )
+            conn.execute(text("CREATE TABLE IF NOT EXISTS chaos_effects (key text PRIMARY KEY)"))
+
+
+class Workers:
+    """`flowloom worker` processes (each in its own process group) on our services."""
+
+    def __init__(self, pg_url: str, redis_url: str, log_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.env = {
+            **os.environ, **WORKER_ENV, "FLOWLOOM_DATABASE_URL": pg_url, "FLOWLOOM_REDIS_URL": redis_url,
+            "FLOWLOOM_SQL_CONNECTIONS": json.dumps({SQL_CONNECTION: pg_url}), "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }  # fmt: skip
+        self.redis_url = redis_url
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen] = []
+        self.groups: set[int] = set()  # every process group started, killed at the end
+        self.started = 0
+
+    def start(self, count: int, concurrency: int = 1) -> None:
+        for _ in range(count):
+            self.processes.append(self._spawn(concurrency))
+        self.wait_ready(self.processes)
+
+    def _spawn(self, concurrency: int) -> subprocess.Popen:
+        log_path = self.log_dir / f"worker-{self.started}.log"
+        self.started += 1
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "engine.ops.cli", "worker", "--concurrency", str(concurrency)],
+                cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log_file,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        process.log_path = log_path  # type: ignore[attr-defined]
+        self.groups.add(process.pid)
+        return process
+
+    def wait_ready(self, processes: list[subprocess.Popen], timeout: float = 120.0) -> None:
+        import socket
+
+        names = {f"flowloom{p.pid}@{socket.gethostname()}" for p in processes}
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(Exception):
+                if names <= set(ping_workers(self.redis_url, timeout=1.0)):
+                    return
+            dead = [p for p in processes if p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                tail = Path(dead[0].log_path if dead else processes[0].log_path).read_text(errors="replace")
+                raise RuntimeError(f"worker did not answer a ping:\n{tail[-3000:]}")
+
+    def kill_main(self, index: int) -> int:
+        """SIGKILL worker `index`'s main (Celery master) process only, as a crash would; returns its pid.
+        Its pool processes notice their parent is gone and stop; the sweeper resends their steps."""
+        victim = self.processes[index]
+        victim.kill()
+        victim.wait(30)
+        return victim.pid
+
+    def restart(self, index: int, concurrency: int = 1) -> None:
+        """Start a new worker in place of `index` (what a supervisor does) and wait until it answers."""
+        self.processes[index] = self._spawn(concurrency)
+        self.wait_ready([self.processes[index]])
+
+    def stop(self) -> None:
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(20)
+        for group in self.groups:  # orphaned pool processes of killed workers too
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+
+
+# --- the workflow and the counts ---------------------------------------------------------------
+
+
+def definition(work_s: float = 0.05) -> Any:
+    """start -> effect1 -> work -> effect2 -> end, the effects keyed by the run's `key` input."""
+
+    def effect(node_id: str) -> dict:
+        return {
+            "id": node_id, "type": "tool.sql", "retry": _RETRY,
+            "config": {"connection": SQL_CONNECTION, "query": _EFFECT_SQL, "allow_writes": True,
+                       "params": {"key": "{{ input.key }}:" + node_id}},
+        }  # fmt: skip
+
+    ids = ["start", "effect1", "work", "effect2", "end"]
+    nodes = [
+        {"id": "start", "type": "start"},
+        effect("effect1"),
+        {"id": "work", "type": "tool.python", "retry": _RETRY,
+         "config": {"tool": "sleep", "args": {"seconds": work_s}}},
+        effect("effect2"),
+        {"id": "end", "type": "end"},
+    ]  # fmt: skip
+    edges = [
+        {"id": f"e{i}", "source": a, "target": b} for i, (a, b) in enumerate(zip(ids, ids[1:], strict=False))
+    ]
+    return parse_dict({"id": "chaos", "name": "chaos", "nodes": nodes, "edges": edges})
+
+
+@dataclass
+class Tally:
+    """What a scenario did and what it counted."""
+
+    scenario: str
+    did: list[str] = field(default_factory=list)
+    runs: int = 0
+    succeeded: int = 0
+    lost: int = 0  # runs that did not succeed
+    steps: int = 0  # step rows
+    expected_steps: int = 0
+    duplicate_steps: int = 0
+    step_events: int = 0  # workflow.step.completed events
+    run_events: int = 0  # workflow.started + workflow.completed events
+    redelivered_steps: int = 0  # step rows with attempt > 1
+    deliveries: int = 0  # executions of an effect step's SQL (at least once)
+    effects: int = 0  # effects applied (once per run and node)
+    duplicate_effects: int = 0
+    missing_effects: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        out = [f"{self.scenario}:"] + [f"  did: {d}" for d in self.did]
+        out.append(f"  runs {self.runs}: succeeded {self.succeeded}, lost {self.lost}")
+        out.append(
+            f"  steps {self.steps} of {self.expected_steps}: duplicate {self.duplicate_steps},"
+            f" redelivered {self.redelivered_steps}; events: step.completed {self.step_events},"
+            f" run started+completed {self.run_events}"
+        )
+        out.append(
+            f"  effect deliveries {self.deliveries}, effects {self.effects}, duplicate effects"
+            f" {self.duplicate_effects}, missing effects {self.missing_effects}"
+        )
+        if self.latencies and self.seconds:
+            p95 = (
+                statistics.quantiles(self.latencies, n=20)[-1]
+                if len(self.latencies) > 1
+                else self.latencies[0]
+            )
+            out.append(
+                f"  {self.runs / self.seconds:.1f} runs/s over {self.seconds:.1f} s; run latency"
+                f" p50 {statistics.median(self.latencies):.2f} s, p95 {p95:.2f} s"
+            )
+        out += [f"  {k}: {v}" for k, v in self.extra.items()]
+        return out
+
+
+def _query(pg_url: str, sql: str, keys: list[str]) -> Any:
+    with get_engine(pg_url).connect() as conn:
+        return conn.execute(text(sql), {"keys": keys}).all()
+
+
+def count(tally: Tally, pg_url: str, run_ids: list[str]) -> Tally:
+    """Fill `tally` from the database: runs, steps, events and effects of `run_ids`."""
+    tally.runs = len(run_ids)
+    tally.expected_steps = len(run_ids) * RUN_STEPS
+    where = "run_id = ANY(CAST(:keys AS uuid[]))"
+    runs = _query(pg_url, "SELECT status, finished_at, created_at, inputs->>'key' AS key FROM runs"
+                  " WHERE id = ANY(CAST(:keys AS uuid[]))", run_ids)  # fmt: skip
+    tally.succeeded = sum(r.status == "succeeded" for r in runs)
+    tally.lost = tally.runs - tally.succeeded
+    tally.latencies = [(r.finished_at - r.created_at).total_seconds() for r in runs if r.finished_at]
+    steps = _query(pg_url, f"SELECT run_id, node_id, attempt FROM step_runs WHERE {where}", run_ids)
+    tally.steps = len(steps)
+    pairs: dict[tuple, int] = {}
+    for s in steps:
+        pairs[(s.run_id, s.node_id)] = pairs.get((s.run_id, s.node_id), 0) + 1
+    tally.redelivered_steps = sum(s.attempt > 1 for s in steps)
+    events = _query(pg_url, f"SELECT run_id, event_type, payload FROM events WHERE {where}"
+                    " AND event_type IN ('workflow.step.completed', 'workflow.started', 'workflow.completed')",
+                    run_ids)  # fmt: skip
+    completed: dict[tuple, int] = {}
+    for e in events:
+        if e.event_type == "workflow.step.completed":
+            key = (e.run_id, e.payload["data"].get("node_id"))
+            completed[key] = completed.get(key, 0) + 1
+        else:
+            tally.run_events += 1
+    tally.step_events = sum(completed.values())
+    tally.duplicate_steps = sum(n - 1 for n in pairs.values() if n > 1) + sum(
+        n - 1 for n in completed.values() if n > 1
+    )
+    keys = [f"{r.key}:{n}" for r in runs for n in ("effect1", "effect2")]
+    with get_engine(pg_url).connect() as conn:
+        tally.deliveries = conn.execute(
+            text("SELECT count(*) FROM chaos_deliveries WHERE key = ANY(:keys)"), {"keys": keys}
+        ).scalar_one()
+        applied = conn.execute(
+            text("SELECT key, count(*) FROM chaos_effects WHERE key = ANY(:keys) GROUP BY key"),
+            {"keys": keys},
+        ).all()
+    tally.effects = sum(n for _, n in applied)
+    tally.duplicate_effects = sum(n - 1 for _, n in applied if n > 1)
+    tally.missing_effects = len(keys) - len(applied)
+    return tally
+
+
+def start_runs(n: int, work_s: float) -> list[str]:
+    """Start `n` runs whose effects are keyed by a fresh key each (their `key` input)."""
+    from engine.runs import start_run
+
+    defn = definition(work_s)
+    return [start_run(defn, {"key": uuid.uuid4().hex}) for _ in range(n)]
+
+
+def _terminal(pg_url: str, run_ids: list[str]) -> int:
+    sql = ("SELECT count(*) FROM runs WHERE id = ANY(CAST(:keys AS uuid[]))"
+           " AND status IN ('succeeded', 'failed', 'cancelled')")  # fmt: skip
+    return _query(pg_url, sql, run_ids)[0][0]
+
+
+def wait_done(pg_url: str, run_ids: list[str], timeout: float) -> None:
+    """Wait until every run is terminal (or `timeout` passes: the counts then show the lost ones)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):  # the database may be restarting
+            if _terminal(pg_url, run_ids) == len(run_ids):
+                return
+        time.sleep(0.2)
+
+
+def _running_steps(pg_url: str, run_ids: list[str]) -> int:
+    sql = "SELECT count(*) FROM step_runs WHERE run_id = ANY(CAST(:keys AS uuid[])) AND status = 'running'"
+    return _query(pg_url, sql, run_ids)[0][0]
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the awaited state never came")
+        time.sleep(0.05)
+
+
+# --- the scenarios -----------------------------------------------------------------------------
+
+
+def load(pg_url: str, runs: int, timeout: float = 1800.0) -> Tally:
+    """`runs` concurrent runs of the 5-step workflow on the workers already started."""
+    tally = Tally("load", did=[f"started {runs} runs of a {RUN_STEPS}-step workflow at once"])
+    began = time.monotonic()
+    run_ids = start_runs(runs, work_s=0.0)
+    wait_done(pg_url, run_ids, timeout)
+    tally.seconds = time.monotonic() - began
+    return count(tally, pg_url, run_ids)
+
+
+def redis_restart(pg_url: str, own_redis: OwnRedis, runs: int, down_s: float = 3.0) -> Tally:
+    """Kill Redis (losing its queue) while runs are queued and running, start runs during the outage,
+    start Redis again empty on the same port."""
+    tally = Tally("redis restart")
+    began = time.monotonic()
+    run_ids = start_runs(runs, work_s=0.5)
+    _wait_for(lambda: _running_steps(pg_url, run_ids) > 0)
+    queued = _query(pg_url, "SELECT count(*) FROM step_runs WHERE run_id = ANY(CAST(:keys AS uuid[]))"
+                    " AND status = 'queued'", run_ids)[0][0]  # fmt: skip
+    running = _running_steps(pg_url, run_ids)
+    own_redis.kill()
+    tally.did.append(f"started {runs} runs; killed Redis (SIGKILL, no persistence) with {queued} steps"
+                     f" queued and {running} running")  # fmt: skip
+    during = start_runs(max(1, runs // 5), work_s=0.5)  # recorded; their messages cannot leave yet
+    tally.did.append(f"started {len(during)} more runs while Redis was down")
+    time.sleep(down_s)  # the outage itself: how long Redis stays away
+    own_redis.start()
+    tally.did.append(f"started Redis again (empty) after {down_s:g} s")
+    run_ids += during
+    wait_done(pg_url, run_ids, 300)
+    tally.seconds = time.monotonic() - began
+    return count(tally, pg_url, run_ids)
+
+
+def postgres_restart(
+    own_pg: OwnPostgres, runs: int, down_s: float = 3.0, probe: Callable[[], tuple[int, str]] | None = None
+) -> Tally:
+    """Stop PostgreSQL (fast shutdown) while runs are in flight, start it again on the same port.
+    `probe()` -> (status, content type) of an API request, asked during the outage and after."""
+    pg_url = own_pg.url
+    tally = Tally("postgres restart")
+    began = time.monotonic()
+    run_ids = start_runs(runs, work_s=0.5)
+    _wait_for(lambda: _running_steps(pg_url, run_ids) > 0)
+    own_pg.stop()
+    tally.did.append(f"started {runs} runs; stopped PostgreSQL with steps running")
+    if probe is not None:
+        status, kind = probe()
+        tally.extra["API while down"] = f"{status} {kind}"
+    time.sleep(down_s)  # the outage itself
+    own_pg.start()
+    tally.did.append(f"started PostgreSQL again after {down_s:g} s (plus its shutdown and start)")
+    wait_done(pg_url, run_ids, 300)
+    tally.seconds = time.monotonic() - began
+    if probe is not None:
+        # The web's pool meets its dropped connections once, discards them and connects anew.
+        answers = [probe() for _ in range(1)]
+        while answers[-1][0] >= 500 and len(answers) < 10:
+            answers.append(probe())
+        tally.extra["API after"] = (
+            f"{answers[-1][0]} {answers[-1][1]} after {len(answers) - 1} failed request(s)"
+        )
+    return count(tally, pg_url, run_ids)
+
+
+def worker_kills(pg_url: str, workers: Workers, runs: int, kills: int) -> Tally:
+    """SIGKILL a worker's main process `kills` times while runs are in flight, restarting it each time."""
+    tally = Tally("worker kills")
+    began = time.monotonic()
+    run_ids = start_runs(runs, work_s=0.3)
+    killed = 0
+    for i in range(kills):
+        if _terminal(pg_url, run_ids) == len(run_ids):
+            break
+        _wait_for(lambda: _running_steps(pg_url, run_ids) > 0 or _terminal(pg_url, run_ids) == len(run_ids))
+        index = i % len(workers.processes)
+        workers.kill_main(index)
+        killed += 1
+        workers.restart(index)
+    tally.did.append(f"started {runs} runs; killed a worker's main process {killed} times (SIGKILL),"
+                     " starting a new one after each kill")  # fmt: skip
+    wait_done(pg_url, run_ids, 300)
+    tally.seconds = time.monotonic() - began
+    return count(tally, pg_url, run_ids)
+
+
+# --- the benchmark -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def services(tmp: Path) -> Iterator[tuple[OwnPostgres, OwnRedis]]:
+    """Our own PostgreSQL and Redis, and the settings of this process pointing at them."""
+    tmp.chmod(0o755)  # the embedded PostgreSQL runs as its own user when we are root
+    own_pg, own_redis = OwnPostgres(tmp / "pg"), OwnRedis()
+    own_pg.start()
+    own_redis.start()
+    try:
+        own_pg.prepare()
+        os.environ.update(FLOWLOOM_DATABASE_URL=own_pg.url, FLOWLOOM_REDIS_URL=own_redis.url,
+                          FLOWLOOM_STEP_LEASE_S=WORKER_ENV["FLOWLOOM_STEP_LEASE_S"])  # fmt: skip
+        get_settings.cache_clear()
+        yield own_pg, own_redis
+    finally:
+        own_redis.kill()
+        own_pg.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=1000, help="concurrent runs of the load scenario")
+    parser.add_argument("--fault-runs", type=int, default=100, help="runs in flight in each fault scenario")
+    parser.add_argument("--only", default="load,redis,postgres,kill")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    # Sends that fail while Redis is down are expected (the sweeper resends them): no tracebacks.
+    logging.getLogger("flowloom.dispatch").setLevel(logging.ERROR)
+    tmp = Path(tempfile.mkdtemp(prefix="flowloom-chaos-"))
+    with services(tmp) as (own_pg, own_redis):
+        workers = Workers(own_pg.url, own_redis.url, tmp)
+        try:
+            workers.start(4)
+            scenarios: dict[str, Callable[[], Tally]] = {
+                "load": lambda: load(own_pg.url, args.runs),
+                "redis": lambda: redis_restart(own_pg.url, own_redis, args.fault_runs),
+                "postgres": lambda: postgres_restart(own_pg, args.fault_runs),
+                "kill": lambda: worker_kills(own_pg.url, workers, args.fault_runs, kills=5),
+            }
+            for name, scenario in scenarios.items():
+                if name in only:
+                    print("\n".join(scenario().lines()) + "\n", flush=True)
+        finally:
+            workers.stop()
+
+
+if __name__ == "__main__":
+    main()
