@@ -62,6 +62,6 @@ VOLUME ["/var/lib/flowloom"]
 # Reflex stops cleanly on SIGINT (what `flowloom up` sends it too).
 STOPSIGNAL SIGINT
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:3000/api/health/live', timeout=4).status == 200 else 1)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; url = 'http://127.0.0.1:%s/api/health/live' % os.environ.get('FLOWLOOM_PORT', '3000'); sys.exit(0 if urllib.request.urlopen(url, timeout=4).status == 200 else 1)"]
 ENTRYPOINT ["flowloom"]
 CMD ["web"]

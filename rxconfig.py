@@ -31,4 +31,8 @@ config = rx.Config(
     # Flowloom keeps its own SQLModel engine (models.db); Reflex must not manage a database,
     # so no db_url here, and rx.Model is not used anywhere.
     db_url=None,
+    # FLOWLOOM_WEB_STATE=redis: page state in Redis, so several web replicas serve one browser tab
+    # (docs/deploy.md); handlers may hold a state's lock up to a minute (Reflex's default: 10 s).
+    redis_url=_settings.redis_url if _settings.web_state == "redis" and _settings.redis_url else None,
+    redis_lock_expiration=60_000,
 )

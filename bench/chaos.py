@@ -28,11 +28,13 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -45,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from engine.ops.embedded_postgres import EmbeddedPostgres  # noqa: E402
@@ -59,7 +62,6 @@ SQL_CONNECTION = "chaos"
 RUN_STEPS = 5
 # Fast loss detection: a dead worker's step is resent after 2 s, looked for every 0.5 s.
 WORKER_ENV = {"FLOWLOOM_STEP_LEASE_S": "2", "FLOWLOOM_SWEEP_INTERVAL_S": "0.5", "FLOWLOOM_LOG_LEVEL": "INFO"}
-TERMINAL = ("succeeded", "failed", "cancelled")
 _EFFECT_SQL = (
     "WITH d AS (INSERT INTO chaos_deliveries (key) VALUES (CAST(:key AS text)) RETURNING key) "
     "INSERT INTO chaos_effects (key) SELECT key FROM d ON CONFLICT (key) DO NOTHING"
@@ -169,16 +171,29 @@ class Workers:
 
     def kill_main(self, index: int) -> int:
         """SIGKILL worker `index`'s main (Celery master) process only, as a crash would; returns its pid.
-        Its pool processes notice their parent is gone and stop; the sweeper resends their steps."""
+        Its pool processes are orphaned (one may still finish the step it runs); the sweeper resends
+        what they leave unfinished."""
         victim = self.processes[index]
         victim.kill()
         victim.wait(30)
         return victim.pid
 
-    def restart(self, index: int, concurrency: int = 1) -> None:
-        """Start a new worker in place of `index` (what a supervisor does) and wait until it answers."""
+    def kill_group(self, index: int) -> None:
+        """SIGKILL worker `index`'s main process and its pool processes at once."""
+        victim = self.processes[index]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait(30)
+
+    def pool_pids(self, index: int) -> set[int]:
+        """Pids of worker `index`'s pool processes."""
+        with contextlib.suppress(psutil.Error):
+            return {p.pid for p in psutil.Process(self.processes[index].pid).children(recursive=True)}
+        return set()
+
+    def replace(self, index: int, concurrency: int = 1) -> None:
+        """Start a new worker in place of `index` (what a supervisor does), without waiting for it."""
         self.processes[index] = self._spawn(concurrency)
-        self.wait_ready([self.processes[index]])
 
     def stop(self) -> None:
         for process in self.processes:
@@ -380,12 +395,29 @@ def redis_restart(pg_url: str, own_redis: OwnRedis, runs: int, down_s: float = 3
                     " AND status = 'queued'", run_ids)[0][0]  # fmt: skip
     running = _running_steps(pg_url, run_ids)
     own_redis.kill()
+    tally.extra["in flight at the kill"] = {"queued": queued, "running": running}
     tally.did.append(f"started {runs} runs; killed Redis (SIGKILL, no persistence) with {queued} steps"
                      f" queued and {running} running")  # fmt: skip
-    during = start_runs(max(1, runs // 5), work_s=0.5)  # recorded; their messages cannot leave yet
-    tally.did.append(f"started {len(during)} more runs while Redis was down")
+    # Runs started during the outage are recorded; their first message cannot leave (each start
+    # waits for the broker client's own retries first), so they start in a thread of their own.
+    during: list[str] = []
+    start_s: list[float] = []
+
+    def start_during_outage() -> None:
+        for _ in range(max(1, runs // 5)):
+            t0 = time.monotonic()
+            during.extend(start_runs(1, work_s=0.5))
+            start_s.append(time.monotonic() - t0)
+
+    starter = threading.Thread(target=start_during_outage)
+    starter.start()
     time.sleep(down_s)  # the outage itself: how long Redis stays away
     own_redis.start()
+    starter.join()
+    tally.extra["start_run calls while Redis was down"] = (
+        f"{len(start_s)}, the slowest took {max(start_s):.1f} s"
+    )
+    tally.did.append(f"started {len(during)} more runs while Redis was down")
     tally.did.append(f"started Redis again (empty) after {down_s:g} s")
     run_ids += during
     wait_done(pg_url, run_ids, 300)
@@ -424,24 +456,48 @@ def postgres_restart(
     return count(tally, pg_url, run_ids)
 
 
+def _worker_running_a_step(pg_url: str, workers: Workers, run_ids: list[str]) -> int | None:
+    """The index of a live worker whose pool runs a step of `run_ids` now (None once all are done)."""
+    sql = ("SELECT worker FROM step_runs WHERE run_id = ANY(CAST(:keys AS uuid[]))"
+           " AND status = 'running' AND lease_until > now()")  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        pids = {int(r.worker.rsplit(":", 1)[1]) for r in _query(pg_url, sql, run_ids) if r.worker}
+        for index, process in enumerate(workers.processes):
+            if process.poll() is None and pids & {process.pid, *workers.pool_pids(index)}:
+                return index
+        if _terminal(pg_url, run_ids) == len(run_ids):
+            return None
+        time.sleep(0.05)
+    return None
+
+
 def worker_kills(pg_url: str, workers: Workers, runs: int, kills: int) -> Tally:
-    """SIGKILL a worker's main process `kills` times while runs are in flight, restarting it each time."""
+    """SIGKILL a worker that is running a step, `kills` times while runs are in flight, a new worker
+    started in its place each time (as a supervisor does). Every other kill takes the main process
+    only (its pool processes finish their task and stop), the others the main process with its pool."""
     tally = Tally("worker kills")
     began = time.monotonic()
-    run_ids = start_runs(runs, work_s=0.3)
-    killed = 0
+    run_ids = start_runs(runs, work_s=1.0)
+    main_only = with_pool = 0
     for i in range(kills):
-        if _terminal(pg_url, run_ids) == len(run_ids):
+        index = _worker_running_a_step(pg_url, workers, run_ids)
+        if index is None:
             break
-        _wait_for(lambda: _running_steps(pg_url, run_ids) > 0 or _terminal(pg_url, run_ids) == len(run_ids))
-        index = i % len(workers.processes)
-        workers.kill_main(index)
-        killed += 1
-        workers.restart(index)
-    tally.did.append(f"started {runs} runs; killed a worker's main process {killed} times (SIGKILL),"
-                     " starting a new one after each kill")  # fmt: skip
+        if i % 2 == 0:
+            workers.kill_main(index)
+            main_only += 1
+        else:
+            workers.kill_group(index)
+            with_pool += 1
+        workers.replace(index)
+    tally.extra["kills"] = {"main only": main_only, "main and pool": with_pool}
+    tally.did.append(f"started {runs} runs; killed a worker running a step {main_only + with_pool} times"
+                     f" (SIGKILL: {main_only} x the main process only, {with_pool} x main and pool),"
+                     " starting a new worker after each kill")  # fmt: skip
     wait_done(pg_url, run_ids, 300)
     tally.seconds = time.monotonic() - began
+    workers.wait_ready(workers.processes)
     return count(tally, pg_url, run_ids)
 
 
@@ -464,6 +520,7 @@ def services(tmp: Path) -> Iterator[tuple[OwnPostgres, OwnRedis]]:
     finally:
         own_redis.kill()
         own_pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:

@@ -320,7 +320,7 @@ def _tiny_llama(work: Path, hidden: int, layers: int) -> tuple[Path, Path]:
     return hf, ir
 
 
-def bench_generation(new_tokens: int, reps: int, hidden: int, layers: int) -> None:
+def bench_generation(new_tokens: int, reps: int, hidden: int, layers: int, threads: int) -> None:
     """Greedy generation of the same random Llama: PyTorch (transformers) vs OpenVINO GenAI LLMPipeline.
 
     Both produce exactly `new_tokens` tokens (min = max) from the same prompt; time to first token
@@ -331,7 +331,7 @@ def bench_generation(new_tokens: int, reps: int, hidden: int, layers: int) -> No
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.generation.streamers import BaseStreamer
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads)  # the same CPU threads on both sides (--threads)
     work = Path(tempfile.mkdtemp(prefix="flowloom-bench-llm-"))
     try:
         hf, ir = _tiny_llama(work, hidden, layers)
@@ -363,24 +363,18 @@ def bench_generation(new_tokens: int, reps: int, hidden: int, layers: int) -> No
             assert out.shape[1] - ids["input_ids"].shape[1] == new_tokens
             return (streamer.first or start) - start, total
 
-        pipe = openvino_genai.LLMPipeline(str(ir), "CPU")
+        pipe = openvino_genai.LLMPipeline(str(ir), "CPU", INFERENCE_NUM_THREADS=threads)
         config = openvino_genai.GenerationConfig()
         config.max_new_tokens = config.min_new_tokens = new_tokens
         config.do_sample = False
 
         def openvino_once() -> tuple[float, float]:
-            first: list[float] = []
-
-            def streamer(piece: str) -> openvino_genai.StreamingStatus:
-                if not first:
-                    first.append(time.perf_counter())
-                return openvino_genai.StreamingStatus.RUNNING
-
             start = time.perf_counter()
-            result = pipe.generate(prompt, config, streamer)
+            result = pipe.generate([prompt], config)  # min = max: exactly new_tokens tokens
             total = time.perf_counter() - start
-            assert result.perf_metrics.get_num_generated_tokens() == new_tokens
-            return (first[0] if first else start) - start, total
+            metrics = result.perf_metrics  # the pipeline's own time to first token
+            assert metrics.get_num_generated_tokens() == new_tokens
+            return metrics.get_ttft().mean / 1000, total
 
         torch_once(), openvino_once()  # warm-up: first-call compilation and allocation
         results = {"PyTorch (transformers)": [], "OpenVINO GenAI": []}
@@ -389,7 +383,7 @@ def bench_generation(new_tokens: int, reps: int, hidden: int, layers: int) -> No
             results["OpenVINO GenAI"].append(openvino_once())
         params = sum(p.numel() for p in model.parameters())
         print(f"\nText generation: random Llama, {params / 1e6:.1f} M parameters (hidden {hidden}, {layers} layers), "
-              f"greedy, {new_tokens} new tokens, median of {reps} interleaved runs")  # fmt: skip
+              f"greedy, {new_tokens} new tokens, {threads} CPU thread(s), median of {reps} interleaved runs")  # fmt: skip
         base_tps = None
         for name, runs in results.items():
             ttft = statistics.median(r[0] for r in runs) * 1000
@@ -415,6 +409,7 @@ def main() -> None:
     parser.add_argument("--gen-reps", type=int, default=5, help="interleaved generation runs per side")
     parser.add_argument("--hidden", type=int, default=256, help="hidden size of the random Llama")
     parser.add_argument("--layers", type=int, default=4, help="layers of the random Llama")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for generation, both sides")
     parser.add_argument(
         "--data", choices=("clustered", "random"), default="clustered", help="synthetic vectors"
     )
@@ -424,7 +419,7 @@ def main() -> None:
     if not args.skip_hnsw:
         bench_hnsw(args.vectors, args.queries, args.data)
     if not args.skip_generate:
-        bench_generation(args.new_tokens, args.gen_reps, args.hidden, args.layers)
+        bench_generation(args.new_tokens, args.gen_reps, args.hidden, args.layers, args.threads)
 
 
 if __name__ == "__main__":

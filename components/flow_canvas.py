@@ -26,7 +26,9 @@ class FlowCanvas(rx.Component):
     types: rx.Var[dict[str, Any]]  # node type -> {label, category, icon, inputs, outputs}
     icons: rx.Var[dict[str, Any]]  # icon name -> icon element
     fit: rx.Var[dict[str, Any]]  # {n, all}: fit the view whenever n changes (all: even a big graph)
-    focus: rx.Var[dict[str, Any]]  # {ids, center, n} or {edges, n}: select (and centre) them whenever n changes
+    focus: rx.Var[
+        dict[str, Any]
+    ]  # {ids, center, n} or {edges, n}: select (and centre) them whenever n changes
     # Sticky notes and groups: {notes: [{id, text, color, x, y, w, h}], groups: [{..., title, nodes}]}
     annotations: rx.Var[dict[str, Any]]
     # A version diff drawn instead of the graph, read-only: {nodes, edges, annotations}, each item

@@ -20,7 +20,13 @@ from engine.contract import NodeType, all_node_types
 
 DRAG_MIME = "application/reactflow"
 ADD_NODE_EVENT = "flowloom:add-node"  # what assets/flow_canvas.jsx listens for (a node chosen by keyboard)
-CATEGORY_TITLES = {"control": "Flow control", "ai": "AI", "memory": "Memory", "tool": "Tools", "human": "Human"}
+CATEGORY_TITLES = {
+    "control": "Flow control",
+    "ai": "AI",
+    "memory": "Memory",
+    "tool": "Tools",
+    "human": "Human",
+}
 CATEGORY_ORDER = ["control", "ai", "memory", "tool", "human"]
 # Keep in step with the .fl-cat-* classes of assets/flow_node.jsx (tests/unit/test_palette.py checks).
 CATEGORY_COLORS = {"control": "gray", "ai": "violet", "memory": "green", "tool": "blue", "human": "amber"}

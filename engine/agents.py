@@ -26,7 +26,7 @@ from typing import Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy import update as sql_update
 
 from engine import agent_sessions, agent_store, guardrails, secret_policy, secrets
@@ -146,7 +146,8 @@ def create(spec: AgentSpec, *, actor: str, owner_id: Any = None) -> AgentRecord:
 
 
 def update(agent_id: str, changes: Mapping[str, Any], *, actor: str) -> AgentRecord:
-    """Store `changes` (fields of AgentSpec) to an agent that is not executing or terminated."""
+    """Store `changes` (fields of AgentSpec) to an agent that is not executing or terminated; one that
+    was validated before (READY, FAILED) is validated again at once."""
     with agent_store.db().begin() as conn:
         agent = read(conn, agent_id, lock=True)
         if agent is None:
@@ -173,7 +174,8 @@ def update(agent_id: str, changes: Mapping[str, Any], *, actor: str) -> AgentRec
         )  # fmt: skip
         found = read(conn, agent.id)
     assert found is not None
-    return found
+    # A validated agent is never left READY (or FAILED) with a config its checks have not seen.
+    return found if found.state is AgentState.CREATED else prepare(found.id, actor=actor)
 
 
 def _config_checks(agent: AgentRecord) -> list[Check]:
@@ -348,20 +350,18 @@ def recent_executions(agent_ids: list[str], *, per_agent: int = 5) -> dict[str, 
     if not agent_ids:
         return out
     agent_of = _steps.c.metrics["agent_id"].astext
-    query = (
+    newest = func.row_number().over(partition_by=agent_of, order_by=_steps.c.finished_at.desc())
+    ranked = (
         select(_steps.c.id, _steps.c.run_id, _steps.c.node_id, _steps.c.status, _steps.c.finished_at,
-               _steps.c.metrics, _steps.c.error, agent_of.label("agent_id"))
+               _steps.c.metrics, _steps.c.error, agent_of.label("agent_id"), newest.label("n"))
         .where(agent_of.in_(agent_ids), _steps.c.finished_at.is_not(None))
-        .order_by(_steps.c.finished_at.desc())
-        .limit(per_agent * len(agent_ids) * 4)
+        .subquery()
     )  # fmt: skip
+    query = select(ranked).where(ranked.c.n <= per_agent).order_by(ranked.c.agent_id, ranked.c.n)
     with agent_store.db().connect() as conn:
         for r in conn.execute(query):
-            found = out[r.agent_id]
-            if len(found) >= per_agent:
-                continue
             m = r.metrics or {}
-            found.append(Execution(
+            out[r.agent_id].append(Execution(
                 str(r.run_id), str(r.id), r.node_id, r.status, r.finished_at, m.get("duration_ms"),
                 int(m.get("input_tokens") or 0), int(m.get("output_tokens") or 0), m.get("cost_usd"),
                 r.error or "",

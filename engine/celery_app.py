@@ -16,11 +16,17 @@ from engine.settings import get_settings
 DEFAULT_REDIS_URL = "redis://127.0.0.1:56379/0"
 
 
+def broker_for(redis_url: str) -> str:
+    """Where step messages go: FLOWLOOM_BROKER_URL (RabbitMQ, say) if set, else the Redis at `redis_url`."""
+    return get_settings().broker_url or redis_url
+
+
 def create_celery(redis_url: str | None = None, *, set_as_current: bool = True) -> Celery:
-    """A Celery app on the settings' Redis (or `redis_url`), with no tasks registered."""
+    """A Celery app on the settings' broker (FLOWLOOM_BROKER_URL, else the settings' Redis or
+    `redis_url`), with no tasks registered; results (rarely kept) stay in Redis either way."""
     settings = get_settings()
     url = redis_url or settings.redis_url or DEFAULT_REDIS_URL
-    app = Celery("flowloom", broker=url, backend=url, set_as_current=set_as_current)
+    app = Celery("flowloom", broker=broker_for(url), backend=url, set_as_current=set_as_current)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -38,11 +44,15 @@ def create_celery(redis_url: str | None = None, *, set_as_current: bool = True) 
 
 
 @lru_cache(maxsize=4)
-def celery_for(redis_url: str) -> Celery:
-    """A cached app for sending to `redis_url` (settings may be set after import, e.g. in tests)."""
+def celery_for(redis_url: str, broker_url: str = "") -> Celery:
+    """A cached app for sending to `redis_url` (settings may be set after import, e.g. in tests).
+
+    `broker_url` (what broker_for says) is part of the cache key only: a changed
+    FLOWLOOM_BROKER_URL gets an app of its own."""
     return create_celery(redis_url, set_as_current=False)
 
 
 def current_celery() -> Celery:
     """The app for sending to the broker the current settings name."""
-    return celery_for(get_settings().redis_url or DEFAULT_REDIS_URL)
+    url = get_settings().redis_url or DEFAULT_REDIS_URL
+    return celery_for(url, broker_for(url))

@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 import redis
 
@@ -210,11 +211,11 @@ def circuits() -> list[Circuit]:
     else:
         client = _client(settings.redis_url)
         try:
-            now_s, now_us = client.time()
+            now_s, now_us = cast(tuple[int, int], client.time())
             now_ms = now_s * 1000 + now_us // 1000
             found = []
             for key in client.scan_iter(match=KEY_PREFIX + "*", count=500):
-                raw = client.hgetall(key)
+                raw = cast(dict[bytes, bytes], client.hgetall(key))
                 state = {k.decode(): float(v) for k, v in raw.items()}
                 found.append(_circuit(key.decode()[len(KEY_PREFIX) :], state, now_ms))
         except (redis.RedisError, OSError) as exc:

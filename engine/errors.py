@@ -73,7 +73,7 @@ class ErrorCode(StrEnum):
     AGENT_NOT_FOUND = "agent_not_found"  # no saved agent with that id
     AGENT_TRANSITION_INVALID = "agent_transition_invalid"  # a lifecycle transition the design does not allow
     AGENT_NOT_READY = "agent_not_ready"  # a saved agent asked to work while not READY (or EXECUTING)
-    AGENT_CHECK_FAILED = "agent_check_failed"  # a saved agent's config, resources or permissions failed a check
+    AGENT_CHECK_FAILED = "agent_check_failed"  # a saved agent failed a config, resource or permission check
     NO_CAPABLE_AGENT = "no_capable_agent"  # no READY saved agent has the capability a node asks for
 
     # Sign-in refusals: the value is what /login?error=<code> carries.
@@ -141,7 +141,9 @@ class ErrorCode(StrEnum):
     GUARDRAIL_INVALID = "guardrail_invalid"  # a guardrails object that does not parse (validation issue)
     # Generating a workflow from a description (engine/workflow_generation.py).
     GENERATION_REFUSED = "generation_refused"  # the model's workflow still did not validate after a repair
-    GENERATION_FAILED = "generation_failed"  # the model could not be asked (not configured, failed, timed out)
+    GENERATION_FAILED = (
+        "generation_failed"  # the model could not be asked (not configured, failed, timed out)
+    )
 
 
 def title_of(code: ErrorCode) -> str:

@@ -96,7 +96,11 @@ class AgentEvent(_Envelope):
     """agent.*: an agent (or a local model) started, called a tool, streamed tokens, finished or failed."""
 
     event_type: Literal[
-        "agent.started", "agent.completed", "agent.failed", "agent.tool.called", "agent.stream",
+        "agent.started",
+        "agent.completed",
+        "agent.failed",
+        "agent.tool.called",
+        "agent.stream",
         "agent.transitioned",
     ]
     agent_id: str | None = Field(
@@ -364,7 +368,11 @@ def _agent_fields(
         status = "succeeded" if data.get("ok") else "failed"
     elif event_type == events.AGENT_TRANSITIONED:
         status = _TRANSITION_STATUS.get(str(data.get("to_state")), "running")
-    output = {k: v for k, v in data.items() if k not in _NAMED and k not in _AGENT_META and k not in ("agent_id", "user_id")}
+    output = {
+        k: v
+        for k, v in data.items()
+        if k not in _NAMED and k not in _AGENT_META and k not in ("agent_id", "user_id")
+    }
     return {
         "agent_id": data.get("agent_id"),
         "execution_id": data.get("step_id"),

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Float, Integer, bindparam, cast, func, select, update
 
-from engine import audit, events, executor, waiting
+from engine import agent_store, audit, events, executor, waiting
 from engine.errors import ErrorCode
 from engine.guardrail_checks import RunTotals, StepGuard, Violation
 from engine.guardrails import GuardrailsInvalid, Resolved, resolve
@@ -57,7 +57,19 @@ _WAIVERS = select(_approvals.c.request).where(
 def resolved_for(run: RunContext, node_id: str) -> Resolved | None:
     """The node's merged guardrails (instance setting, workflow policy, node), None if none are set."""
     node = run.graph.nodes[node_id]
-    return resolve(get_settings().guardrails, run.defn.policy.guardrails, node.guardrails)
+    return resolve(
+        get_settings().guardrails, run.defn.policy.guardrails, node.guardrails, _agent_guardrails(node)
+    )
+
+
+def _agent_guardrails(node: Any) -> dict[str, Any] | None:
+    """The guardrails of the saved agent a node names by `agent_id` (not one picked by capability
+    at run time: that one is known only inside the step)."""
+    agent_id = (node.config or {}).get("agent_id") if isinstance(node.config, dict) else None
+    if not isinstance(agent_id, str) or not agent_id.strip():
+        return None
+    saved = agent_store.get(agent_id.strip())
+    return dict(saved.guardrails) if saved is not None and saved.guardrails else None
 
 
 def load_guard(db: Engine, step: ClaimedStep, run: RunContext) -> StepGuard:

@@ -26,7 +26,7 @@ from engine.json_schemas import schema_problems
 
 Action = Literal["fail", "error_branch", "human_review"]
 ContentFilter = Literal["profanity", "pii", "malicious_code"]
-LEVELS = ("instance", "workflow", "node")
+LEVELS = ("instance", "workflow", "agent", "node")  # widest first; a saved agent sits under its node
 # Objects whose keys are data, not rule names: a narrower level replaces them whole.
 _LEAF_OBJECTS = frozenset({"output_schema", "llm_prices"})
 
@@ -295,7 +295,7 @@ class Resolved:
     levels: tuple[Mapping[str, Any] | None, ...]
 
     def origin(self, rule: str) -> str:
-        """instance, workflow or node: the level whose value of `rule` (dotted) applies."""
+        """instance, workflow, agent or node: the level whose value of `rule` (dotted) applies."""
         return _origin(tuple(rule.split(".")), self.levels)
 
 
@@ -327,12 +327,17 @@ def _resolve_text(text: str) -> GuardrailsConfig | None:
 
 
 def resolve(
-    instance: Mapping[str, Any] | None, workflow: Mapping[str, Any] | None, node: Mapping[str, Any] | None
+    instance: Mapping[str, Any] | None,
+    workflow: Mapping[str, Any] | None,
+    node: Mapping[str, Any] | None,
+    agent: Mapping[str, Any] | None = None,
 ) -> Resolved | None:
-    """The step's effective rules; None when no level sets any (the engine then checks nothing)."""
-    if not (instance or workflow or node):
+    """The step's effective rules; None when no level sets any (the engine then checks nothing).
+
+    `agent` is the guardrails of the saved agent the node runs (between the workflow and the node)."""
+    if not (instance or workflow or node or agent):
         return None
-    levels = (instance or None, workflow or None, node or None)
+    levels = (instance or None, workflow or None, agent or None, node or None)
     config = _resolve_text(json.dumps(levels, sort_keys=True, default=str))
     return None if config is None else Resolved(config, levels)
 

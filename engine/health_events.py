@@ -144,7 +144,9 @@ def start_reporter(service: str) -> HealthReporter | None:
     settings = get_settings()
     if settings.health_interval_s <= 0 or not settings.kafka_bootstrap_servers or not settings.database_url:
         return None
-    sampler = HealthSampler(service, database_url=settings.database_url, redis_url=settings.redis_url,
+    # The queue's length is read from Redis lists: not known when the steps go through another broker.
+    queue_redis = "" if settings.broker_url else settings.redis_url
+    sampler = HealthSampler(service, database_url=settings.database_url, redis_url=queue_redis,
                             queue=settings.queue)  # fmt: skip
     reporter = HealthReporter(sampler, settings.health_interval_s)
     reporter.start()

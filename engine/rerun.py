@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
@@ -43,6 +43,15 @@ _COPIED = (
     "node_id", "node_type", "visit", "status", "attempt", "inputs", "outputs", "fired_edges", "error",
     "queued_at", "started_at", "finished_at", "metrics",
 )  # fmt: skip
+
+
+class RestartOptions(TypedDict, total=False):
+    """Who starts the new run and from where (as `engine.runs.start_run`); never which version."""
+
+    created_by: str | None
+    started_by: str
+    started_via: str
+    actor: str
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,7 @@ def rerun_from(
     *,
     visit: int = 1,
     database_url: str | None = None,
-    **options: Any,
+    **options: Unpack[RestartOptions],
 ) -> str:
     """Start a new run of `run_id`'s version that reuses the steps before `node_id` (its `visit`)
     and runs that step and what follows anew; returns the new run's id.
@@ -114,7 +123,7 @@ def fork(
     inputs: dict[str, Any],
     *,
     database_url: str | None = None,
-    **options: Any,
+    **options: Unpack[RestartOptions],
 ) -> str:
     """Start `run_id`'s version again with `inputs` (checked against its inputs schema); the new id.
 
@@ -149,15 +158,12 @@ def _start_copy(
     source: SourceRun,
     inputs: dict[str, Any],
     kind: SourceKind,
-    options: dict[str, Any],
+    options: RestartOptions,
     *,
     node_id: str | None = None,
 ) -> tuple[str, list[Dispatch]]:
     """Start the source's version (validated, inputs checked, audited) and link the new run to it."""
-    start = StartOptions(workflow_id=source.workflow_id, version_id=source.version_id)
-    for key in ("created_by", "started_by", "started_via", "actor"):
-        if options.get(key) is not None:
-            start[key] = options[key]
+    start = StartOptions(workflow_id=source.workflow_id, version_id=source.version_id, **options)
     new_id, sent = start_run_in(conn, source.definition, inputs, **start)
     conn.execute(
         update(_runs)

@@ -38,6 +38,17 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".flowloom"), description="where embedded services keep their data")
     database_url: str = Field("", description="PostgreSQL (with pgvector) URL; empty = embedded")
     redis_url: str = Field("", description="Redis URL for the Celery broker; empty = embedded")
+    broker_url: str = Field(
+        "",
+        description="Celery broker URL when it is not Redis, e.g. amqp://user:pass@host:5672/vhost (RabbitMQ); "
+        "empty = FLOWLOOM_REDIS_URL. Redis is still needed: rate limits, circuit breakers, Celery results",
+    )
+    web_state: str = Field(
+        "local",
+        pattern=r"^(local|redis)$",
+        description="where the web app keeps each browser tab's page state: local (this machine, Reflex's "
+        "default) or redis (in FLOWLOOM_REDIS_URL, so web replicas on several machines serve one session)",
+    )
     kafka_bootstrap_servers: str = Field(
         "",
         description="Kafka bootstrap servers; empty = no Kafka; 'embedded' = flowloom up starts a local broker",
@@ -59,7 +70,10 @@ class Settings(BaseSettings):
         "written to the outbox when Kafka is set; 0 = none",
     )
     mcp_wait_s: float = Field(
-        300.0, gt=0, le=3600, description="how long a tool call of Flowloom's MCP server (/api/mcp) waits for its run"
+        300.0,
+        gt=0,
+        le=3600,
+        description="how long a tool call of Flowloom's MCP server (/api/mcp) waits for its run",
     )
     breaker_failures: int = Field(
         5, ge=0, le=1000,
@@ -179,7 +193,8 @@ class Settings(BaseSettings):
         0, ge=0, le=65535, description="a lone `flowloom worker` serves its own metrics on this port; 0 = off"
     )
     otlp_endpoint: str = Field(
-        "", description="OTLP/HTTP collector (e.g. http://127.0.0.1:4318): traces go to <it>/v1/traces; empty = off"
+        "",
+        description="OTLP/HTTP collector (e.g. http://127.0.0.1:4318): traces go to <it>/v1/traces; empty = off",
     )
 
     @property

@@ -1,5 +1,6 @@
 """SQLModel tables and the session/engine factory."""
 
+from models.agents import AgentSession, SavedAgent
 from models.auth import (
     ApiKey,
     ApprovalVote,
@@ -10,7 +11,6 @@ from models.auth import (
     User,
     WorkflowShare,
 )
-from models.agents import AgentSession, SavedAgent
 from models.db import get_engine, make_engine, session_scope
 from models.memory import EMBEDDING_DIM, KnowledgeDocument, MemoryChunk, Secret
 from models.snippets import Snippet

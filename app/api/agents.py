@@ -18,6 +18,7 @@ from app.api.callers import client_ip, requires
 from app.auth.policy import Role
 from app.auth.principal import Principal
 from engine import agent_sessions, agents, audit
+from engine.agent_lifecycle import AgentState
 from engine.agent_sessions import MemoryPolicy
 from engine.agent_store import AgentRecord
 from engine.agents import AgentSpec, Pricing
@@ -158,10 +159,11 @@ def read_agent(agent_id: str, principal: Viewer) -> AgentPublic:
 async def update_agent(
     agent_id: str, changes: AgentUpdate, principal: Editor, request: Request, validate: bool = Query(True)
 ) -> AgentPublic:
-    """Change an agent that is not executing or terminated, then validate it again (unless `validate=false`)."""
+    """Change an agent that is not executing or terminated; a READY or FAILED one is validated again,
+    a CREATED one too unless `validate=false`."""
     fields = changes.model_dump(exclude_unset=True)
     agent = await run_in_threadpool(agents.update, agent_id, fields, actor=_actor(principal))
-    if validate:
+    if validate and agent.state is AgentState.CREATED:  # a validated one was validated again by update
         agent = await run_in_threadpool(agents.prepare, agent.id, actor=_actor(principal))
     _audit(principal, request, "agent.update", agent, fields=sorted(fields))
     return await run_in_threadpool(_one, agent)

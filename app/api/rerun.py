@@ -13,7 +13,7 @@ from app.api.callers import Caller
 from app.api.runs import RunPublic, read_run
 from app.auth.principal import Principal
 from app.run_restart import check_may_restart
-from engine.rerun import fork, rerun_from
+from engine.rerun import RestartOptions, fork, rerun_from
 
 router = APIRouter(tags=["runs"])
 
@@ -37,11 +37,13 @@ class ForkCreate(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
 
 
-def _options(principal: Principal) -> dict[str, Any]:
-    return {
-        "created_by": principal.user_id, "started_by": principal.started_by, "started_via": "api",
-        "actor": principal.actor,
-    }  # fmt: skip
+def _options(principal: Principal) -> RestartOptions:
+    return RestartOptions(
+        created_by=principal.user_id,
+        started_by=principal.started_by,
+        started_via="api",
+        actor=principal.actor,
+    )
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {

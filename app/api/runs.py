@@ -116,7 +116,9 @@ class RunPublic(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     source_run_id: uuid.UUID | None = Field(None, description="the run this one re-runs or forks")
-    source_kind: Literal["", "rerun", "fork"] = Field("", description="rerun (from a step) or fork (new inputs)")
+    source_kind: Literal["", "rerun", "fork"] = Field(
+        "", description="rerun (from a step) or fork (new inputs)"
+    )
     source_node_id: str | None = Field(None, description="the node a re-run started again from")
     parent_run_id: uuid.UUID | None = Field(
         None, description="a child run's parent: the run whose step started it"

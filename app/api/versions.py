@@ -77,7 +77,9 @@ def save_version(workflow_id: uuid.UUID, body: VersionCreate) -> VersionSaved:
         if row is None:  # it was saved in this very transaction
             raise FlowloomError(f"version {number} vanished while saving", code=ErrorCode.FAILED)
         saved = _public(workflow_id, row)
-    return VersionSaved(**saved.model_dump(), validation=report_public(validate(defn, workflow_id=str(workflow_id))))
+    return VersionSaved(
+        **saved.model_dump(), validation=report_public(validate(defn, workflow_id=str(workflow_id)))
+    )
 
 
 @router.get("", response_model=VersionPage, responses=_NO_WORKFLOW)

@@ -232,7 +232,7 @@ class AgentsState(rx.State):
             return None
         try:
             fields = self._spec_fields()
-            if self.editing_id:
+            if self.editing_id:  # validated again by update, unless it was never validated
                 agent = agents.update(self.editing_id, fields, actor=actor)
             else:
                 agent = agents.create(
@@ -240,7 +240,8 @@ class AgentsState(rx.State):
                     actor=actor,
                     owner_id=principal.user_id if principal else None,
                 )
-            agent = agents.prepare(agent.id, actor=actor)
+            if agent.state.value == "CREATED":
+                agent = agents.prepare(agent.id, actor=actor)
         except (ValueError, pydantic.ValidationError) as exc:  # bad JSON, number or field
             self.form_error = user_message(exc)
             return None

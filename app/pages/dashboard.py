@@ -6,7 +6,7 @@ import reflex as rx
 
 from app import routes
 from app.layout import error_callout, page, page_header
-from app.pages.dashboard_state import PERIOD_LABELS, SlowWorkflow, StatusCount, StatusLink
+from app.pages.dashboard_state import PERIOD_LABELS, CircuitRow, SlowWorkflow, StatusCount, StatusLink
 from app.pages.dashboard_state import DashboardState as S
 
 # Chart colours per run status (Radix scale 9 of the badge colours in app/pages/formatting.py).
@@ -125,7 +125,7 @@ def _success_rate() -> rx.Component:
             stroke="var(--green-9)",
             connect_nulls=True,
             is_animation_active=False,
-            dot=False,
+            dot=True,
         ),  # fmt: skip
         data=S.success_series,
         height=CHART_HEIGHT,
@@ -192,6 +192,47 @@ def _waiting(key: str, name: str, title: str, now: rx.Component, href: rx.Var | 
     return _chart_card(title, chart, "Open the running runs", href, element_id, now)
 
 
+def _circuit_row(item: CircuitRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.code(item.destination)),
+        rx.table.cell(rx.badge(item.state, color_scheme=item.color)),
+        rx.table.cell(item.failures),
+        rx.table.cell(item.opens_for),
+        data_testid="circuit-row",
+    )
+
+
+def _circuits() -> rx.Component:
+    """The outbound HTTP destinations' circuit breakers (open ones refuse requests before connecting)."""
+    return rx.card(
+        rx.heading("Circuit breakers", size="3", weight="medium", as_="h2", margin_bottom="0.5rem"),
+        rx.cond(
+            S.circuits.length() > 0,
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        *(
+                            rx.table.column_header_cell(h)
+                            for h in ("Destination", "State", "Failures in a row", "Open for")
+                        )
+                    )
+                ),
+                rx.table.body(rx.foreach(S.circuits, _circuit_row)),
+                size="1",
+                width="100%",
+            ),
+            rx.text(
+                "Every destination answers: no circuit is open or counting failures.",
+                size="2",
+                color=rx.color("gray", 11),
+            ),  # fmt: skip
+        ),
+        width="100%",
+        margin_bottom="1rem",
+        id="dashboard-circuits",
+    )
+
+
 def _period_picker() -> rx.Component:
     return rx.segmented_control.root(
         *(rx.segmented_control.item(label, value=key) for key, label in PERIOD_LABELS.items()),
@@ -236,6 +277,10 @@ def _charts() -> rx.Component:
     )
 
 
+def _charts_and_circuits() -> rx.Component:
+    return rx.fragment(_charts(), _circuits())
+
+
 @page(route=routes.DASHBOARD, title="Dashboard", on_load=S.load)
 def dashboard_page() -> rx.Component:
     """Counts at a glance, and charts of the chosen period."""
@@ -272,7 +317,7 @@ def dashboard_page() -> rx.Component:
                     margin_bottom="1rem",
                     wrap="wrap",
                 ),
-                _charts(),
+                _charts_and_circuits(),
                 _runs_by_status(),
             ),
         ),

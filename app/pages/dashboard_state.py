@@ -19,7 +19,7 @@ from app.auth.guard import requires
 from app.auth.policy import Role
 from app.pages.formatting import status_color
 from app.pages.run_filters import ANY, RunFilters
-from engine import run_watch
+from engine import circuit_breaker, run_watch
 from engine.approvals import count_pending
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.run_stats import PERIODS, DashboardStats, dashboard_stats
@@ -54,6 +54,17 @@ class StatusLink:
     count: int
     color: str
     href: str
+
+
+@dataclass
+class CircuitRow:
+    """An HTTP destination whose requests failed lately (engine/circuit_breaker.py)."""
+
+    destination: str
+    state: str
+    failures: int
+    opens_for: str
+    color: str
 
 
 @dataclass
@@ -116,6 +127,7 @@ class DashboardState(rx.State):
     duration_rows: list[dict[str, Any]] = []
     waiting_series: list[dict[str, Any]] = []
     slowest: list[SlowWorkflow] = []
+    circuits: list[CircuitRow] = []
     status_links: list[StatusLink] = []
     success_rate: str = "—"
     period_runs: int = 0
@@ -198,6 +210,16 @@ class DashboardState(rx.State):
         self.oldest_queued = _seconds(stats.oldest_queued_s) if stats.queue_depth else "—"
         self.oldest_approval = _seconds(stats.oldest_approval_s) if pending else "—"
         self.refreshed_at = stats.until.strftime("%H:%M:%S UTC")
+        self.circuits = [
+            CircuitRow(
+                c.destination,
+                c.state,
+                c.failures,
+                _seconds(c.opens_for_s) if c.state == "open" else "—",
+                {"open": "red", "half-open": "amber"}.get(c.state, "gray"),
+            )  # fmt: skip
+            for c in circuit_breaker.circuits()
+        ]
         self.error = ""
 
     def _load_now(self) -> None:

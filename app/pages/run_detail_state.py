@@ -35,7 +35,7 @@ from engine import run_watch
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.errors import FlowloomError, ValidationError, user_message
 from engine.ids import parse_id
-from engine.rerun import fork, rerun_from
+from engine.rerun import RestartOptions, fork, rerun_from
 from engine.run_detail import RunDetail, get_run_detail
 from engine.runs import cancel_run
 
@@ -238,13 +238,13 @@ class RunDetailState(rx.State):
             return rx.toast.info(f"The run had already ended ({self.head.status})")
         return rx.toast.success(f"Run {self.head.short_id} cancelled")
 
-    def _restart_options(self) -> dict[str, Any] | None:
+    def _restart_options(self) -> RestartOptions | None:
         caller = caller_of(self)
         if caller is None:
             return None
         check_may_restart(self.run_id, caller.role)
-        return {"created_by": caller.user_id, "started_by": caller.started_by, "started_via": "ui",
-                "actor": caller.actor}  # fmt: skip
+        return RestartOptions(created_by=caller.user_id, started_by=caller.started_by, started_via="ui",
+                              actor=caller.actor)  # fmt: skip
 
     @rx.event
     @requires(Role.OPERATOR)
@@ -259,9 +259,11 @@ class RunDetailState(rx.State):
             if options is None:
                 return None
             new_id = rerun_from(self.run_id, card.node_id, visit=card.visit, **options)
-        except (FlowloomError, *DB_ERRORS) as exc:
-            log.info("re-running run %s from %s refused: %s", self.run_id, card.node_id, exc)
+        except FlowloomError as exc:
             return rx.toast.error(f"The run could not be re-run: {user_message(exc)}")
+        except DB_ERRORS as exc:
+            log.warning("re-running run %s from %s failed: %s", self.run_id, card.node_id, exc)
+            return rx.toast.error(f"The run could not be re-run: {describe_db_error(exc)}")
         return [
             rx.toast.success(f"Re-running from step {card.node_id}"),
             rx.redirect(routes.run_page(new_id)),
@@ -303,8 +305,12 @@ class RunDetailState(rx.State):
             self.fork_error = "The inputs do not match the workflow's inputs schema:"
             self.fork_issues = [f"{i.field or 'input'}: {i.message}" for i in exc.issues]
             return None
-        except (FlowloomError, *DB_ERRORS) as exc:
+        except FlowloomError as exc:
             self.fork_error = user_message(exc)
+            return None
+        except DB_ERRORS as exc:
+            log.warning("forking run %s failed: %s", self.run_id, exc)
+            self.fork_error = describe_db_error(exc)
             return None
         self.fork_open = False
         return [rx.toast.success("Forked with new inputs"), rx.redirect(routes.run_page(new_id))]

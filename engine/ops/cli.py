@@ -102,7 +102,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from engine.key_files import check_key_files
     from engine.ops.embedded_postgres import embedded_database_url
     from engine.ops.embedded_redis import embedded_redis_url
-    from engine.ops.health import check_redis, require
+    from engine.ops.health import check_broker, check_redis, require
 
     settings = load_settings()
     check_key_files(settings.resolved_data_dir)
@@ -118,6 +118,8 @@ def run_worker(args: argparse.Namespace) -> int:
     get_settings.cache_clear()
     settings = load_settings()
     require(check_redis(settings.redis_url))
+    if settings.broker_url:
+        require(check_broker(settings.broker_url))  # else Celery would retry connecting in silence
     app = create_worker_app(settings.redis_url)
     # A unique node name per worker, so pings and `celery inspect` tell workers on one host apart.
     argv = [

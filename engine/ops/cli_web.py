@@ -25,7 +25,7 @@ def run_web(args: argparse.Namespace) -> int:
     """Replace this process by the production web server; only returns (by raising) on a bad setting."""
     from engine.ops.embedded_postgres import embedded_database_url
     from engine.ops.embedded_redis import embedded_redis_url
-    from engine.ops.launcher import child_env, web_command
+    from engine.ops.launcher import REPO_ROOT, child_env, web_command
     from engine.web_hosts import check_web_settings
 
     settings = get_settings()
@@ -36,8 +36,6 @@ def run_web(args: argparse.Namespace) -> int:
     redis_url = settings.redis_url or embedded_redis_url(settings)
     command = web_command(settings)
     env = child_env(settings, database_url, redis_url)
-    from engine.ops.launcher import REPO_ROOT
-
     os.chdir(REPO_ROOT)  # rxconfig.py lives there
     os.execve(command[0], command, env)
     return 0  # not reached: execve only returns by raising

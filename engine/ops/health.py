@@ -12,6 +12,7 @@ import psycopg
 import redis
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
+from kombu import Connection
 from packaging.version import InvalidVersion, Version
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -20,7 +21,7 @@ from engine.celery_app import create_celery
 from engine.db_errors import db_error_reason
 from engine.errors import ConfigError
 from engine.ops.services import tool_path
-from engine.settings import Settings
+from engine.settings import Settings, get_settings
 
 DB_SETTING = "FLOWLOOM_DATABASE_URL"
 REDIS_SETTING = "FLOWLOOM_REDIS_URL"
@@ -145,6 +146,17 @@ def check_redis(url: str, timeout: float = 2.0) -> CheckResult:
     return CheckResult("redis", True, f"Redis {version} at {mask_url(url)}")
 
 
+def check_broker(url: str, timeout: int = 5) -> CheckResult:
+    """Does the Celery broker FLOWLOOM_BROKER_URL names (RabbitMQ, say) accept a connection?"""
+    try:
+        with Connection(url, connect_timeout=timeout) as conn:
+            conn.ensure_connection(max_retries=1, timeout=int(timeout))
+    except Exception as exc:  # kombu raises the transport's own errors (amqp, socket, ...)
+        detail = f"cannot connect to the Celery broker at {mask_url(url)} (FLOWLOOM_BROKER_URL): {exc}"
+        return CheckResult("broker", False, detail, "start the broker or fix FLOWLOOM_BROKER_URL")
+    return CheckResult("broker", True, f"Celery broker at {mask_url(url)}")
+
+
 def ping_workers(redis_url: str, timeout: float = 2.0, limit: int | None = None) -> list[str]:
     """Names of the Celery workers that answer a ping within `timeout` s (stop early after `limit`)."""
     require(check_redis(redis_url))
@@ -161,6 +173,13 @@ def check_workers(redis_url: str, timeout: float = 2.0) -> CheckResult:
     redis_result = check_redis(redis_url)
     if not redis_result.ok:
         return CheckResult("workers", False, "not checked: Redis is unreachable", redis_result.fix)
+    broker = get_settings().broker_url  # the pings go through the broker (Redis unless this is set)
+    if broker:
+        broker_result = check_broker(broker)
+        if not broker_result.ok:
+            return CheckResult(
+                "workers", False, "not checked: the Celery broker is unreachable", broker_result.fix
+            )
     names = ping_workers(redis_url, timeout, limit=1)  # the first answer is enough, and quick
     if not names:
         detail = f"no Celery worker answered a ping within {timeout:g} s"
@@ -248,6 +267,8 @@ def run_checks(settings: Settings) -> list[CheckResult]:
         )
     redis_result = check_redis(settings.redis_url)
     results.append(redis_result)
+    if settings.broker_url:
+        results.append(check_broker(settings.broker_url))
     results.append(check_workers(settings.redis_url))
     results.append(check_js_runtime())
     results.append(check_openvino())

@@ -29,7 +29,7 @@ from engine.ops import metrics_dir
 from engine.ops.embedded_kafka import EMBEDDED, TansuBroker
 from engine.ops.embedded_postgres import EmbeddedPostgres
 from engine.ops.embedded_redis import EmbeddedRedis
-from engine.ops.health import check_database, check_pgvector, check_redis, mask_url, require
+from engine.ops.health import check_broker, check_database, check_pgvector, check_redis, mask_url, require
 from engine.ops.migrate import upgrade_to_head
 from engine.ops.services import port_in_use, tool_path
 from engine.settings import Settings
@@ -281,6 +281,8 @@ class Launcher:
                 database_url, redis_url = start_services(self.settings, stack, stop_running=True)
                 log.info("database: %s", mask_url(database_url))
                 log.info("redis: %s", mask_url(redis_url))
+                if self.settings.broker_url:
+                    log.info("celery broker: %s", mask_url(self.settings.broker_url))
                 if self._stop.is_set():
                     return 0
                 self._prepare(database_url, redis_url)
@@ -344,6 +346,8 @@ class Launcher:
         require(check_database(database_url))
         require(check_pgvector(database_url))
         require(check_redis(redis_url))
+        if self.settings.broker_url:
+            require(check_broker(self.settings.broker_url))
         upgrade_to_head(database_url)
         if port_in_use(self.settings.port, httpx.URL(app_url(self.settings)).host):
             raise ConfigError(

@@ -218,12 +218,19 @@ async def _keep_turn(
 ) -> dict[str, Any]:  # fmt: skip
     """Add this turn to the session; with the summarise policy, fold the turns it dropped into its summary."""
     kept, dropped = record_agent_turn(saved, cfg.session.strip(), turn.prompt, answer, run_id=ctx.run_id)
-    summary = kept.summary
+    described: dict[str, Any] = {"key": kept.key, "turns": kept.turns, "kept_messages": len(kept.history),
+                                 "dropped_turns": kept.dropped_turns, "summary": kept.summary}  # fmt: skip
     if dropped and saved.memory is not None and saved.memory.policy == "summarise":
-        summary = await _summarise(turn, session.summary, dropped, saved.memory.summary_chars)
-        set_agent_session_summary(saved, kept.key, summary)
-    return {"key": kept.key, "turns": kept.turns, "kept_messages": len(kept.history),
-            "dropped_turns": kept.dropped_turns, "summary": summary}  # fmt: skip
+        try:
+            described["summary"] = await _summarise(
+                turn, session.summary, dropped, saved.memory.summary_chars
+            )
+        except FlowloomError as exc:  # the answer stands; the session keeps its old summary
+            described["summary_error"] = ctx.redact(str(exc))
+            ctx.logger.warning("agent %s: summarising session %s failed: %s", saved.id, kept.key, exc)
+        else:
+            set_agent_session_summary(saved, kept.key, described["summary"])
+    return described
 
 
 async def _summarise(turn: AgentTurn, summary: str, dropped: list[dict[str, Any]], limit: int) -> str:

@@ -76,8 +76,10 @@ async def session_for(ctx: StepContext, entry: str) -> AsyncIterator[Any]:
                 yield session
         return
     command = [str(part) for part in spec["command"]]
+    env = spec.get("env") or {}
+    env = {str(k): str(v) for k, v in env.items()} if isinstance(env, Mapping) else {}
     params = StdioServerParameters(
-        command=command[0], args=command[1:], env={str(k): str(v) for k, v in (spec.get("env") or {}).items()} or None,
+        command=command[0], args=command[1:], env=env or None,
         cwd=spec.get("cwd"),
     )  # fmt: skip
     async with stdio_client(params) as (read, write):

@@ -21,7 +21,9 @@ _OUT = {"out": Port("any", description="the value going out")}
     "start",
     category="control",
     label="Start",
-    outputs={"out": Port("object", description="the run's inputs")},
+    # `any`, not object: an edge from start often only orders the first steps (a text node whose
+    # text comes from {{ input.x }}), and a typed input must not refuse that.
+    outputs={"out": Port("any", description="the run's inputs (an object)")},
     icon="play",
 )
 def start(ctx: StepContext, cfg: BaseModel, inputs: dict[str, Any]) -> dict[str, Any]:

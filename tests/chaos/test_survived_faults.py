@@ -26,24 +26,24 @@ def _survived(tally: Tally, *, effects_per_run: int = 2) -> None:
 def test_concurrent_runs_on_four_workers_all_complete_once(chaos):
     tally = load(chaos["pg"].url, runs=60)
     _survived(tally)
-    assert tally.redelivered_steps == 0  # nothing failed: no step ran twice
-    assert tally.deliveries == tally.effects
-    assert len(tally.latencies) == 60
+    assert len(tally.latencies) == 60  # every run has its latency (created -> finished)
 
 
 def test_worker_main_process_killed_repeatedly_loses_no_run(chaos):
     workers = chaos["workers"]
-    tally = worker_kills(chaos["pg"].url, workers, runs=24, kills=3)
+    tally = worker_kills(chaos["pg"].url, workers, runs=40, kills=4)
     _survived(tally)
-    assert "killed a worker's main process 3 times" in tally.did[0]
-    assert all(p.poll() is None for p in workers.processes)  # the restarted ones serve again
+    assert tally.extra["kills"] == {"main only": 2, "main and pool": 2}
+    assert tally.redelivered_steps >= 1  # a killed pool's step ran again elsewhere
+    assert all(p.poll() is None for p in workers.processes)  # the replacements serve
 
 
 def test_redis_killed_and_restarted_empty_under_load_loses_no_run(chaos):
     tally = redis_restart(chaos["pg"].url, chaos["redis"], runs=20)
     _survived(tally)
-    # Steps were in flight when Redis went away with its queue: the sweeper sent them again.
-    assert "running" in tally.did[0] and " 0 running" not in tally.did[0]
+    # Steps were queued and running when Redis went away with its queue: they were sent again.
+    in_flight = tally.extra["in flight at the kill"]
+    assert in_flight["running"] >= 1 and in_flight["queued"] >= 1
 
 
 @pytest.fixture

@@ -82,3 +82,21 @@ def test_metrics_endpoint_adds_up_every_process_for_admins_only(
     assert re.search(r"^flowloom_step_duration_seconds_count\{", body, re.M)
     assert re.search(r"^flowloom_queue_depth [0-9.e+]+$", body, re.M)
     assert re.search(r"^flowloom_approvals_pending [0-9.e+]+$", body, re.M)
+
+
+def test_the_dashboard_shows_circuit_breakers_that_opened(
+    page: Page, app_server: str, login_as, engine_here
+) -> None:
+    from engine import circuit_breaker
+
+    destination = "http://127.0.0.1:9"  # nothing is sent: the failures are recorded as a worker would
+    for _ in range(get_settings().breaker_failures):
+        circuit_breaker.record(destination, ok=False)
+    try:
+        login_as(page, "viewer")
+        page.goto(f"{app_server}/dashboard")
+        row = page.get_by_test_id("circuit-row").filter(has_text=destination)
+        expect(row).to_contain_text("open", timeout=TIMEOUT_MS)
+        expect(row).to_contain_text(str(get_settings().breaker_failures))
+    finally:
+        circuit_breaker.reset(destination)

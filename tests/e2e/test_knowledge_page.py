@@ -21,7 +21,9 @@ def test_an_editor_uploads_documents_and_sees_them_indexed(
     guide = tmp_path / "returns.md"
     guide.write_text("# Returns\n\nCustomers may return any item within 30 days for a full refund.\n")
     notes = tmp_path / "notes.html"
-    notes.write_text("<html><body><h1>Office</h1><p>Open from nine to six.</p><script>x()</script></body></html>")
+    notes.write_text(
+        "<html><body><h1>Office</h1><p>Open from nine to six.</p><script>x()</script></body></html>"
+    )
     collection = f"kb-{uuid.uuid4().hex[:6]}"
 
     login_as(page, "editor")

@@ -77,6 +77,7 @@ def test_rerun_from_a_step_and_fork_with_new_inputs_from_the_run_page(
 
     page.locator("#run-source").click()  # back to the run it came from
     expect(page).to_have_url(re.compile(f"/runs/{run_id}$"), timeout=TIMEOUT_MS)
+    expect(page.locator("#run-source")).to_have_count(0, timeout=TIMEOUT_MS)  # its page has loaded
     page.locator("#run-fork").click()
     inputs = page.locator("#run-fork-inputs")
     inputs.fill('{"n": "seven"}')

@@ -43,6 +43,9 @@ def isolated_broker(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
     redis.Redis.from_url(url).flushdb()
     monkeypatch.setenv("FLOWLOOM_REDIS_URL", url)
+    if os.environ.get("FLOWLOOM_BROKER_URL"):
+        # Steps go through that broker (RabbitMQ), not Redis: a queue no session worker consumes instead.
+        monkeypatch.setenv("FLOWLOOM_QUEUE", f"{os.environ.get('FLOWLOOM_QUEUE', 'flowloom')}-isolated")
     get_settings.cache_clear()
     assert os.environ["FLOWLOOM_REDIS_URL"] == url
     return url

@@ -203,7 +203,7 @@ class TestAgentOnWorkers:
         llm.script(answer("You have 30 days [refunds#0]."))
         view = wait_for_run(
             start_run(
-                _agent_flow(llm, memory_collection="kb", memory_store=True),
+                _agent_flow(llm, memory_collection="kb", memory_store=True, memory_min_score=-1),
                 {"question": "How long can I return things?"},
             ),
             timeout=120,

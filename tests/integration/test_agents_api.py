@@ -27,7 +27,11 @@ def test_an_editor_creates_an_agent_that_goes_ready_and_a_viewer_reads_it_but_ca
     agent = created.json()
     assert re.match(ID_PATTERN, agent["id"]) and agent["state"] == "READY", agent["state_reason"]
     assert agent["capabilities"] == ["TEXT_PROCESSING", "TRIAGE"]
-    assert agent["memory"]["max_turns"] == 4 and agent["memory_size"] == {"sessions": 0, "messages": 0, "chars": 0}
+    assert agent["memory"]["max_turns"] == 4 and agent["memory_size"] == {
+        "sessions": 0,
+        "messages": 0,
+        "chars": 0,
+    }
 
     listed = viewer.get("/api/agents")
     assert listed.status_code == 200 and [a["id"] for a in listed.json()] == [agent["id"]]
@@ -53,7 +57,9 @@ def test_an_edit_is_validated_again_and_a_failed_check_says_which_field(api_clie
     secrets.set_secret("triage-key", "sk-t", allowed_destinations=["127.0.0.1:9"])
     editor = api_client("editor")
     agent = editor.post("/api/agents", json=_body()).json()
-    changed = editor.patch(f"/api/agents/{agent['id']}", json={"config": {**agent["config"], "tools": ["nope"]}})
+    changed = editor.patch(  # validate=false cannot leave a READY agent with unchecked changes
+        f"/api/agents/{agent['id']}?validate=false", json={"config": {**agent["config"], "tools": ["nope"]}}
+    )
     assert changed.status_code == 200, changed.text
     failed = changed.json()
     assert failed["state"] == "FAILED" and "config.tools" in failed["state_reason"]

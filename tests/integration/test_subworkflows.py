@@ -272,7 +272,10 @@ class TestOnTheSessionWorker:
         assert validate(parse_dict(fed)).ok
         fed["edges"][1]["target_port"] = "y"
         assert "its inputs: in, x" in validate(parse_dict(fed)).errors[0].message
-        fed["edges"][1].update(source="start", target_port="x")
+        # An object (an HTTP call's answer) into the number: refused.
+        fed["nodes"].append({"id": "fetch", "type": "tool.http", "config": {"url": "https://example.com/"}})
+        fed["edges"].append({"id": "to-fetch", "source": "start", "target": "fetch"})
+        fed["edges"][1].update(source="fetch", target_port="x")
         mismatch = validate(parse_dict(fed)).errors
         assert [(i.code, i.node_id) for i in mismatch] == [(ErrorCode.PORT_TYPE_MISMATCH, "call")]
         assert 'input "x" of "call" takes number' in mismatch[0].message

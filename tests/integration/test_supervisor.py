@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -139,3 +141,53 @@ def test_flowloom_up_restarts_a_sigkilled_worker_and_runs_work_after(
     assert "no worker is running" not in result.stderr  # the restarted worker ran it, not a stand-in
     assert "big: 22" in result.stdout
     assert flowloom.stop() == 0, flowloom.output()[-3000:]
+
+
+def test_flowloom_web_serves_the_app_alone_and_stops_on_sigint(
+    service_dir: Callable[[str], Path], pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    port = find_free_port()
+    env = {
+        **os.environ,
+        "FLOWLOOM_DATA_DIR": str(service_dir("web-alone")),
+        "FLOWLOOM_DATABASE_URL": pg_url,
+        "FLOWLOOM_REDIS_URL": redis_url,
+        "FLOWLOOM_KAFKA_BOOTSTRAP_SERVERS": "",
+        "FLOWLOOM_HOST": "127.0.0.1",
+    }
+    log_path = tmp_path / "web.log"
+    with open(log_path, "wb") as log_file:
+        web = subprocess.Popen(
+            [sys.executable, "-m", "engine.ops.cli", "web", "--port", str(port)],
+            cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        ready = None
+        while ready is None or ready.status_code != 200:
+            assert web.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/api/health/ready", trust_env=False, timeout=10)
+            except httpx.HTTPError:
+                time.sleep(1)
+        # The process became Reflex (exec): same pid, no `flowloom` wrapper in between.
+        assert "reflex" in " ".join(psutil.Process(web.pid).cmdline())
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health/live", trust_env=False).status_code == 200
+        page = httpx.get(f"http://127.0.0.1:{port}/login", trust_env=False, timeout=10, follow_redirects=True)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        os.killpg(web.pid, signal.SIGINT)
+        assert web.wait(60) is not None
+    finally:
+        launcher.stop_process_group(web, signal.SIGKILL, 5.0)
+
+
+def test_flowloom_web_refuses_a_wildcard_host_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "FLOWLOOM_DATA_DIR": str(tmp_path), "FLOWLOOM_ALLOWED_HOSTS": '["*"]'}
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.ops.cli", "web"], cwd=REPO_ROOT, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "FLOWLOOM_ALLOWED_HOSTS" in result.stderr

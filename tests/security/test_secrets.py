@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import secrets as pysecrets
 import threading
@@ -31,6 +32,7 @@ from app.auth import sessions
 from app.db import db_session
 from app.pages.secrets_state import SecretsState
 from engine import secret_policy, secrets
+from engine.celery_app import celery_for
 from engine.errors import ValidationError
 from engine.runs import RunView, start_run
 from engine.settings import get_settings
@@ -47,6 +49,8 @@ PLAIN_ENV = {  # what a deployment often has in its environment besides FLOWLOOM
 }
 PARTNER_TOKEN = "partner-token-" + pysecrets.token_hex(8)
 BROKER_DB = 14  # a Redis database of our own: no other module's worker takes our steps
+# ... and a queue of our own, in case the session's own broker is that database too.
+QUEUE = f"{os.environ.get('FLOWLOOM_QUEUE', 'flowloom')}-secrets"
 WORKER_TUNING = {"FLOWLOOM_STEP_LEASE_S": "10", "FLOWLOOM_SWEEP_INTERVAL_S": "1"}
 HOST_A, HOST_B = "127.0.0.2", "127.0.0.3"
 EGRESS = {"egress": {"allowed_hosts": [HOST_A, HOST_B]}}
@@ -203,6 +207,7 @@ def secrets_worker(worker_factory: Callable[..., Any], redis_url: str, receivers
         concurrency=2,
         env={
             "FLOWLOOM_REDIS_URL": broker,
+            "FLOWLOOM_QUEUE": QUEUE,
             "FLOWLOOM_SECRET_KEY": APP_KEY,
             "FLOWLOOM_DATA_DIR": str(data_dir),
             "FLOWLOOM_OIDC_PROVIDERS": json.dumps(oidc),
@@ -220,14 +225,17 @@ def engine_here(
 ) -> Iterator[None]:
     """This process stores secrets with the worker's key and sends runs to its broker."""
     for key, value in {
-        "FLOWLOOM_DATABASE_URL": pg_url, "FLOWLOOM_REDIS_URL": _broker(redis_url), "FLOWLOOM_SECRET_KEY": APP_KEY,
+        "FLOWLOOM_DATABASE_URL": pg_url, "FLOWLOOM_REDIS_URL": _broker(redis_url), "FLOWLOOM_QUEUE": QUEUE,
+        "FLOWLOOM_SECRET_KEY": APP_KEY,
         "FLOWLOOM_DATA_DIR": str(data_dir), "FLOWLOOM_ENV_SECRETS": _env_secrets(receivers[0].host),
         **WORKER_TUNING,
     }.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
+    celery_for.cache_clear()  # its apps send to the queue they were made with
     yield
     get_settings.cache_clear()
+    celery_for.cache_clear()
 
 
 def _app_values(pg_url: str, redis_url: str) -> dict[str, str]:

@@ -30,6 +30,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("engine/ops/cli_relay.py", "run_relay"): _CLI_STARTUP,
     ("engine/ops/cli_kafka_triggers.py", "run_kafka_triggers"): _CLI_STARTUP,
     ("engine/ops/cli_scheduler.py", "run_scheduler"): _CLI_STARTUP,
+    ("engine/ops/cli_web.py", "run_web"): _CLI_STARTUP,
     ("app/cli.py", "run_set_password"): _CLI_STARTUP,
 }
 _DYNAMIC_IMPORTS = {"import_module", "__import__"}

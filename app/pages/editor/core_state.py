@@ -174,7 +174,9 @@ class EditorCore(rx.State):
         errors = config_errors(node)
         schema = node_type.config_model.model_json_schema() if node_type else {}
         drafts = {k[1]: v for k, v in self._drafts.items() if k[0] == node["id"] and not k[1].startswith("@")}
-        behaviour_drafts = {k[1][1:]: v for k, v in self._drafts.items() if k[0] == node["id"] and k[1][:1] == "@"}
+        behaviour_drafts = {
+            k[1][1:]: v for k, v in self._drafts.items() if k[0] == node["id"] and k[1][:1] == "@"
+        }
         shown_issues = behaviour_issues(self._report, node["id"])
         self.behaviour = behaviour_fields(self._g(), node, behaviour_drafts, shown_issues)
         errors.update({k: v["error"] for k, v in drafts.items() if v.get("error")})

@@ -115,7 +115,14 @@ class EditorTools(EditorCore):
         report = validate(defn, workflow_id=str(workflow_id) if workflow_id else None)
         self._report = tuple(i.to_dict() for i in report.issues)
         self.issues = [
-            IssueRow(i["severity"], _where(i), i["message"], i["node_id"] or "", i["edge_id"] or "", i["field"] or "")
+            IssueRow(
+                i["severity"],
+                _where(i),
+                i["message"],
+                i["node_id"] or "",
+                i["edge_id"] or "",
+                i["field"] or "",
+            )
             for i in self._report
         ]
         self.plan_phases = report.plan.phases if report.plan else []
@@ -371,7 +378,9 @@ class EditorTools(EditorCore):
         self.inputs_text = json.dumps(graph.defn.get("inputs") or {}, indent=2)
         self.outputs_text = json.dumps(graph.defn.get("outputs") or {}, indent=2)
         self.settings_error = ""
-        self.visit_limit_text = str((graph.defn.get("policy") or {}).get("max_visits", WorkflowPolicy().max_visits))
+        self.visit_limit_text = str(
+            (graph.defn.get("policy") or {}).get("max_visits", WorkflowPolicy().max_visits)
+        )
         self.visit_limit_error = ""
 
     @rx.event
