@@ -286,6 +286,7 @@ def test_build_configure_save_and_reload_gives_back_the_same_graph(
     version, saved = latest_definition(pg_url, workflow_id)
     assert version == 1
     by_id = {n["id"]: n for n in saved["nodes"]}
+    assert "agent" in by_id, f"the saved version lacks the agent node: {saved}"
     assert by_id["agent"]["config"] == {
         "model": "gpt-4o-mini",
         "system_prompt": "You triage support tickets.\nBe brief.",
@@ -378,7 +379,7 @@ def test_validate_lists_issues_and_highlights_the_offending_node(
     issue.click()
     expect(editor_page.locator("#node-id-input")).to_have_value("agent")
     expect(ed.field("model")).to_have_attribute("data-invalid", "true")
-    expect(ed.field("model").get_by_test_id("field-error")).to_contain_text("required")
+    expect(ed.field("model").get_by_test_id("field-error")).to_contain_text("enter a model name")
 
     ed.fill("model", "gpt-4o-mini")
     expect(ed.field("model")).to_have_attribute("data-invalid", "false")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 
 import pytest
 
+from engine.celery_app import celery_for
 from engine.settings import get_settings
 
 ENGINE_WORKER_ENV = {"FLOWLOOM_STEP_LEASE_S": "5", "FLOWLOOM_SWEEP_INTERVAL_S": "1"}
@@ -35,7 +38,7 @@ def engine_worker(worker_factory):
 
 
 @pytest.fixture
-def isolated_broker(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def isolated_broker(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A broker URL (another Redis database) no session worker listens on, for tests that kill workers."""
     base, _, _db = redis_url.rpartition("/")
     url = f"{base}/{(int(_db or 0) + 1) % 16}"
@@ -43,12 +46,19 @@ def isolated_broker(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
     redis.Redis.from_url(url).flushdb()
     monkeypatch.setenv("FLOWLOOM_REDIS_URL", url)
-    if os.environ.get("FLOWLOOM_BROKER_URL"):
-        # Steps go through that broker (RabbitMQ), not Redis: a queue no session worker consumes instead.
-        monkeypatch.setenv("FLOWLOOM_QUEUE", f"{os.environ.get('FLOWLOOM_QUEUE', 'flowloom')}-isolated")
+    # And a queue of this test's own: workers an earlier test started on the isolated database live
+    # as long as the session, and would take our steps (with FLOWLOOM_BROKER_URL, RabbitMQ, the
+    # queue is what isolates). Workers this test starts inherit it from the environment.
+    monkeypatch.setenv(
+        "FLOWLOOM_QUEUE", f"{os.environ.get('FLOWLOOM_QUEUE', 'flowloom')}-isolated-{uuid.uuid4().hex[:8]}"
+    )
     get_settings.cache_clear()
+    celery_for.cache_clear()  # its apps send to the queue they were made with
     assert os.environ["FLOWLOOM_REDIS_URL"] == url
-    return url
+    yield url
+    monkeypatch.undo()  # back to the session's broker and queue, and apps made for them
+    get_settings.cache_clear()
+    celery_for.cache_clear()
 
 
 # ---------------------------------------------------------------------------------------------
