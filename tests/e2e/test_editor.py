@@ -228,9 +228,13 @@ def test_build_configure_save_and_reload_gives_back_the_same_graph(
     page = editor_page
     page.goto(f"{app_server}/workflows")
     page.click("#new-workflow-button")
-    page.fill("#new-workflow-name", f"Ticket triage {uuid.uuid4().hex[:6]}")
+    name = f"Ticket triage {uuid.uuid4().hex[:6]}"
+    page.fill("#new-workflow-name", name)
     page.click("#create-workflow-submit")
-    row = page.locator("[data-testid=workflow-row]").first
+    # Its own row, not the first one: the list may not have been re-read yet (another test's
+    # workflow was the first row once, and its definition was read back as this one's).
+    row = page.locator("[data-testid=workflow-row]").filter(has_text=name)
+    expect(row).to_have_count(1)
     workflow_id = row.get_attribute("data-workflow-id")
     row.get_by_test_id("workflow-open-button").click()
     ed = Editor(page, app_server, workflow_id)
