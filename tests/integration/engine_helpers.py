@@ -121,3 +121,29 @@ def wait_until_task_done(worker: str, task_id: str, timeout: float = 60.0) -> No
         if tasks is not None and all(t["id"] != task_id for t in tasks):
             return
     raise AssertionError(f"worker {worker} still runs task {task_id}")
+
+
+def agent_approval_flow(agent_config: dict[str, Any], allowed_hosts: list[str], *, flow_id: str = "approval"):
+    """A state machine: the agent's approval output goes to a person, whose decision comes back to it."""
+    back = {"target": "agent", "target_port": "approval"}
+    return parse_dict(
+        {
+            "id": flow_id,
+            "name": "agent with approval",
+            "mode": "state_machine",
+            "policy": {"egress": {"allowed_hosts": allowed_hosts}},
+            "nodes": [
+                {"id": "start", "type": "start"},
+                {"id": "agent", "type": "agent", "config": agent_config},
+                {"id": "review", "type": "human.approval", "config": {"title": "{{ ports.in.title }}"}},
+                {"id": "end", "type": "end"},
+            ],
+            "edges": [
+                {"id": "go", "source": "start", "target": "agent"},
+                {"id": "ask", "source": "agent", "source_port": "approval", "target": "review"},
+                {"id": "yes", "source": "review", "source_port": "approved", **back},
+                {"id": "no", "source": "review", "source_port": "rejected", **back},
+                {"id": "done", "source": "agent", "source_port": "out", "target": "end"},
+            ],
+        }
+    )

@@ -25,7 +25,14 @@ from nodes.memory import memory_nodes
 from tests.fixtures.ai_engine import ai_data_dir, ai_env, ai_worker  # noqa: F401
 from tests.fixtures.models import TINY_LLAMA
 from tests.fixtures.scripted_llm import answer, scripted_llm, tool_call  # noqa: F401
-from tests.integration.engine_helpers import node, steps_by_node, wait_for_run, wait_for_step, workflow
+from tests.integration.engine_helpers import (
+    agent_approval_flow,
+    node,
+    steps_by_node,
+    wait_for_run,
+    wait_for_step,
+    workflow,
+)
 
 API_KEY = "sk-test-4f8a1c2e9b"
 LIFECYCLE = [
@@ -316,39 +323,7 @@ def _approval_flow(llm):
         "tools": ["add", "echo"],
         "approval_tools": ["add"],
     }
-    return parse_dict(
-        {
-            "id": "approval",
-            "name": "agent with approval",
-            "mode": "state_machine",
-            "policy": {"egress": {"allowed_hosts": [llm.host]}},
-            "nodes": [
-                {"id": "start", "type": "start"},
-                {"id": "agent", "type": "agent", "config": agent_cfg},
-                {"id": "review", "type": "human.approval", "config": {"title": "{{ ports.in.title }}"}},
-                {"id": "end", "type": "end"},
-            ],
-            "edges": [
-                {"id": "go", "source": "start", "target": "agent"},
-                {"id": "ask", "source": "agent", "source_port": "approval", "target": "review"},
-                {
-                    "id": "yes",
-                    "source": "review",
-                    "source_port": "approved",
-                    "target": "agent",
-                    "target_port": "approval",
-                },
-                {
-                    "id": "no",
-                    "source": "review",
-                    "source_port": "rejected",
-                    "target": "agent",
-                    "target_port": "approval",
-                },
-                {"id": "done", "source": "agent", "source_port": "out", "target": "end"},
-            ],
-        }
-    )
+    return agent_approval_flow(agent_cfg, [llm.host])
 
 
 def _person(email: str) -> Approver:

@@ -19,13 +19,19 @@ from sqlalchemy import text
 
 from engine.approvals import Approver
 from engine.approvals import decide as decide_approval
-from engine.parse import parse_dict
 from engine.runs import start_run
 from engine.settings import get_settings
 from models.db import get_engine
 from tests.conftest import MCP_CALL_LOG, REPO_ROOT, SUITE_MCP_SERVER
 from tests.fixtures.scripted_llm import answer, scripted_llm, tool_call  # noqa: F401
-from tests.integration.engine_helpers import node, steps_by_node, wait_for_run, wait_for_step, workflow
+from tests.integration.engine_helpers import (
+    agent_approval_flow,
+    node,
+    steps_by_node,
+    wait_for_run,
+    wait_for_step,
+    workflow,
+)
 
 pytestmark = pytest.mark.usefixtures("engine_env", "engine_worker")
 
@@ -176,39 +182,7 @@ def test_an_mcp_tool_that_needs_approval_runs_only_after_a_person_approves(scrip
         "model": "scripted", "base_url": scripted_llm.base_url, "prompt": "{{ input.q }}",
         "mcp_servers": [SUITE_MCP_SERVER], "approval_tools": [f"{SUITE_MCP_SERVER}/delete_record"],
     }  # fmt: skip
-    defn = parse_dict(
-        {
-            "id": f"mcp-approval-{uuid.uuid4().hex[:6]}",
-            "name": "mcp approval",
-            "mode": "state_machine",
-            "policy": {"egress": {"allowed_hosts": [scripted_llm.host]}},
-            "nodes": [
-                {"id": "start", "type": "start"},
-                {"id": "agent", "type": "agent", "config": agent_cfg},
-                {"id": "review", "type": "human.approval", "config": {"title": "{{ ports.in.title }}"}},
-                {"id": "end", "type": "end"},
-            ],
-            "edges": [
-                {"id": "go", "source": "start", "target": "agent"},
-                {"id": "ask", "source": "agent", "source_port": "approval", "target": "review"},
-                {
-                    "id": "yes",
-                    "source": "review",
-                    "source_port": "approved",
-                    "target": "agent",
-                    "target_port": "approval",
-                },
-                {
-                    "id": "no",
-                    "source": "review",
-                    "source_port": "rejected",
-                    "target": "agent",
-                    "target_port": "approval",
-                },
-                {"id": "done", "source": "agent", "source_port": "out", "target": "end"},
-            ],
-        }
-    )
+    defn = agent_approval_flow(agent_cfg, [scripted_llm.host], flow_id=f"mcp-approval-{uuid.uuid4().hex[:6]}")
     run_id = start_run(defn, {"q": "delete r-7"})
     wait_for_step(run_id, "review", "waiting", timeout=90)
     assert calls_since(mark) == []  # not called before the decision
