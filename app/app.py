@@ -7,6 +7,7 @@ from app.auth.guard import EventGuard
 from app.layout import add_pages
 from app.pages import (  # noqa: F401  (importing declares the pages)
     agents,
+    audit,
     chat,
     dashboard,
     dead_letters,
@@ -21,6 +22,7 @@ from app.pages import (  # noqa: F401  (importing declares the pages)
     settings,
     templates,
     workflows,
+    workspaces,
 )
 from app.pages.editor import page as editor_page  # noqa: F401
 from engine.health_events import health_reporting

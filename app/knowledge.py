@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
-from engine import jobs
+from engine import audit, jobs
 from engine.contract import (
     DOCUMENT_TYPES,
     INDEX_DOCUMENTS_JOB,
@@ -132,6 +132,8 @@ def add_documents(
         session.add(row)
         session.flush()
         ids.append(str(row.id))
+        audit.record(session, action="knowledge.document_added", target_type="knowledge_document",
+                     target_id=str(row.id), details={"collection": collection, "name": name, "size": row.size})  # fmt: skip
     return ids
 
 
@@ -146,6 +148,8 @@ def delete_document(session: Session, document_id: str) -> str | None:
         )
     )
     session.delete(row)
+    audit.record(session, action="knowledge.document_deleted", target_type="knowledge_document",
+                 target_id=document_id, before={"collection": row.collection, "name": row.name, "size": row.size})  # fmt: skip
     return row.name
 
 

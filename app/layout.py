@@ -41,6 +41,8 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Settings", routes.SETTINGS, "settings"),  # every signed-in user's keys; admins' users too
     NavItem("Secrets", routes.SECRETS, "key-round", admin_only=True),
     NavItem("Dead letters", routes.DEAD_LETTERS, "mail-warning", admin_only=True),
+    NavItem("Audit", routes.AUDIT, "scroll-text", admin_only=True),
+    NavItem("Workspaces", routes.WORKSPACES, "users", admin_only=True),
 )
 
 
@@ -112,10 +114,40 @@ def _account() -> rx.Component:
     )
 
 
+def _workspace_switcher() -> rx.Component:
+    """The workspace this tab acts in; a menu to switch when the user belongs to more than one."""
+    return rx.cond(
+        AuthState.signed_in,
+        rx.box(
+            rx.text("Workspace", size="1", color=rx.color("gray", 10), as_="div"),
+            rx.cond(
+                AuthState.has_workspaces,
+                rx.select.root(
+                    rx.select.trigger(width="100%", aria_label="Workspace", id="workspace-switcher"),
+                    rx.select.content(
+                        rx.foreach(
+                            AuthState.workspace_options,
+                            lambda w: rx.select.item(w["name"], value=w["id"]),
+                        )
+                    ),
+                    value=AuthState.workspace_id,
+                    on_change=AuthState.switch_workspace,
+                    size="2",
+                ),
+                rx.text(AuthState.workspace_name, size="2", weight="medium", id="workspace-name"),
+            ),
+            width="100%",
+            padding_x="0.75rem",
+            margin_top="0.75rem",
+        ),
+    )
+
+
 def sidebar(active_route: str) -> rx.Component:
     """The left navigation; the link of `active_route` is highlighted."""
     return rx.vstack(
         rx.box(_brand(), padding_x="0.75rem", padding_y="0.25rem"),
+        _workspace_switcher(),
         rx.el.nav(
             rx.vstack(
                 *[
@@ -217,6 +249,24 @@ def error_callout(message: rx.Var[str]) -> rx.Component:
             id="page-error",
         ),
     )
+
+
+def loading() -> rx.Component:
+    """What a page shows until its first load has answered."""
+    return rx.center(rx.spinner(size="3"), padding_y="4rem", width="100%")
+
+
+def listing(
+    loaded: rx.Var[bool],
+    has_rows: rx.Var[bool],
+    content: rx.Component,
+    empty: rx.Component,
+    spinner: bool = False,
+) -> rx.Component:
+    """Once `loaded`: `content` while there is something to list, else `empty`; before that a spinner
+    (with `spinner`) or nothing."""
+    shown = rx.cond(has_rows, content, empty)
+    return rx.cond(loaded, shown, loading()) if spinner else rx.cond(loaded, shown)
 
 
 def shell(content: rx.Component, active_route: str) -> rx.Component:

@@ -17,6 +17,8 @@ LOGIN = "/login"
 SETTINGS = "/settings"
 SECRETS = "/secrets"
 DEAD_LETTERS = "/dead-letters"
+AUDIT = "/audit"  # the audit log: filters and CSV/JSON export (admins; app/pages/audit.py)
+WORKSPACES = "/workspaces"  # members of the current workspace; instance admins: every workspace
 CHAT = "/chat/[trigger_id]"  # a chat trigger's page (signed-in operators)
 FORM = "/forms/[trigger_id]"  # a form trigger's page (public ones with ?token=)
 

@@ -6,8 +6,12 @@ and rotated each secret and which workflows use it. Values go in and never come 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field
 
 from app.db import database_url
 from engine import audit, secrets
@@ -28,16 +32,19 @@ class SecretRow:
     created_at: datetime | None
     rotated_by: str
     rotated_at: datetime | None
-    source: str
-    env: str
-    used_by: list[WorkflowRef] = field(default_factory=list)
+    source: Annotated[str, Field(description="store, or env (opted in with FLOWLOOM_ENV_SECRETS)")]
+    env: Annotated[str, Field(description="the environment variable of an env secret")]
+    used_by: Annotated[list[WorkflowRef], Field(description="workflows whose latest version uses it")] = (
+        field(default_factory=list)
+    )
 
 
-def list_rows() -> list[SecretRow]:
-    """Stored secrets, then opted-in environment secrets, each with the workflows that use it."""
+def list_rows(workspace_id: str | uuid.UUID) -> list[SecretRow]:
+    """The workspace's stored secrets, then opted-in environment secrets (the instance's, the same
+    in every workspace), each with the workspace's workflows that use it."""
     with get_engine(database_url()).connect() as conn:
-        usage = workflows_by_secret(conn)
-    stored = secrets.list_secrets()
+        usage = workflows_by_secret(conn, workspace_id=workspace_id)
+    stored = secrets.list_secrets(workspace_id=workspace_id)
     taken = {s.name for s in stored}
     infos = stored + [e for e in secrets.list_env_secrets() if e.name not in taken]
     return [
@@ -88,13 +95,14 @@ def create(
     allowed_destinations: list[str] | None = None,
     allowed_node_types: list[str] | None = None,
     ip: str = "",
+    workspace_id: str | uuid.UUID,
 ) -> secrets.SecretInfo:
-    """Store a new secret as `actor`; SecretExists / SecretsError say what is wrong."""
+    """Store a new secret in the workspace as `actor`; SecretExists / SecretsError say what is wrong."""
     info = secrets.create_secret(
         name, value, description=description, allowed_destinations=allowed_destinations,
-        allowed_node_types=check_node_types(allowed_node_types), actor=actor,
+        allowed_node_types=check_node_types(allowed_node_types), actor=actor, workspace_id=workspace_id,
     )  # fmt: skip
-    _record(actor, "secret.created", info, ip)
+    _record(actor, "secret.created", info, ip, workspace_id=str(workspace_id))
     return info
 
 
@@ -107,20 +115,21 @@ def update(
     allowed_destinations: list[str] | None = None,
     allowed_node_types: list[str] | None = None,
     ip: str = "",
+    workspace_id: str | uuid.UUID,
 ) -> secrets.SecretInfo | None:
-    """Rotate the value and/or change the bindings as `actor`; None when there is no such secret."""
+    """Rotate the value and/or change the bindings as `actor`; None when the workspace has no such secret."""
     info = secrets.update_secret(
         name, value=value or None, description=description, allowed_destinations=allowed_destinations,
-        allowed_node_types=check_node_types(allowed_node_types), actor=actor,
+        allowed_node_types=check_node_types(allowed_node_types), actor=actor, workspace_id=workspace_id,
     )  # fmt: skip
     if info is not None:
         _record(actor, "secret.rotated" if value else "secret.updated", info, ip, value_changed=bool(value))
     return info
 
 
-def delete(actor: str, name: str, *, ip: str = "") -> bool:
-    """Delete secret `name` as `actor`; False when there was none."""
-    if not secrets.delete_secret(name):
+def delete(actor: str, name: str, *, ip: str = "", workspace_id: str | uuid.UUID) -> bool:
+    """Delete the workspace's secret `name` as `actor`; False when there was none."""
+    if not secrets.delete_secret(name, workspace_id=workspace_id):
         return False
     audit.record_now(actor=actor, action="secret.deleted", target_type="secret", target_id=name, ip=ip)
     return True

@@ -1,7 +1,8 @@
 """Who may open a form or chat trigger's page: the one rule the pages (and their tests) use.
 
-- A chat page: signed-in operators (and above), for a live chat trigger.
-- A form page: signed-in operators; for a form with `public: true` also anyone who holds the
+- A chat page: signed-in operators (and above) of the trigger's workflow's workspace, for a live
+  chat trigger.
+- A form page: signed-in operators of the workflow's workspace; for a form with `public: true` also anyone who holds the
   form's current access token (`?token=`, compared in constant time by engine.triggers).
 Anything else (an unknown, paused or removed trigger, another kind, a wrong token) is simply
 "not found": the page tells nothing about why.
@@ -9,12 +10,14 @@ Anything else (an unknown, paused or removed trigger, another kind, a wrong toke
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from app.auth.policy import Role, allows
 from app.auth.principal import Principal
-from engine import trigger_fire, triggers
+from app.db import db_session
+from engine import trigger_fire, triggers, workflows
 from engine.errors import FlowloomError
 from engine.settings import get_settings
 from engine.trigger_config import ChatConfig, FormConfig
@@ -36,13 +39,24 @@ def _operator(principal: Principal | None) -> bool:
     return principal is not None and allows(principal.role, Role.OPERATOR)
 
 
+def _member_operator(principal: Principal | None, trigger: TriggerRow) -> bool:
+    """An operator acting in the workspace of the trigger's workflow (for others it does not exist)."""
+    if principal is None or not _operator(principal):
+        return False
+    with db_session() as session:
+        found = workflows.get_workflow(
+            session, uuid.UUID(trigger.workflow_id), workspace_id=principal.workspace_id
+        )
+    return found is not None
+
+
 def _open(trigger_id: str, kind: type) -> tuple[TriggerRow, dict[str, Any]] | None:
     with get_engine(get_settings().database_url).connect() as conn:
         trigger = triggers.get(conn, trigger_id)
         if trigger is None or not trigger.live or not isinstance(trigger.config, kind):
             return None
         try:
-            defn, _ = trigger_fire.latest_definition(conn, trigger.workflow_id)
+            defn, _ = trigger_fire.published_definition(conn, trigger.workflow_id)
         except FlowloomError:  # no saved version that parses
             return None
     return trigger, dict(defn.inputs or {})
@@ -54,7 +68,7 @@ def open_form(trigger_id: str, token: str, principal: Principal | None) -> Opene
     if opened is None:
         return None
     trigger, schema = opened
-    if _operator(principal):
+    if _member_operator(principal, trigger):
         return Opened(trigger, schema, principal.started_by, f"user:{principal.user_id}")  # type: ignore[union-attr]
     if not trigger.config.public or not token:
         return None
@@ -72,4 +86,6 @@ def open_chat(trigger_id: str, principal: Principal | None) -> Opened | None:
     if opened is None:
         return None
     trigger, schema = opened
+    if not _member_operator(principal, trigger):
+        return None
     return Opened(trigger, schema, principal.started_by, f"user:{principal.user_id}")  # type: ignore[union-attr]

@@ -289,6 +289,13 @@ def _input(f: rx.Var, handlers: Mapping[str, FieldHandler], control_id: rx.Var[s
     )
 
 
+def field_error(error: rx.Var[str]) -> rx.Component:
+    """A field's error in red under it (tests and assistive checks find it by its test id)."""
+    return rx.cond(
+        error != "", rx.text(error, size="1", color=rx.color("red", 11), data_testid="field-error")
+    )
+
+
 def config_form(fields: rx.Var[list[FormField]], form_id: str, **handlers: FieldHandler) -> rx.Component:
     """The rows of `fields`; handlers: set(name, text), flag(name, on), and for key-value fields
     pair(name, i, part, text), add_pair(name), remove_pair(name, i)."""
@@ -298,10 +305,7 @@ def config_form(fields: rx.Var[list[FormField]], form_id: str, **handlers: Field
             lambda f: rx.vstack(
                 _label(f, f"{form_id}-" + f.name),
                 _input(f, handlers, f"{form_id}-" + f.name),
-                rx.cond(
-                    f.error != "",
-                    rx.text(f.error, size="1", color=rx.color("red", 11), data_testid="field-error"),
-                ),
+                field_error(f.error),
                 spacing="1",
                 width="100%",
                 data_field=f.name,

@@ -10,6 +10,7 @@ whenever it is read for an update, so an agent is never stuck in EXECUTING.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ from models.agents import SavedAgent
 from models.core_tables import table_of
 from models.db import get_engine
 from models.tables import StepRun
+from models.workspace_column import DEFAULT_WORKSPACE_ID
 
 agents_table = table_of(SavedAgent)
 _steps = table_of(StepRun)
@@ -53,6 +55,7 @@ class AgentRecord:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     state_changed_at: datetime | None = None
+    workspace_id: str = ""
 
     @property
     def available(self) -> bool:
@@ -67,7 +70,15 @@ def record_of(row: Any) -> AgentRecord:
         state_reason=row.state_reason or "", checks=list(row.checks or []),
         active_steps=list(row.active_steps or []), created_by=row.created_by or "",
         created_at=row.created_at, updated_at=row.updated_at, state_changed_at=row.state_changed_at,
+        workspace_id=str(row.workspace_id),
     )  # fmt: skip
+
+
+def workspace_key(workspace_id: str | uuid.UUID | None) -> uuid.UUID:
+    """The workspace to look agents up in: None or "" is the default one; a malformed id matches nothing."""
+    if workspace_id is None or workspace_id == "":
+        return DEFAULT_WORKSPACE_ID
+    return parse_id(workspace_id) or uuid.UUID(int=0)
 
 
 def db(database_url: str | None = None):
@@ -89,10 +100,20 @@ def read(conn: Connection, agent_id: str, *, lock: bool = False) -> AgentRecord 
     return None if row is None else record_of(row)
 
 
-def get(agent_id: str, *, database_url: str | None = None) -> AgentRecord | None:
-    """The saved agent `agent_id`, or None."""
+def get(
+    agent_id: str, *, database_url: str | None = None, workspace_id: str | uuid.UUID | None = None
+) -> AgentRecord | None:
+    """The saved agent `agent_id`, or None; with `workspace_id` (a caller's or a run's) also None when
+    it belongs to another workspace."""
     with db(database_url).connect() as conn:
-        return read(conn, agent_id)
+        found = read(conn, agent_id)
+    if (
+        found is not None
+        and workspace_id is not None
+        and found.workspace_id != str(workspace_key(workspace_id))
+    ):
+        return None
+    return found
 
 
 def transition(
@@ -209,11 +230,15 @@ def end_execution(
         return transition(conn, agent, AgentState.READY, trigger="ready for next task", **where)
 
 
-def with_capability(capability: str, *, database_url: str | None = None) -> list[AgentRecord]:
-    """Saved agents that declare `capability` and can take work: READY first, then the least busy, oldest first."""
+def with_capability(
+    capability: str, *, database_url: str | None = None, workspace_id: str | uuid.UUID | None = None
+) -> list[AgentRecord]:
+    """Saved agents of workspace `workspace_id` (a run's; None: the default one) that declare
+    `capability` and can take work: READY first, then the least busy, oldest first."""
     query = select(agents_table).where(
         agents_table.c.state.in_([s.value for s in AVAILABLE]),
         agents_table.c.capabilities.contains([capability]),
+        agents_table.c.workspace_id == workspace_key(workspace_id),
     )
     with db(database_url).connect() as conn:
         found = [record_of(r) for r in conn.execute(query)]

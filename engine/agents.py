@@ -19,6 +19,7 @@ contract (engine/contract/saved_agents.py) and read back here from their steps' 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -124,8 +125,11 @@ def _user_of(actor: str) -> str | None:
     return actor.split(":", 1)[1] if actor.startswith("user:") else None
 
 
-def create(spec: AgentSpec, *, actor: str, owner_id: Any = None) -> AgentRecord:
-    """Register a new agent (CREATED, with an id in the design's format); `prepare` validates it."""
+def create(
+    spec: AgentSpec, *, actor: str, owner_id: Any = None, workspace_id: str | uuid.UUID | None = None
+) -> AgentRecord:
+    """Register a new agent in workspace `workspace_id` (None: the default one; CREATED, with an id
+    in the design's format); `prepare` validates it."""
     now, agent_id = _now(), new_agent_id()
     values = {
         "id": agent_id, "name": spec.name.strip(), "description": spec.description, "config": spec.config,
@@ -134,6 +138,7 @@ def create(spec: AgentSpec, *, actor: str, owner_id: Any = None) -> AgentRecord:
         "pricing": spec.pricing.model_dump() if spec.pricing else {}, "state": AgentState.CREATED.value,
         "state_reason": "", "checks": [], "active_steps": [], "owner_id": owner_id, "created_by": actor,
         "created_at": now, "updated_at": now, "state_changed_at": now,
+        "workspace_id": agent_store.workspace_key(workspace_id),
     }  # fmt: skip
     with agent_store.db().begin() as conn:
         conn.execute(agents_table.insert().values(**values))
@@ -228,7 +233,7 @@ def _resource_checks(needs: list[AgentRequirement]) -> list[Check]:
     return checks or [Check("resources", True, "nothing to load")]
 
 
-def _secret_checks(needs: list[AgentRequirement]) -> list[Check]:
+def _secret_checks(needs: list[AgentRequirement], workspace_id: str) -> list[Check]:
     checks = []
     for need in (n for n in needs if n.kind == "secret"):
         where = f"config.{need.field}"
@@ -240,7 +245,7 @@ def _secret_checks(needs: list[AgentRequirement]) -> list[Check]:
                 )
             )
             continue
-        info = _secret_info(need.name)
+        info = _secret_info(need.name, workspace_id)
         if info is None:
             checks.append(
                 Check(
@@ -272,9 +277,10 @@ def _secret_checks(needs: list[AgentRequirement]) -> list[Check]:
     return checks or [Check("dependencies", True, "no secret needed")]
 
 
-def _secret_info(name: str) -> secrets.SecretInfo | None:
+def _secret_info(name: str, workspace_id: str) -> secrets.SecretInfo | None:
+    # The agent's own workspace's secret: the one its runs will read.
     try:
-        found = secrets.get_info(name)
+        found = secrets.get_info(name, workspace_id=workspace_id or None)
     except FlowloomError:
         return None
     return found or next((s for s in secrets.list_env_secrets() if s.name == name), None)
@@ -308,7 +314,7 @@ def prepare(agent_id: str, *, actor: str) -> AgentRecord:
         agent = transition(
             conn, agent, AgentState.VALIDATING, trigger="initialization complete", user_id=user
         )
-        checks += _secret_checks(needs)
+        checks += _secret_checks(needs, agent.workspace_id)
         if not all(c.ok for c in checks):
             return _fail(conn, agent, checks, actor)
         agent = transition(conn, agent, AgentState.VALIDATED, trigger="all checks pass", user_id=user,
@@ -326,17 +332,22 @@ def terminate(agent_id: str, *, actor: str, reason: str = "") -> AgentRecord:
                           reason=reason or f"terminated by {actor}", user_id=_user_of(actor))  # fmt: skip
 
 
-def get(agent_id: str) -> AgentRecord:
-    """The saved agent; AGENT_NOT_FOUND when there is none."""
-    found = agent_store.get(agent_id)
+def get(agent_id: str, *, workspace_id: str | uuid.UUID | None = None) -> AgentRecord:
+    """The saved agent; AGENT_NOT_FOUND when there is none (in `workspace_id`, when given: an agent
+    of another workspace answers like an unknown id)."""
+    found = agent_store.get(agent_id, workspace_id=workspace_id)
     if found is None:
         raise not_found(agent_id)
     return found
 
 
-def list_agents(*, state: str | None = None, limit: int = 200) -> list[AgentRecord]:
-    """Saved agents by name (of one state, when given)."""
+def list_agents(
+    *, state: str | None = None, limit: int = 200, workspace_id: str | uuid.UUID | None = None
+) -> list[AgentRecord]:
+    """Saved agents by name (of one state, and of one workspace, when given)."""
     query = select(agents_table)
+    if workspace_id is not None:
+        query = query.where(agents_table.c.workspace_id == agent_store.workspace_key(workspace_id))
     if state:
         query = query.where(agents_table.c.state == state)
     with agent_store.db().connect() as conn:
@@ -369,25 +380,27 @@ def recent_executions(agent_ids: list[str], *, per_agent: int = 5) -> dict[str, 
     return out
 
 
-def capability_registry() -> list[CapabilityEntry]:
-    """Every capability known (the design's and those agents declare) with the agents that have it."""
+def capability_registry(*, workspace_id: str | uuid.UUID | None = None) -> list[CapabilityEntry]:
+    """Every capability known (the design's and those agents declare) with the agents (of workspace
+    `workspace_id`, when given) that have it."""
     entries = {name: CapabilityEntry(str(name), text) for name, text in CAPABILITY_DESCRIPTIONS.items()}
-    for agent in list_agents():
+    for agent in list_agents(workspace_id=workspace_id):
         for name in agent.capabilities:
             entry = entries.setdefault(name, CapabilityEntry(name, "declared by an agent"))
             entry.agents.append({"id": agent.id, "name": agent.name, "state": agent.state.value})
     return list(entries.values())
 
 
-def agent_issues(defn: WorkflowDefinition) -> list[Issue]:
-    """Agent nodes whose saved agent is missing or terminated, or whose capability no READY agent has."""
+def agent_issues(defn: WorkflowDefinition, *, workspace_id: str | uuid.UUID | None = None) -> list[Issue]:
+    """Agent nodes whose saved agent is missing (in workspace `workspace_id`, when given) or
+    terminated, or whose capability no READY agent of the workspace has."""
     refs = [(node, ref) for node in defn.nodes if (ref := _agent_ref(node.type, node.config)) is not None]
     if not refs:
         return []
     issues: list[Issue] = []
     try:
         for node, (kind, value) in refs:
-            issues += _ref_issues(node.id, kind, value)
+            issues += _ref_issues(node.id, kind, value, workspace_id)
     except FlowloomError as exc:
         if exc.code is not ErrorCode.DATABASE_UNAVAILABLE:
             raise
@@ -398,19 +411,14 @@ def agent_issues(defn: WorkflowDefinition) -> list[Issue]:
 
 def _agent_ref(type_name: str, config: Mapping[str, Any]) -> tuple[str, str] | None:
     node_type = get_node_type(type_name)
-    if node_type is None or node_type.uses_agent is None:
-        return None
-    try:
-        return node_type.uses_agent(config)
-    except Exception:  # a config the type cannot read: its config check already says why
-        return None
+    return None if node_type is None else node_type.agent_used(config)
 
 
-def _ref_issues(node_id: str, kind: str, value: str) -> list[Issue]:
+def _ref_issues(node_id: str, kind: str, value: str, workspace_id: str | uuid.UUID | None) -> list[Issue]:
     if "{{" in value:
         return []  # a template: found when the step runs
     if kind == "agent_id":
-        agent = _lookup(agent_store.get, value)
+        agent = _lookup(lambda v: agent_store.get(v, workspace_id=workspace_id), value)
         if agent is None:
             return [Issue(f"no saved agent {value}; pick one on the Agents page", code=ErrorCode.AGENT_NOT_FOUND,
                           node_id=node_id, field="agent_id")]  # fmt: skip
@@ -422,7 +430,7 @@ def _ref_issues(node_id: str, kind: str, value: str) -> list[Issue]:
                           "Agents page before the run", code=ErrorCode.AGENT_NOT_READY, node_id=node_id,
                           field="agent_id", severity="warning")]  # fmt: skip
         return []
-    if not _lookup(agent_store.with_capability, value):
+    if not _lookup(lambda v: agent_store.with_capability(v, workspace_id=workspace_id), value):
         return [Issue(f"no READY saved agent has capability {value}; add it to an agent and validate that agent",
                       code=ErrorCode.NO_CAPABLE_AGENT, node_id=node_id, field="capability")]  # fmt: skip
     return []

@@ -17,8 +17,8 @@ approval request it suspended with names `approvers`, `quorum` and `escalate_to_
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -111,10 +111,21 @@ _OPEN_COLUMNS = (
     _approvals.c.deadline,
     _approvals.c.decided_by,
 )
+# A decider's role in each workspace they are a member of (workspace id -> role): approvals of
+# other workspaces do not exist for them, and their role where the approval's run is decides.
+WorkspaceRoles = Mapping[str, str]
+_runs = table_of(Run)
+_RUN_WORKSPACE = (
+    select(_runs.c.workspace_id)
+    .where(_runs.c.id == _approvals.c.run_id)
+    .scalar_subquery()
+    .label("workspace_id")
+)
 _LOCK = (
     select(
         *_OPEN_COLUMNS,
         (_approvals.c.deadline.is_not(None) & (_approvals.c.deadline < func.now())).label("expired"),
+        _RUN_WORKSPACE,
     )
     .where(_approvals.c.id == bindparam("approval"))
     .with_for_update()
@@ -127,6 +138,15 @@ def _lock(conn: Connection, approval_id: str):
     except ValueError:
         return None
     return conn.execute(_LOCK, {"approval": approval_id}).first()
+
+
+def _scoped(row: Any, approver: Approver, workspaces: WorkspaceRoles | None) -> tuple[Any, Approver]:
+    """The locked row and the approver with their role in its workspace; no row (not found) for an
+    approval of a workspace they are not a member of. `workspaces` None: no workspace limit."""
+    if row is None or workspaces is None:
+        return row, approver
+    role = workspaces.get(str(row.workspace_id))
+    return (None, approver) if role is None else (row, replace(approver, role=role))
 
 
 def _refuse_unless_open(row: Any, approval_id: str) -> None:
@@ -167,18 +187,21 @@ def decide(
     action: str,
     form: dict[str, Any] | None = None,
     comment: str = "",
+    workspaces: WorkspaceRoles | None = None,
     database_url: str | None = None,
 ) -> Outcome:
     """Cast the approver's vote; when it completes the quorum, decide and resume the run.
 
+    With `workspaces` (the decider's role in each of their workspaces; routes and pages pass it),
+    an approval of another workspace is not found, and their role in its workspace applies.
     A guardrail review (a step a guardrail parked) is decided by engine.guardrail_actions instead
     of the step's node type: one decider, approved (Allow) or rejected (Block).
     """
     if _is_guardrail_review(approval_id, database_url):
         return _decide_guardrail_review(approval_id, approver, action=action, comment=comment,
-                                        database_url=database_url)  # fmt: skip
+                                        workspaces=workspaces, database_url=database_url)  # fmt: skip
     with _db(database_url).begin() as conn:
-        row = _lock(conn, approval_id)
+        row, approver = _scoped(_lock(conn, approval_id), approver, workspaces)
         _refuse_unless_open(row, approval_id)
         request = row.request or {}
         if not may_decide(request, approver):
@@ -245,10 +268,11 @@ def _is_guardrail_review(approval_id: str, database_url: str | None) -> bool:
 
 
 def _decide_guardrail_review(
-    approval_id: str, approver: Approver, *, action: str, comment: str, database_url: str | None
-) -> Outcome:
+    approval_id: str, approver: Approver, *, action: str, comment: str, workspaces: WorkspaceRoles | None,
+    database_url: str | None,
+) -> Outcome:  # fmt: skip
     with _db(database_url).begin() as conn:
-        row = _lock(conn, approval_id)
+        row, approver = _scoped(_lock(conn, approval_id), approver, workspaces)
         _refuse_unless_open(row, approval_id)
         request = row.request or {}
         if not may_decide(request, approver):
@@ -351,15 +375,17 @@ class ApprovalSummary:
     workflow: str | None  # None for a run of an unsaved definition
     votes: int = 0
     voted: bool = False  # whether the approver asking has voted on it
+    workspace_id: uuid.UUID | None = None  # the workspace of its run
 
 
 def _summaries(voter: str) -> Select:
-    runs, workflows = table_of(Run), table_of(Workflow)
+    runs, workflows = _runs, table_of(Workflow)
     votes = select(func.count()).where(_votes.c.approval_id == _approvals.c.id).scalar_subquery()
     mine = exists().where(_votes.c.approval_id == _approvals.c.id, _votes.c.voter == voter)
     return select(
         *(_approvals.c[f.name] for f in fields(ApprovalSummary) if f.name in _approvals.c),
         workflows.c.name.label("workflow"), votes.label("votes"), mine.label("voted"),
+        runs.c.workspace_id.label("workspace_id"),
     ).select_from(
         _approvals.join(runs, runs.c.id == _approvals.c.run_id).outerjoin(
             workflows, workflows.c.id == runs.c.workflow_id
@@ -376,6 +402,7 @@ def list_decidable(
     search: str = "",
     order: str = "newest",
     include_voted: bool = False,
+    workspaces: WorkspaceRoles | None = None,
     database_url: str | None = None,
 ) -> list[ApprovalSummary]:
     """Approvals in `status` that `approver` may decide, `offset` of them skipped, at most `limit`.
@@ -383,19 +410,26 @@ def list_decidable(
     `search` matches the title or the workflow's name; `order` is newest, oldest or decided (last
     decided first); `include_voted` also lists the ones they voted on, search or not. Rows are
     filtered before they are counted, so an approval never hides behind ones the approver may
-    not see.
+    not see. With `workspaces` (the Inbox and the API pass the caller's), only approvals of those
+    workspaces are listed, each judged with the approver's role in its workspace.
     """
-    if not include_voted and not at_least(approver.role, DECIDER_ROLE):
+    roles = [approver.role] if workspaces is None else list(workspaces.values())
+    if not include_voted and not any(at_least(r, DECIDER_ROLE) for r in roles):
         return []
     statuses = [status] if isinstance(status, str) else list(status)
     query = _summaries(approver.voter).where(_approvals.c.status.in_(statuses)).order_by(*_ORDERS[order])
+    if workspaces is not None:
+        query = query.where(_runs.c.workspace_id.in_([_workspace_key(w) for w in workspaces]))
     term = search.strip().lower()
     found: list[ApprovalSummary] = []
     with _db(database_url).connect() as conn:
         for row in conn.execution_options(yield_per=200).execute(query):
             item = ApprovalSummary(**row._mapping)
             matches = not term or term in item.title.lower() or term in (item.workflow or "").lower()
-            if not ((matches and may_decide(item.request or {}, approver)) or (include_voted and item.voted)):
+            judged = (
+                approver if workspaces is None else replace(approver, role=workspaces[str(item.workspace_id)])
+            )
+            if not ((matches and may_decide(item.request or {}, judged)) or (include_voted and item.voted)):
                 continue
             if offset:
                 offset -= 1
@@ -406,23 +440,39 @@ def list_decidable(
     return found
 
 
+def _workspace_key(workspace_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(workspace_id))
+    except ValueError:
+        return uuid.UUID(int=0)  # names no workspace
+
+
 def get_decidable(
-    approval_id: str | uuid.UUID, approver: Approver, *, database_url: str | None = None
+    approval_id: str | uuid.UUID,
+    approver: Approver,
+    *,
+    workspaces: WorkspaceRoles | None = None,
+    database_url: str | None = None,
 ) -> ApprovalSummary | None:
-    """One approval `approver` may decide; None when it does not exist or is not theirs."""
+    """One approval `approver` may decide; None when it does not exist, is not theirs or (with
+    `workspaces`) is of a workspace they are not a member of."""
     try:
         wanted = uuid.UUID(str(approval_id))
     except ValueError:
         return None
     with _db(database_url).connect() as conn:
         row = conn.execute(_summaries(approver.voter).where(_approvals.c.id == wanted)).first()
+    row, approver = _scoped(row, approver, workspaces)
     if row is None or not may_decide(row.request or {}, approver):
         return None
     return ApprovalSummary(**row._mapping)
 
 
-def count_pending(*, database_url: str | None = None) -> int:
-    """How many approvals wait for a decision (all of them, whoever may decide)."""
+def count_pending(*, workspace_id: str | None = None, database_url: str | None = None) -> int:
+    """How many approvals wait for a decision (whoever may decide; of one workspace's runs when given)."""
     with _db(database_url).connect() as conn:
         query = select(func.count()).select_from(_approvals).where(_approvals.c.status == "pending")
+        if workspace_id is not None:
+            ids = select(_runs.c.id).where(_runs.c.workspace_id == _workspace_key(workspace_id))
+            query = query.where(_approvals.c.run_id.in_(ids))
         return conn.execute(query).scalar_one()

@@ -62,6 +62,8 @@ def start_child(conn: Connection, step: ClaimedStep, run: RunContext, child: Chi
         called = called_workflow(child.workflow_id, child.version)
     except FlowloomError as exc:
         return _fail(conn, step, f"{where}: {exc}", exc.code, "config.workflow_id", "running")
+    if called is not None and run.workspace_id and called.workspace_id != run.workspace_id:
+        called = None  # a workflow of another workspace does not exist for this run
     if called is None:
         message = f"{where}: workflow {child.workflow_id} has no saved version {child.version}"
         return _fail(conn, step, message, ErrorCode.VERSION_NOT_FOUND, "config.version", "running")
@@ -73,7 +75,7 @@ def start_child(conn: Connection, step: ClaimedStep, run: RunContext, child: Chi
         child_id, sent = runs.start_run_in(
             conn, called.definition, child.inputs, workflow_id=called.workflow_id,
             version_id=called.version_id, created_by=starter.created_by, started_by=starter.started_by,
-            started_via=starter.started_via,
+            started_via=starter.started_via, take_slot=False,  # the parent holds the slot
         )  # fmt: skip
     except ValidationError as exc:
         savepoint.rollback()
@@ -83,8 +85,8 @@ def start_child(conn: Connection, step: ClaimedStep, run: RunContext, child: Chi
     savepoint.commit()
     conn.execute(_LINK_RUN, {"parent": run.run_id, "parent_step": step.step_id, "child": child_id})
     conn.execute(_LINK_STEP, {"child": child_id, "step": step.step_id})
-    events.emit(
-        conn, events.STEP_WAITING, step.run_id, step_id=step.step_id, node_id=step.node_id, kind="child_run",
+    events.emit_step(
+        conn, events.STEP_WAITING, step, kind="child_run",
         child_run_id=child_id, child_workflow_id=called.workflow_id, child_version=called.version,
     )  # fmt: skip
     return sent

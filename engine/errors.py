@@ -46,6 +46,7 @@ class ErrorCode(StrEnum):
     HOST_NOT_ALLOWED = "host_not_allowed"
     BODY_TOO_LARGE = "body_too_large"
     RATE_LIMITED = "rate_limited"
+    RUN_QUOTA_EXCEEDED = "run_quota_exceeded"  # a workspace started its runs_per_hour already
     DATABASE_UNAVAILABLE = "database_unavailable"
     DATABASE_ERROR = "database_error"
     WORKFLOW_NOT_FOUND = "workflow_not_found"
@@ -55,9 +56,15 @@ class ErrorCode(StrEnum):
     RUN_NOT_ENDED = "run_not_ended"  # re-run or fork of a run that is still going
     RERUN_STEP_INVALID = "rerun_step_invalid"  # re-run from a step the run never ran (or skipped)
     INLINE_NEEDS_EDITOR = "inline_needs_editor"
+    VERSION_NOT_PUBLISHED = "version_not_published"  # below editor, a version that is not published
+    VERSION_STATE = "version_state"  # a review step the version's state does not allow (409)
+    SELF_REVIEW = "self_review"  # the author or submitter of a version reviewing it
     SECRET_NOT_FOUND = "secret_not_found"
     USER_NOT_FOUND = "user_not_found"
     API_KEY_NOT_FOUND = "api_key_not_found"
+    WORKSPACE_NOT_FOUND = "workspace_not_found"
+    WORKSPACE_INVALID = "workspace_invalid"  # a bad short name, name or role
+    NO_WORKSPACE = "no_workspace"  # the caller is a member of no workspace
     KEY_NEEDS_SESSION = "key_needs_session"
     APPROVAL_NOT_FOUND = "approval_not_found"
     APPROVAL_FORBIDDEN = "approval_forbidden"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, insert
 
@@ -104,3 +104,16 @@ def emit(conn: Connection, event_type: str, run_id: str | None, **data: Any) -> 
             "created_at": now,
         },
     )
+
+
+class StepRef(Protocol):
+    """The step an event is about (a claimed step fits)."""
+
+    run_id: str
+    step_id: str
+    node_id: str
+
+
+def emit_step(conn: Connection, event_type: str, step: StepRef, **data: Any) -> None:
+    """`emit` an event of one step: in its run, with its step_id and node_id before `data`."""
+    emit(conn, event_type, step.run_id, step_id=step.step_id, node_id=step.node_id, **data)

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from engine import events, expressions, failure_policy, metrics, tracing
+from engine import events, expressions, failure_policy, metrics, run_slots, tracing
 from engine.definition import WorkflowDefinition
 from engine.errors import ErrorCode, FlowloomError
 from engine.run_state import (
@@ -85,6 +85,8 @@ _INSERT_RUN = insert(_runs).values(
     created_at=_now,
     started_at=_now,
 )
+# A run over a concurrency limit: recorded, its start step queued, nothing sent (engine/run_slots.py).
+_INSERT_WAITING_RUN = _INSERT_RUN.values(status="queued", started_at=None)
 
 
 def create_run(
@@ -99,11 +101,15 @@ def create_run(
     started_via: str = "",
     trigger_id: str | None = None,
     session_id: str | None = None,
+    waiting: bool = False,
 ) -> tuple[str, list[Dispatch]]:
-    """Insert a running run and its start step; returns the run id and the start step to send."""
+    """Insert a running run and its start step; returns the run id and the start step to send.
+
+    `waiting`: the run waits for a slot (status queued); nothing is sent until `run_slots.admit`.
+    """
     run_id = str(uuid.uuid4())
     conn.execute(
-        _INSERT_RUN,
+        _INSERT_WAITING_RUN if waiting else _INSERT_RUN,
         {
             "id": run_id,
             "wf": workflow_id,
@@ -118,9 +124,10 @@ def create_run(
         },
     )
     graph = Graph(defn)
-    events.emit(conn, events.WORKFLOW_STARTED, run_id, workflow=defn.id, name=defn.name, inputs=inputs)
+    if not waiting:  # a waiting run emits workflow.started when it is admitted
+        events.emit(conn, events.WORKFLOW_STARTED, run_id, workflow=defn.id, name=defn.name, inputs=inputs)
     step_id = _insert_step(conn, run_id, graph, graph.start, 1, {})
-    return run_id, [Dispatch(step_id)]
+    return run_id, [] if waiting else [Dispatch(step_id)]
 
 
 _INSERT_STEP = insert(_steps).values(
@@ -189,14 +196,7 @@ def claim_step(conn: Connection, step_id: str, *, lease_s: float, worker: str) -
     if row is None:
         return None
     step = claimed(row)
-    events.emit(
-        conn,
-        events.STEP_STARTED,
-        step.run_id,
-        step_id=step.step_id,
-        node_id=step.node_id,
-        attempt=step.attempt,
-    )
+    events.emit_step(conn, events.STEP_STARTED, step, attempt=step.attempt)
     return step
 
 
@@ -277,24 +277,9 @@ def finish_step(
         return []
     if failed:
         where = {k: v for k, v in (("error_code", error_code), ("error_field", error_field)) if v}
-        events.emit(
-            conn,
-            events.STEP_FAILED,
-            step.run_id,
-            step_id=step.step_id,
-            node_id=step.node_id,
-            error=error,
-            **where,
-        )
+        events.emit_step(conn, events.STEP_FAILED, step, error=error, **where)
     else:
-        events.emit(
-            conn,
-            events.STEP_COMPLETED,
-            step.run_id,
-            step_id=step.step_id,
-            node_id=step.node_id,
-            fired_edges=fired,
-        )
+        events.emit_step(conn, events.STEP_COMPLETED, step, fired_edges=fired)
     if failed and not fired and (end_run or failure_policy.ends_run(run.graph.nodes[step.node_id], run.defn)):
         return _end_run(conn, run, "failed", error=f'node "{step.node_id}" failed: {error}')
     if run.defn.mode == "state_machine":
@@ -403,7 +388,7 @@ _END_RUN = (
         outputs=bindparam("outputs", type_=JSON_OR_NULL),
         finished_at=_now,
     )
-    .where(_runs.c.id == bindparam("run"), _runs.c.status == status_literal("running"))
+    .where(_runs.c.id == bindparam("run"), _runs.c.status.in_(status_literals("running", "queued")))
 )
 _CANCEL_WAITING = (
     update(_steps)
@@ -431,6 +416,7 @@ def _end_run(
     events.emit(conn, kind, run.run_id, status=status, error=error, outputs=outputs)
     _observe_run_end(conn, run, status, error)
     sent = _cancel_children(conn, run.run_id)
+    sent += run_slots.run_ended(conn, run.run_id)  # its slot admits the next waiting run
     return sent + _resume_parent(conn, run, status, error=error, outputs=outputs)
 
 
@@ -454,13 +440,13 @@ _CANCEL_RUNNING = (
 def cancel_run(
     conn: Connection, run_id: str, *, error: str = "cancelled by request", sent: list[Dispatch] | None = None
 ) -> bool:
-    """Cancel a running run; queued and waiting steps are cancelled, running ones are discarded.
+    """Cancel a running (or slot-waiting) run; queued and waiting steps are cancelled, running ones discarded.
 
     Its child runs are cancelled too; a cancelled child run fails its parent's waiting step, and
     the steps that makes ready are added to `sent` (to send after the commit).
     """
     run = load_run(conn, run_id)
-    if _lock_run_chain(conn, run) != "running":
+    if _lock_run_chain(conn, run) not in ("running", "queued"):
         return False
     conn.execute(_REQUEST_CANCEL, {"run": run_id})
     ready = _end_run(conn, run, "cancelled", error=error)

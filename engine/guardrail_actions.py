@@ -113,8 +113,8 @@ def load_guard(db: Engine, step: ClaimedStep, run: RunContext) -> StepGuard:
 
 def _emit(conn: Connection, step: ClaimedStep, violation: Violation, status: str) -> None:
     described = violation.describe()
-    events.emit(
-        conn, events.GUARDRAIL_VIOLATED, step.run_id, step_id=step.step_id, node_id=step.node_id,
+    events.emit_step(
+        conn, events.GUARDRAIL_VIOLATED, step,
         attempt=step.attempt, status=status, error=violation.message, **described,
     )  # fmt: skip
     audit.record(conn, actor=ACTOR, action="guardrail.violated", target_type="run", target_id=step.run_id,

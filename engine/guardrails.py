@@ -345,7 +345,6 @@ def resolve(
 _UNENFORCED = {
     "execution_limits.max_memory_usage": "not enforced for in-process nodes (tool.code has its own memory cap)",
     "execution_limits.max_cpu_usage": "not enforced (a step's time is capped by max_execution_time instead)",
-    "compliance.data_retention_days": "not enforced by guardrails: runs are kept until deleted",
     "compliance.encryption_at_rest": "not enforced by guardrails: the database's storage decides",
     "compliance.encryption_in_transit": "not enforced by guardrails: set TLS on the database and Redis URLs",
 }

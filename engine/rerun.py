@@ -52,6 +52,7 @@ class RestartOptions(TypedDict, total=False):
     started_by: str
     started_via: str
     actor: str
+    workspace_id: str | None  # the source's workspace: where a copy of an inline definition's run goes
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def rerun_from(
         sent = _reuse_before(conn, source, new_id, node_id, visit) or sent
         audit.record(
             conn, actor=options.get("actor") or options.get("started_by", "system"), action="run.rerun",
+            source=options.get("started_via", ""),
             target_type="run", target_id=new_id,
             details={"source_run_id": source.id, "from_node": node_id, "visit": visit},
         )  # fmt: skip
@@ -134,6 +136,7 @@ def fork(
         new_id, sent = _start_copy(conn, source, dict(inputs), "fork", options)
         audit.record(
             conn, actor=options.get("actor") or options.get("started_by", "system"), action="run.forked",
+            source=options.get("started_via", ""),
             target_type="run", target_id=new_id, details={"source_run_id": source.id},
         )  # fmt: skip
     dispatch.send(sent)

@@ -6,6 +6,7 @@ A read beside the runs door (`engine.runs.get_run` gives the steps); nothing her
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -116,13 +117,18 @@ def _latest_events(conn: Connection, run_id: Any, limit: int) -> list[RunEvent]:
 
 
 def get_run_detail(
-    run_id: str, *, events_shown: int = EVENTS_SHOWN, database_url: str | None = None
+    run_id: str,
+    *,
+    workspace_id: str | uuid.UUID | None = None,
+    events_shown: int = EVENTS_SHOWN,
+    database_url: str | None = None,
 ) -> RunDetail | None:
-    """The run `run_id` as its page shows it; None when there is no such run (or the id is malformed)."""
+    """The run `run_id` as its page shows it; None when there is no such run (or the id is malformed)
+    or it is in another workspace than `workspace_id` (the caller's; None: any workspace)."""
     rid = parse_id(run_id)
     if rid is None:
         return None
-    view = get_run(str(rid), database_url=database_url)
+    view = get_run(str(rid), workspace_id=workspace_id, database_url=database_url)
     if view is None:
         return None
     versions = aliased(WorkflowVersion)

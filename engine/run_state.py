@@ -103,6 +103,7 @@ class RunContext:
     # Set on a child run of a sub-workflow step: the run and step waiting for it.
     parent_run_id: str | None = None
     parent_step_id: str | None = None
+    workspace_id: str = ""  # the run's workspace: its steps read that workspace's secrets and knowledge
 
 
 @lru_cache(maxsize=256)
@@ -119,6 +120,7 @@ _LOAD_RUN = select(
     _runs.c.workflow_id,
     _runs.c.parent_run_id,
     _runs.c.parent_step_id,
+    _runs.c.workspace_id,
 ).where(_runs.c.id == bindparam("run"))
 
 
@@ -137,6 +139,7 @@ def load_run(conn: Connection, run_id: str) -> RunContext:
         row.inputs or {},
         parent_run_id=str(row.parent_run_id) if row.parent_run_id else None,
         parent_step_id=str(row.parent_step_id) if row.parent_step_id else None,
+        workspace_id=str(row.workspace_id) if row.workspace_id else "",
     )
     if len(_run_cache) > 1000:
         _run_cache.clear()

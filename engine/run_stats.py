@@ -7,10 +7,23 @@ keeps its own history of engine/metrics.py). Times are bucketed on the database'
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, DateTime, Float, and_, cast, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    DateTime,
+    Float,
+    and_,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 
@@ -109,20 +122,44 @@ def _bucket_of(column, since: datetime, width: timedelta):
     )
 
 
-def dashboard_stats(engine: Engine, period: str = "24h") -> DashboardStats:
-    """Every chart's data for `period` (a key of PERIODS), up to now."""
+@dataclass(frozen=True)
+class _Scope:
+    """Which rows count: the runs of one workspace (and their steps and approvals), or all."""
+
+    runs: ColumnElement[bool]
+    steps: ColumnElement[bool]
+    approvals: ColumnElement[bool]
+
+    @classmethod
+    def of(cls, workspace_id: str | uuid.UUID | None) -> _Scope:
+        if workspace_id is None:
+            return cls(true(), true(), true())
+        try:
+            wanted = uuid.UUID(str(workspace_id))
+        except ValueError:
+            wanted = uuid.UUID(int=0)  # names no workspace: nothing counts
+        ids = select(_runs.c.id).where(_runs.c.workspace_id == wanted)
+        return cls(_runs.c.workspace_id == wanted, _steps.c.run_id.in_(ids), _approvals.c.run_id.in_(ids))
+
+
+def dashboard_stats(
+    engine: Engine, period: str = "24h", *, workspace_id: str | uuid.UUID | None = None
+) -> DashboardStats:
+    """Every chart's data for `period` (a key of PERIODS), up to now; of one workspace's runs when
+    `workspace_id` is given (the dashboard passes the caller's)."""
     back, width = PERIODS[period]
+    scope = _Scope.of(workspace_id)
     with engine.connect() as conn:
         until = conn.execute(select(func.now())).scalar_one()
         since = until - back
         count = int(back / width)
         buckets = [Bucket(start=since + width * i) for i in range(count)]
-        _runs_by_status(conn, buckets, since, width)
-        _waiting_over_time(conn, buckets, width)
-        durations = _step_durations(conn, since)
-        slowest = _slowest_workflows(conn, since)
-        queue_depth, oldest_queued = _queue_now(conn)
-        pending, oldest_approval = _approvals_now(conn)
+        _runs_by_status(conn, buckets, since, width, scope)
+        _waiting_over_time(conn, buckets, width, scope)
+        durations = _step_durations(conn, since, scope)
+        slowest = _slowest_workflows(conn, since, scope)
+        queue_depth, oldest_queued = _queue_now(conn, scope)
+        pending, oldest_approval = _approvals_now(conn, scope)
     return DashboardStats(
         period,
         since,
@@ -137,11 +174,13 @@ def dashboard_stats(engine: Engine, period: str = "24h") -> DashboardStats:
     )
 
 
-def _runs_by_status(conn: Connection, buckets: list[Bucket], since: datetime, width: timedelta) -> None:
+def _runs_by_status(
+    conn: Connection, buckets: list[Bucket], since: datetime, width: timedelta, scope: _Scope
+) -> None:
     index = _bucket_of(_runs.c.created_at, since, width).label("i")
     rows = conn.execute(
         select(index, _runs.c.status, func.count().label("n"))
-        .where(_runs.c.created_at >= since)
+        .where(_runs.c.created_at >= since, scope.runs)
         .group_by(index, _runs.c.status)
     ).all()
     for row in rows:
@@ -149,7 +188,7 @@ def _runs_by_status(conn: Connection, buckets: list[Bucket], since: datetime, wi
         buckets[i].runs[row.status] = buckets[i].runs.get(row.status, 0) + row.n
 
 
-def _waiting_over_time(conn: Connection, buckets: list[Bucket], width: timedelta) -> None:
+def _waiting_over_time(conn: Connection, buckets: list[Bucket], width: timedelta, scope: _Scope) -> None:
     """At each bucket's end: steps recorded but not started yet, and approvals not decided yet."""
     ends = [b.start + width for b in buckets]
     moments = (
@@ -169,6 +208,7 @@ def _waiting_over_time(conn: Connection, buckets: list[Bucket], width: timedelta
                     _steps.c.started_at > t, and_(_steps.c.started_at.is_(None), _steps.c.status == "queued")
                 ),
                 _steps.c.queued_at >= buckets[0].start - QUEUED_LOOKBACK,  # older ones long ran
+                scope.steps,
             ),
         )
         .group_by(t)
@@ -184,6 +224,7 @@ def _waiting_over_time(conn: Connection, buckets: list[Bucket], width: timedelta
                     _approvals.c.decided_at > t,
                     and_(_approvals.c.decided_at.is_(None), _approvals.c.status == "pending"),
                 ),
+                scope.approvals,
             ),
         )
         .group_by(t)
@@ -195,7 +236,7 @@ def _waiting_over_time(conn: Connection, buckets: list[Bucket], width: timedelta
         bucket.pending_approvals = int(pending_at.get(end, 0))
 
 
-def _step_durations(conn: Connection, since: datetime) -> list[NodeTypeDurations]:
+def _step_durations(conn: Connection, since: datetime, scope: _Scope) -> list[NodeTypeDurations]:
     seconds = cast(_epoch(_steps.c.finished_at - _steps.c.started_at), Float)
     rows = conn.execute(
         select(
@@ -208,6 +249,7 @@ def _step_durations(conn: Connection, since: datetime) -> list[NodeTypeDurations
             _steps.c.finished_at >= since,
             _steps.c.started_at.is_not(None),
             _steps.c.status.in_(("succeeded", "failed")),
+            scope.steps,
         )
         .group_by(_steps.c.node_type)
         .order_by(func.percentile_cont(0.95).within_group(seconds).desc())
@@ -215,7 +257,7 @@ def _step_durations(conn: Connection, since: datetime) -> list[NodeTypeDurations
     return [NodeTypeDurations(r.node_type, r.n, float(r.p50 or 0), float(r.p95 or 0)) for r in rows]
 
 
-def _slowest_workflows(conn: Connection, since: datetime) -> list[WorkflowDuration]:
+def _slowest_workflows(conn: Connection, since: datetime, scope: _Scope) -> list[WorkflowDuration]:
     seconds = cast(_epoch(_runs.c.finished_at - _runs.c.created_at), Float)
     p95 = func.percentile_cont(0.95).within_group(seconds)
     name = func.coalesce(func.max(_workflows.c.name), "(no saved workflow)")
@@ -228,7 +270,7 @@ def _slowest_workflows(conn: Connection, since: datetime) -> list[WorkflowDurati
             func.max(seconds).label("max"),
         )  # fmt: skip
         .select_from(_runs.outerjoin(_workflows, _workflows.c.id == _runs.c.workflow_id))
-        .where(_runs.c.finished_at >= since, _runs.c.status.in_(ENDED))
+        .where(_runs.c.finished_at >= since, _runs.c.status.in_(ENDED), scope.runs)
         .group_by(_runs.c.workflow_id)
         .order_by(p95.desc())
         .limit(SLOWEST)
@@ -241,9 +283,11 @@ def _slowest_workflows(conn: Connection, since: datetime) -> list[WorkflowDurati
     ]
 
 
-def _queue_now(conn: Connection) -> tuple[int, float]:
-    due = (_steps.c.status == "queued") & (
-        _steps.c.not_before.is_(None) | (_steps.c.not_before <= func.now())
+def _queue_now(conn: Connection, scope: _Scope) -> tuple[int, float]:
+    due = (
+        (_steps.c.status == "queued")
+        & (_steps.c.not_before.is_(None) | (_steps.c.not_before <= func.now()))
+        & scope.steps
     )
     n, age = conn.execute(
         select(func.count(), _epoch(func.now() - func.min(_steps.c.queued_at))).where(due)
@@ -251,10 +295,10 @@ def _queue_now(conn: Connection) -> tuple[int, float]:
     return int(n), float(age or 0)
 
 
-def _approvals_now(conn: Connection) -> tuple[int, float]:
+def _approvals_now(conn: Connection, scope: _Scope) -> tuple[int, float]:
     n, age = conn.execute(
         select(func.count(), _epoch(func.now() - func.min(_approvals.c.created_at))).where(
-            _approvals.c.status == "pending"
+            _approvals.c.status == "pending", scope.approvals
         )
     ).one()
     return int(n), float(age or 0)

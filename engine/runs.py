@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import ColumnElement, Connection, String, cast, exists, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Connection, String, cast, exists, func, or_, select, tuple_, update
 from sqlmodel import col
 
-from engine import audit, dispatch, executor, json_schemas, logs, metrics, tracing, workflows
+from engine import audit, dispatch, executor, json_schemas, logs, metrics, run_slots, tracing, workflows
 from engine.definition import WorkflowDefinition
 from engine.errors import ErrorCode, FlowloomError, ValidationError
 from engine.errors import Issue as _Issue
@@ -42,7 +42,9 @@ def _db(database_url: str | None = None):
 
 
 def _audit(conn: Connection, actor: str, action: str, run_id: str, details: dict[str, Any]) -> None:
-    audit.record(conn, actor=actor, action=action, target_type="run", target_id=run_id, details=details)
+    # The source is where the run was started or cancelled from (a trigger's start says "trigger").
+    audit.record(conn, actor=actor, action=action, target_type="run", target_id=run_id, details=details,
+                 source=str(details.get("via") or ""))  # fmt: skip
 
 
 def check_inputs(defn: WorkflowDefinition, inputs: dict[str, Any]) -> None:
@@ -69,6 +71,9 @@ class StartOptions(TypedDict, total=False):
     actor: str  # who the audit entry names (default: started_by)
     trigger_id: str | None
     session_id: str | None
+    # The workspace of a run of an unsaved definition (the caller's); a saved workflow's run is
+    # always in its workflow's workspace (a database trigger copies it).
+    workspace_id: str | uuid.UUID | None
 
 
 def start_run(
@@ -103,18 +108,32 @@ def start_run_in(
     actor: str = "",
     trigger_id: str | None = None,
     session_id: str | None = None,
+    workspace_id: str | uuid.UUID | None = None,
+    take_slot: bool = True,
 ) -> tuple[str, list[Dispatch]]:
     """`start_run` inside the caller's transaction (a trigger delivery, an idempotency key or a
-    Kafka offset commits with the run); the caller sends the returned steps after its commit."""
+    Kafka offset commits with the run); the caller sends the returned steps after its commit.
+
+    The workspace's runs-per-hour quota may refuse it (RUN_QUOTA_EXCEEDED); over a concurrency
+    limit it is recorded as queued and starts when a slot frees (engine/run_slots.py). A child run
+    (`take_slot=False`) neither counts nor waits: its parent holds the slot.
+    """
     if started_via and started_via not in STARTED_VIA:
         raise ValueError(f"started_via: {started_via!r} is not one of {', '.join(STARTED_VIA)}")
     ensure_valid(defn, workflow_id=workflow_id)
     inputs = dict(inputs or {})
     check_inputs(defn, inputs)
+    limits = run_slots.before_start(conn, workflow_id, _scope(workspace_id)) if take_slot else None
+    waits = limits is not None and limits.limited
     run_id, sent = executor.create_run(
         conn, defn, inputs, workflow_id=workflow_id, version_id=version_id, created_by=created_by,
         started_by=started_by, started_via=started_via, trigger_id=trigger_id, session_id=session_id,
+        waiting=waits,
     )  # fmt: skip
+    if workflow_id is None and workspace_id is not None:
+        conn.execute(update(Run).where(col(Run.id) == run_id).values(workspace_id=_scope(workspace_id)))
+    if limits is not None and waits:  # it starts now if a slot is free, behind older waiting runs
+        sent = run_slots.admit(conn, limits.workspace_id)
     version = workflows.version_number(conn, version_id)
     details = {"workflow_id": workflow_id, "workflow": defn.name, "version_id": version_id, "version": version,
                "started_by": started_by, "via": started_via}  # fmt: skip
@@ -127,15 +146,41 @@ def start_run_in(
     return run_id, sent
 
 
+def _scope(workspace_id: uuid.UUID | str | None) -> uuid.UUID | None:
+    """The workspace a read is limited to; a malformed id is a workspace that has nothing."""
+    if workspace_id is None:
+        return None
+    return workflows.parse_id(workspace_id) or uuid.UUID(int=0)
+
+
+def in_workspace(run_id: str, *, workspace_id: uuid.UUID | str, database_url: str | None = None) -> bool:
+    """Whether run `run_id` exists in the workspace (callers of other workspaces get a 404 otherwise)."""
+    wanted = workflows.parse_id(run_id)
+    if wanted is None:
+        return False
+    query = select(col(Run.id)).where(col(Run.id) == wanted, col(Run.workspace_id) == _scope(workspace_id))
+    with _db(database_url).connect() as conn:
+        return conn.execute(query).first() is not None
+
+
 def cancel_run(
     run_id: str,
     *,
+    workspace_id: uuid.UUID | str | None = None,
     cancelled_by: str = "system",
     via: str = "",
     actor: str = "",
     database_url: str | None = None,
 ) -> bool:
-    """Cancel a run that is still going (audited); False if it had already ended."""
+    """Cancel a run that is still going (audited); False if it had already ended.
+
+    With `workspace_id` (routes and pages: the caller's), a run of another workspace is left alone
+    (False); callers check `in_workspace` first to answer it as unknown.
+    """
+    if workspace_id is not None and not in_workspace(
+        run_id, workspace_id=workspace_id, database_url=database_url
+    ):
+        return False
     sent: list[Dispatch] = []  # a cancelled child run resumes its parent's step, which may route on
     with _db(database_url).begin() as conn:
         cancelled = executor.cancel_run(conn, run_id, sent=sent)
@@ -186,8 +231,11 @@ _STEP_FIELDS = (
 )  # fmt: skip
 
 
-def get_run(run_id: str, *, database_url: str | None = None) -> RunView | None:
-    """The run with its steps in the order they were queued; None if unknown."""
+def get_run(
+    run_id: str, *, workspace_id: uuid.UUID | str | None = None, database_url: str | None = None
+) -> RunView | None:
+    """The run with its steps in the order they were queued; None if unknown or, with `workspace_id`
+    (routes and pages pass the caller's; None: engine-internal reads), of another workspace."""
     if workflows.parse_id(run_id) is None:
         return None
     runs, steps, versions = table_of(Run), table_of(StepRun), table_of(WorkflowVersion)
@@ -199,6 +247,7 @@ def get_run(run_id: str, *, database_url: str | None = None) -> RunView | None:
                    runs.c.source_kind, runs.c.source_node_id, runs.c.parent_run_id, runs.c.parent_step_id)
             .select_from(runs.outerjoin(versions, versions.c.id == runs.c.version_id))
             .where(runs.c.id == run_id)
+            .where(*(() if workspace_id is None else (runs.c.workspace_id == _scope(workspace_id),)))
         ).first()  # fmt: skip
         if run is None:
             return None
@@ -262,6 +311,7 @@ def _cursor_position(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 def list_runs(
     *,
+    workspace_id: uuid.UUID | str | None = None,
     workflow_id: str | None = None,
     status: str | Sequence[str] | None = None,
     started_via: str | None = None,
@@ -283,6 +333,7 @@ def list_runs(
     matches the start of the run id or part of the workflow's name (any case). `cursor`
     (from `run_cursor` of the last run of a page) continues after that run: pages stay stable
     while new runs start. A malformed cursor is a REQUEST_INVALID naming the field.
+    `workspace_id` limits them to one workspace (routes and pages pass the caller's).
     """
     query = (
         select(col(Run.id), col(Run.status), col(Run.workflow_id), col(Workflow.name), col(WorkflowVersion.version), col(Run.started_by),
@@ -292,6 +343,8 @@ def list_runs(
         .outerjoin(WorkflowVersion, col(WorkflowVersion.id) == col(Run.version_id))
         .outerjoin(User, col(User.id) == col(Run.created_by))
     )  # fmt: skip
+    if workspace_id is not None:
+        query = query.where(col(Run.workspace_id) == _scope(workspace_id))
     for column, value in (
         (col(Run.workflow_id), workflow_id),
         (col(Run.trigger_id), trigger_id),
@@ -350,22 +403,26 @@ def _matches(term: str) -> ColumnElement[bool]:
     return or_(cast(col(Run.id), String).like(f"{prefix}%"), by_name)
 
 
-def run_starters(*, limit: int = 200, database_url: str | None = None) -> list[tuple[str, str]]:
-    """The users who started at least one run, as (user id, e-mail) by e-mail: a "started by" filter's choices."""
-    query = (
-        select(col(User.id), col(User.email))
-        .where(exists().where(col(Run.created_by) == col(User.id)))
-        .order_by(col(User.email))
-        .limit(limit)
-    )
+def run_starters(
+    *, workspace_id: uuid.UUID | str | None = None, limit: int = 200, database_url: str | None = None
+) -> list[tuple[str, str]]:
+    """The users who started at least one run (of the workspace, when given), as (user id, e-mail) by
+    e-mail: a "started by" filter's choices."""
+    started = exists().where(col(Run.created_by) == col(User.id))
+    if workspace_id is not None:
+        started = started.where(col(Run.workspace_id) == _scope(workspace_id))
+    query = select(col(User.id), col(User.email)).where(started).order_by(col(User.email)).limit(limit)
     with _db(database_url).connect() as conn:
         return [(str(r.id), r.email) for r in conn.execute(query)]
 
 
-def count_by_status(*, database_url: str | None = None) -> dict[str, int]:
-    """How many runs have each status."""
+def count_by_status(
+    *, workspace_id: uuid.UUID | str | None = None, database_url: str | None = None
+) -> dict[str, int]:
+    """How many runs (of the workspace, when given) have each status."""
+    query = select(col(Run.status), func.count().label("count")).group_by(col(Run.status))
+    if workspace_id is not None:
+        query = query.where(col(Run.workspace_id) == _scope(workspace_id))
     with _db(database_url).connect() as conn:
-        rows = conn.execute(
-            select(col(Run.status), func.count().label("count")).group_by(col(Run.status))
-        ).all()
+        rows = conn.execute(query).all()
     return {row.status: row.count for row in rows}

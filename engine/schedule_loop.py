@@ -117,7 +117,7 @@ def fire_due(conn: Connection, trigger_id: uuid.UUID, now: datetime) -> tuple[Pa
     schema: dict[str, Any] = {}
     if plan.fire:
         try:
-            schema = dict(trigger_fire.latest_definition(conn, trigger.workflow_id)[0].inputs or {})
+            schema = dict(trigger_fire.published_definition(conn, trigger.workflow_id)[0].inputs or {})
         except FlowloomError:
             schema = {}  # fire_in says what is wrong, per tick
     for tick in plan.fire:

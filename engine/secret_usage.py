@@ -8,6 +8,7 @@ knows a node type by name.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -70,10 +71,15 @@ def secret_references(definition: Mapping[str, Any]) -> set[str]:
     return found
 
 
-def workflows_by_secret(conn: Connection) -> dict[str, list[WorkflowRef]]:
-    """Secret name -> the workflows whose latest saved version uses it, by workflow name."""
+def workflows_by_secret(
+    conn: Connection, *, workspace_id: str | uuid.UUID | None = None
+) -> dict[str, list[WorkflowRef]]:
+    """Secret name -> the workflows (of workspace `workspace_id` when given) whose latest saved
+    version uses it, by workflow name."""
     usage: dict[str, list[WorkflowRef]] = {}
-    for workflow_id, workflow_name, definition in workflows.latest_definitions(conn):
+    for workflow_id, workflow_name, definition in workflows.latest_definitions(
+        conn, workspace_id=workspace_id
+    ):
         for name in secret_references(definition):
             usage.setdefault(name, []).append(WorkflowRef(workflow_id, workflow_name))
     return usage

@@ -16,6 +16,7 @@ import base64
 import os
 import re
 import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from engine.settings import EnvSecret, get_settings
 from models.core_tables import table_of
 from models.db import get_engine
 from models.memory import Secret
+from models.workspace_column import DEFAULT_WORKSPACE_ID
 
 __all__ = ["REDACTED", "SecretInfo", "SecretsError", "resolve_for_node"]
 
@@ -45,6 +47,25 @@ _NAME = re.compile(NAME_PATTERN)
 _HKDF_INFO = b"flowloom:secrets-store:v1"
 _FIX = "on the Secrets page"
 _secrets = table_of(Secret)
+
+
+def _workspace(workspace_id: str | uuid.UUID | None) -> uuid.UUID:
+    """The workspace a secret name is looked up in: names are unique per workspace; None is the
+    default one, an id that is no UUID a workspace that has no secrets."""
+    if workspace_id is None or workspace_id == "":
+        return DEFAULT_WORKSPACE_ID
+    if isinstance(workspace_id, uuid.UUID):
+        return workspace_id
+    try:
+        return uuid.UUID(str(workspace_id))
+    except ValueError:
+        return uuid.UUID(int=0)
+
+
+def _in(workspace_id: str | uuid.UUID | None) -> Any:
+    return _secrets.c.workspace_id == _workspace(workspace_id)
+
+
 # What SecretInfo shows: everything but the ciphertext.
 _COLUMNS = tuple(
     _secrets.c[n]
@@ -170,8 +191,10 @@ def create_secret(
     allowed_node_types: list[str] | None = None,
     actor: str = "",
     database_url: str | None = None,
+    workspace_id: str | uuid.UUID | None = None,
 ) -> SecretInfo:
-    """Store a new secret, encrypted; SecretExists when the name is taken."""
+    """Store a new secret in workspace `workspace_id` (None: the default one), encrypted;
+    SecretExists when the name is taken there."""
     check_name(name)
     destinations, node_types = _checked_bindings(name, allowed_destinations or [], allowed_node_types or [])
     token = _encrypt(name, value)
@@ -182,9 +205,9 @@ def create_secret(
             .values(
                 id=func.gen_random_uuid(), name=name, ciphertext=token, description=description[:500],
                 allowed_destinations=destinations, allowed_node_types=node_types, created_by=actor[:320],
-                rotated_by="", created_at=now, updated_at=now,
+                rotated_by="", created_at=now, updated_at=now, workspace_id=_workspace(workspace_id),
             )
-            .on_conflict_do_nothing(index_elements=["name"])
+            .on_conflict_do_nothing(index_elements=["workspace_id", "name"])
             .returning(*_COLUMNS)
         ).first()  # fmt: skip
     if row is None:
@@ -201,8 +224,10 @@ def update_secret(
     allowed_node_types: list[str] | None = None,
     actor: str = "",
     database_url: str | None = None,
+    workspace_id: str | uuid.UUID | None = None,
 ) -> SecretInfo | None:
-    """Rotate the value and/or change description and bindings (None = keep); None when absent."""
+    """Rotate the value and/or change description and bindings (None = keep); None when absent
+    (from workspace `workspace_id`)."""
     check_name(name)
     destinations, node_types = _checked_bindings(name, allowed_destinations, allowed_node_types)
     now = datetime.now(UTC)
@@ -217,7 +242,10 @@ def update_secret(
         changes["allowed_node_types"] = node_types
     with _db(database_url).begin() as conn:
         row = conn.execute(
-            update(_secrets).values(changes).where(_secrets.c.name == name).returning(*_COLUMNS)
+            update(_secrets)
+            .values(changes)
+            .where(_secrets.c.name == name, _in(workspace_id))
+            .returning(*_COLUMNS)
         ).first()
     return None if row is None else _info(row)
 
@@ -230,17 +258,18 @@ def set_secret(
     allowed_node_types: list[str] | None = None,
     actor: str = "",
     database_url: str | None = None,
+    workspace_id: str | uuid.UUID | None = None,
 ) -> SecretInfo:
     """Store secret `name` or rotate it when it exists (scripts and tests); bindings None = keep."""
     changed = update_secret(
         name, value=value, allowed_destinations=allowed_destinations, allowed_node_types=allowed_node_types,
-        actor=actor, database_url=database_url,
+        actor=actor, database_url=database_url, workspace_id=workspace_id,
     )  # fmt: skip
     if changed is not None:
         return changed
     return create_secret(
         name, value, allowed_destinations=allowed_destinations, allowed_node_types=allowed_node_types,
-        actor=actor, database_url=database_url,
+        actor=actor, database_url=database_url, workspace_id=workspace_id,
     )  # fmt: skip
 
 
@@ -254,33 +283,44 @@ def _decrypt(name: str, token: bytes) -> str:
         ) from exc
 
 
-def get_secret(name: str, *, database_url: str | None = None) -> str | None:
-    """The decrypted value of stored secret `name`, or None when the store has no such secret."""
+def get_secret(
+    name: str, *, database_url: str | None = None, workspace_id: str | uuid.UUID | None = None
+) -> str | None:
+    """The decrypted value of stored secret `name` of workspace `workspace_id` (None: the default
+    one), or None when it has no such secret."""
     check_name(name)
     with _db(database_url).connect() as conn:
-        token = conn.execute(select(_secrets.c.ciphertext).where(_secrets.c.name == name)).scalar()
+        token = conn.execute(
+            select(_secrets.c.ciphertext).where(_secrets.c.name == name, _in(workspace_id))
+        ).scalar()
     return None if token is None else _decrypt(name, token)
 
 
-def get_info(name: str, *, database_url: str | None = None) -> SecretInfo | None:
-    """What may be shown about stored secret `name` (never its value), or None."""
+def get_info(
+    name: str, *, database_url: str | None = None, workspace_id: str | uuid.UUID | None = None
+) -> SecretInfo | None:
+    """What may be shown about stored secret `name` of a workspace (never its value), or None."""
     check_name(name)
     with _db(database_url).connect() as conn:
-        row = conn.execute(select(*_COLUMNS).where(_secrets.c.name == name)).first()
+        row = conn.execute(select(*_COLUMNS).where(_secrets.c.name == name, _in(workspace_id))).first()
     return None if row is None else _info(row)
 
 
-def delete_secret(name: str, *, database_url: str | None = None) -> bool:
-    """Remove secret `name`; False when there was none."""
+def delete_secret(
+    name: str, *, database_url: str | None = None, workspace_id: str | uuid.UUID | None = None
+) -> bool:
+    """Remove secret `name` of a workspace (None: the default one); False when there was none."""
     check_name(name)
     with _db(database_url).begin() as conn:
-        return bool(conn.execute(delete(_secrets).where(_secrets.c.name == name)).rowcount)
+        return bool(conn.execute(delete(_secrets).where(_secrets.c.name == name, _in(workspace_id))).rowcount)
 
 
-def list_secrets(*, database_url: str | None = None) -> list[SecretInfo]:
-    """The stored secrets by name (never their values)."""
+def list_secrets(
+    *, database_url: str | None = None, workspace_id: str | uuid.UUID | None = None
+) -> list[SecretInfo]:
+    """The stored secrets of a workspace (None: the default one) by name (never their values)."""
     with _db(database_url).connect() as conn:
-        rows = conn.execute(select(*_COLUMNS).order_by(_secrets.c.name)).all()
+        rows = conn.execute(select(*_COLUMNS).where(_in(workspace_id)).order_by(_secrets.c.name)).all()
     return [_info(r) for r in rows]
 
 
@@ -348,7 +388,7 @@ def _from_env(name: str, where: str) -> _Loaded | None:
     )
 
 
-def _from_store(name: str, where: str) -> _Loaded | None:
+def _from_store(name: str, where: str, workspace_id: str | uuid.UUID | None) -> _Loaded | None:
     if not get_settings().database_url:  # no database (unit tests, scripts): opted-in env secrets only
         return None
     try:
@@ -356,7 +396,7 @@ def _from_store(name: str, where: str) -> _Loaded | None:
             row = conn.execute(
                 select(
                     _secrets.c.ciphertext, _secrets.c.allowed_destinations, _secrets.c.allowed_node_types
-                ).where(_secrets.c.name == name)
+                ).where(_secrets.c.name == name, _in(workspace_id))
             ).first()
         if row is None:
             return None
@@ -367,9 +407,17 @@ def _from_store(name: str, where: str) -> _Loaded | None:
 
 
 def resolve_for_node(
-    name: str, *, node_id: str, node_type: str, field: str, destination: str | None = None
+    name: str,
+    *,
+    node_id: str,
+    node_type: str,
+    field: str,
+    destination: str | None = None,
+    workspace_id: str | uuid.UUID | None = None,
 ) -> str:
-    """The value of secret `name` for a node, after its bindings allowed this use.
+    """The value of secret `name` of workspace `workspace_id` (the step's run's; None: the default
+    one) for a node, after its bindings allowed this use. Another workspace's secret of the same
+    name is never read.
 
     StepError when the secret does not exist; PolicyViolation (naming node, field and secret)
     when the node type or the destination URL is not among the secret's allowed ones. Checked
@@ -378,7 +426,7 @@ def resolve_for_node(
     where = f'node "{node_id}" ({node_type}): {field}'
     if not _NAME.match(name or ""):
         raise StepError(f"{where}: {name!r} is not a secret name", retryable=False)
-    loaded = _from_store(name, where) or _from_env(name, where)
+    loaded = _from_store(name, where, workspace_id) or _from_env(name, where)
     if loaded is None:
         raise StepError(
             f'{where}: secret "{name}" is not set; add it {_FIX} '

@@ -10,6 +10,14 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class GroupWorkspaceRole(BaseModel):
+    """One group of a provider's group claim and the role it gives in a workspace (by short name)."""
+
+    group: str = Field(min_length=1)
+    workspace: str = Field(min_length=1, description="the workspace's short name")
+    role: str = Field(pattern=r"^(admin|editor|operator|viewer)$")
+
+
 class OIDCProvider(BaseModel):
     """One sign-in provider (generic OIDC by issuer URL, or a preset name)."""
 
@@ -19,6 +27,11 @@ class OIDCProvider(BaseModel):
     client_id: str
     client_secret: SecretStr = SecretStr("")
     tenant: str = ""  # Microsoft Entra tenant
+    # Group claims -> workspace roles: [{"group": "data-team", "workspace": "data", "role": "editor"}].
+    # A workspace named here is managed by the provider: each sign-in gives the best role the
+    # user's groups grant there, or takes them out when no group does.
+    groups_claim: str = "groups"
+    workspace_roles: list[GroupWorkspaceRole] = Field(default_factory=list)
 
 
 class EnvSecret(BaseModel):
@@ -96,7 +109,8 @@ class Settings(BaseSettings):
     oidc_providers: list[OIDCProvider] = Field(
         default_factory=list,
         description='sign-in providers, a JSON list: {"name", "issuer" or "preset" (google | microsoft | '
-        'github), "client_id", "client_secret", "tenant"}; empty = the local admin account',
+        'github), "client_id", "client_secret", "tenant", "groups_claim", "workspace_roles": [{"group", '
+        '"workspace", "role"}]}; empty = the local admin account',
     )
     admin_emails: list[str] = Field(
         default_factory=list,
@@ -108,6 +122,12 @@ class Settings(BaseSettings):
         20, ge=0, description="steps a worker may run in a row without a broker hop (0: always send)"
     )
     sweep_interval_s: float = Field(5.0, gt=0, description="how often workers look for lost steps")
+    prune_interval_s: float = Field(
+        600.0, gt=0, description="how often a worker applies the workspaces' retention (docs/operations.md)"
+    )
+    prune_batch_size: int = Field(
+        500, ge=1, le=10_000, description="rows the prune job deletes or clears per transaction"
+    )
     schedule_poll_s: float = Field(
         1.0, gt=0, description="how often `flowloom scheduler` looks for due ticks"
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, col, or_, select
 
+from engine import audit
 from engine.errors import DefinitionError
 from engine.fragments import check_fragment
 from models.snippets import Snippet
@@ -48,6 +49,8 @@ def save_snippet(
     row = Snippet(name=name, owner_id=owner_id, shared=shared, fragment=checked, nodes=len(checked["nodes"]))
     session.add(row)
     session.flush()
+    audit.record(session, action="snippet.saved", target_type="snippet", target_id=str(row.id),
+                 after={"name": name, "shared": shared, "nodes": row.nodes})  # fmt: skip
     return row
 
 
@@ -84,4 +87,6 @@ def delete_snippet(
         return False
     session.delete(row)
     session.flush()
+    audit.record(session, action="snippet.deleted", target_type="snippet", target_id=str(snippet_id),
+                 before={"name": row.name, "shared": row.shared, "nodes": row.nodes})  # fmt: skip
     return True

@@ -90,6 +90,7 @@ def run_node(
         ports=step.inputs,
         egress_policy=run.defn.policy.egress,
         sql_connection=sql_connection,
+        workspace_id=run.workspace_id,
     )
     try:
         if node_type is None:

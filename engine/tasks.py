@@ -34,6 +34,8 @@ from engine import (
     leases,
     logs,
     metrics,
+    retention,
+    run_slots,
     tracing,
     waiting,
 )
@@ -301,26 +303,60 @@ class _Sweeper(threading.Thread):
 
 
 def sweep_once() -> int:
-    """One sweep: resend lost steps and apply approval deadlines; returns how many steps were resent."""
+    """One sweep: resend lost steps, admit runs waiting for a slot and apply approval deadlines;
+    returns how many steps were resent."""
     settings = get_settings()
     with _db().begin() as conn:
         lost = leases.lost_steps(conn, resend_after_s=settings.step_lease_s)
     if lost:
         log.info("resending %d lost step(s)", len(lost))
     dispatch.send(lost)
+    admit_waiting()
     expired = approvals.expire_due()
     if expired:
         log.info("applied the deadline of %d approval(s)", expired)
     return len(lost)
 
 
+def admit_waiting() -> int:
+    """Admit the runs a free slot lets start in every workspace (a worker that died between ending a
+    run and admitting the next leaves nothing waiting for longer than a sweep); how many steps left."""
+    with _db().connect() as conn:
+        waiting_in = run_slots.workspaces_waiting(conn)
+    sent = 0
+    for workspace_id in waiting_in:
+        with _db().begin() as conn:
+            ready = run_slots.admit(conn, workspace_id)
+        dispatch.send(ready)
+        sent += len(ready)
+    return sent
+
+
+class _Pruner(threading.Thread):
+    """Applies every workspace's retention every FLOWLOOM_PRUNE_INTERVAL_S (one worker at a time)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="flowloom-pruner", daemon=True)
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(get_settings().prune_interval_s):
+            try:
+                retention.prune_all()
+            except Exception:  # a lock timeout or the database briefly away: the next pass retries
+                log.warning("prune failed", exc_info=True)
+
+
 _sweeper: _Sweeper | None = None
+_pruner: _Pruner | None = None
 
 
 def _start_sweeper(**_: object) -> None:
-    global _sweeper
+    global _sweeper, _pruner
     _sweeper = _Sweeper()
     _sweeper.start()
+    _pruner = _Pruner()
+    _pruner.start()
     log.info(
         "sweeper started: every %ss, resending steps lost for %ss",
         get_settings().sweep_interval_s,
@@ -331,6 +367,8 @@ def _start_sweeper(**_: object) -> None:
 def _stop_sweeper(**_: object) -> None:
     if _sweeper is not None:
         _sweeper.stopping.set()
+    if _pruner is not None:
+        _pruner.stopping.set()
 
 
 def _reset_after_fork(**_: object) -> None:

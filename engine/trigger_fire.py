@@ -11,9 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlmodel import col
 
-from engine import dispatch, metrics
+from engine import dispatch, metrics, publishing
 from engine.definition import WorkflowDefinition
 from engine.errors import ErrorCode, FlowloomError
 from engine.ids import parse_id
@@ -24,7 +23,6 @@ from engine.settings import get_settings
 from engine.triggers import TriggerRow
 from models.core_tables import table_of
 from models.db import get_engine
-from models.tables import Workflow, WorkflowVersion
 from models.triggers import TriggerDelivery
 
 _deliveries = table_of(TriggerDelivery)
@@ -43,18 +41,14 @@ def _db(database_url: str | None = None):
     return get_engine(database_url or get_settings().database_url)
 
 
-def latest_definition(conn: Connection, workflow_id: str) -> tuple[WorkflowDefinition, str]:
-    """The definition a trigger runs (the workflow's latest saved version) and its version row id."""
-    row = conn.execute(
-        select(col(WorkflowVersion.id), col(WorkflowVersion.definition))
-        .join(Workflow, col(Workflow.id) == col(WorkflowVersion.workflow_id))
-        .where(
-            col(Workflow.id) == parse_id(workflow_id),
-            col(WorkflowVersion.version) == col(Workflow.latest_version),
-        )
-    ).first()
+def published_definition(conn: Connection, workflow_id: str) -> tuple[WorkflowDefinition, str]:
+    """The definition a trigger runs (the workflow's published version) and its version row id."""
+    wanted = parse_id(workflow_id)
+    row = publishing.published_row(conn, wanted) if wanted is not None else None
     if row is None:
-        raise FlowloomError(f"workflow {workflow_id} has no saved version", code=ErrorCode.VERSION_NOT_FOUND)
+        raise FlowloomError(
+            f"workflow {workflow_id} has no published version", code=ErrorCode.VERSION_NOT_FOUND
+        )
     return parse_dict(row.definition), str(row.id)
 
 
@@ -92,7 +86,7 @@ def fire_in(
         ).scalar()
         metrics.trigger_delivered(trigger.kind, duplicate=True)
         return Fired(str(run_id) if run_id else None, duplicate=True)
-    defn, version_id = latest_definition(conn, trigger.workflow_id)
+    defn, version_id = published_definition(conn, trigger.workflow_id)
     run_id, sent = start_run_in(
         conn, defn, inputs, workflow_id=trigger.workflow_id, version_id=version_id,
         started_by=started_by or f"trigger:{trigger.id}", started_via="trigger", trigger_id=trigger.id,

@@ -100,13 +100,15 @@ def list_for_workflow(conn: Connection, workflow_id: str | uuid.UUID) -> list[Tr
     return [t for t in (_row(r) for r in rows) if t is not None]
 
 
-def list_live(conn: Connection, kind: str) -> list[TriggerRow]:
-    """Every trigger of `kind` that may fire now (the consumers' and the scheduler's view)."""
-    rows = conn.execute(
-        _SELECT.where(_triggers.c.kind == kind, _triggers.c.active, ~_triggers.c.paused).order_by(
-            _triggers.c.id
-        )
-    )
+def list_live(
+    conn: Connection, kind: str, *, workspace_id: str | uuid.UUID | None = None
+) -> list[TriggerRow]:
+    """Every trigger of `kind` that may fire now (the consumers' and the scheduler's view); of the
+    workflows of one workspace when `workspace_id` is given (an API key's, for /v1 and MCP)."""
+    query = _SELECT.where(_triggers.c.kind == kind, _triggers.c.active, ~_triggers.c.paused)
+    if workspace_id is not None:
+        query = query.where(col(Workflow.workspace_id) == (parse_id(workspace_id) or uuid.UUID(int=0)))
+    rows = conn.execute(query.order_by(_triggers.c.id))
     return [t for t in (_row(r) for r in rows) if t is not None]
 
 

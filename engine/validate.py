@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from engine.parse import loc_path, parse_dict
 from engine.plan import END_TYPE, START_TYPE, ExecutionPlan, build_plan, workflow_graph
 from engine.settings import get_settings
 from engine.validate_triggers import trigger_issues
-from engine.workflow_calls import call_issues, resolvable
+from engine.workflow_calls import call_issues, resolvable, workspace_of
 
 
 @dataclass
@@ -65,11 +66,14 @@ class _NodeInfo:
     inputs: dict[str, Port] | None = None
 
 
-def validate(defn: WorkflowDefinition, *, workflow_id: str | None = None) -> ValidationReport:
+def validate(
+    defn: WorkflowDefinition, *, workflow_id: str | None = None, workspace_id: str | uuid.UUID | None = None
+) -> ValidationReport:
     """Check `defn` and report every issue found, each located by node, edge and field.
 
     `workflow_id`: the saved workflow `defn` is (a version of), so that a sub-workflow call
-    leading back to it is refused as recursion.
+    leading back to it is refused as recursion. `workspace_id`: the workspace it belongs to (the
+    caller's, else the saved workflow's): it may call only that workspace's workflows and agents.
     """
     issues: list[Issue] = []
     _check_unique_ids(defn, issues)
@@ -81,8 +85,10 @@ def validate(defn: WorkflowDefinition, *, workflow_id: str | None = None) -> Val
     _check_graph(defn, workflow_graph(defn), issues)
     issues.extend(on_error_issues(defn))
     issues.extend(trigger_issues(defn))
-    issues.extend(call_issues(defn, workflow_id=workflow_id))
-    issues.extend(agent_issues(defn))
+    if workspace_id is None and workflow_id:
+        workspace_id = workspace_of(workflow_id)
+    issues.extend(call_issues(defn, workflow_id=workflow_id, workspace_id=workspace_id))
+    issues.extend(agent_issues(defn, workspace_id=workspace_id))
     issues.extend(guardrail_issues(get_settings().guardrails, defn.policy.guardrails,
                                    {n.id: n.guardrails for n in defn.nodes if n.guardrails}))  # fmt: skip
     report = ValidationReport(issues)
@@ -91,7 +97,9 @@ def validate(defn: WorkflowDefinition, *, workflow_id: str | None = None) -> Val
     return report
 
 
-def validate_data(data: Any) -> tuple[WorkflowDefinition | None, ValidationReport]:
+def validate_data(
+    data: Any, *, workspace_id: str | uuid.UUID | None = None
+) -> tuple[WorkflowDefinition | None, ValidationReport]:
     """Parse decoded definition data (a request body) and validate it; data that does not parse is
     one `definition_invalid` issue at the place the parser names, and no definition."""
     try:
@@ -99,7 +107,7 @@ def validate_data(data: Any) -> tuple[WorkflowDefinition | None, ValidationRepor
     except DefinitionError as exc:
         issue = Issue(exc.message, code=exc.code, node_id=exc.node_id, field=exc.path)
         return None, ValidationReport([issue])
-    return defn, validate(defn)
+    return defn, validate(defn, workspace_id=workspace_id)
 
 
 def ensure_valid(defn: WorkflowDefinition, *, workflow_id: str | None = None) -> ExecutionPlan:

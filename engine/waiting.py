@@ -52,16 +52,7 @@ def schedule_retry(conn: Connection, step: ClaimedStep, *, delay_s: float, error
     ).first()
     if row is None:
         return []
-    events.emit(
-        conn,
-        events.STEP_RETRYING,
-        step.run_id,
-        step_id=step.step_id,
-        node_id=step.node_id,
-        attempt=step.attempt,
-        delay_s=delay_s,
-        error=error,
-    )
+    events.emit_step(conn, events.STEP_RETRYING, step, attempt=step.attempt, delay_s=delay_s, error=error)
     return [Dispatch(step.step_id, countdown=delay_s)]
 
 
@@ -105,7 +96,7 @@ def suspend_step(
     ).first()
     if row is None:
         return []
-    events.emit(conn, events.STEP_WAITING, step.run_id, step_id=step.step_id, node_id=step.node_id, kind=kind)
+    events.emit_step(conn, events.STEP_WAITING, step, kind=kind)
     if kind == "approval":
         approval_id = str(uuid.uuid4())
         conn.execute(

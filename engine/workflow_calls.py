@@ -9,13 +9,20 @@ through `engine.contract.called_workflow` (engine/contract/called_workflows.py).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from engine.contract import called_workflow, get_node_type
+from sqlalchemy import select
+from sqlmodel import col
+
+from engine.contract import CalledWorkflow, called_workflow, get_node_type
 from engine.definition import NodeSpec, WorkflowDefinition
 from engine.errors import ErrorCode, FlowloomError, Issue
 from engine.ids import parse_id
+from engine.settings import get_settings
+from models.db import get_engine
+from models.tables import Workflow
 
 # A chain of calls longer than this is reported as it is, without following it further.
 MAX_FOLLOWED = 50
@@ -26,12 +33,7 @@ def calls_of(node: NodeSpec | Mapping[str, Any]) -> tuple[str, int] | None:
     node_type_name = node.type if isinstance(node, NodeSpec) else str(node.get("type", ""))
     config = node.config if isinstance(node, NodeSpec) else node.get("config") or {}
     node_type = get_node_type(node_type_name)
-    if node_type is None or node_type.calls_workflow is None:
-        return None
-    try:
-        return node_type.calls_workflow(config)
-    except Exception:  # a config the type cannot read: its config check already says why
-        return None
+    return None if node_type is None else node_type.workflow_called(config)
 
 
 def resolvable(node: NodeSpec) -> bool:
@@ -46,9 +48,43 @@ def resolvable(node: NodeSpec) -> bool:
         return False
 
 
-def call_issues(defn: WorkflowDefinition, *, workflow_id: str | None = None) -> list[Issue]:
-    """One issue per calling node whose pinned call cannot be made: an unknown version, or a chain
-    of calls (followed at the pinned versions) that reaches a workflow already in it.
+def workspace_of(workflow_id: str | uuid.UUID) -> str | None:
+    """The workspace of saved workflow `workflow_id` (None when unknown or no database is configured)."""
+    wanted = parse_id(workflow_id)
+    url = get_settings().database_url
+    if wanted is None or not url:
+        return None
+    try:
+        with get_engine(url).connect() as conn:
+            found = conn.execute(
+                select(col(Workflow.workspace_id)).where(col(Workflow.id) == wanted)
+            ).scalar()
+    except Exception as exc:  # no database reachable: say so, never guess
+        raise FlowloomError(
+            f"cannot read workflow {workflow_id}: {exc}", code=ErrorCode.DATABASE_UNAVAILABLE
+        ) from exc
+    return None if found is None else str(found)
+
+
+def callable_from(
+    called: CalledWorkflow | None, workspace_id: str | uuid.UUID | None
+) -> CalledWorkflow | None:
+    """`called` when a workflow of workspace `workspace_id` may call it (None: any), else None: a
+    workflow of another workspace does not exist for the caller."""
+    if called is None or workspace_id is None or called.workspace_id == str(workspace_id):
+        return called
+    return None
+
+
+def call_issues(
+    defn: WorkflowDefinition,
+    *,
+    workflow_id: str | None = None,
+    workspace_id: str | uuid.UUID | None = None,
+) -> list[Issue]:
+    """One issue per calling node whose pinned call cannot be made: an unknown version (a workflow
+    of another workspace than `workspace_id` is unknown), or a chain of calls (followed at the
+    pinned versions) that reaches a workflow already in it.
 
     `workflow_id` is the workflow `defn` is a version of, when it is saved: a call that leads back
     to it is recursion too.
@@ -61,7 +97,7 @@ def call_issues(defn: WorkflowDefinition, *, workflow_id: str | None = None) -> 
             continue
         where = f'node "{node.id}" ({node.type})'
         try:
-            problem = _follow(target, root, [])
+            problem = _follow(target, root, [], workspace_id)
         except FlowloomError as exc:
             issues.append(
                 Issue(f"{where}: {exc}", code=exc.code, node_id=node.id, field="config.workflow_id")
@@ -74,12 +110,15 @@ def call_issues(defn: WorkflowDefinition, *, workflow_id: str | None = None) -> 
 
 
 def _follow(
-    target: tuple[str, int], root: list[tuple[str, str]], called_so_far: list[tuple[str, str]]
+    target: tuple[str, int],
+    root: list[tuple[str, str]],
+    called_so_far: list[tuple[str, str]],
+    workspace_id: str | uuid.UUID | None = None,
 ) -> tuple[str, ErrorCode, str] | None:
     """Why the call to `target` cannot be made, after the calls `called_so_far` ((workflow id,
     name) each) from `root` (the workflow being checked, when it is saved)."""
     workflow_id, version = target
-    called = called_workflow(workflow_id, version)
+    called = callable_from(called_workflow(workflow_id, version), workspace_id)
     chain = [*root, *called_so_far]
     if called is None:
         if called_so_far:  # deeper in the chain: the called workflow's own call is broken
@@ -101,7 +140,7 @@ def _follow(
     for node in called.definition.nodes:
         inner = calls_of(node)
         if inner is not None:
-            found = _follow(inner, root, [*called_so_far, path[-1]])
+            found = _follow(inner, root, [*called_so_far, path[-1]], workspace_id)
             if found is not None:
                 return found
     return None

@@ -13,17 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, delete, func
+from sqlalchemy import Connection, delete, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, col, select
 
-from engine import triggers
+from engine import audit, publishing
 from engine.definition import WorkflowDefinition
 from engine.ids import parse_id  # noqa: F401 - re-exported: callers ask workflows.parse_id
 from engine.parse import parse_dict
 from engine.settings import get_settings
 from models.db import get_engine
 from models.tables import Workflow, WorkflowVersion, utcnow
+from models.workspaces import Workspace
 
 # Column sizes of models.tables.Workflow, checked before a write so the user gets a message.
 NAME_MAX_LENGTH = 200
@@ -50,6 +51,7 @@ class VersionInfo:
     note: str
     nodes: int
     created_at: datetime
+    status: str = ""  # engine/publishing.py: draft, in_review, approved, rejected, published, superseded
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,19 @@ class SavedVersion:
     definition: WorkflowDefinition
 
 
-def list_workflows(session: Session, search: str = "", limit: int = 500) -> list[Workflow]:
-    """Workflows, most recently updated first; `search` matches names case-insensitively."""
+def _workspace_key(workspace_id: str | uuid.UUID) -> uuid.UUID:
+    # An id that is no UUID names no workspace: it matches nothing.
+    return parse_id(workspace_id) or uuid.UUID(int=0)
+
+
+def list_workflows(
+    session: Session, search: str = "", limit: int = 500, *, workspace_id: str | uuid.UUID | None = None
+) -> list[Workflow]:
+    """Workflows (of workspace `workspace_id` when given), most recently updated first; `search`
+    matches names case-insensitively."""
     query = select(Workflow)
+    if workspace_id is not None:
+        query = query.where(col(Workflow.workspace_id) == _workspace_key(workspace_id))
     term = search.strip()
     if term:
         escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -73,21 +85,52 @@ def list_workflows(session: Session, search: str = "", limit: int = 500) -> list
     return list(session.exec(query))
 
 
-def count_workflows(session: Session) -> int:
-    """How many workflows exist."""
-    return session.exec(select(func.count()).select_from(Workflow)).one()
+def count_workflows(session: Session, *, workspace_id: str | uuid.UUID | None = None) -> int:
+    """How many workflows exist (in workspace `workspace_id` when given)."""
+    query = select(func.count()).select_from(Workflow)
+    if workspace_id is not None:
+        query = query.where(col(Workflow.workspace_id) == _workspace_key(workspace_id))
+    return session.exec(query).one()
 
 
-def get_workflow(session: Session, workflow_id: uuid.UUID) -> Workflow | None:
-    """The workflow with `workflow_id`, or None."""
-    return session.get(Workflow, workflow_id)
+def get_workflow(
+    session: Session, workflow_id: uuid.UUID, *, workspace_id: str | uuid.UUID | None = None
+) -> Workflow | None:
+    """The workflow with `workflow_id`, or None; with `workspace_id` (a caller's) also None when it
+    belongs to another workspace, so it answers like an unknown id."""
+    workflow = session.get(Workflow, workflow_id)
+    if workflow is None or (
+        workspace_id is not None and workflow.workspace_id != _workspace_key(workspace_id)
+    ):
+        return None
+    return workflow
+
+
+def _audit(
+    session: Session, action: str, workflow_id: uuid.UUID, who: audit.Who | None, **entry: Any
+) -> None:
+    audit.record(session, action=action, target_type="workflow", target_id=str(workflow_id), who=who, **entry)
+
+
+def _fields(workflow: Workflow) -> dict[str, Any]:
+    return {"name": workflow.name, "description": workflow.description}
 
 
 def create_workflow(
-    session: Session, name: str, description: str = "", definition: dict[str, Any] | None = None
+    session: Session,
+    name: str,
+    description: str = "",
+    definition: dict[str, Any] | None = None,
+    *,
+    who: audit.Who | None = None,
+    copied_from: uuid.UUID | None = None,
+    workspace_id: str | uuid.UUID | None = None,
 ) -> Workflow:
-    """A new workflow; with a `definition` it also gets version 1."""
+    """A new workflow in workspace `workspace_id` (the default one when None; audited); with a
+    `definition` it also gets version 1."""
     workflow = Workflow(name=name, description=description)
+    if workspace_id is not None:
+        workflow.workspace_id = _workspace_key(workspace_id)
     session.add(workflow)
     session.flush()
     if definition is not None:
@@ -96,30 +139,41 @@ def create_workflow(
         )
         workflow.latest_version = 1
     session.flush()
-    if definition is not None:  # a template's or a copy's triggers are live from version 1 on
-        triggers.sync(session.connection(), workflow.id, definition)
+    if definition is not None:  # published (its triggers live) unless the workspace requires review
+        publishing.on_save(session, workflow.id, 1)
+    details = {"version": workflow.latest_version or None, "copied_from": copied_from}
+    _audit(session, "workflow.created", workflow.id, who, after=_fields(workflow),
+           details={k: v for k, v in details.items() if v is not None})  # fmt: skip
     return workflow
 
 
-def rename_workflow(session: Session, workflow_id: uuid.UUID, name: str) -> Workflow | None:
-    """Rename a workflow; None when it does not exist."""
-    workflow = session.get(Workflow, workflow_id)
-    if workflow is None:
-        return None
-    workflow.name = name
-    workflow.updated_at = utcnow()
-    session.add(workflow)
-    session.flush()
-    return workflow
+def rename_workflow(
+    session: Session,
+    workflow_id: uuid.UUID,
+    name: str,
+    *,
+    who: audit.Who | None = None,
+    workspace_id: str | uuid.UUID | None = None,
+) -> Workflow | None:
+    """Rename a workflow (audited); None when it does not exist (in `workspace_id` when given)."""
+    return update_workflow(session, workflow_id, name=name, who=who, workspace_id=workspace_id)
 
 
 def update_workflow(
-    session: Session, workflow_id: uuid.UUID, *, name: str | None = None, description: str | None = None
+    session: Session,
+    workflow_id: uuid.UUID,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    who: audit.Who | None = None,
+    workspace_id: str | uuid.UUID | None = None,
 ) -> Workflow | None:
-    """Change a workflow's name and/or description (None leaves one as it is); None when it does not exist."""
-    workflow = session.get(Workflow, workflow_id)
+    """Change a workflow's name and/or description (None leaves one as it is; audited with before
+    and after); None when it does not exist (in `workspace_id` when given)."""
+    workflow = get_workflow(session, workflow_id, workspace_id=workspace_id)
     if workflow is None:
         return None
+    before = _fields(workflow)
     if name is not None:
         workflow.name = name
     if description is not None:
@@ -127,18 +181,33 @@ def update_workflow(
     workflow.updated_at = utcnow()
     session.add(workflow)
     session.flush()
+    after = _fields(workflow)
+    changed = [k for k in after if after[k] != before[k]]
+    if changed:
+        _audit(session, "workflow.renamed" if changed == ["name"] else "workflow.updated", workflow_id, who,
+               before={k: before[k] for k in changed}, after={k: after[k] for k in changed})  # fmt: skip
     return workflow
 
 
-def duplicate_workflow(session: Session, workflow_id: uuid.UUID) -> Workflow | None:
-    """A copy named "<name> (copy)" whose version 1 is the original's latest definition."""
-    original = session.get(Workflow, workflow_id)
+def duplicate_workflow(
+    session: Session,
+    workflow_id: uuid.UUID,
+    *,
+    who: audit.Who | None = None,
+    workspace_id: str | uuid.UUID | None = None,
+) -> Workflow | None:
+    """A copy named "<name> (copy)" in the original's workspace whose version 1 is the original's
+    latest definition (audited); None when absent (in `workspace_id` when given)."""
+    original = get_workflow(session, workflow_id, workspace_id=workspace_id)
     if original is None:
         return None
     latest = latest_version(session, workflow_id)
     name = f"{original.name} (copy)"[:NAME_MAX_LENGTH]
     definition = dict(latest.definition) if latest is not None else None
-    return create_workflow(session, name, original.description, definition)
+    return create_workflow(
+        session, name, original.description, definition, who=who, copied_from=workflow_id,
+        workspace_id=original.workspace_id,
+    )  # fmt: skip
 
 
 def install_workflow(
@@ -148,10 +217,12 @@ def install_workflow(
     description: str,
     definition: dict[str, Any],
     note: str,
+    *,
+    who: audit.Who | None = None,
 ) -> bool:
     """Create workflow `workflow_id` with `definition` as its version 1 unless it exists (a
     template's bundled sub-workflow, which its definition calls at that id and version); True
-    when it was created now. Two installs at once create it once."""
+    when it was created now (audited). Two installs at once create it once."""
     now = utcnow()
     created = session.execute(
         pg_insert(Workflow)
@@ -168,14 +239,33 @@ def install_workflow(
                 note=note[:500], created_at=now)
         .on_conflict_do_nothing()
     )  # fmt: skip
-    triggers.sync(session.connection(), workflow_id, definition)
+    publishing.on_save(session, workflow_id, 1)
+    _audit(session, "workflow.created", workflow_id, who, details={"version": 1, "note": note[:500]},
+           after={"name": name[:NAME_MAX_LENGTH], "description": description[:DESCRIPTION_MAX_LENGTH]})  # fmt: skip
     return True
 
 
-def delete_workflow(session: Session, workflow_id: uuid.UUID) -> bool:
-    """Delete a workflow with its versions and runs (the database cascades); False when absent."""
-    result = session.execute(delete(Workflow).where(col(Workflow.id) == workflow_id))
-    return isinstance(result, CursorResult) and result.rowcount > 0  # a DML statement's result
+def delete_workflow(
+    session: Session,
+    workflow_id: uuid.UUID,
+    *,
+    who: audit.Who | None = None,
+    workspace_id: str | uuid.UUID | None = None,
+) -> bool:
+    """Delete a workflow with its versions and runs (the database cascades; audited); False when
+    absent (in `workspace_id` when given)."""
+    where = [col(Workflow.id) == workflow_id]
+    if workspace_id is not None:
+        where.append(col(Workflow.workspace_id) == _workspace_key(workspace_id))
+    result = session.execute(
+        delete(Workflow).where(*where)
+        .returning(col(Workflow.name), col(Workflow.description), col(Workflow.latest_version))
+    ).first()  # fmt: skip
+    if result is None:
+        return False
+    _audit(session, "workflow.deleted", workflow_id, who,
+           before={"name": result.name, "description": result.description, "latest_version": result.latest_version})  # fmt: skip
+    return True
 
 
 def latest_version(session: Session, workflow_id: uuid.UUID) -> WorkflowVersion | None:
@@ -188,9 +278,11 @@ def latest_version(session: Session, workflow_id: uuid.UUID) -> WorkflowVersion 
     ).first()
 
 
-def load_workflow(session: Session, workflow_id: uuid.UUID) -> LoadedWorkflow | None:
-    """The workflow with its latest definition; None when it does not exist."""
-    workflow = session.get(Workflow, workflow_id)
+def load_workflow(
+    session: Session, workflow_id: uuid.UUID, *, workspace_id: str | uuid.UUID | None = None
+) -> LoadedWorkflow | None:
+    """The workflow with its latest definition; None when it does not exist (in `workspace_id` when given)."""
+    workflow = get_workflow(session, workflow_id, workspace_id=workspace_id)
     if workflow is None:
         return None
     latest = latest_version(session, workflow_id)
@@ -204,11 +296,19 @@ def load_workflow(session: Session, workflow_id: uuid.UUID) -> LoadedWorkflow | 
 
 
 def save_version(
-    session: Session, workflow_id: uuid.UUID, definition: dict[str, Any], note: str = ""
+    session: Session,
+    workflow_id: uuid.UUID,
+    definition: dict[str, Any],
+    note: str = "",
+    *,
+    who: audit.Who | None = None,
+    created_by: uuid.UUID | None = None,
 ) -> tuple[int, str]:
-    """Store `definition` as the workflow's next version; returns (version, version row id).
+    """Store `definition` as the workflow's next version (audited); returns (version, version row id).
 
-    The workflow row is locked first, so two saves at once get consecutive numbers.
+    The workflow row is locked first, so two saves at once get consecutive numbers. The version is
+    published at once unless the workspace requires review (engine/publishing.py); `created_by` is
+    its author, who may not approve it.
     """
     workflow = session.exec(select(Workflow).where(Workflow.id == workflow_id).with_for_update()).first()
     if workflow is None:
@@ -220,14 +320,20 @@ def save_version(
         version=number,
         definition={**definition, "version": number},
         note=note[:500],
+        created_by=created_by,
     )
     session.add(row)
     workflow.latest_version = number
     workflow.updated_at = utcnow()
     session.add(workflow)
     session.flush()
-    # The triggers of the latest version are the live ones (in the same transaction as the save).
-    triggers.sync(session.connection(), workflow_id, row.definition)
+    # Published now (its triggers live, in this transaction) unless the workspace requires review.
+    publishing.on_save(session, workflow_id, number)
+    nodes = definition.get("nodes")
+    _audit(session, "version.saved", workflow_id, who,
+           details={"version": number, "version_id": row.id, "note": row.note,
+                    "nodes": len(nodes) if isinstance(nodes, list) else 0},
+           before={"latest_version": number - 1}, after={"latest_version": number})  # fmt: skip
     return number, str(row.id)
 
 
@@ -235,16 +341,18 @@ def list_versions(
     session: Session, workflow_id: uuid.UUID, limit: int = VERSIONS_SHOWN, *, before: int | None = None
 ) -> list[VersionInfo]:
     """The newest versions first; with `before`, only the versions numbered below it (the next page)."""
-    query = select(
+    # sqlmodel's select() is typed for up to four columns; this one reads five.
+    query = select(  # type: ignore[call-overload]
         WorkflowVersion.version,
         WorkflowVersion.note,
         func.jsonb_array_length(WorkflowVersion.definition["nodes"]),
         WorkflowVersion.created_at,
+        WorkflowVersion.status,
     ).where(WorkflowVersion.workflow_id == workflow_id)
     if before is not None:
         query = query.where(col(WorkflowVersion.version) < before)
     rows = session.exec(query.order_by(col(WorkflowVersion.version).desc()).limit(limit)).all()
-    return [VersionInfo(version, note, nodes or 0, created) for version, note, nodes, created in rows]
+    return [VersionInfo(v, note, nodes or 0, created, status) for v, note, nodes, created, status in rows]
 
 
 def get_version(session: Session, workflow_id: uuid.UUID, version: int) -> dict[str, Any] | None:
@@ -271,18 +379,27 @@ def version_number(db: Connection | Session, version_id: str | uuid.UUID | None)
 
 
 def saved_version(
-    workflow_id: str | uuid.UUID, version: int | None = None, *, database_url: str | None = None
+    workflow_id: str | uuid.UUID,
+    version: int | None = None,
+    *,
+    workspace_id: str | uuid.UUID | None = None,
+    database_url: str | None = None,
 ) -> SavedVersion | None:
-    """The workflow's saved `version` (its latest when None); None when there is no such version."""
+    """The workflow's saved `version` (its published one when None: engine/publishing.py); None when
+    there is no such version or, with `workspace_id` (a caller's), when the workflow is in another
+    workspace."""
     wf = parse_id(workflow_id)
     if wf is None:
         return None
-    number = col(Workflow.latest_version) if version is None else version
+    number = publishing.runnable_number() if version is None else version
     query = (
         select(WorkflowVersion.id, WorkflowVersion.version, WorkflowVersion.definition)
         .join(Workflow, col(Workflow.id) == col(WorkflowVersion.workflow_id))
+        .join(Workspace, col(Workspace.id) == col(Workflow.workspace_id))
         .where(Workflow.id == wf, WorkflowVersion.version == number)
     )
+    if workspace_id is not None:
+        query = query.where(col(Workflow.workspace_id) == (parse_id(workspace_id) or uuid.UUID(int=0)))
     with get_engine(database_url or get_settings().database_url).connect() as conn:
         row = conn.execute(query).first()
     if row is None:
@@ -290,8 +407,11 @@ def saved_version(
     return SavedVersion(str(wf), str(row.id), row.version, parse_dict(row.definition))
 
 
-def latest_definitions(conn: Connection) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(id, name, definition) of every workflow's latest saved version, by workflow name."""
+def latest_definitions(
+    conn: Connection, *, workspace_id: str | uuid.UUID | None = None
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(id, name, definition) of every workflow's (of workspace `workspace_id` when given) latest
+    saved version, by workflow name."""
     query = (
         select(Workflow.id, Workflow.name, WorkflowVersion.definition)
         .join(
@@ -301,5 +421,7 @@ def latest_definitions(conn: Connection) -> Iterator[tuple[str, str, dict[str, A
         )
         .order_by(col(Workflow.name))
     )
+    if workspace_id is not None:
+        query = query.where(col(Workflow.workspace_id) == _workspace_key(workspace_id))
     for row in conn.execute(query):
         yield str(row.id), row.name, row.definition or {}

@@ -16,8 +16,13 @@ from models.memory import EMBEDDING_DIM, KnowledgeDocument, MemoryChunk, Secret
 from models.snippets import Snippet
 from models.tables import Approval, Event, Run, StepRun, Workflow, WorkflowVersion
 from models.triggers import ChatSession, DeadLetter, IdempotencyKey, KafkaOffset, Trigger, TriggerDelivery
+from models.workspace_column import DEFAULT_WORKSPACE_ID
+from models.workspaces import Workspace, WorkspaceMember
 
 __all__ = [
+    "DEFAULT_WORKSPACE_ID",
+    "Workspace",
+    "WorkspaceMember",
     "AgentSession",
     "SavedAgent",
     "EMBEDDING_DIM",

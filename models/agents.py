@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from models.tables import utcnow
+from models.workspace_column import workspace_column
 
 
 def _ts(nullable: bool = False) -> Any:
@@ -36,6 +37,7 @@ class SavedAgent(SQLModel, table=True):
     __tablename__ = "agents"
 
     id: str = Field(primary_key=True, max_length=40)  # AGENT-YYYYMMDD-HHMMSS-NNNN-XXXX
+    workspace_id: uuid.UUID = workspace_column()
     name: str = Field(max_length=200, index=True)
     description: str = Field(default="", max_length=2000)
     # The agent node's fields that make the agent: provider, model, system prompt, tools, memory, ...

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, UniqueConstraint, false
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, UniqueConstraint, false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from models.tables import utcnow
+from models.workspace_column import workspace_column
 
 
 class User(SQLModel, table=True):
@@ -38,6 +39,7 @@ class ApiKey(SQLModel, table=True):
     __tablename__ = "api_keys"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    workspace_id: uuid.UUID = workspace_column()
     user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
     name: str = Field(max_length=100)
     prefix: str = Field(max_length=16, index=True)  # shown in lists to tell keys apart
@@ -75,20 +77,28 @@ class ApprovalVote(SQLModel, table=True):
 
 
 class AuditLog(SQLModel, table=True):
-    """Who did what: sign-ins, role changes, key creation, approval decisions."""
+    """Who did what, when, from where: every change people make (engine/audit.py writes it).
+
+    Append-only: a trigger (migration 0011) refuses UPDATE and DELETE of any row.
+    """
 
     __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_target", "target_type", "target_id"),)
 
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, Identity(always=False), primary_key=True)
     )
     at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True), index=True)
-    actor: str = Field(default="", max_length=320)
+    actor: str = Field(default="", max_length=320, index=True)
     action: str = Field(max_length=100, index=True)
     target_type: str = Field(default="", max_length=50)
     target_id: str = Field(default="", max_length=100)
     details: dict | None = Field(default=None, sa_type=JSONB)
     ip: str = Field(default="", max_length=64)
+    # Where the change came from: ui, api, cli, trigger or system ("" in entries older than 0011).
+    source: str = Field(default="", max_length=20, sa_column_kwargs={"server_default": ""})
+    before: dict | None = Field(default=None, sa_type=JSONB)  # the object's fields the change replaced
+    after: dict | None = Field(default=None, sa_type=JSONB)
 
 
 class RevokedSession(SQLModel, table=True):

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from models.tables import utcnow
+from models.workspace_column import workspace_column
 
 EMBEDDING_DIM = 384  # all-MiniLM-L6-v2
 
@@ -32,6 +33,7 @@ class MemoryChunk(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     collection: str = Field(max_length=100, index=True)
     document_id: str = Field(max_length=200)
+    workspace_id: uuid.UUID = workspace_column()
     chunk_index: int = 0
     content: str
     meta: dict | None = Field(default=None, sa_type=JSONB)
@@ -51,6 +53,7 @@ class KnowledgeDocument(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     collection: str = Field(max_length=100, index=True)
+    workspace_id: uuid.UUID = workspace_column()
     name: str = Field(max_length=200)
     media_type: str = Field(default="text/plain", max_length=100)
     size: int = 0
@@ -70,9 +73,12 @@ class Secret(SQLModel, table=True):
     """A credential referenced by name from node configs; stored encrypted, never exported."""
 
     __tablename__ = "secrets"
+    # A name is unique within its workspace: each workspace may have its own "openai_key".
+    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_secrets_workspace_name"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    name: str = Field(max_length=100, unique=True)
+    workspace_id: uuid.UUID = workspace_column()
+    name: str = Field(max_length=100)
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     description: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""})
     # Where the value may go: hosts ("api.openai.com", "*.example.com") or URL prefixes

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from models.tables import utcnow
+from models.workspace_column import workspace_column
 
 
 class Snippet(SQLModel, table=True):
@@ -19,6 +20,7 @@ class Snippet(SQLModel, table=True):
     __tablename__ = "snippets"
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    workspace_id: uuid.UUID = workspace_column()
     name: str = Field(max_length=200)
     # Who saved it; a personal snippet is seen by its owner only, a shared one by everyone.
     owner_id: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="CASCADE", index=True)

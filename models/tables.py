@@ -10,6 +10,8 @@ from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, UniqueCons
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from models.workspace_column import workspace_column
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -36,7 +38,12 @@ class Workflow(SQLModel, table=True):
     name: str = Field(max_length=200, index=True)
     description: str = Field(default="", max_length=2000)
     owner_id: uuid.UUID | None = Field(default=None, index=True)
+    workspace_id: uuid.UUID = workspace_column()
     latest_version: int = Field(default=0)
+    # The version triggers, operators and the API run (engine/publishing.py); None: none published.
+    published_version: int | None = Field(default=None)
+    # Runs of this workflow running at once (None: only the workspace's limit); more wait queued.
+    max_concurrent_runs: int | None = Field(default=None, ge=1)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
@@ -54,6 +61,14 @@ class WorkflowVersion(SQLModel, table=True):
     note: str = Field(default="", max_length=500)
     created_by: uuid.UUID | None = None
     created_at: datetime = _ts()
+    # Four-eyes publishing (engine/publishing.py): draft | in_review | approved | rejected |
+    # published | superseded, who submitted it and who reviewed it, with the reviewer's note.
+    status: str = Field(default="draft", max_length=20, sa_column_kwargs={"server_default": "draft"})
+    submitted_by: uuid.UUID | None = None
+    submitted_at: datetime | None = _ts(nullable=True, default=False)
+    reviewed_by: uuid.UUID | None = None
+    reviewed_at: datetime | None = _ts(nullable=True, default=False)
+    review_note: str = Field(default="", max_length=2000, sa_column_kwargs={"server_default": ""})
 
 
 class Run(SQLModel, table=True):
@@ -68,6 +83,8 @@ class Run(SQLModel, table=True):
         default=None, foreign_key="workflows.id", ondelete="CASCADE", index=True
     )
     version_id: uuid.UUID | None = Field(default=None, foreign_key="workflow_versions.id", ondelete="CASCADE")
+    # The workflow's workspace, copied so lists, limits and quotas filter runs without a join.
+    workspace_id: uuid.UUID = workspace_column()
     # The definition the run executes, copied so a run of an unsaved file (CLI) needs no version row.
     definition: dict = Field(sa_type=JSONB, nullable=False)
     status: str = Field(default="queued", max_length=20, index=True)

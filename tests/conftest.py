@@ -30,6 +30,7 @@ from engine.ops.migrate import upgrade_to_head
 from engine.ops.services import find_free_port, redis_reachable
 from engine.settings import get_settings
 from models.db import get_engine
+from models.workspace_column import DEFAULT_WORKSPACE_ID
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A database of its own on the machine's Redis; FLOWLOOM_TEST_REDIS_URL gives concurrent sessions their own.
@@ -91,6 +92,14 @@ def clean_db(pg_url: str) -> str:
         try:
             with get_engine(pg_url).begin() as conn:
                 conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+                # Migration 0009's default workspace, which every user joins and every row defaults to.
+                conn.execute(
+                    text(
+                        "INSERT INTO workspaces (id, slug, name, description, auto_join, created_at) "
+                        "VALUES (:id, 'default', 'Default', 'Everyone who signs in joins it.', true, now())"
+                    ),
+                    {"id": DEFAULT_WORKSPACE_ID},
+                )
             break
         except OperationalError as exc:
             # TRUNCATE locks table after table; a worker still finishing an earlier test's step may hold

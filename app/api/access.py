@@ -1,15 +1,14 @@
-"""/api/me, /api/keys, /api/users, /api/audit: who I am, my API keys, users' roles, the audit log."""
+"""/api/me, /api/keys, /api/users: who I am, my API keys, users' roles (the audit log: app/api/audit.py)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.callers import Admin, Caller, client_ip
+from app.api.callers import Admin, Caller, InstanceAdmin, client_ip
 from app.auth import api_keys, users
 from app.auth.policy import Role
 from app.auth.principal import session_cache
@@ -74,19 +73,6 @@ class UserUpdate(BaseModel):
     is_active: bool | None = None
 
 
-class AuditPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    target_type: str
-    target_id: str
-    details: dict[str, Any] | None = None
-    ip: str
-
-
 @router.get("/me", response_model=MePublic)
 def me(principal: Caller) -> MePublic:
     """Who you are signed in as, and your role (an API key's role when you use one)."""
@@ -98,15 +84,16 @@ def me(principal: Caller) -> MePublic:
 
 @router.get("/keys", response_model=list[ApiKeyPublic])
 def list_keys(principal: Caller) -> list[ApiKeyPublic]:
-    """Your API keys (never the keys themselves)."""
+    """Your API keys of the current workspace (never the keys themselves)."""
     with db_session() as session:
-        rows = api_keys.list_keys(session, uuid.UUID(principal.user_id))
+        rows = api_keys.list_keys(session, uuid.UUID(principal.user_id), workspace_id=principal.workspace_id)
         return [ApiKeyPublic.model_validate(r) for r in rows]
 
 
 @router.post("/keys", response_model=ApiKeyCreated, status_code=status.HTTP_201_CREATED)
 def create_key(body: ApiKeyCreate, principal: Caller, request: Request) -> ApiKeyCreated:
-    """Create a key with a role up to your own; the answer holds the key, shown only this once."""
+    """Create a key of the current workspace (it acts there only) with a role up to your own there;
+    the answer holds the key, shown only this once."""
     if principal.via != "session":
         raise FlowloomError(
             "sign in to create keys; a key cannot make keys", code=ErrorCode.KEY_NEEDS_SESSION
@@ -116,8 +103,9 @@ def create_key(body: ApiKeyCreate, principal: Caller, request: Request) -> ApiKe
         if owner is None:
             raise FlowloomError("sign in first", code=ErrorCode.SIGN_IN_REQUIRED)
         row, key = api_keys.create(  # ApiKeyError answers 422
-            session, owner, name=body.name, role=body.role, rate_limit_per_min=body.rate_limit_per_min
-        )
+            session, owner, name=body.name, role=body.role, rate_limit_per_min=body.rate_limit_per_min,
+            workspace_id=principal.workspace_id or None, owner_role=principal.role,
+        )  # fmt: skip
         audit.record(
             session, actor=principal.actor, action="api_key.created", target_type="api_key",
             target_id=str(row.id), details={"name": row.name, "prefix": row.prefix, "role": row.role},
@@ -129,9 +117,12 @@ def create_key(body: ApiKeyCreate, principal: Caller, request: Request) -> ApiKe
 
 @router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
 def revoke_key(key_id: uuid.UUID, principal: Caller, request: Request) -> Response:
-    """Revoke one of your keys (admins: any key); it stops working at once."""
+    """Revoke one of your keys of the current workspace (its admins: any of its keys); it stops working at once."""
     with db_session() as session:
-        row = api_keys.revoke(session, key_id, by_user=uuid.UUID(principal.user_id), by_role=principal.role)
+        row = api_keys.revoke(
+            session, key_id, by_user=uuid.UUID(principal.user_id), by_role=principal.role,
+            workspace_id=principal.workspace_id,
+        )  # fmt: skip
         if row is None:
             raise FlowloomError(f"API key {key_id} not found", code=ErrorCode.API_KEY_NOT_FOUND)
         audit.record(
@@ -149,7 +140,9 @@ def list_users(principal: Admin) -> list[UserPublic]:
 
 
 @router.patch("/users/{user_id}", response_model=UserPublic, responses={404: {}, 409: {}})
-def update_user(user_id: uuid.UUID, body: UserUpdate, principal: Admin, request: Request) -> UserPublic:
+def update_user(
+    user_id: uuid.UUID, body: UserUpdate, principal: InstanceAdmin, request: Request
+) -> UserPublic:
     """Change a user's role or deactivate them (admins only); the change applies at once."""
     with db_session() as session:
         # UserError (the last admin, an unknown role) answers 409.
@@ -161,22 +154,8 @@ def update_user(user_id: uuid.UUID, body: UserUpdate, principal: Admin, request:
             audit.record(
                 session, actor=principal.actor, action="user.role_changed" if "role" in changes else "user.updated",
                 target_type="user", target_id=str(user.id), details=changes, ip=client_ip(request),
+                **audit.before_after(changes),
             )  # fmt: skip
         public = UserPublic.model_validate(user)
     session_cache.clear()
     return public
-
-
-@router.get("/audit", response_model=list[AuditPublic])
-def read_audit(
-    principal: Admin,
-    action: str = Query("", max_length=100),
-    actor: str = Query("", max_length=320),
-    limit: int = Query(100, ge=1, le=1000),
-) -> list[AuditPublic]:
-    """The audit log, newest first (admins only)."""
-    with db_session() as session:
-        return [
-            AuditPublic.model_validate(e)
-            for e in audit.entries(session, limit=limit, action=action, actor=actor)
-        ]

@@ -43,19 +43,6 @@ class AgentUpdate(BaseModel):
     pricing: Pricing | None = None
 
 
-class ExecutionPublic(BaseModel):
-    run_id: str
-    step_id: str
-    node_id: str
-    status: str
-    finished_at: datetime | None
-    latency_ms: float | None
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float | None
-    error: str
-
-
 class AgentPublic(BaseModel):
     """A saved agent, its lifecycle state and the result of its last validation."""
 
@@ -72,7 +59,7 @@ class AgentPublic(BaseModel):
     checks: list[dict[str, Any]]
     active_executions: int
     memory_size: dict[str, int] = Field(description="sessions, messages and characters kept")
-    recent_executions: list[ExecutionPublic]
+    recent_executions: list[agents.Execution]
     created_by: str
     created_at: datetime | None
     updated_at: datetime | None
@@ -92,7 +79,7 @@ def _public(agent: AgentRecord, size: dict[str, int] | None, runs: list[agents.E
         capabilities=agent.capabilities, memory=agent.memory, pricing=agent.pricing, checks=agent.checks,
         active_executions=len(agent.active_steps),
         memory_size=size or {"sessions": 0, "messages": 0, "chars": 0},
-        recent_executions=[ExecutionPublic(**vars(e)) for e in runs], created_by=agent.created_by,
+        recent_executions=runs, created_by=agent.created_by,
         created_at=agent.created_at, updated_at=agent.updated_at, state_changed_at=agent.state_changed_at,
     )  # fmt: skip
 
@@ -111,6 +98,11 @@ def _actor(principal: Principal) -> str:
     return f"user:{principal.user_id}"
 
 
+def _mine(agent_id: str, principal: Principal) -> AgentRecord:
+    """The agent of the caller's workspace; another workspace's answers like an unknown id."""
+    return agents.get(agent_id, workspace_id=principal.workspace_id)
+
+
 def _audit(principal: Principal, request: Request, action: str, agent: AgentRecord, **details: Any) -> None:
     audit.record_now(actor=principal.actor, action=action, target_type="agent", target_id=agent.id,
                      details={"name": agent.name, "state": agent.state.value, **details}, ip=client_ip(request))  # fmt: skip
@@ -119,7 +111,7 @@ def _audit(principal: Principal, request: Request, action: str, agent: AgentReco
 @router.get("/agents", response_model=list[AgentPublic])
 def list_agents(principal: Viewer, state: str | None = None) -> list[AgentPublic]:
     """Saved agents by name, with state, capabilities, memory size and recent executions."""
-    return _described(agents.list_agents(state=state))
+    return _described(agents.list_agents(state=state, workspace_id=principal.workspace_id))
 
 
 @router.get("/agents/capabilities", response_model=list[CapabilityPublic])
@@ -127,7 +119,7 @@ def list_capabilities(principal: Viewer) -> list[CapabilityPublic]:
     """The capabilities registry: each capability and the saved agents that have it."""
     return [
         CapabilityPublic(name=c.name, description=c.description, agents=c.agents)
-        for c in agents.capability_registry()
+        for c in agents.capability_registry(workspace_id=principal.workspace_id)
     ]
 
 
@@ -142,7 +134,10 @@ async def create_agent(
     spec: AgentSpec, principal: Editor, request: Request, validate: bool = Query(True)
 ) -> AgentPublic:
     """Register an agent (CREATED) and, unless `validate=false`, take it through its checks to READY."""
-    agent = await run_in_threadpool(agents.create, spec, actor=_actor(principal), owner_id=principal.user_id)
+    agent = await run_in_threadpool(
+        agents.create, spec, actor=_actor(principal), owner_id=principal.user_id,
+        workspace_id=principal.workspace_id,
+    )  # fmt: skip
     if validate:
         agent = await run_in_threadpool(agents.prepare, agent.id, actor=_actor(principal))
     _audit(principal, request, "agent.create", agent)
@@ -152,7 +147,7 @@ async def create_agent(
 @router.get("/agents/{agent_id}", response_model=AgentPublic)
 def read_agent(agent_id: str, principal: Viewer) -> AgentPublic:
     """One saved agent."""
-    return _one(agents.get(agent_id))
+    return _one(_mine(agent_id, principal))
 
 
 @router.patch("/agents/{agent_id}", response_model=AgentPublic)
@@ -162,6 +157,7 @@ async def update_agent(
     """Change an agent that is not executing or terminated; a READY or FAILED one is validated again,
     a CREATED one too unless `validate=false`."""
     fields = changes.model_dump(exclude_unset=True)
+    await run_in_threadpool(_mine, agent_id, principal)
     agent = await run_in_threadpool(agents.update, agent_id, fields, actor=_actor(principal))
     if validate and agent.state is AgentState.CREATED:  # a validated one was validated again by update
         agent = await run_in_threadpool(agents.prepare, agent.id, actor=_actor(principal))
@@ -172,6 +168,7 @@ async def update_agent(
 @router.post("/agents/{agent_id}/validate", response_model=AgentPublic)
 async def validate_agent(agent_id: str, principal: Editor, request: Request) -> AgentPublic:
     """Run the lifecycle's checks again: READY when they pass, FAILED (with the failed check) when not."""
+    await run_in_threadpool(_mine, agent_id, principal)
     agent = await run_in_threadpool(agents.prepare, agent_id, actor=_actor(principal))
     _audit(principal, request, "agent.validate", agent)
     return await run_in_threadpool(_one, agent)
@@ -189,6 +186,7 @@ async def terminate_agent(
 ) -> AgentPublic:
     """Stop the agent for good: running executions finish, nodes naming it fail from now on."""
     reason = body.reason if body else ""
+    await run_in_threadpool(_mine, agent_id, principal)
     agent = await run_in_threadpool(agents.terminate, agent_id, actor=_actor(principal), reason=reason)
     _audit(principal, request, "agent.terminate", agent)
     return await run_in_threadpool(_one, agent)

@@ -22,7 +22,7 @@ from app.auth import local, oidc, sessions, throttle, users
 from app.auth.middleware import AuthMiddleware, login_url
 from app.auth.principal import session_cache
 from app.db import db_session
-from engine import audit
+from engine import audit, workspaces
 from engine.errors import ErrorCode, user_message
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,10 @@ def _record_sign_in(identity: oidc.Identity, provider: str, ip: str) -> tuple[st
             audit.record(session, actor=user.email, action="auth.sign_in_refused", target_type="user",
                          target_id=str(user.id), details={"reason": "deactivated"}, ip=ip)  # fmt: skip
             return None, user.email
+        grants = oidc.registry().workspace_grants(provider)
+        if grants:  # the provider manages the workspaces its mapping names
+            session.flush()
+            workspaces.apply_group_roles(session, user, grants, identity.groups, actor=user.email, ip=ip)
         audit.record(session, actor=user.email, action="auth.sign_in", target_type="user",
                      target_id=str(user.id), details={"provider": provider, "role": user.role}, ip=ip)  # fmt: skip
         return str(user.id), user.email

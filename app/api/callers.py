@@ -34,8 +34,28 @@ def requires(role: Role):
     return check
 
 
+def instance_admin(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+    """The caller when they are an instance admin (users.role), acting as admin; a workspace's
+    admin is not one. For the instance-wide tools: dead letters, circuits, instance roles."""
+    if principal.instance_role != Role.ADMIN or not allows(principal.role, Role.ADMIN):
+        raise FlowloomError("this needs the instance admin role", code=ErrorCode.FORBIDDEN)
+    return principal
+
+
 Caller = Annotated[Principal, Depends(caller)]
 Admin = Annotated[Principal, Depends(requires(Role.ADMIN))]
+InstanceAdmin = Annotated[Principal, Depends(instance_admin)]
+
+
+def instance_admin(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+    """Refuses everyone but instance admins (users.role admin): workspace admins manage their workspace only."""
+    # An admin's API key made with a lower role stays that role.
+    if principal.instance_role != Role.ADMIN or not allows(principal.role, Role.ADMIN):
+        raise FlowloomError("this needs an instance admin", code=ErrorCode.FORBIDDEN)
+    return principal
+
+
+InstanceAdmin = Annotated[Principal, Depends(instance_admin)]
 
 
 def client_ip(request: Request) -> str:

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from app.api.callers import Admin, client_ip
+from app.api.callers import InstanceAdmin, client_ip
 from engine import audit, circuit_breaker
 from engine.settings import get_settings
 
@@ -39,14 +39,14 @@ def _list() -> CircuitList:
 
 
 @router.get("/circuits", response_model=CircuitList)
-def list_circuits(principal: Admin) -> CircuitList:
+def list_circuits(principal: InstanceAdmin) -> CircuitList:
     """Every destination whose requests failed lately, and whether its circuit is open."""
     return _list()
 
 
 @router.post("/circuits/reset", response_model=CircuitList)
 def reset_circuit(
-    principal: Admin,
+    principal: InstanceAdmin,
     request: Request,
     destination: str = Query(min_length=1, max_length=500, pattern=r"^https?://[^/\s]+$"),
 ) -> CircuitList:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from app.api.callers import Admin, client_ip
+from app.api.callers import InstanceAdmin, client_ip
 from engine import dead_letters
 from engine.errors import ErrorCode, FlowloomError
 
@@ -68,7 +68,7 @@ def public(row: dead_letters.DeadLetterRow, *, full: bool = False) -> DeadLetter
 
 @router.get("/dead-letters", response_model=DeadLetterList)
 def list_dead_letters(
-    principal: Admin,
+    principal: InstanceAdmin,
     source: Literal["event", "kafka", "webhook", "schedule"] | None = Query(None),
     replayed: bool | None = Query(
         None, description="true: only replayed ones; false: only those not replayed"
@@ -83,7 +83,7 @@ def list_dead_letters(
 
 @router.get("/dead-letters/{dead_letter_id}", response_model=DeadLetterPublic, responses={404: {}})
 def read_dead_letter(
-    dead_letter_id: Annotated[int, Path(ge=-(2**63), le=2**63 - 1)], principal: Admin
+    dead_letter_id: Annotated[int, Path(ge=-(2**63), le=2**63 - 1)], principal: InstanceAdmin
 ) -> DeadLetterPublic:
     """One dead letter with its whole payload (admins only)."""
     row = dead_letters.get(dead_letter_id)
@@ -98,7 +98,9 @@ def read_dead_letter(
     responses={404: {}, 409: {}, 422: {}},
 )
 def replay_dead_letter(
-    dead_letter_id: Annotated[int, Path(ge=-(2**63), le=2**63 - 1)], principal: Admin, request: Request
+    dead_letter_id: Annotated[int, Path(ge=-(2**63), le=2**63 - 1)],
+    principal: InstanceAdmin,
+    request: Request,
 ) -> ReplayPublic:
     """Handle a dead letter again: an event is queued for the relay once more, a trigger message starts
     its run (once: its delivery key is kept). 409 when it was replayed before (admins only)."""

@@ -27,6 +27,7 @@ from engine.runs import get_run
 from engine.secrets import resolve_for_node
 from engine.trigger_config import WebhookConfig
 from engine.triggers import TriggerRow
+from engine.workflow_calls import workspace_of
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,10 @@ def _signing_key(trigger: TriggerRow) -> bytes:
     """The trigger's HMAC key from the secret store, its node-type binding respected."""
     name = trigger.config.secret
     try:
-        value = resolve_for_node(name, node_id=trigger.key, node_type=SECRET_NODE_TYPE, field="config.secret")
+        value = resolve_for_node(
+            name, node_id=trigger.key, node_type=SECRET_NODE_TYPE, field="config.secret",
+            workspace_id=workspace_of(trigger.workflow_id),  # the workflow's workspace's secret
+        )  # fmt: skip
         return webhook_verify.signing_key(value)
     except (StepError, PolicyViolation, ValueError) as exc:
         # The reason names the secret and workflow: for the server log, not for the sender.

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from app import problems, routes
 from app.api import (
     agents,
+    audit,
     auth,
     body_limit,
     circuits,
@@ -21,6 +22,7 @@ from app.api import (
     openai_compat,
     openai_errors,
     openapi_doc,
+    publishing,
     rerun,
     run_list,
     run_stream,
@@ -33,6 +35,7 @@ from app.api import (
     version_diff,
     versions,
     workflows,
+    workspaces,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ def create_api() -> FastAPI:
     api.include_router(workflows.router, prefix=routes.API_PREFIX)
     api.include_router(version_diff.router, prefix=routes.API_PREFIX)  # before versions: /diff
     api.include_router(versions.router, prefix=routes.API_PREFIX)
+    api.include_router(publishing.router, prefix=routes.API_PREFIX)  # submit, approve, reject, publish
     api.include_router(validation.router, prefix=routes.API_PREFIX)
     api.include_router(node_types.router, prefix=routes.API_PREFIX)
     api.include_router(run_list.router, prefix=routes.API_PREFIX)
@@ -60,6 +64,8 @@ def create_api() -> FastAPI:
     api.include_router(rerun.router, prefix=routes.API_PREFIX)  # re-run from a step, fork
     api.include_router(run_stream.router, prefix=routes.API_PREFIX)  # Server-Sent Events
     api.include_router(secrets.router, prefix=routes.API_PREFIX)
+    api.include_router(audit.router, prefix=routes.API_PREFIX)  # the audit log: read and export, admins
+    api.include_router(workspaces.router, prefix=routes.API_PREFIX)
     api.include_router(agents.router, prefix=routes.API_PREFIX)  # saved agents (Agent Manager)
     api.include_router(dead_letters.router, prefix=routes.API_PREFIX)
     api.include_router(circuits.router, prefix=routes.API_PREFIX)

@@ -20,6 +20,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -35,7 +36,7 @@ from app.api.openapi_doc import package_version
 from app.auth.policy import Role, allows
 from app.auth.principal import Principal
 from app.problems import problem_response
-from engine import run_events, workflows
+from engine import publishing, run_events, workflows
 from engine.errors import ErrorCode, FlowloomError
 from engine.runs import get_run, start_run
 from engine.settings import get_settings
@@ -66,10 +67,13 @@ def tool_name(workflow_name: str) -> str:
     return _TOOL_NAME.sub("_", workflow_name.strip().lower()).strip("_")[:56] or "workflow"
 
 
-def workflow_tools(database_url: str | None = None) -> list[WorkflowTool]:
-    """Every workflow with a saved version, as a tool; names made unique with a short id suffix."""
+def workflow_tools(workspace_id: str, database_url: str | None = None) -> list[WorkflowTool]:
+    """Every workflow of the workspace (the API key's) with a published version, as a tool; names
+    made unique with a short id suffix."""
     with get_engine(database_url or get_settings().database_url).connect() as conn:
-        rows = list(workflows.latest_definitions(conn))
+        rows = publishing.published_definitions(
+            conn, workspace_id=workspace_id
+        )  # the published versions only
     taken: dict[str, int] = {}
     for _, name, _ in rows:
         taken[tool_name(name)] = taken.get(tool_name(name), 0) + 1
@@ -96,7 +100,10 @@ def _server() -> Server:
 
     @server.list_tools()
     async def list_tools() -> list[types.Tool]:
-        found = await run_in_threadpool(workflow_tools)
+        principal = _caller.get()
+        if principal is None:  # the route refuses callers without a key before this runs
+            raise FlowloomError("sign in with an API key", code=ErrorCode.SIGN_IN_REQUIRED)
+        found = await run_in_threadpool(workflow_tools, principal.workspace_id)
         return [
             types.Tool(name=t.name, title=t.title, description=t.description, inputSchema=t.input_schema)
             for t in found
@@ -107,13 +114,13 @@ def _server() -> Server:
         principal = _caller.get()
         if principal is None:  # the route refuses callers without a key before this runs
             raise FlowloomError("sign in with an API key", code=ErrorCode.SIGN_IN_REQUIRED)
-        tools = {t.name: t for t in await run_in_threadpool(workflow_tools)}
+        tools = {t.name: t for t in await run_in_threadpool(workflow_tools, principal.workspace_id)}
         chosen = tools.get(name)
         if chosen is None:
             raise ValueError(f"unknown tool {name!r}; list the tools to see the workflows")
         run_id = await run_in_threadpool(_start, chosen, arguments, principal)
         status = await _wait_for_end(run_id, get_settings().mcp_wait_s)
-        view = await run_in_threadpool(get_run, run_id)
+        view = await run_in_threadpool(partial(get_run, run_id, workspace_id=principal.workspace_id))
         if status != "succeeded" or view is None:
             detail = (view.error if view else None) or f"the run is {status}"
             raise ValueError(f"run {run_id} {status}: {detail}")
@@ -123,7 +130,7 @@ def _server() -> Server:
 
 
 def _start(tool: WorkflowTool, arguments: dict[str, Any], principal: Principal) -> str:
-    saved = workflows.saved_version(tool.workflow_id)
+    saved = workflows.saved_version(tool.workflow_id, workspace_id=principal.workspace_id)
     if saved is None:
         raise ValueError(f"workflow {tool.title!r} has no saved version any more")
     return start_run(

@@ -120,9 +120,10 @@ class KeyCaller:
 Operator = Annotated[Principal, Depends(KeyCaller())]
 
 
-def _chat_triggers() -> list[TriggerRow]:
+def _chat_triggers(workspace_id: str) -> list[TriggerRow]:
+    # Only the API key's workspace's workflows are models: others do not exist for it.
     with get_engine(get_settings().database_url).connect() as conn:
-        found = triggers.list_live(conn, "chat")
+        found = triggers.list_live(conn, "chat", workspace_id=workspace_id)
     first: dict[str, TriggerRow] = {}
     for t in sorted(found, key=lambda t: (t.workflow_id, t.key)):
         first.setdefault(t.workflow_id, t)  # a workflow with several chat triggers answers through the first
@@ -137,8 +138,8 @@ def _model_names(found: list[TriggerRow]) -> dict[str, TriggerRow]:
     return {(t.workflow_name if counts[t.workflow_name] == 1 else t.workflow_id): t for t in found}
 
 
-def _resolve(model: str) -> TriggerRow | JSONResponse:
-    found = _chat_triggers()
+def _resolve(model: str, workspace_id: str) -> TriggerRow | JSONResponse:
+    found = _chat_triggers(workspace_id)
     by_id = {t.workflow_id: t for t in found}
     if model in by_id:
         return by_id[model]
@@ -209,14 +210,14 @@ def _failure(piece: AnswerPiece, config: ChatConfig) -> tuple[int, str, str]:
 @router.get("/models", response_model=ModelList)
 async def list_models(principal: Operator) -> ModelList:
     """The workflows with a live chat trigger, as models."""
-    found = await run_in_threadpool(_chat_triggers)
+    found = await run_in_threadpool(_chat_triggers, principal.workspace_id)
     return ModelList(data=[ModelCard(id=name, created=0) for name in sorted(_model_names(found))])
 
 
 @router.get("/models/{model}", response_model=ModelCard, responses={404: {}})
 async def get_model(model: str, principal: Operator) -> ModelCard | JSONResponse:
     """One chat workflow as a model."""
-    resolved = await run_in_threadpool(_resolve, model)
+    resolved = await run_in_threadpool(_resolve, model, principal.workspace_id)
     return resolved if isinstance(resolved, JSONResponse) else ModelCard(id=model, created=0)
 
 
@@ -227,7 +228,7 @@ async def get_model(model: str, principal: Operator) -> ModelCard | JSONResponse
 )
 async def chat_completions(body: ChatCompletionRequest, principal: Operator) -> Response:
     """Answer the conversation with a run of the model's chat trigger (streamed with `stream: true`)."""
-    trigger = await run_in_threadpool(_resolve, body.model)
+    trigger = await run_in_threadpool(_resolve, body.model, principal.workspace_id)
     if isinstance(trigger, JSONResponse):
         return trigger
     config: ChatConfig = trigger.config
@@ -270,7 +271,7 @@ async def chat_completions(body: ChatCompletionRequest, principal: Operator) -> 
 
 def _streaming_node(trigger: TriggerRow) -> str | None:
     with get_engine(get_settings().database_url).connect() as conn:
-        defn, _ = trigger_fire.latest_definition(conn, trigger.workflow_id)
+        defn, _ = trigger_fire.published_definition(conn, trigger.workflow_id)
     return streaming_node(defn, trigger.config.answer_output)
 
 

@@ -43,6 +43,7 @@ def _options(principal: Principal) -> RestartOptions:
         started_by=principal.started_by,
         started_via="api",
         actor=principal.actor,
+        workspace_id=principal.workspace_id,
     )
 
 
@@ -66,9 +67,9 @@ def rerun(run_id: uuid.UUID, body: RerunCreate, principal: Caller) -> RunPublic:
     """Re-run a past run from one of its steps: a new run of the same version and inputs in which the
     steps before it are copied with their recorded outputs (`reused_from`), and that step and everything
     downstream of it run anew."""
-    check_may_restart(str(run_id), principal.role)
+    check_may_restart(str(run_id), principal.role, workspace_id=principal.workspace_id)
     new_id = rerun_from(str(run_id), body.node_id, visit=body.visit, **_options(principal))
-    return read_run(uuid.UUID(new_id))
+    return read_run(uuid.UUID(new_id), principal)
 
 
 @router.post(
@@ -79,6 +80,6 @@ def rerun(run_id: uuid.UUID, body: RerunCreate, principal: Caller) -> RunPublic:
 )
 def fork_run(run_id: uuid.UUID, body: ForkCreate, principal: Caller) -> RunPublic:
     """Fork a run: the same version started again with edited inputs (checked against its schema)."""
-    check_may_restart(str(run_id), principal.role)
+    check_may_restart(str(run_id), principal.role, workspace_id=principal.workspace_id)
     new_id = fork(str(run_id), body.inputs, **_options(principal))
-    return read_run(uuid.UUID(new_id))
+    return read_run(uuid.UUID(new_id), principal)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from app.api.callers import Caller
 from engine import runs
 
 router = APIRouter(tags=["runs"])
@@ -71,10 +72,12 @@ def list_runs(
     created_before: datetime | None = Query(None, description="created before (ISO 8601; UTC if no zone)"),
     limit: int = Query(50, ge=1, le=MAX_PAGE),
     cursor: str | None = Query(None, max_length=200, description="next_cursor of the previous page"),
+    *,
+    principal: Caller,
 ) -> RunPage:
     """Runs matching every filter given, newest first; follow `next_cursor` for older ones."""
     found = runs.list_runs(
-        workflow_id=str(workflow_id) if workflow_id else None, status=status or None, started_via=started_via,
+        workspace_id=principal.workspace_id, workflow_id=str(workflow_id) if workflow_id else None, status=status or None, started_via=started_via,
         trigger_id=str(trigger_id) if trigger_id else None, created_by=str(created_by) if created_by else None,
         started_by=started_by, created_after=_utc(created_after), created_before=_utc(created_before),
         cursor=cursor, limit=limit + 1,

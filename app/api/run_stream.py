@@ -20,10 +20,9 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
-from engine import run_events, run_stream
+from app.api.callers import Caller
+from engine import run_stream, runs
 from engine.errors import ErrorCode, FlowloomError
-from engine.settings import get_settings
-from models.db import get_engine
 
 router = APIRouter(tags=["runs"])
 
@@ -45,14 +44,9 @@ class RunEventEnvelope(BaseModel):
     )
 
 
-def _run_status(run_id: uuid.UUID) -> str | None:
-    with get_engine(get_settings().database_url).connect() as conn:
-        return run_events.run_status(conn, run_id)
-
-
-async def _known_run(run_id: uuid.UUID) -> uuid.UUID:
-    """The run id, or 404 before the stream starts."""
-    if await asyncio.to_thread(_run_status, run_id) is None:
+async def _known_run(run_id: uuid.UUID, principal: Caller) -> uuid.UUID:
+    """The run id, or 404 before the stream starts (also for a run of another workspace)."""
+    if not await asyncio.to_thread(runs.in_workspace, str(run_id), workspace_id=principal.workspace_id):
         raise FlowloomError(f"run {run_id} not found", code=ErrorCode.RUN_NOT_FOUND)
     return run_id
 

@@ -14,8 +14,9 @@ from app.api.callers import Caller
 from app.api.schemas import Definition
 from app.auth.policy import Role, allows
 from app.auth.principal import Principal
+from engine import publishing
+from engine.approvals import ApprovalSummary, list_decidable
 from engine.approvals import decide as decide_approval
-from engine.approvals import list_decidable
 from engine.definition import WorkflowDefinition
 from engine.errors import ErrorCode, FlowloomError
 from engine.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -129,18 +130,6 @@ class RunPublic(BaseModel):
     steps: list[StepPublic] = Field(default_factory=list)
 
 
-class ApprovalPublic(BaseModel):
-    id: uuid.UUID
-    run_id: uuid.UUID
-    node_id: str
-    status: str
-    title: str
-    body: str
-    request: dict[str, Any] | None = None
-    deadline: datetime | None = None
-    created_at: datetime
-
-
 class DecisionOutcome(BaseModel):
     """What a vote did: it decided the approval (and the run resumes), or it counts towards the quorum."""
 
@@ -175,14 +164,19 @@ def _definition_for(body: RunCreate, principal: Caller) -> tuple[WorkflowDefinit
         raise FlowloomError(
             "give workflow_id (a saved workflow) or definition", code=ErrorCode.REQUEST_INVALID
         )
-    return _saved(body.workflow_id, body.version)
+    return _saved(body.workflow_id, body.version, principal.workspace_id, role=principal.role)
 
 
-def _saved(workflow_id: uuid.UUID, version: int | None) -> tuple[WorkflowDefinition, str | None, str | None]:
-    saved = saved_version(workflow_id, version)
+def _saved(
+    workflow_id: uuid.UUID, version: int | None, workspace_id: str, *, role: str | None = None
+) -> tuple[WorkflowDefinition, str | None, str | None]:
+    # A workflow of another workspace has no saved version for this caller: the same 404.
+    saved = saved_version(workflow_id, version, workspace_id=workspace_id)
     if saved is None:
         which = f"version {version}" if version is not None else "a saved version"
         raise FlowloomError(f"workflow {workflow_id} has no {which}", code=ErrorCode.VERSION_NOT_FOUND)
+    # Below editor, only the published version (no version given means it): engine/publishing.py.
+    publishing.refuse_unpublished(workflow_id, saved.version, role)
     return saved.definition, saved.workflow_id, saved.version_id
 
 
@@ -212,6 +206,7 @@ def _options(principal: Principal, workflow_id: str | None, version_id: str | No
     return StartOptions(
         workflow_id=workflow_id, version_id=version_id, created_by=principal.user_id,
         started_by=principal.started_by, started_via="api", actor=principal.actor,
+        workspace_id=principal.workspace_id or None,
     )  # fmt: skip
 
 
@@ -235,7 +230,7 @@ def create_run(
         defn, body.inputs, _options(principal, workflow_id, version_id), principal=principal,
         key=idempotency_key, target="POST /api/runs", body=body.model_dump(mode="json"), response=response,
     )  # fmt: skip
-    return read_run(uuid.UUID(run_id))
+    return _read(run_id, principal.workspace_id)
 
 
 @router.post(
@@ -250,27 +245,37 @@ def run_workflow(
     response: Response,
     body: Annotated[WorkflowRunCreate | None, Body()] = None,
     version: int | None = Query(
-        None, ge=1, le=MAX_VERSION, description="a saved version (default: the latest)"
+        None, ge=1, le=MAX_VERSION, description="a saved version (default: the published one)"
     ),
     idempotency_key: IdempotencyKey = None,
 ) -> RunPublic:
-    """Run a saved workflow: its latest version, or `version`; the inputs are checked against its schema."""
+    """Run a saved workflow: its published version, or `version` (below editor only the published one
+    when the workspace requires review); the inputs are checked against its schema."""
     body = body or WorkflowRunCreate()
-    defn, wf_id, version_id = _saved(workflow_id, version)
+    defn, wf_id, version_id = _saved(workflow_id, version, principal.workspace_id, role=principal.role)
     run_id = _start(
         defn, body.inputs, _options(principal, wf_id, version_id), principal=principal, key=idempotency_key,
         target=f"POST /api/workflows/{workflow_id}/runs", body={"version": version, **body.model_dump(mode="json")},
         response=response,
     )  # fmt: skip
-    return read_run(uuid.UUID(run_id))
+    return _read(run_id, principal.workspace_id)
 
 
 @router.get("/runs/{run_id}", response_model=RunPublic, responses={404: {"description": "No such run"}})
-def read_run(run_id: uuid.UUID) -> RunPublic:
+def read_run(run_id: uuid.UUID, principal: Caller) -> RunPublic:
     """A run with its steps."""
-    view = get_run(str(run_id))
+    return _read(str(run_id), principal.workspace_id)
+
+
+def run_not_found(run_id: object) -> FlowloomError:
+    """The answer for an unknown run and for a run of another workspace alike."""
+    return FlowloomError(f"run {run_id} not found", code=ErrorCode.RUN_NOT_FOUND)
+
+
+def _read(run_id: str, workspace_id: str) -> RunPublic:
+    view = get_run(run_id, workspace_id=workspace_id)
     if view is None:
-        raise FlowloomError(f"run {run_id} not found", code=ErrorCode.RUN_NOT_FOUND)
+        raise run_not_found(run_id)
     return RunPublic(
         id=view.id,
         status=view.status,
@@ -304,13 +309,16 @@ def read_run(run_id: uuid.UUID) -> RunPublic:
 )
 def cancel(run_id: uuid.UUID, principal: Caller) -> RunPublic:
     """Cancel a run that is still going (409 if it already ended)."""
-    current = read_run(run_id)
-    if not cancel_run(str(run_id), cancelled_by=principal.started_by, via="api", actor=principal.actor):
+    current = read_run(run_id, principal)
+    if not cancel_run(
+        str(run_id), workspace_id=principal.workspace_id, cancelled_by=principal.started_by, via="api",
+        actor=principal.actor,
+    ):  # fmt: skip
         raise FlowloomError(f"run {run_id} already {current.status}", code=ErrorCode.RUN_ENDED)
-    return read_run(run_id)
+    return read_run(run_id, principal)
 
 
-@router.get("/approvals", response_model=list[ApprovalPublic])
+@router.get("/approvals", response_model=list[ApprovalSummary])
 def list_approvals(
     state: str = Query(
         "pending", alias="status", pattern="^(pending|approved|rejected|decided|expired|cancelled)$"
@@ -319,10 +327,9 @@ def list_approvals(
     offset: int = Query(0, ge=0),
     *,
     principal: Caller,
-) -> list[ApprovalPublic]:
+) -> list[ApprovalSummary]:
     """Approvals in a given status that the caller may decide, newest first (the Inbox's rule)."""
-    found = list_decidable(principal.approver, state, limit, offset)
-    return [ApprovalPublic.model_validate(a, from_attributes=True) for a in found]
+    return list_decidable(principal.approver, state, limit, offset, workspaces=principal.workspace_roles)
 
 
 @router.post(
@@ -337,8 +344,9 @@ def decide(approval_id: uuid.UUID, body: Decision, principal: Caller) -> Decisio
     """Vote on an approval; once the quorum agrees, the run resumes on the workers with that branch."""
     # An ApprovalError answers with its code's status: 404, 403, 422 or 409 (see app/problems.py).
     outcome = decide_approval(
-        str(approval_id), principal.approver, action=body.action, form=body.form, comment=body.comment
-    )
+        str(approval_id), principal.approver, action=body.action, form=body.form, comment=body.comment,
+        workspaces=principal.workspace_roles,
+    )  # fmt: skip
     return DecisionOutcome(
         status="decided" if outcome.decided else "pending", approval_status=outcome.status,
         votes=outcome.votes, quorum=outcome.quorum, outputs=outcome.outputs,

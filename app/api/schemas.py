@@ -107,6 +107,25 @@ class VersionSummary(BaseModel):
     note: str
     nodes: int = Field(description="how many nodes the definition has")
     created_at: datetime
+    status: str = Field(
+        "", description="draft, in_review, approved, rejected, published or superseded (four-eyes publishing)"
+    )
+
+
+class ReviewPublic(BaseModel):
+    """A version's place in the review after a submit, approve, reject or publish."""
+
+    workflow_id: uuid.UUID
+    version: int
+    status: str = Field(description="draft, in_review, approved, rejected, published or superseded")
+    created_by: uuid.UUID | None = Field(description="the author (who may not approve it)")
+    submitted_by: uuid.UUID | None
+    submitted_at: datetime | None
+    reviewed_by: uuid.UUID | None
+    reviewed_at: datetime | None
+    review_note: str
+    published_version: int | None = Field(description="the version triggers and operators run now")
+    require_review: bool = Field(description="the workspace requires a second editor's approval")
 
 
 class VersionPage(BaseModel):

@@ -7,7 +7,6 @@ here, and their errors name the field without echoing what was sent.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any, TypeVar
 
 import pydantic
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from app import secret_admin
 from app.api.callers import Admin, client_ip
+from app.secret_admin import SecretRow
 from engine import secrets
 from engine.errors import ErrorCode, FlowloomError
 
@@ -55,40 +55,10 @@ class SecretUpdate(BaseModel):
     allowed_node_types: list[str] | None = _NODE_TYPES
 
 
-class WorkflowUse(BaseModel):
-    id: str
-    name: str
-
-
-class SecretPublic(BaseModel):
-    """A secret without its value."""
-
-    name: str
-    description: str
-    allowed_destinations: list[str]
-    allowed_node_types: list[str]
-    created_by: str
-    created_at: datetime | None
-    rotated_by: str
-    rotated_at: datetime | None
-    source: str = Field(description="store, or env (opted in with FLOWLOOM_ENV_SECRETS)")
-    env: str = Field("", description="the environment variable of an env secret")
-    used_by: list[WorkflowUse] = Field(description="workflows whose latest version uses it")
-
-
-def _public(row: secret_admin.SecretRow) -> SecretPublic:
-    return SecretPublic(
-        name=row.name, description=row.description, allowed_destinations=row.allowed_destinations,
-        allowed_node_types=row.allowed_node_types, created_by=row.created_by, created_at=row.created_at,
-        rotated_by=row.rotated_by, rotated_at=row.rotated_at, source=row.source, env=row.env,
-        used_by=[WorkflowUse(id=w.id, name=w.name) for w in row.used_by],
-    )  # fmt: skip
-
-
-def _one(name: str) -> SecretPublic:
-    for row in secret_admin.list_rows():
+def _one(name: str, workspace_id: str) -> SecretRow:
+    for row in secret_admin.list_rows(workspace_id):
         if row.name == name:
-            return _public(row)
+            return row
     raise FlowloomError(f"secret {name!r} not found", code=ErrorCode.SECRET_NOT_FOUND)
 
 
@@ -114,54 +84,56 @@ def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-@router.get("/secrets", response_model=list[SecretPublic])
-def list_secrets(principal: Admin) -> list[SecretPublic]:
-    """Every secret with its bindings, who created and rotated it, and which workflows use it."""
-    return [_public(r) for r in secret_admin.list_rows()]
+@router.get("/secrets", response_model=list[SecretRow])
+def list_secrets(principal: Admin) -> list[SecretRow]:
+    """The current workspace's secrets with their bindings, who created and rotated each, and which
+    of its workflows use it."""
+    return secret_admin.list_rows(principal.workspace_id)
 
 
 @router.post(
     "/secrets",
-    response_model=SecretPublic,
+    response_model=SecretRow,
     status_code=status.HTTP_201_CREATED,
     responses={409: {}, 422: {}},
     openapi_extra=_body_doc(SecretCreate),
 )
-async def create_secret(request: Request, principal: Admin) -> SecretPublic:
+async def create_secret(request: Request, principal: Admin) -> SecretRow:
     """Store a new secret; the value is write-only."""
     body = await _parse(request, SecretCreate)
 
-    def work() -> SecretPublic:
+    def work() -> SecretRow:
         # SecretExists answers 409, any other SecretsError 422 (app/problems.py).
         secret_admin.create(
             principal.actor, body.name, body.value.get_secret_value(), description=body.description,
             allowed_destinations=body.allowed_destinations, allowed_node_types=body.allowed_node_types,
-            ip=client_ip(request),
+            ip=client_ip(request), workspace_id=principal.workspace_id,
         )  # fmt: skip
-        return _one(body.name)
+        return _one(body.name, principal.workspace_id)
 
     return await run_in_threadpool(work)
 
 
 @router.put(
     "/secrets/{name}",
-    response_model=SecretPublic,
+    response_model=SecretRow,
     responses={404: {}, 422: {}},
     openapi_extra=_body_doc(SecretUpdate),
 )
-async def update_secret(name: str, request: Request, principal: Admin) -> SecretPublic:
+async def update_secret(name: str, request: Request, principal: Admin) -> SecretRow:
     """Rotate a secret's value and/or change its description and bindings."""
     body = await _parse(request, SecretUpdate)
 
-    def work() -> SecretPublic:
+    def work() -> SecretRow:
         changed = secret_admin.update(
             principal.actor, name, value=body.value.get_secret_value() if body.value else None,
             description=body.description, allowed_destinations=body.allowed_destinations,
             allowed_node_types=body.allowed_node_types, ip=client_ip(request),
+            workspace_id=principal.workspace_id,
         )  # fmt: skip
         if changed is None:
             raise FlowloomError(_absent(name), code=ErrorCode.SECRET_NOT_FOUND)
-        return _one(name)
+        return _one(name, principal.workspace_id)
 
     return await run_in_threadpool(work)
 
@@ -169,7 +141,9 @@ async def update_secret(name: str, request: Request, principal: Admin) -> Secret
 @router.delete("/secrets/{name}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
 def delete_secret(name: str, request: Request, principal: Admin) -> Response:
     """Delete a secret; workflows that use it fail with 'not set' until it is stored again."""
-    deleted = secret_admin.delete(principal.actor, name, ip=client_ip(request))
+    deleted = secret_admin.delete(
+        principal.actor, name, ip=client_ip(request), workspace_id=principal.workspace_id
+    )
     if not deleted:
         raise FlowloomError(_absent(name), code=ErrorCode.SECRET_NOT_FOUND)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from app import db
 from app.api.callers import Caller
+from app.auth.principal import Principal
 from app.problems import MEDIA_TYPE
 from app.trigger_view import TriggerView, describe, page_path
 from engine import triggers, workflows
@@ -67,8 +68,18 @@ def _public(view: TriggerView) -> TriggerPublic:
     return TriggerPublic.model_validate(view, from_attributes=True)
 
 
-def _found(trigger_id: uuid.UUID) -> triggers.TriggerRow:
+def _found(trigger_id: uuid.UUID, principal: Principal) -> triggers.TriggerRow:
+    # A trigger of another workspace's workflow answers like an unknown id.
     row = triggers.get_now(trigger_id, database_url=db.database_url())
+    if row is not None:
+        with db.db_session() as session:
+            if (
+                workflows.get_workflow(
+                    session, uuid.UUID(row.workflow_id), workspace_id=principal.workspace_id
+                )
+                is None
+            ):
+                row = None
     if row is None:
         raise FlowloomError(f"no trigger {trigger_id}", code=ErrorCode.TRIGGER_NOT_FOUND)
     return row
@@ -82,7 +93,7 @@ def _found(trigger_id: uuid.UUID) -> triggers.TriggerRow:
 def list_triggers(workflow_id: uuid.UUID, principal: Caller) -> list[TriggerPublic]:
     """The workflow's triggers by key, those no longer in its latest version too (inactive)."""
     with db.db_session() as session:
-        if workflows.get_workflow(session, workflow_id) is None:
+        if workflows.get_workflow(session, workflow_id, workspace_id=principal.workspace_id) is None:
             raise FlowloomError(f"workflow {workflow_id} not found", code=ErrorCode.WORKFLOW_NOT_FOUND)
         rows = triggers.list_for_workflow(session.connection(), workflow_id)
     return [_public(describe(row)) for row in rows]
@@ -93,11 +104,12 @@ def list_triggers(workflow_id: uuid.UUID, principal: Caller) -> list[TriggerPubl
 )
 def get_trigger(trigger_id: uuid.UUID, principal: Caller) -> TriggerPublic:
     """One trigger with its state."""
-    return _public(describe(_found(trigger_id)))
+    return _public(describe(_found(trigger_id, principal)))
 
 
-def _set_paused(trigger_id: uuid.UUID, paused: bool, actor: str) -> triggers.TriggerRow:
-    return triggers.set_paused(str(trigger_id), paused, actor=actor, database_url=db.database_url())
+def _set_paused(trigger_id: uuid.UUID, paused: bool, principal: Principal) -> triggers.TriggerRow:
+    _found(trigger_id, principal)
+    return triggers.set_paused(str(trigger_id), paused, actor=principal.actor, database_url=db.database_url())
 
 
 _PAUSE_RESPONSES = _problems(*_SIGNED_IN, (403, "forbidden: this needs the operator role"), _NO_TRIGGER)
@@ -106,14 +118,14 @@ _PAUSE_RESPONSES = _problems(*_SIGNED_IN, (403, "forbidden: this needs the opera
 @router.post("/triggers/{trigger_id}/pause", response_model=TriggerPublic, responses=_PAUSE_RESPONSES)
 def pause_trigger(trigger_id: uuid.UUID, principal: Caller) -> TriggerPublic:
     """Stop the trigger from firing (audited): webhooks answer 409, schedules skip their ticks."""
-    return _public(describe(_set_paused(trigger_id, True, principal.actor)))
+    return _public(describe(_set_paused(trigger_id, True, principal)))
 
 
 @router.post("/triggers/{trigger_id}/resume", response_model=TriggerPublic, responses=_PAUSE_RESPONSES)
 def resume_trigger(trigger_id: uuid.UUID, principal: Caller) -> TriggerPublic:
     """Let the trigger fire again (audited); a schedule fires from its next tick on, without
     catching up the ticks of the pause."""
-    return _public(describe(_set_paused(trigger_id, False, principal.actor)))
+    return _public(describe(_set_paused(trigger_id, False, principal)))
 
 
 @router.post(
@@ -127,6 +139,6 @@ def resume_trigger(trigger_id: uuid.UUID, principal: Caller) -> TriggerPublic:
 )
 def rotate_token(trigger_id: uuid.UUID, principal: Caller) -> TriggerToken:
     """A new access token for a public form or chat page (audited); the old one stops working."""
-    row = _found(trigger_id)
+    row = _found(trigger_id, principal)
     token = triggers.rotate_token(row.id, actor=principal.actor, database_url=db.database_url())
     return TriggerToken(trigger_id=trigger_id, token=token, page_path=page_path(row.kind, row.id))

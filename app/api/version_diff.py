@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from app import db
+from app.api.callers import Caller
 from app.api.versions import MAX_VERSION
 from engine import workflows
 from engine.errors import DefinitionError, ErrorCode, FlowloomError, user_message
@@ -78,12 +79,13 @@ def _definition(session, workflow_id: uuid.UUID, version: int):
 )
 def diff_versions(
     workflow_id: uuid.UUID,
+    principal: Caller,
     from_version: int = Query(alias="from", ge=1, le=MAX_VERSION, description="the older version"),
     to_version: int = Query(alias="to", ge=1, le=MAX_VERSION, description="the newer version"),
 ) -> VersionDiffPublic:
     """What changed between two saved versions of the workflow."""
     with db.db_session() as session:
-        if workflows.get_workflow(session, workflow_id) is None:
+        if workflows.get_workflow(session, workflow_id, workspace_id=principal.workspace_id) is None:
             raise FlowloomError(f"workflow {workflow_id} not found", code=ErrorCode.WORKFLOW_NOT_FOUND)
         before = _definition(session, workflow_id, from_version)
         after = _definition(session, workflow_id, to_version)

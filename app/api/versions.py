@@ -12,6 +12,7 @@ import uuid
 from fastapi import APIRouter, Path, Query, status
 
 from app import db
+from app.api.callers import Caller
 from app.api.schemas import (
     IssuePublic,
     ValidationPublic,
@@ -23,6 +24,7 @@ from app.api.schemas import (
 )
 from engine import workflows
 from engine.errors import ErrorCode, FlowloomError
+from engine.ids import parse_id
 from engine.parse import parse_dict
 from engine.validate import ValidationReport, validate
 from models.tables import WorkflowVersion
@@ -51,7 +53,7 @@ def _public(workflow_id: uuid.UUID, row: WorkflowVersion) -> VersionPublic:
     definition = dict(row.definition)
     return VersionPublic(
         workflow_id=workflow_id, version=row.version, note=row.note, created_at=row.created_at,
-        nodes=len(definition.get("nodes") or []), definition=definition,
+        nodes=len(definition.get("nodes") or []), definition=definition, status=row.status,
     )  # fmt: skip
 
 
@@ -64,27 +66,33 @@ def _public(workflow_id: uuid.UUID, row: WorkflowVersion) -> VersionPublic:
         422: {"description": "The definition does not parse (definition_invalid, with the place)"},
     },
 )
-def save_version(workflow_id: uuid.UUID, body: VersionCreate) -> VersionSaved:
+def save_version(workflow_id: uuid.UUID, body: VersionCreate, principal: Caller) -> VersionSaved:
     """Save `definition` as the workflow's next version (numbered 1, 2, ...; its `name` becomes the
     workflow's, its `version` the new number) and make its triggers the live ones."""
     with db.db_session() as session:
-        workflow = workflows.get_workflow(session, workflow_id)
+        workflow = workflows.get_workflow(session, workflow_id, workspace_id=principal.workspace_id)
         if workflow is None:
             raise _no_workflow(workflow_id)
         defn = parse_dict({**body.definition, "name": workflow.name})
-        number, _ = workflows.save_version(session, workflow_id, defn.to_dict(), body.note)
+        number, _ = workflows.save_version(
+            session, workflow_id, defn.to_dict(), body.note, created_by=parse_id(principal.user_id)
+        )
         row = workflows.read_version(session, workflow_id, number)
         if row is None:  # it was saved in this very transaction
             raise FlowloomError(f"version {number} vanished while saving", code=ErrorCode.FAILED)
         saved = _public(workflow_id, row)
     return VersionSaved(
-        **saved.model_dump(), validation=report_public(validate(defn, workflow_id=str(workflow_id)))
+        **saved.model_dump(),
+        validation=report_public(
+            validate(defn, workflow_id=str(workflow_id), workspace_id=principal.workspace_id)
+        ),
     )
 
 
 @router.get("", response_model=VersionPage, responses=_NO_WORKFLOW)
 def list_versions(
     workflow_id: uuid.UUID,
+    principal: Caller,
     limit: int = Query(50, ge=1, le=MAX_PAGE),
     before: int | None = Query(
         None,
@@ -95,13 +103,15 @@ def list_versions(
 ) -> VersionPage:
     """The workflow's saved versions, newest first, without their definitions."""
     with db.db_session() as session:
-        if workflows.get_workflow(session, workflow_id) is None:
+        if workflows.get_workflow(session, workflow_id, workspace_id=principal.workspace_id) is None:
             raise _no_workflow(workflow_id)
         found = workflows.list_versions(session, workflow_id, limit + 1, before=before)
     page = found[:limit]
     return VersionPage(
         versions=[
-            VersionSummary(version=v.version, note=v.note, nodes=v.nodes, created_at=v.created_at)
+            VersionSummary(
+                version=v.version, note=v.note, nodes=v.nodes, created_at=v.created_at, status=v.status
+            )
             for v in page
         ],
         next_before=page[-1].version if len(found) > limit else None,
@@ -113,10 +123,12 @@ def list_versions(
     response_model=VersionPublic,
     responses={404: {"description": "No such workflow, or it has no such version (version_not_found)"}},
 )
-def read_version(workflow_id: uuid.UUID, version: int = Path(ge=1, le=MAX_VERSION)) -> VersionPublic:
+def read_version(
+    workflow_id: uuid.UUID, principal: Caller, version: int = Path(ge=1, le=MAX_VERSION)
+) -> VersionPublic:
     """One saved version with its definition."""
     with db.db_session() as session:
-        if workflows.get_workflow(session, workflow_id) is None:
+        if workflows.get_workflow(session, workflow_id, workspace_id=principal.workspace_id) is None:
             raise _no_workflow(workflow_id)
         row = workflows.read_version(session, workflow_id, version)
         if row is None:

@@ -10,6 +10,7 @@ import uuid
 from fastapi import APIRouter, Query, Response, status
 
 from app import db
+from app.api.callers import Caller
 from app.api.schemas import WorkflowCreate, WorkflowPublic, WorkflowUpdate
 from engine import workflows
 from engine.errors import ErrorCode, FlowloomError
@@ -29,12 +30,14 @@ def _not_found(workflow_id: uuid.UUID) -> FlowloomError:
 
 @router.get("", response_model=list[WorkflowPublic])
 def list_workflows(
+    principal: Caller,
     search: str = Query("", max_length=200, description="part of the name, case-insensitive"),
     limit: int = Query(100, ge=1, le=500),
 ) -> list[WorkflowPublic]:
-    """Workflows, most recently updated first."""
+    """The current workspace's workflows, most recently updated first."""
     with db.db_session() as session:
-        return [WorkflowPublic.model_validate(w) for w in workflows.list_workflows(session, search, limit)]
+        found = workflows.list_workflows(session, search, limit, workspace_id=principal.workspace_id)
+        return [WorkflowPublic.model_validate(w) for w in found]
 
 
 @router.post(
@@ -43,13 +46,16 @@ def list_workflows(
     status_code=status.HTTP_201_CREATED,
     responses={422: {"description": "A bad name, or a definition that does not parse (definition_invalid)"}},
 )
-def create_workflow(body: WorkflowCreate) -> WorkflowPublic:
-    """Create a workflow: empty (no version yet), or with `definition` saved as version 1."""
+def create_workflow(body: WorkflowCreate, principal: Caller) -> WorkflowPublic:
+    """Create a workflow in the current workspace: empty (no version yet), or with `definition`
+    saved as version 1."""
     data = None
     if body.definition is not None:  # parsed first: a 422 says where, and nothing is created
         data = parse_dict({**body.definition, "name": body.name}).to_dict()
     with db.db_session() as session:
-        workflow = workflows.create_workflow(session, body.name, body.description)
+        workflow = workflows.create_workflow(
+            session, body.name, body.description, workspace_id=principal.workspace_id
+        )
         if data is not None:  # save_version numbers it, mirrors its triggers and stamps "version"
             workflows.save_version(session, workflow.id, data, body.note or "created")
         created = WorkflowPublic.model_validate(workflow)
@@ -57,21 +63,25 @@ def create_workflow(body: WorkflowCreate) -> WorkflowPublic:
 
 
 @router.get("/{workflow_id}", response_model=WorkflowPublic, responses=_NOT_FOUND)
-def get_workflow(workflow_id: uuid.UUID) -> WorkflowPublic:
+def get_workflow(workflow_id: uuid.UUID, principal: Caller) -> WorkflowPublic:
     """One workflow."""
     with db.db_session() as session:
-        workflow = workflows.get_workflow(session, workflow_id)
+        workflow = workflows.get_workflow(session, workflow_id, workspace_id=principal.workspace_id)
         if workflow is None:
             raise _not_found(workflow_id)
         return WorkflowPublic.model_validate(workflow)
 
 
 @router.patch("/{workflow_id}", response_model=WorkflowPublic, responses=_NOT_FOUND)
-def update_workflow(workflow_id: uuid.UUID, body: WorkflowUpdate) -> WorkflowPublic:
+def update_workflow(workflow_id: uuid.UUID, body: WorkflowUpdate, principal: Caller) -> WorkflowPublic:
     """Rename a workflow or change its description (its versions stay as they are)."""
     with db.db_session() as session:
         workflow = workflows.update_workflow(
-            session, workflow_id, name=body.name, description=body.description
+            session,
+            workflow_id,
+            name=body.name,
+            description=body.description,
+            workspace_id=principal.workspace_id,
         )
         if workflow is None:
             raise _not_found(workflow_id)
@@ -79,10 +89,10 @@ def update_workflow(workflow_id: uuid.UUID, body: WorkflowUpdate) -> WorkflowPub
 
 
 @router.delete("/{workflow_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
-def delete_workflow(workflow_id: uuid.UUID) -> Response:
+def delete_workflow(workflow_id: uuid.UUID, principal: Caller) -> Response:
     """Delete a workflow with its versions and runs."""
     with db.db_session() as session:
-        deleted = workflows.delete_workflow(session, workflow_id)
+        deleted = workflows.delete_workflow(session, workflow_id, workspace_id=principal.workspace_id)
     if not deleted:
         raise _not_found(workflow_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -54,16 +54,26 @@ def looks_like_key(value: str) -> bool:
 
 
 def create(
-    session: Session, owner: User, *, name: str, role: str, rate_limit_per_min: int = DEFAULT_RATE_PER_MIN
+    session: Session,
+    owner: User,
+    *,
+    name: str,
+    role: str,
+    rate_limit_per_min: int = DEFAULT_RATE_PER_MIN,
+    workspace_id: uuid.UUID | str | None = None,
+    owner_role: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key for `owner`; returns the row and the key itself, which is never shown again."""
+    """A new key for `owner` acting in workspace `workspace_id` only (None: the default one), with a
+    role up to `owner_role` (their role there; None: their instance role); returns the row and the
+    key itself, which is never shown again."""
     name = name.strip()
     if not name or len(name) > 100:
         raise ApiKeyError("name: give the key a name of 1 to 100 characters")
     if not is_role(role):
         raise ApiKeyError(f"role: {role!r} is not one of admin, editor, operator, viewer")
-    if not allows(owner.role, role):
-        raise ApiKeyError(f"role: a {owner.role} cannot create a key with the {role} role")
+    ceiling = owner_role or owner.role
+    if not allows(ceiling, role):
+        raise ApiKeyError(f"role: a {ceiling} cannot create a key with the {role} role")
     if not 1 <= rate_limit_per_min <= MAX_RATE_PER_MIN:
         raise ApiKeyError(f"rate_limit_per_min: between 1 and {MAX_RATE_PER_MIN}")
     prefix = secrets.token_hex(PREFIX_LENGTH // 2)
@@ -72,6 +82,8 @@ def create(
         user_id=owner.id, name=name, prefix=prefix, key_hash=hash_key(key), role=role,
         rate_limit_per_min=rate_limit_per_min,
     )  # fmt: skip
+    if workspace_id is not None:
+        row.workspace_id = uuid.UUID(str(workspace_id))
     session.add(row)
     session.flush()
     return row, key
@@ -133,18 +145,39 @@ def verify(session: Session, presented: str) -> tuple[ApiKey, User, str] | None:
     return key_row, user, lower_role(key_row.role, user.role)
 
 
-def list_keys(session: Session, user_id: uuid.UUID | None = None) -> list[ApiKey]:
-    """Keys of one user (all keys when `user_id` is None), newest first."""
+def _workspace_key(workspace_id: uuid.UUID | str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(workspace_id))
+    except ValueError:
+        return uuid.UUID(int=0)  # names no workspace: matches nothing
+
+
+def list_keys(
+    session: Session, user_id: uuid.UUID | None = None, *, workspace_id: uuid.UUID | str | None = None
+) -> list[ApiKey]:
+    """Keys of one user (all keys when `user_id` is None), of one workspace when given, newest first."""
     query = select(ApiKey)
     if user_id is not None:
         query = query.where(ApiKey.user_id == user_id)
+    if workspace_id is not None:
+        query = query.where(col(ApiKey.workspace_id) == _workspace_key(workspace_id))
     return list(session.exec(query.order_by(col(ApiKey.created_at).desc())))
 
 
-def revoke(session: Session, key_id: uuid.UUID, *, by_user: uuid.UUID, by_role: str) -> ApiKey | None:
-    """Revoke a key of `by_user` (an admin may revoke any); None when the caller may not see it."""
+def revoke(
+    session: Session,
+    key_id: uuid.UUID,
+    *,
+    by_user: uuid.UUID,
+    by_role: str,
+    workspace_id: uuid.UUID | str | None = None,
+) -> ApiKey | None:
+    """Revoke a key of `by_user` (an admin may revoke any); None when the caller may not see it
+    (also a key of another workspace than `workspace_id`, when given)."""
     row = session.get(ApiKey, key_id)
     if row is None or (row.user_id != by_user and by_role != Role.ADMIN):
+        return None
+    if workspace_id is not None and row.workspace_id != _workspace_key(workspace_id):
         return None
     if row.revoked_at is None:
         row.revoked_at = utcnow()

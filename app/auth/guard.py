@@ -27,7 +27,8 @@ from reflex_base.registry import RegistrationContext
 
 from app.auth.middleware import login_url
 from app.auth.policy import PUBLIC, Access, Role, allows, handler_access, page_access
-from app.auth.principal import Principal, from_cookie_header
+from app.auth.principal import WORKSPACE_COOKIE, Principal, from_cookie_header
+from engine import audit
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,12 @@ def _route_key(route: str) -> str:
 def caller_of(state: BaseState) -> Principal | None:
     """The signed-in user of the socket `state` belongs to (None when anonymous)."""
     return from_cookie_header(state.router.headers.cookie)
+
+
+def audit_who(state: BaseState, principal: Principal | None = None) -> audit.Who:
+    """How the audit log names the caller of an event: their actor, the UI, their address."""
+    principal = principal or caller_of(state)
+    return audit.Who(principal.actor if principal else "anonymous", "ui", state.router.session.client_ip)
 
 
 def _refusal(principal: Principal | None, needed: Access | None, path: str) -> Any:
@@ -131,6 +138,10 @@ class AuthState(rx.State):
     user_email: str = ""
     user_name: str = ""
     user_role: str = ""
+    # The workspace the tab acts in and the ones the user may switch to ({"id", "name", "role"}).
+    workspace_id: str = ""
+    workspace_name: str = ""
+    workspace_options: list[dict[str, str]] = []
     # The page (route) this tab may not show, why (403 / 404) and the sentence that says so.
     error_route: str = ""
     error_status: int = 0
@@ -157,6 +168,30 @@ class AuthState(rx.State):
         self.user_email = principal.email if principal else ""
         self.user_name = principal.name if principal else ""
         self.user_role = principal.role if principal else ""
+        self.workspace_id = principal.workspace_id if principal else ""
+        self.workspace_name = principal.workspace_name if principal else ""
+        self.workspace_options = (
+            [{"id": m.workspace_id, "name": m.name, "role": m.role} for m in principal.workspaces]
+            if principal
+            else []
+        )
+
+    @rx.var
+    def has_workspaces(self) -> bool:
+        return len(self.workspace_options) > 1
+
+    @rx.event
+    def switch_workspace(self, workspace_id: str) -> Any:
+        """Act in another workspace: the browser keeps the choice in a cookie and reloads, so every
+        page and event from then on is checked against the new workspace (the server decides whether
+        the user is a member; an id they may not enter leaves them where they were)."""
+        principal = caller_of(self)
+        if principal is None:
+            return rx.redirect(login_url(self.router.url.path))
+        if workspace_id not in {m.workspace_id for m in principal.workspaces}:
+            return rx.toast.error("There is no such workspace.")
+        cookie = f"{WORKSPACE_COOKIE}={workspace_id}; path=/; samesite=lax; max-age=31536000"
+        return rx.call_script(f"document.cookie = {cookie!r}; window.location.assign('/workflows')")
 
     @rx.event
     def check_page(self) -> Any:
@@ -201,7 +236,8 @@ class EventGuard(Middleware):
         return StateUpdate(events=Event.from_event_type(_refusal(principal, needed, state.router.url.path)))
 
     async def _forget_previous_user(self, state: BaseState, principal: Principal | None) -> None:
-        owner = principal.user_id if principal else ""
+        # Another user, or the same user in another workspace: nothing loaded before may show.
+        owner = f"{principal.user_id}@{principal.workspace_id}" if principal else ""
         auth = await state.get_state(AuthState)
         if auth._owner == owner:
             return

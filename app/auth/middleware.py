@@ -45,6 +45,7 @@ from app.auth.policy import (
 from app.auth.throttle import Throttled
 from app.error_html import error_page_response, is_page_path
 from app.problems import error_response, problem_response
+from engine import audit
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.errors import ErrorCode
 from engine.settings import get_settings
@@ -164,7 +165,14 @@ class AuthMiddleware:
         if response is not None:
             await response(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        caller = scope.get("state", {}).get("principal")
+        if caller is None or not path.startswith(API_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        # What the route changes is audited as this caller, from the API, at this address.
+        with audit.acting_as(audit.Who(caller.actor, "api", client[0] if client else "")):
+            await self.app(scope, receive, send)
 
     async def _decide(self, scope: Scope, path: str) -> Response | ServeWithStatus | None:
         """None to let the request through, else the refusal (or the status to serve the page with)."""
@@ -192,8 +200,14 @@ class AuthMiddleware:
             ip = client[0] if client else ""
             caller = await run_in_threadpool(principals.from_api_key, token, ip)
         else:
-            cookie = sessions.cookie_from_header(headers.get("cookie", ""))
-            caller = await run_in_threadpool(principals.from_session_token, cookie) if cookie else None
+            raw = headers.get("cookie", "")
+            cookie = sessions.cookie_from_header(raw)
+            wanted = headers.get(principals.WORKSPACE_HEADER, "") or principals.workspace_from_cookie_header(
+                raw
+            )
+            caller = (
+                await run_in_threadpool(principals.from_session_token, cookie, wanted) if cookie else None
+            )
         state["principal"] = caller
         return caller
 
@@ -231,6 +245,10 @@ class AuthMiddleware:
         if caller is None:
             return _unauthorized(
                 ErrorCode.SIGN_IN_REQUIRED, "sign in, or send an API key as 'Authorization: Bearer <key>'"
+            )
+        if caller.role == principals.NO_ROLE:
+            return problem_response(
+                ErrorCode.NO_WORKSPACE, "you are a member of no workspace: ask an admin to add you to one"
             )
         if not allows(caller.role, needed):
             return problem_response(

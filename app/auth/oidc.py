@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.db import db_session
+from engine import workspaces
 from engine.errors import ConfigError, ErrorCode, FlowloomError
 from engine.settings import OIDCProvider, Settings, get_settings
 from models.auth import UsedOidcState
@@ -56,6 +57,7 @@ class Identity:
     email: str
     email_verified: bool
     name: str
+    groups: tuple[str, ...] = ()  # the provider's group claim (FLOWLOOM_OIDC_PROVIDERS groups_claim)
 
 
 def claim_is_true(value: object) -> bool:
@@ -231,9 +233,15 @@ class Registry:
             if info.get("sub") != claims["sub"]:
                 raise SignInError(ErrorCode.ID_TOKEN, "the userinfo answer is about someone else")
             email, verified, display = info.get("email"), info.get("email_verified"), info.get("name")
+        groups = workspaces.groups_of(claims, self.providers[name].groups_claim)
         return Identity(
-            issuer, str(claims["sub"]), str(email or ""), claim_is_true(verified), str(display or "")
+            issuer, str(claims["sub"]), str(email or ""), claim_is_true(verified), str(display or ""), groups
         )
+
+    def workspace_grants(self, name: str) -> list[tuple[str, str, str]]:
+        """The provider's (group, workspace short name, role) mapping."""
+        provider = self.providers.get(name)
+        return [(g.group, g.workspace, g.role) for g in provider.workspace_roles] if provider else []
 
     async def _github_identity(self, client, token: dict[str, Any]) -> Identity:
         user = (await client.get("user", token=token)).json()

@@ -52,6 +52,11 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/api/workflows/{workflow_id}/versions"): Role.VIEWER,
     ("GET", "/api/workflows/{workflow_id}/versions/{version}"): Role.VIEWER,
     ("GET", "/api/workflows/{workflow_id}/versions/diff"): Role.VIEWER,  # app/api/version_diff.py
+    # four-eyes publishing (app/api/publishing.py); who may approve is checked by engine.publishing
+    ("POST", "/api/workflows/{workflow_id}/versions/{version}/submit"): Role.EDITOR,
+    ("POST", "/api/workflows/{workflow_id}/versions/{version}/approve"): Role.EDITOR,
+    ("POST", "/api/workflows/{workflow_id}/versions/{version}/reject"): Role.EDITOR,
+    ("POST", "/api/workflows/{workflow_id}/versions/{version}/publish"): Role.EDITOR,
     ("POST", "/api/validate"): Role.VIEWER,  # checks a definition; saves and runs nothing
     ("GET", "/api/node-types"): Role.VIEWER,
     ("GET", "/api/node-types/{node_type}"): Role.VIEWER,
@@ -82,6 +87,14 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("DELETE", "/api/keys/{key_id}"): Role.VIEWER,
     ("GET", "/api/users"): Role.ADMIN,
     ("PATCH", "/api/users/{user_id}"): Role.ADMIN,
+    # Any member may list their workspaces; the routes check admin rights in the named workspace
+    # (404 when not a member) and instance admin for creating one (app/api/workspaces.py).
+    ("GET", "/api/workspaces"): Role.VIEWER,
+    ("POST", "/api/workspaces"): Role.ADMIN,
+    ("PATCH", "/api/workspaces/{workspace_id}"): Role.VIEWER,
+    ("GET", "/api/workspaces/{workspace_id}/members"): Role.VIEWER,
+    ("PUT", "/api/workspaces/{workspace_id}/members/{user_id}"): Role.VIEWER,
+    ("DELETE", "/api/workspaces/{workspace_id}/members/{user_id}"): Role.VIEWER,
     ("GET", "/api/audit"): Role.ADMIN,
     # saved agents (app/api/agents.py): viewers read, editors change
     ("GET", "/api/agents"): Role.VIEWER,
@@ -146,6 +159,8 @@ PAGE_POLICY: dict[str, Access] = {
     "/agents": Role.VIEWER,  # saved agents; its actions carry `requires` (editor)
     "/secrets": Role.ADMIN,
     "/dead-letters": Role.ADMIN,
+    "/audit": Role.ADMIN,  # the audit log; its handlers carry `requires` (admin)
+    "/workspaces": Role.ADMIN,  # admins of the current workspace
     "/chat/[trigger_id]": Role.OPERATOR,  # a chat trigger's conversations (app/pages/chat.py)
     # A form trigger's page: public at the HTTP layer; its handlers decide (public form + token,
     # else a signed-in operator) and show nothing but "not found" otherwise (app/pages/forms_state.py).
@@ -169,6 +184,7 @@ HANDLER_POLICY: dict[str, Access] = {
     "EventHandlerSetVar.setvar": Role.VIEWER,
     # app/pages
     "AuthState.check_page": PUBLIC,  # decides itself, per page
+    "AuthState.switch_workspace": Role.VIEWER,  # checks membership itself
     "LoginState.load": PUBLIC,
     "DashboardState.load": Role.VIEWER,
     "RunsState.load": Role.VIEWER,

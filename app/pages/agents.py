@@ -5,10 +5,11 @@ from __future__ import annotations
 import reflex as rx
 
 from app import routes
-from app.layout import empty_state, error_callout, page, page_header
+from app.layout import empty_state, error_callout, listing, page, page_header
 from app.pages.agents_state import POLICIES, AgentRow
 from app.pages.agents_state import AgentsState as S
 from components.config_form import config_form
+from components.data_table import data_table
 
 
 def _actions(row: AgentRow) -> rx.Component:
@@ -68,26 +69,8 @@ def _row(row: AgentRow) -> rx.Component:
 
 
 def _table() -> rx.Component:
-    return rx.card(
-        rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    rx.table.column_header_cell("Agent"),
-                    rx.table.column_header_cell("State", width="9rem"),
-                    rx.table.column_header_cell("Capabilities"),
-                    rx.table.column_header_cell("Memory"),
-                    rx.table.column_header_cell("Recent executions"),
-                    rx.table.column_header_cell("", width="14rem"),
-                ),
-            ),
-            rx.table.body(rx.foreach(S.rows, _row)),
-            variant="ghost",
-            width="100%",
-            id="agents-table",
-        ),
-        padding="0.5rem",
-        width="100%",
-    )
+    columns = ["Agent", ("State", "9rem"), "Capabilities", "Memory", "Recent executions", ("", "14rem")]
+    return data_table("agents-table", columns, S.rows, _row)
 
 
 def _labelled(label: str, control: rx.Component) -> rx.Component:
@@ -207,18 +190,16 @@ def agents_page() -> rx.Component:
             ),
         ),
         error_callout(S.error),
-        rx.cond(
+        listing(
             S.loaded,
-            rx.cond(
-                S.rows.length() > 0,
-                _table(),
-                empty_state(
-                    "agents-empty",
-                    "bot",
-                    "No agents yet",
-                    "Create one, then pick it in an agent node's agent_id (or ask for its capability).",
-                ),
-            ),  # fmt: skip
+            S.rows.length() > 0,
+            _table(),
+            empty_state(
+                "agents-empty",
+                "bot",
+                "No agents yet",
+                "Create one, then pick it in an agent node's agent_id (or ask for its capability).",
+            ),
         ),
         rx.cond(S.form_open, _form()),
         width="100%",

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 import reflex as rx
+from reflex.event import EventSpec
 
 from app.auth.guard import caller_of, requires
 from app.pages.formatting import format_time
+from app.pages.workspace_scope import current_workspace
 from components.config_form import UNSET, FormField, InputError, build_fields, parse_input, resolve
 from engine import agent_sessions, agents, audit
 from engine.agent_store import AgentRecord
@@ -94,6 +97,10 @@ def _audit(principal: Any, action: str, agent: AgentRecord) -> None:
         log.warning("could not audit %s of agent %s", action, agent.id, exc_info=True)
 
 
+def _actor(principal: Any) -> str:
+    return f"user:{principal.user_id}" if principal else "user:unknown"
+
+
 class AgentsState(rx.State):
     """The agents table and the create / edit form."""
 
@@ -116,9 +123,12 @@ class AgentsState(rx.State):
     _drafts: dict[str, dict[str, str]] = {}
     _schema: dict[str, Any] = {}
 
+    def _workspace(self) -> str:
+        return current_workspace(self)
+
     def _refresh(self) -> None:
         try:
-            self.rows, self.error = agent_rows(agents.list_agents()), ""
+            self.rows, self.error = agent_rows(agents.list_agents(workspace_id=self._workspace())), ""
         except Exception as exc:  # the database is away: say so, keep the page
             log.warning("listing agents failed: %s", exc)
             self.rows, self.error = [], f"Cannot list the agents: {user_message(exc)}"
@@ -167,7 +177,7 @@ class AgentsState(rx.State):
     @requires(Role.EDITOR)
     def edit_agent(self, agent_id: str) -> None:
         try:
-            self._open(agents.get(agent_id))
+            self._open(agents.get(agent_id, workspace_id=self._workspace()))
         except Exception as exc:  # gone meanwhile
             self.error = user_message(exc)
 
@@ -226,19 +236,21 @@ class AgentsState(rx.State):
     def save(self):
         """Store the agent and validate it (READY, or FAILED with the check that failed)."""
         principal = caller_of(self)
-        actor = f"user:{principal.user_id}" if principal else "user:unknown"
+        actor = _actor(principal)
         if self._drafts:
             self.form_error = "fix the fields marked in red first"
             return None
         try:
             fields = self._spec_fields()
             if self.editing_id:  # validated again by update, unless it was never validated
+                agents.get(self.editing_id, workspace_id=self._workspace())  # another workspace's: not found
                 agent = agents.update(self.editing_id, fields, actor=actor)
             else:
                 agent = agents.create(
                     agents.AgentSpec.model_validate(fields),
                     actor=actor,
                     owner_id=principal.user_id if principal else None,
+                    workspace_id=self._workspace(),
                 )
             if agent.state.value == "CREATED":
                 agent = agents.prepare(agent.id, actor=actor)
@@ -255,30 +267,27 @@ class AgentsState(rx.State):
             return rx.toast.success(f"{agent.name} is READY")
         return rx.toast.error(f"{agent.name} is {agent.state.value}: {agent.state_reason}")
 
-    @rx.event
-    @requires(Role.EDITOR)
-    def validate_agent(self, agent_id: str):
+    def _lifecycle(
+        self, action: str, change: Callable[..., AgentRecord], agent_id: str, said: str
+    ) -> EventSpec:
+        """Take one agent a step through its lifecycle as the caller, audit it, re-read the table and
+        toast `said` (formatted with the agent's name and state)."""
         principal = caller_of(self)
         try:
-            agent = agents.prepare(
-                agent_id, actor=f"user:{principal.user_id}" if principal else "user:unknown"
-            )
+            agents.get(agent_id, workspace_id=self._workspace())  # another workspace's: not found
+            agent = change(agent_id, actor=_actor(principal))
         except Exception as exc:
             return rx.toast.error(user_message(exc))
-        _audit(principal, "agent.validate", agent)
+        _audit(principal, action, agent)
         self._refresh()
-        return rx.toast.info(f"{agent.name} is {agent.state.value}")
+        return rx.toast.info(said.format(name=agent.name, state=agent.state.value))
 
     @rx.event
     @requires(Role.EDITOR)
-    def terminate_agent(self, agent_id: str):
-        principal = caller_of(self)
-        try:
-            agent = agents.terminate(
-                agent_id, actor=f"user:{principal.user_id}" if principal else "user:unknown"
-            )
-        except Exception as exc:
-            return rx.toast.error(user_message(exc))
-        _audit(principal, "agent.terminate", agent)
-        self._refresh()
-        return rx.toast.info(f"{agent.name} is terminated")
+    def validate_agent(self, agent_id: str) -> EventSpec:
+        return self._lifecycle("agent.validate", agents.prepare, agent_id, "{name} is {state}")
+
+    @rx.event
+    @requires(Role.EDITOR)
+    def terminate_agent(self, agent_id: str) -> EventSpec:
+        return self._lifecycle("agent.terminate", agents.terminate, agent_id, "{name} is terminated")

@@ -95,11 +95,8 @@ class ChatState(rx.State):
         self._run_id = view.pending_run or ""
         self.busy = bool(self._run_id)
 
-    @rx.event
-    @requires(Role.OPERATOR)
-    def load(self) -> Any:
-        """Open the page: the trigger, my conversations, the one named in ?session= (else a new one)."""
-        self._trigger_id = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
+    def _clear_conversation(self) -> None:
+        """An empty conversation: no session, lines, streamed text, run or error."""
         self.session_id, self.lines, self.streaming, self.busy, self.error, self._run_id = (
             "",
             [],
@@ -108,6 +105,13 @@ class ChatState(rx.State):
             "",
             "",
         )
+
+    @rx.event
+    @requires(Role.OPERATOR)
+    def load(self) -> Any:
+        """Open the page: the trigger, my conversations, the one named in ?session= (else a new one)."""
+        self._trigger_id = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
+        self._clear_conversation()
         opened = self._opened()
         self.not_found = opened is None
         if opened is None:
@@ -200,14 +204,7 @@ class ChatState(rx.State):
     @requires(Role.OPERATOR)
     def new_conversation(self) -> None:
         """Start over with an empty conversation (the others stay in the list)."""
-        self.session_id, self.lines, self.streaming, self.busy, self.error, self._run_id = (
-            "",
-            [],
-            "",
-            False,
-            "",
-            "",
-        )
+        self._clear_conversation()
         for row in self.sessions:
             row.active = False
         self.sessions = list(self.sessions)

@@ -15,7 +15,7 @@ import reflex as rx
 from reflex.event import EventSpec
 
 from app import db, routes
-from app.auth.guard import requires
+from app.auth.guard import caller_of, requires
 from app.auth.policy import Role
 from app.pages.formatting import status_color
 from app.pages.run_filters import ANY, RunFilters
@@ -103,14 +103,15 @@ def _label(moment: datetime, period: str) -> str:
     return moment.strftime("%b %d")
 
 
-def _read(period: str) -> tuple[int, dict[str, int], int, DashboardStats]:
+def _read(period: str, workspace_id: str) -> tuple[int, dict[str, int], int, DashboardStats]:
+    """The counts and charts of the caller's workspace only."""
     with db.db_session() as session:
-        workflows = count_workflows(session)
+        workflows = count_workflows(session, workspace_id=workspace_id)
     return (
         workflows,
-        count_by_status(),
-        count_pending(),
-        dashboard_stats(get_engine(db.database_url()), period),
+        count_by_status(workspace_id=workspace_id),
+        count_pending(workspace_id=workspace_id),
+        dashboard_stats(get_engine(db.database_url()), period, workspace_id=workspace_id),
     )
 
 
@@ -218,13 +219,19 @@ class DashboardState(rx.State):
                 _seconds(c.opens_for_s) if c.state == "open" else "—",
                 {"open": "red", "half-open": "amber"}.get(c.state, "gray"),
             )  # fmt: skip
-            for c in circuit_breaker.circuits()
+            for c in (circuit_breaker.circuits() if self._instance_admin() else [])
         ]
         self.error = ""
 
+    def _instance_admin(self) -> bool:
+        # Circuits are the whole instance's (every workspace's destinations): instance admins only.
+        caller = caller_of(self)
+        return caller is not None and caller.instance_role == Role.ADMIN
+
     def _load_now(self) -> None:
         try:
-            self._show(_read(self.period))
+            caller = caller_of(self)
+            self._show(_read(self.period, caller.workspace_id if caller is not None else ""))
         except DB_ERRORS as exc:
             log.warning("loading the dashboard failed: %s", exc)
             self.error = describe_db_error(exc)
@@ -259,6 +266,8 @@ class DashboardState(rx.State):
         leaves the page, the page is loaded again, or nothing changed for IDLE_STOP_S."""
         async with self:
             me = self._watch
+            caller = caller_of(self)
+            workspace = caller.workspace_id if caller is not None else ""
         changed_at = time.monotonic()
         while True:
             armed = await run_watch.arm([run_watch.ANY_RUN], REFRESH_S)
@@ -273,7 +282,7 @@ class DashboardState(rx.State):
                     return
                 period = self.period
             try:
-                read = await asyncio.to_thread(_read, period)
+                read = await asyncio.to_thread(_read, period, workspace)
             except DB_ERRORS as exc:
                 async with self:
                     self.error = describe_db_error(exc)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import reflex as rx
 
 from app import routes
-from app.layout import empty_state, error_callout, page, page_header
+from app.layout import empty_state, error_callout, listing, page, page_header
 from app.pages.dead_letters_state import SOURCE_FILTERS, STATE_FILTERS, DeadLetterView
 from app.pages.dead_letters_state import DeadLettersState as S
+from components.data_table import data_table
 from components.labels import field_label, label_id
+from components.pager import pager
 
 
 def _row(row: DeadLetterView) -> rx.Component:
@@ -57,25 +59,14 @@ def _row(row: DeadLetterView) -> rx.Component:
 
 
 def _table() -> rx.Component:
-    return rx.card(
-        rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    rx.table.column_header_cell("Source", width="6rem"),
-                    rx.table.column_header_cell("Error, origin and payload"),
-                    rx.table.column_header_cell("When", width="8rem"),
-                    rx.table.column_header_cell("Replayed", width="10rem"),
-                    rx.table.column_header_cell("", width="7rem"),
-                )
-            ),
-            rx.table.body(rx.foreach(S.rows, _row)),
-            variant="ghost",
-            width="100%",
-            id="dead-letters-table",
-        ),
-        padding="0.5rem",
-        width="100%",
-    )
+    columns = [
+        ("Source", "6rem"),
+        "Error, origin and payload",
+        ("When", "8rem"),
+        ("Replayed", "10rem"),
+        ("", "7rem"),
+    ]
+    return data_table("dead-letters-table", columns, S.rows, _row)
 
 
 def _filters() -> rx.Component:
@@ -99,23 +90,7 @@ def _filters() -> rx.Component:
             custom_attrs={"aria-labelledby": label_id("dead-letter-status")},
         ),
         rx.spacer(),
-        rx.text(S.range_label, size="2", color=rx.color("gray", 11)),
-        rx.button(
-            rx.icon("chevron-left", size=16),
-            variant="soft",
-            size="1",
-            disabled=~S.has_previous,
-            on_click=S.previous_page,
-            aria_label="Previous page",
-        ),  # fmt: skip
-        rx.button(
-            rx.icon("chevron-right", size=16),
-            variant="soft",
-            size="1",
-            disabled=~S.has_next,
-            on_click=S.next_page,
-            aria_label="Next page",
-        ),  # fmt: skip
+        *pager(S.range_label, S.has_previous, S.has_next, S.previous_page, S.next_page),
         align="center",
         width="100%",
         margin_bottom="1rem",
@@ -132,19 +107,17 @@ def dead_letters_page() -> rx.Component:
         ),
         error_callout(S.error),
         _filters(),
-        rx.cond(
+        listing(
             S.loaded,
-            rx.cond(
-                S.rows.length() > 0,
-                _table(),
-                empty_state(
-                    "dead-letters-empty",
-                    "mail-check",
-                    "No dead letters",
-                    "Nothing here matches the filters: every event and message was handled.",
-                ),  # fmt: skip
+            S.rows.length() > 0,
+            _table(),
+            empty_state(
+                "dead-letters-empty",
+                "mail-check",
+                "No dead letters",
+                "Nothing here matches the filters: every event and message was handled.",
             ),
-            rx.center(rx.spinner(size="3"), padding_y="4rem", width="100%"),
+            spinner=True,
         ),
         width="100%",
     )

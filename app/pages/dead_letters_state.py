@@ -11,6 +11,8 @@ from reflex.event import EventSpec
 
 from app.auth.guard import caller_of, requires
 from app.pages.formatting import format_time, short_id, time_ago
+from app.pages.page_reads import reading
+from components.pager import page_range
 from engine import dead_letters
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.roles import Role
@@ -18,6 +20,7 @@ from engine.roles import Role
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 25
+INSTANCE_ADMIN_ONLY = "Dead letters are the whole instance's: this needs the instance admin role"
 PREVIEW_CHARS = 240
 SOURCE_COLORS = {"event": "purple", "kafka": "blue", "webhook": "teal", "schedule": "amber"}
 SOURCE_FILTERS = ["all", *dead_letters.SOURCES]
@@ -80,9 +83,7 @@ class DeadLettersState(rx.State):
 
     @rx.var
     def range_label(self) -> str:
-        if self.total == 0:
-            return "none"
-        return f"{self.offset + 1}–{min(self.offset + PAGE_SIZE, self.total)} of {self.total}"
+        return page_range(self.offset, self.total, PAGE_SIZE)
 
     @rx.var
     def has_previous(self) -> bool:
@@ -92,18 +93,22 @@ class DeadLettersState(rx.State):
     def has_next(self) -> bool:
         return self.offset + PAGE_SIZE < self.total
 
+    def _instance_admin(self) -> bool:
+        # Dead letters are the whole instance's: a workspace's admin does not see or replay them.
+        principal = caller_of(self)
+        return principal is not None and principal.instance_role == Role.ADMIN
+
     def _refresh(self) -> None:
         replayed = {"waiting": False, "replayed": True}.get(self.status)
-        try:
+        if not self._instance_admin():
+            self.rows, self.total, self.error, self.loaded = [], 0, INSTANCE_ADMIN_ONLY, True
+            return
+        with reading(self, "dead letters", rows=[], total=0):
             page = dead_letters.list_dead_letters(
                 source=None if self.source == "all" else self.source, replayed=replayed, limit=PAGE_SIZE,
                 offset=self.offset,
             )  # fmt: skip
-            self.rows, self.total, self.error = [view(r) for r in page.rows], page.total, ""
-        except DB_ERRORS as exc:
-            log.warning("loading dead letters failed: %s", exc)
-            self.rows, self.total, self.error = [], 0, describe_db_error(exc)
-        self.loaded = True
+            self.rows, self.total = [view(r) for r in page.rows], page.total
 
     @rx.event
     @requires(Role.ADMIN)
@@ -143,6 +148,8 @@ class DeadLettersState(rx.State):
     def replay(self, dead_letter_id: int) -> EventSpec:
         """Replay one dead letter; the toast says what it did."""
         principal = caller_of(self)
+        if principal is None or not self._instance_admin():
+            return rx.toast.error(INSTANCE_ADMIN_ONLY)
         try:
             done = dead_letters.replay(int(dead_letter_id), actor=principal.actor)
         except DB_ERRORS as exc:

@@ -9,6 +9,7 @@ from app import routes
 from app.layout import page
 from app.pages.forms_state import FieldRow
 from app.pages.forms_state import FormState as S
+from components.config_form import field_error
 
 
 def _control(f: FieldRow) -> rx.Component:
@@ -50,10 +51,7 @@ def _field(f: FieldRow) -> rx.Component:
         rx.cond(f.description != "", rx.text(f.description, size="1", color=rx.color("gray", 11))),
         _control(f),
         rx.cond(f.hint != "", rx.text(f.hint, size="1", color=rx.color("gray", 11))),
-        rx.cond(
-            f.error != "",
-            rx.text(f.error, size="1", color=rx.color("red", 11), data_testid="field-error"),
-        ),
+        field_error(f.error),
         spacing="1",
         width="100%",
         data_field=f.name,

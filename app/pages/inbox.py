@@ -28,6 +28,9 @@ def _row(row: ApprovalRow) -> rx.Component:
             rx.vstack(
                 rx.text(row.workflow, size="2"),
                 rx.code(row.run, variant="ghost", color_scheme="gray", size="1"),
+                rx.text(
+                    row.workspace, size="1", color=rx.color("gray", 11), data_testid="approval-workspace"
+                ),
                 spacing="0",
             )
         ),
@@ -46,7 +49,7 @@ def _row(row: ApprovalRow) -> rx.Component:
 def _history_row(row: ApprovalRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.text(row.title, size="2")),
-        rx.table.cell(rx.text(row.workflow, size="2")),
+        rx.table.cell(rx.text(row.workflow, " · ", row.workspace, size="2")),
         rx.table.cell(rx.badge(row.status, color_scheme=row.color, variant="soft")),
         rx.table.cell(rx.text(row.decided_by, size="2")),
         data_testid="history-row",

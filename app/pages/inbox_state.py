@@ -13,10 +13,10 @@ from typing import Any
 import reflex as rx
 from reflex.event import EventSpec
 
-from app.auth.guard import caller_of, requires
+from app.auth.guard import audit_who, caller_of, requires
 from app.auth.policy import Role
 from app.pages.formatting import format_time, short_id, status_color, time_ago
-from engine import approvals
+from engine import approvals, audit
 from engine.approvers import Approver, allowed_roles
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.errors import user_message
@@ -45,6 +45,7 @@ class ApprovalRow:
     decided_by: str = ""
     votes: str = ""
     voted: bool = False
+    workspace: str = ""  # the name of the workspace of its run (the Inbox spans all of the caller's)
 
 
 @dataclass
@@ -82,7 +83,9 @@ class Detail:
     approvers: str = ""
 
 
-def _row(approval: approvals.ApprovalSummary, now: datetime, *, pending: bool) -> ApprovalRow:
+def _row(
+    approval: approvals.ApprovalSummary, now: datetime, *, pending: bool, names: dict[str, str] | None = None
+) -> ApprovalRow:
     deadline, quorum = approval.deadline, int((approval.request or {}).get("quorum") or 1)
     return ApprovalRow(
         id=str(approval.id),
@@ -98,6 +101,7 @@ def _row(approval: approvals.ApprovalSummary, now: datetime, *, pending: bool) -
         decided_by=approval.decided_by or "",
         votes=f"{approval.votes} of {quorum}" if pending and quorum > 1 else "",
         voted=approval.voted if pending else False,
+        workspace=(names or {}).get(str(approval.workspace_id), ""),
     )
 
 
@@ -141,20 +145,29 @@ class InboxState(rx.State):
             return None
         return principal.approver
 
+    def _workspaces(self) -> dict[str, str]:
+        # The Inbox spans every workspace the caller is a member of (their role in each applies).
+        principal = caller_of(self)
+        return principal.workspace_roles if principal is not None else {}
+
     def _reload(self) -> None:
         approver = self._approver()
         if approver is None:
             self.rows, self.history = [], []
             return
         now = datetime.now(UTC)
+        workspaces = self._workspaces()
         pending = approvals.list_decidable(
-            approver, "pending", APPROVALS_SHOWN, search=self.search, order="oldest"
+            approver, "pending", APPROVALS_SHOWN, search=self.search, order="oldest", workspaces=workspaces
         )
         decided = approvals.list_decidable(
-            approver, approvals.CLOSED, HISTORY_SHOWN, search=self.search, order="decided", include_voted=True
-        )
-        self.rows = [_row(a, now, pending=True) for a in pending]
-        self.history = [_row(a, now, pending=False) for a in decided]
+            approver, approvals.CLOSED, HISTORY_SHOWN, search=self.search, order="decided", include_voted=True,
+            workspaces=workspaces,
+        )  # fmt: skip
+        principal = caller_of(self)
+        names = {m.workspace_id: m.name for m in principal.workspaces} if principal is not None else {}
+        self.rows = [_row(a, now, pending=True, names=names) for a in pending]
+        self.history = [_row(a, now, pending=False, names=names) for a in decided]
         self.error = ""
 
     def _refresh(self) -> None:
@@ -187,7 +200,7 @@ class InboxState(rx.State):
         if approver is None:
             return rx.toast.error("That approval is not yours to decide.")
         try:
-            found = approvals.get_decidable(approval_id, approver)
+            found = approvals.get_decidable(approval_id, approver, workspaces=self._workspaces())
         except DB_ERRORS as exc:
             return rx.toast.error(describe_db_error(exc))
         if found is None:
@@ -254,9 +267,11 @@ class InboxState(rx.State):
         if approver is None or not self.detail.id:
             return rx.toast.error("Open an approval first.")
         try:
-            outcome = approvals.decide(
-                self.detail.id, approver, action=action, form=dict(self.form_values), comment=self.comment
-            )
+            with audit.acting_as(audit_who(self)):
+                outcome = approvals.decide(
+                    self.detail.id, approver, action=action, form=dict(self.form_values), comment=self.comment,
+                    workspaces=self._workspaces(),
+                )  # fmt: skip
         except approvals.ApprovalError as exc:
             self._refresh()
             return rx.toast.error(user_message(exc))

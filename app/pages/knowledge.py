@@ -9,6 +9,10 @@ from app.auth.guard import AuthState
 from app.layout import empty_state, error_callout, page, page_header
 from app.pages.knowledge_state import CollectionRow, DocumentRow
 from app.pages.knowledge_state import KnowledgeState as S
+from components.data_table import data_table
+from components.dialogs import confirm_dialog
+from components.job_progress import job_progress
+from components.uploads import file_drop
 
 UPLOAD_ID = "knowledge-upload"
 STATUS_COLORS = {"ready": "green", "failed": "red", "indexing": "blue", "queued": "gray"}
@@ -63,27 +67,11 @@ def _document(row: DocumentRow) -> rx.Component:
 
 
 def _documents() -> rx.Component:
-    return rx.card(
-        rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    rx.table.column_header_cell("Document"),
-                    rx.table.column_header_cell("State", width="7rem"),
-                    rx.table.column_header_cell("Chunks", width="6rem"),
-                    rx.table.column_header_cell("Size", width="6rem"),
-                    rx.table.column_header_cell("Chunk / overlap", width="8rem"),
-                    rx.table.column_header_cell("Indexed", width="9rem"),
-                    rx.table.column_header_cell("", width="3rem"),
-                )
-            ),
-            rx.table.body(rx.foreach(S.documents, _document)),
-            variant="ghost",
-            width="100%",
-            id="knowledge-documents",
-        ),
-        padding="0.5rem",
-        width="100%",
-    )
+    columns = [
+        "Document", ("State", "7rem"), ("Chunks", "6rem"), ("Size", "6rem"), ("Chunk / overlap", "8rem"),
+        ("Indexed", "9rem"), ("", "3rem"),
+    ]  # fmt: skip
+    return data_table("knowledge-documents", columns, S.documents, _document)
 
 
 def _upload() -> rx.Component:
@@ -125,29 +113,18 @@ def _upload() -> rx.Component:
                 width="100%",
                 align="end",
             ),
-            rx.upload.root(
-                rx.vstack(
-                    rx.icon("upload", size=20),
-                    rx.text("Drop PDF, Markdown, text or HTML files here, or click to choose", size="2"),
-                    rx.text("Up to 20 files of 20 MB each", size="1", color=rx.color("gray", 11)),
-                    align="center",
-                    spacing="1",
-                    padding="1.25rem",
-                    width="100%",
-                    border=f"1px dashed {rx.color('gray', 7)}",
-                    border_radius="var(--radius-3)",
-                    cursor="pointer",
-                ),
-                id=UPLOAD_ID,
-                multiple=True,
-                accept={
+            file_drop(
+                UPLOAD_ID,
+                "Drop PDF, Markdown, text or HTML files here, or click to choose",
+                "Up to 20 files of 20 MB each",
+                {
                     "application/pdf": [".pdf"],
                     "text/markdown": [".md", ".markdown"],
                     "text/plain": [".txt", ".text"],
                     "text/html": [".html", ".htm"],
                 },
-                on_drop=S.upload(rx.upload_files(upload_id=UPLOAD_ID, on_upload_progress=S.upload_progress)),
-                width="100%",
+                S.upload(rx.upload_files(upload_id=UPLOAD_ID, on_upload_progress=S.upload_progress)),
+                multiple=True,
             ),
             rx.cond(
                 S.upload_percent >= 0,
@@ -162,41 +139,18 @@ def _upload() -> rx.Component:
 
 
 def _job() -> rx.Component:
-    return rx.callout.root(
-        rx.callout.icon(rx.icon("loader")),
-        rx.vstack(
-            rx.text(S.busy, size="2", weight="medium"),
-            rx.progress(value=S.job_percent, max=100, width="100%", id="knowledge-job-progress"),
-            rx.text(
-                S.job_message, size="1", color=rx.color("gray", 11), id="knowledge-job-message", role="status"
-            ),
-            spacing="2",
-            width="100%",
-        ),
-        margin_bottom="1rem",
-        width="100%",
-        id="knowledge-job",
-    )
+    return job_progress("knowledge", S.busy, S.job_percent, S.job_message)
 
 
 def _delete_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Remove this document?"),
-            rx.alert_dialog.description(
-                rx.text("Remove ", rx.code(S.delete_name), " and its chunks from the collection."), size="2"
-            ),
-            rx.hstack(
-                rx.alert_dialog.cancel(
-                    rx.button("Cancel", variant="soft", color_scheme="gray", on_click=S.cancel_delete)
-                ),
-                rx.alert_dialog.action(rx.button("Remove", color_scheme="red", on_click=S.delete)),
-                justify="end",
-                spacing="2",
-                margin_top="1rem",
-            ),
-        ),
+    return confirm_dialog(
+        "Remove this document?",
+        rx.text("Remove ", rx.code(S.delete_name), " and its chunks from the collection."),
+        "Remove",
+        S.delete,
         open=S.delete_id != "",
+        on_cancel=S.cancel_delete,
+        max_width=None,
     )
 
 

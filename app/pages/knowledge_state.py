@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import reflex as rx
 
 from app import db, knowledge
-from app.auth.guard import caller_of, requires
+from app.auth.guard import audit_who, caller_of, requires
 from app.pages.models_state import human_size
-from engine import jobs
+from engine import audit, jobs
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.errors import FlowloomError, user_message
 from engine.roles import Role
@@ -156,7 +156,7 @@ class KnowledgeState(rx.State):
         uploader = uuid.UUID(principal.user_id) if principal and principal.user_id else None
         try:
             size, overlap = int(self.chunk_size), int(self.chunk_overlap)
-            with db.db_session() as session:
+            with audit.acting_as(audit_who(self)), db.db_session() as session:
                 ids = knowledge.add_documents(
                     session, self.selected, uploads, chunk_size=size, chunk_overlap=overlap,
                     uploaded_by=uploader,
@@ -234,7 +234,7 @@ class KnowledgeState(rx.State):
         document_id = self.delete_id
         self.delete_id, self.delete_name = "", ""
         try:
-            with db.db_session() as session:
+            with audit.acting_as(audit_who(self)), db.db_session() as session:
                 name = knowledge.delete_document(session, document_id)
         except DB_ERRORS as exc:
             self.error = describe_db_error(exc)

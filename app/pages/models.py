@@ -5,9 +5,11 @@ from __future__ import annotations
 import reflex as rx
 
 from app import routes
-from app.layout import empty_state, error_callout, page, page_header
+from app.layout import empty_state, error_callout, listing, page, page_header
 from app.pages.models_state import KINDS, ModelRow
 from app.pages.models_state import ModelsState as S
+from components.data_table import data_table
+from components.job_progress import job_progress
 
 
 def _row(row: ModelRow) -> rx.Component:
@@ -35,42 +37,13 @@ def _row(row: ModelRow) -> rx.Component:
 
 
 def _table() -> rx.Component:
-    return rx.card(
-        rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    rx.table.column_header_cell("Folder"),
-                    rx.table.column_header_cell("Kind", width="8rem"),
-                    rx.table.column_header_cell("Precision", width="8rem"),
-                    rx.table.column_header_cell("Size", width="7rem"),
-                    rx.table.column_header_cell("", width="11rem"),
-                ),
-            ),
-            rx.table.body(rx.foreach(S.rows, _row)),
-            variant="ghost",
-            width="100%",
-            id="models-table",
-        ),
-        padding="0.5rem",
-        width="100%",
-    )
+    columns = ["Folder", ("Kind", "8rem"), ("Precision", "8rem"), ("Size", "7rem"), ("", "11rem")]
+    return data_table("models-table", columns, S.rows, _row)
 
 
 def _job_progress() -> rx.Component:
     """The running job: what it does, how far the worker got."""
-    return rx.callout.root(
-        rx.callout.icon(rx.icon("loader")),
-        rx.vstack(
-            rx.text(S.busy, size="2", weight="medium"),
-            rx.progress(value=S.job_percent, max=100, width="100%", id="model-job-progress"),
-            rx.text(S.job_message, size="1", color=rx.color("gray", 11), id="model-job-message"),
-            spacing="2",
-            width="100%",
-        ),
-        margin_bottom="1rem",
-        width="100%",
-        id="model-job",
-    )
+    return job_progress("model", S.busy, S.job_percent, S.job_message)
 
 
 def _convert_form() -> rx.Component:
@@ -134,17 +107,15 @@ def models_page() -> rx.Component:
             "Folder: ", rx.code(S.models_dir), size="2", color=rx.color("gray", 11), margin_bottom="1rem"
         ),
         rx.cond(S.busy != "", _job_progress()),
-        rx.cond(
+        listing(
             S.loaded,
-            rx.cond(
-                S.rows.length() > 0,
-                _table(),
-                empty_state(
-                    "models-empty",
-                    "cpu",
-                    "No models yet",
-                    "Convert all-MiniLM-L6-v2 below, or copy an OpenVINO IR folder into the models folder.",
-                ),
+            S.rows.length() > 0,
+            _table(),
+            empty_state(
+                "models-empty",
+                "cpu",
+                "No models yet",
+                "Convert all-MiniLM-L6-v2 below, or copy an OpenVINO IR folder into the models folder.",
             ),
         ),
         _convert_form(),

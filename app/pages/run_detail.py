@@ -7,10 +7,11 @@ from __future__ import annotations
 import reflex as rx
 
 from app import routes
-from app.layout import empty_state, error_callout, page
+from app.layout import empty_state, error_callout, loading, page
 from app.pages.run_detail_state import RunDetailState as S
 from app.pages.run_detail_view import EventLine, StepCard
 from app.pages.run_guardrails import guardrail_card
+from components.dialogs import confirm_dialog, dialog_buttons
 from components.flow_canvas import flow_canvas
 from components.palette import canvas_icons, canvas_types
 from components.status_badge import status_badge
@@ -43,27 +44,17 @@ def _json(title: str, text: rx.Var[str], testid: str, open_: bool = False) -> rx
 
 
 def _cancel_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Cancel this run?"),
-            rx.alert_dialog.description(
-                "Steps that have not finished are cancelled and the run ends as cancelled. "
-                "A step already running finishes its current work, but nothing after it starts.",
-                size="2",
-            ),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("Keep running", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(
-                    rx.button("Cancel run", color_scheme="red", on_click=S.cancel, id="run-cancel-confirm")
-                ),
-                justify="end",
-                spacing="3",
-                margin_top="1rem",
-            ),
-            max_width="28rem",
-        ),
+    return confirm_dialog(
+        "Cancel this run?",
+        "Steps that have not finished are cancelled and the run ends as cancelled. "
+        "A step already running finishes its current work, but nothing after it starts.",
+        "Cancel run",
+        S.cancel,
         open=S.cancel_open,
         on_open_change=S.set_cancel_open,
+        cancel="Keep running",
+        confirm_id="run-cancel-confirm",
+        max_width="28rem",
     )
 
 
@@ -88,12 +79,9 @@ def _fork_dialog() -> rx.Component:
                     color_scheme="red", size="1", margin_top="0.5rem", id="run-fork-error",
                 ),
             ),
-            rx.hstack(
-                rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),
+            dialog_buttons(
                 rx.button(rx.icon("git-fork", size=14), "Start the fork", on_click=S.fork, id="run-fork-start"),
-                justify="end",
-                spacing="3",
-                margin_top="1rem",
+                close="Close",
             ),
             max_width="34rem",
         ),
@@ -127,6 +115,8 @@ def _header() -> rx.Component:
         rx.hstack(
             rx.heading(h.workflow, size="6", weight="bold", id="run-workflow"),
             status_badge(h.status, id="run-status", size="2"),
+            rx.cond(h.status == "queued", rx.text("waiting for a free slot (concurrency limit)", size="2",
+                                                  color_scheme="gray", id="run-waiting")),  # fmt: skip
             rx.code(h.short_id, variant="ghost", color_scheme="gray"),
             align="center",
             spacing="3",
@@ -341,7 +331,7 @@ def run_detail_page() -> rx.Component:
         rx.cond(
             S.loaded,
             rx.cond(S.not_found, _not_found(), rx.cond(S.error == "", _run())),
-            rx.center(rx.spinner(size="3"), padding_y="4rem", width="100%"),
+            loading(),
         ),
         width="100%",
     )

@@ -61,8 +61,9 @@ def canvas_graph(definition: dict[str, Any]) -> tuple[list[dict[str, Any]], list
     return nodes, edges
 
 
-def _read(run_id: str) -> RunDetail | None:
-    return get_run_detail(run_id)
+def _read(run_id: str, workspace_id: str) -> RunDetail | None:
+    # A run of another workspace than the caller's reads as no run at all ("not found").
+    return get_run_detail(run_id, workspace_id=workspace_id)
 
 
 class RunDetailState(rx.State):
@@ -95,6 +96,7 @@ class RunDetailState(rx.State):
     _follow: int = 0  # the latest follower of this tab; older ones stop
     _graph_of: str = ""  # the run whose graph the canvas holds
     _role: str = ""  # the caller's role when the page loaded (each action checks it again)
+    _workspace: str = ""  # the caller's workspace when the page loaded (actions use the caller's now)
 
     @rx.var
     def shown_steps(self) -> list[StepCard]:
@@ -148,10 +150,11 @@ class RunDetailState(rx.State):
         caller = caller_of(self)
         self.may_cancel = caller is not None and allows(caller.role, Role.OPERATOR)
         self._role = caller.role if caller is not None else ""
+        self._workspace = caller.workspace_id if caller is not None else ""
         self.fork_open = False
         self.error, self.not_found, self.loaded = "", False, False
         try:
-            detail = get_run_detail(self.run_id) if parsed else None
+            detail = _read(self.run_id, self._workspace) if parsed else None
         except DB_ERRORS as exc:
             log.warning("reading run %s failed: %s", self.run_id, exc)
             self.error, self.loaded = describe_db_error(exc), True
@@ -169,14 +172,14 @@ class RunDetailState(rx.State):
         """Re-read the run when it has a new event (pushed by PostgreSQL through engine.run_events),
         until it ends, the tab leaves its page, or it stays unchanged for IDLE_STOP_S."""
         async with self:
-            me, run_id = self._follow, self.run_id
+            me, run_id, workspace = self._follow, self.run_id, self._workspace
         changed_at = time.monotonic()
         while True:
             # Armed before the read: an event that commits while we read still wakes the wait.
             armed = await run_watch.arm([run_id], REREAD_S)
             try:
                 try:
-                    detail = await asyncio.to_thread(_read, run_id)
+                    detail = await asyncio.to_thread(_read, run_id, workspace)
                 except DB_ERRORS as exc:
                     log.warning("following run %s failed: %s", run_id, exc)
                     detail = None
@@ -227,8 +230,9 @@ class RunDetailState(rx.State):
         if caller is None:
             return None
         try:
-            cancelled = cancel_run(self.run_id, cancelled_by=caller.started_by, via="ui", actor=caller.actor)
-            detail = get_run_detail(self.run_id)
+            cancelled = cancel_run(self.run_id, workspace_id=caller.workspace_id, cancelled_by=caller.started_by,
+                                   via="ui", actor=caller.actor)  # fmt: skip
+            detail = _read(self.run_id, caller.workspace_id)
         except DB_ERRORS as exc:
             log.warning("cancelling run %s failed: %s", self.run_id, exc)
             return rx.toast.error(f"The run could not be cancelled: {user_message(exc)}")
@@ -242,9 +246,9 @@ class RunDetailState(rx.State):
         caller = caller_of(self)
         if caller is None:
             return None
-        check_may_restart(self.run_id, caller.role)
+        check_may_restart(self.run_id, caller.role, workspace_id=caller.workspace_id)
         return RestartOptions(created_by=caller.user_id, started_by=caller.started_by, started_via="ui",
-                              actor=caller.actor)  # fmt: skip
+                              actor=caller.actor, workspace_id=caller.workspace_id)  # fmt: skip
 
     @rx.event
     @requires(Role.OPERATOR)

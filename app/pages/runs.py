@@ -7,10 +7,11 @@ from typing import Any
 import reflex as rx
 
 from app import routes
-from app.layout import empty_state, error_callout, page, page_header
+from app.layout import empty_state, error_callout, listing, page, page_header
 from app.pages.run_filters import ANY
 from app.pages.runs_state import RANGE_OPTIONS, STATUS_OPTIONS, VIA_OPTIONS, Option, RunRow
 from app.pages.runs_state import RunsState as S
+from components.data_table import data_table
 
 
 def _row(row: RunRow) -> rx.Component:
@@ -49,27 +50,11 @@ def _row(row: RunRow) -> rx.Component:
 
 
 def _table() -> rx.Component:
-    return rx.card(
-        rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    rx.table.column_header_cell("Status", width="8rem"),
-                    rx.table.column_header_cell("Workflow"),
-                    rx.table.column_header_cell("Started by"),
-                    rx.table.column_header_cell("From", width="6rem"),
-                    rx.table.column_header_cell("Run", width="7rem"),
-                    rx.table.column_header_cell("Created", width="9rem"),
-                    rx.table.column_header_cell("Finished", width="9rem"),
-                ),
-            ),
-            rx.table.body(rx.foreach(S.rows, _row)),
-            variant="ghost",
-            width="100%",
-            id="runs-table",
-        ),
-        padding="0.5rem",
-        width="100%",
-    )
+    columns = [
+        ("Status", "8rem"), "Workflow", "Started by", ("From", "6rem"), ("Run", "7rem"), ("Created", "9rem"),
+        ("Finished", "9rem"),
+    ]  # fmt: skip
+    return data_table("runs-table", columns, S.rows, _row)
 
 
 def _option(option: Option) -> rx.Component:
@@ -186,14 +171,12 @@ def runs_page() -> rx.Component:
         page_header("Runs", "Every run, newest first: filter, search, and open one to see its steps."),
         _filters(),
         error_callout(S.error),
-        rx.cond(
+        listing(
             S.loaded,
-            rx.cond(
-                S.has_runs,
-                rx.fragment(_table(), _pager()),
-                rx.cond(S.error == "", _nothing()),
-            ),
-            rx.center(rx.spinner(size="3"), padding_y="4rem", width="100%"),
+            S.has_runs,
+            rx.fragment(_table(), _pager()),
+            rx.cond(S.error == "", _nothing()),
+            spinner=True,
         ),
         width="100%",
     )

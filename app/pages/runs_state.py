@@ -107,16 +107,25 @@ class Page:
     next_cursor: str
 
 
-def read_page(filters: RunFilters, user_id: str | None, cursor: str = "", size: int = PAGE_SIZE) -> Page:
-    """The runs matching `filters` after `cursor`, newest first; FilterError or FlowloomError if refused."""
-    found = list_runs(**filters.query(user_id), cursor=cursor or None, limit=size + 1)
+def read_page(
+    filters: RunFilters, user_id: str | None, workspace_id: str, cursor: str = "", size: int = PAGE_SIZE
+) -> Page:
+    """The runs of the workspace matching `filters` after `cursor`, newest first; FilterError or
+    FlowloomError if refused."""
+    found = list_runs(
+        **filters.query(user_id), workspace_id=workspace_id, cursor=cursor or None, limit=size + 1
+    )
     shown = found[:size]
     return Page([_row(r) for r in shown], run_cursor(shown[-1]) if len(found) > size else "")
 
 
-def _workflow_options() -> list[Option]:
+def _workflow_options(workspace_id: str) -> list[Option]:
     with db_session() as session:
-        found = workflows.list_workflows(session, limit=OPTIONS_SHOWN)
+        found = [
+            w
+            for w in workflows.list_workflows(session, limit=OPTIONS_SHOWN)
+            if str(w.workspace_id) == workspace_id
+        ]
         return [Option(str(w.id), w.name) for w in sorted(found, key=lambda w: w.name.lower())]
 
 
@@ -128,13 +137,14 @@ def _trigger_options(workflow_id: str) -> list[Option]:
     return [Option(t.id, f"{t.key} ({t.kind})") for t in found]
 
 
-def _who_options() -> list[Option]:
-    return [Option(ME, "Me"), *(Option(uid, email) for uid, email in run_starters(limit=OPTIONS_SHOWN))]
+def _who_options(workspace_id: str) -> list[Option]:
+    found = run_starters(workspace_id=workspace_id, limit=OPTIONS_SHOWN)
+    return [Option(ME, "Me"), *(Option(uid, email) for uid, email in found)]
 
 
-def _reread(filters: RunFilters, user_id: str | None, cursor: str) -> Page | None:
+def _reread(filters: RunFilters, user_id: str | None, workspace_id: str, cursor: str) -> Page | None:
     try:
-        return read_page(filters, user_id, cursor)
+        return read_page(filters, user_id, workspace_id, cursor)
     except (FilterError, FlowloomError, *DB_ERRORS) as exc:
         log.warning("refreshing runs failed: %s", exc)
         return None
@@ -198,6 +208,10 @@ class RunsState(rx.State):
         caller = caller_of(self)
         return caller.user_id if caller else None
 
+    def _workspace(self) -> str:
+        caller = caller_of(self)
+        return caller.workspace_id if caller else ""
+
     def _read(self) -> None:
         """Read the current page (rows, whether an older one exists) or say why it cannot be read."""
         try:
@@ -219,9 +233,9 @@ class RunsState(rx.State):
 
     def _load_options(self) -> None:
         try:
-            self.workflow_options = _workflow_options()
+            self.workflow_options = _workflow_options(self._workspace())
             self.trigger_options = _trigger_options(self.f_workflow)
-            self.who_options = _who_options()
+            self.who_options = _who_options(self._workspace())
         except DB_ERRORS as exc:
             log.warning("loading the runs filters failed: %s", exc)
 
@@ -300,9 +314,9 @@ class RunsState(rx.State):
         """Open a run's page (a row was clicked)."""
         return rx.redirect(routes.run_page(run_id))
 
-    def _shown(self) -> tuple[RunFilters, str | None, str]:
-        """What the shown page is: its filters, the caller's user id (for "me") and its cursor."""
-        return self._filters(), self._user_id(), self._cursors[self.page_no]
+    def _shown(self) -> tuple[RunFilters, str | None, str, str]:
+        """What the shown page is: its filters, the caller's user id (for "me") and workspace, its cursor."""
+        return self._filters(), self._user_id(), self._workspace(), self._cursors[self.page_no]
 
     @rx.event(background=True)
     @requires(Role.VIEWER)

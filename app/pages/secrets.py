@@ -5,9 +5,11 @@ from __future__ import annotations
 import reflex as rx
 
 from app import routes
-from app.layout import empty_state, error_callout, page, page_header
+from app.layout import empty_state, error_callout, listing, page, page_header
 from app.pages.secrets_state import SecretsState as S
 from app.pages.secrets_state import SecretView
+from components.data_table import data_table
+from components.dialogs import confirm_dialog, dialog_buttons
 
 _BINDING_HELP = (
     "Allowed destinations: one per line, a host (api.openai.com, *.example.com, host:port) or a URL "
@@ -52,18 +54,8 @@ def _row(row: SecretView) -> rx.Component:
 
 
 def _table() -> rx.Component:
-    headers = ["Name", "Allowed destinations", "Node types", "Created", "Rotated", "Used by", ""]
-    return rx.card(
-        rx.table.root(
-            rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in headers])),
-            rx.table.body(rx.foreach(S.rows, _row)),
-            variant="ghost",
-            width="100%",
-            id="secrets-table",
-        ),
-        padding="0.5rem",
-        width="100%",
-    )
+    columns = ["Name", "Allowed destinations", "Node types", "Created", "Rotated", "Used by", ""]
+    return data_table("secrets-table", columns, S.rows, _row)
 
 
 def _field(label: str, control: rx.Component) -> rx.Component:
@@ -85,12 +77,8 @@ def _binding_fields(destinations: rx.Var | str = "", node_types: rx.Var | str = 
 
 
 def _buttons(submit: str, submit_id: str) -> rx.Component:
-    return rx.hstack(
-        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", type="button")),
-        rx.button(submit, type="submit", id=submit_id),
-        justify="end",
-        width="100%",
-        margin_top="0.5rem",
+    return dialog_buttons(
+        rx.button(submit, type="submit", id=submit_id), in_form=True, width="100%", margin_top="0.5rem"
     )
 
 
@@ -152,29 +140,16 @@ def _rotate_dialog() -> rx.Component:
 
 
 def _delete_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Delete secret"),
-            rx.alert_dialog.description(
-                rx.text(
-                    "Delete ",
-                    rx.text.strong(S.delete_name),
-                    "? Workflows that use it fail until it is stored again.",
-                ),
-                size="2",
-            ),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(
-                    rx.button("Delete", color_scheme="red", on_click=S.delete, id="delete-secret-confirm")
-                ),
-                justify="end",
-                margin_top="1rem",
-            ),
-            max_width="26rem",
+    return confirm_dialog(
+        "Delete secret",
+        rx.text(
+            "Delete ", rx.text.strong(S.delete_name), "? Workflows that use it fail until it is stored again."
         ),
+        "Delete",
+        S.delete,
         open=S.delete_open,
         on_open_change=S.set_delete_open,
+        confirm_id="delete-secret-confirm",
     )
 
 
@@ -190,14 +165,12 @@ def secrets_page() -> rx.Component:
             ),
         ),
         error_callout(S.error),
-        rx.cond(
+        listing(
             S.loaded,
-            rx.cond(
-                S.rows.length() > 0,
-                _table(),
-                empty_state(
-                    "secrets-empty", "key-round", "No secrets yet", "Store an API key or signing secret."
-                ),
+            S.rows.length() > 0,
+            _table(),
+            empty_state(
+                "secrets-empty", "key-round", "No secrets yet", "Store an API key or signing secret."
             ),
         ),
         _create_dialog(),

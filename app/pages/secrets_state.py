@@ -17,6 +17,8 @@ from reflex.event import EventSpec
 from app import secret_admin
 from app.auth.guard import caller_of, requires
 from app.pages.formatting import format_time
+from app.pages.page_reads import reading
+from app.pages.workspace_scope import current_workspace
 from engine import secrets
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.roles import Role
@@ -70,13 +72,12 @@ class SecretsState(rx.State):
     delete_open: bool = False
     delete_name: str = ""
 
+    def _workspace(self) -> str:
+        return current_workspace(self)
+
     def _refresh(self) -> None:
-        try:
-            self.rows, self.error = [_view(r) for r in secret_admin.list_rows()], ""
-        except DB_ERRORS as exc:
-            log.warning("loading secrets failed: %s", exc)
-            self.rows, self.error = [], describe_db_error(exc)
-        self.loaded = True
+        with reading(self, "secrets", rows=[]):
+            self.rows = [_view(r) for r in secret_admin.list_rows(self._workspace())]
 
     @rx.event
     @requires(Role.ADMIN)
@@ -100,6 +101,7 @@ class SecretsState(rx.State):
                 description=str(form.get("description", "")).strip(),
                 allowed_destinations=_lines(str(form.get("allowed_destinations", ""))),
                 allowed_node_types=_lines(str(form.get("allowed_node_types", ""))),
+                workspace_id=self._workspace(),
             )  # fmt: skip
         except DB_ERRORS as exc:  # SecretsError is a FlowloomError: its text names the field
             return rx.toast.error(describe_db_error(exc))
@@ -111,7 +113,8 @@ class SecretsState(rx.State):
     @requires(Role.ADMIN)
     def open_rotate(self, name: str) -> None:
         """Open the rotate dialog for `name`, filled with its current bindings."""
-        row = next((r for r in secret_admin.list_rows() if r.name == name and r.source == "store"), None)
+        rows = secret_admin.list_rows(self._workspace())
+        row = next((r for r in rows if r.name == name and r.source == "store"), None)
         if row is None:
             return
         self.rotate_name, self.rotate_description = row.name, row.description
@@ -136,6 +139,7 @@ class SecretsState(rx.State):
                 description=str(form.get("description", "")).strip(),
                 allowed_destinations=_lines(str(form.get("allowed_destinations", ""))),
                 allowed_node_types=_lines(str(form.get("allowed_node_types", ""))),
+                workspace_id=self._workspace(),
             )  # fmt: skip
         except DB_ERRORS as exc:
             return rx.toast.error(describe_db_error(exc))
@@ -161,7 +165,7 @@ class SecretsState(rx.State):
         """Delete the secret named in the confirmation dialog."""
         principal = caller_of(self)
         try:
-            deleted = secret_admin.delete(principal.actor, self.delete_name)
+            deleted = secret_admin.delete(principal.actor, self.delete_name, workspace_id=self._workspace())
         except (secrets.SecretsError, *DB_ERRORS) as exc:
             return rx.toast.error(describe_db_error(exc))
         self.delete_open = False

@@ -7,8 +7,12 @@ import reflex as rx
 from app import routes
 from app.auth.guard import AuthState
 from app.layout import error_callout, page, page_header
+from app.pages.settings_limits import limits_section
+from app.pages.settings_review import review_section
 from app.pages.settings_state import CREATED_KEY_ID, ROLES, KeyRow, UserRow
 from app.pages.settings_state import SettingsState as S
+from components.data_table import table
+from components.dialogs import confirm_dialog
 
 
 def _key_row(k: KeyRow) -> rx.Component:
@@ -61,15 +65,6 @@ def _user_row(u: UserRow) -> rx.Component:
     )
 
 
-def _table(header: list[str], body: rx.Component) -> rx.Component:
-    return rx.table.root(
-        rx.table.header(rx.table.row(*[rx.table.column_header_cell(h) for h in header])),
-        rx.table.body(body),
-        variant="ghost",
-        width="100%",
-    )
-
-
 def _keys() -> rx.Component:
     return rx.card(
         rx.vstack(
@@ -111,7 +106,7 @@ def _keys() -> rx.Component:
                 color_scheme="amber",
                 display=rx.cond(S.key_shown, "flex", "none"),
             ),
-            _table(["Name", "Key", "Role", "Last used", "Actions"], rx.foreach(S.keys, _key_row)),
+            table(["Name", "Key", "Role", "Last used", "Actions"], rx.foreach(S.keys, _key_row)),
             spacing="3",
             width="100%",
         ),
@@ -121,26 +116,16 @@ def _keys() -> rx.Component:
 
 def _confirm_dialog() -> rx.Component:
     """The one confirmation of the page: revoke a key, change a role, deactivate a user."""
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title(S.confirm_title),
-            rx.alert_dialog.description(S.confirm_text, size="2", id="confirm-text"),
-            rx.hstack(
-                rx.alert_dialog.cancel(
-                    rx.button("Cancel", variant="soft", color_scheme="gray", id="confirm-cancel")
-                ),
-                rx.alert_dialog.action(
-                    rx.button(S.confirm_button, color_scheme="red", on_click=S.confirm, id="confirm-action")
-                ),
-                justify="end",
-                spacing="3",
-                margin_top="1rem",
-            ),
-            max_width="28rem",
-            id="confirm-dialog",
-        ),
+    return confirm_dialog(
+        S.confirm_title,
+        S.confirm_text,
+        S.confirm_button,
+        S.confirm,
         open=S.confirm_open,
         on_open_change=S.set_confirm_open,
+        confirm_id="confirm-action",
+        max_width="28rem",
+        ids={"content": "confirm-dialog", "description": "confirm-text", "cancel": "confirm-cancel"},
     )
 
 
@@ -156,13 +141,15 @@ def settings_page() -> rx.Component:
             rx.card(
                 rx.vstack(
                     rx.heading("Users", size="4"),
-                    _table(["E-mail", "Signed in with", "Role", "Active"], rx.foreach(S.users, _user_row)),
+                    table(["E-mail", "Signed in with", "Role", "Active"], rx.foreach(S.users, _user_row)),
                     width="100%",
                 ),
                 width="100%",
                 margin_top="1.5rem",
             ),
         ),
+        limits_section(),
+        review_section(),
         _confirm_dialog(),
         width="100%",
     )

@@ -20,7 +20,7 @@ from reflex.event import EventSpec
 
 from app import db
 from app.auth import api_keys, users
-from app.auth.guard import caller_of, requires
+from app.auth.guard import audit_who, caller_of, requires
 from app.auth.policy import Role, allows
 from app.auth.principal import session_cache
 from app.pages.formatting import format_time, time_ago
@@ -96,7 +96,9 @@ class SettingsState(rx.State):
                     time_ago(k.last_used_at) if k.last_used_at else "never",
                     k.revoked_at is not None,
                 )  # fmt: skip
-                for k in api_keys.list_keys(session, uuid.UUID(principal.user_id))
+                for k in api_keys.list_keys(
+                    session, uuid.UUID(principal.user_id), workspace_id=principal.workspace_id
+                )
             ]
             self.users = (
                 [
@@ -143,9 +145,13 @@ class SettingsState(rx.State):
         try:
             with db.db_session() as session:
                 owner = users.get_user(session, principal.user_id)
-                row, key = api_keys.create(session, owner, name=self.new_key_name, role=self.new_key_role)
+                row, key = api_keys.create(
+                    session, owner, name=self.new_key_name, role=self.new_key_role,
+                    workspace_id=principal.workspace_id or None, owner_role=principal.role,
+                )  # fmt: skip
                 audit.record(session, actor=principal.actor, action="api_key.created", target_type="api_key",
-                             target_id=str(row.id), details={"name": row.name, "prefix": row.prefix, "role": row.role})  # fmt: skip
+                             target_id=str(row.id), details={"name": row.name, "prefix": row.prefix, "role": row.role},
+                             who=audit_who(self, principal))  # fmt: skip
         except api_keys.ApiKeyError as exc:
             return rx.toast.error(user_message(exc))
         except DB_ERRORS as exc:
@@ -169,10 +175,11 @@ class SettingsState(rx.State):
         try:
             with db.db_session() as session:
                 row = api_keys.revoke(session, uuid.UUID(key_id), by_user=uuid.UUID(principal.user_id),
-                                      by_role=principal.role)  # fmt: skip
+                                      by_role=principal.role, workspace_id=principal.workspace_id)  # fmt: skip
                 if row is not None:
                     audit.record(session, actor=principal.actor, action="api_key.revoked", target_type="api_key",
-                                 target_id=str(row.id), details={"prefix": row.prefix})  # fmt: skip
+                                 target_id=str(row.id), details={"prefix": row.prefix},
+                                 who=audit_who(self, principal))  # fmt: skip
         except (ValueError, *DB_ERRORS) as exc:
             return rx.toast.error(f"Could not revoke the key ({type(exc).__name__})")
         self._refresh()
@@ -192,13 +199,17 @@ class SettingsState(rx.State):
 
     def _change(self, user_id: str, **change: object) -> EventSpec | None:
         principal = caller_of(self)
+        # Users and their instance roles are the whole instance's: a workspace's admin changes neither.
+        if principal is None or principal.instance_role != Role.ADMIN:
+            return rx.toast.error("Changing a user needs the instance admin role")
         try:
             with db.db_session() as session:
                 changed = users.change_user(session, uuid.UUID(user_id), **change)  # type: ignore[arg-type]
                 if changed and changed[1]:
                     audit.record(session, actor=principal.actor,
                                  action="user.role_changed" if "role" in changed[1] else "user.updated",
-                                 target_type="user", target_id=user_id, details=changed[1])  # fmt: skip
+                                 target_type="user", target_id=user_id, details=changed[1],
+                                 **audit.before_after(changed[1]), who=audit_who(self, principal))  # fmt: skip
         except users.UserError as exc:
             return rx.toast.error(user_message(exc))
         except (ValueError, *DB_ERRORS) as exc:

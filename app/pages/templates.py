@@ -6,9 +6,11 @@ import reflex as rx
 
 from app import routes
 from app.auth.guard import AuthState
-from app.layout import empty_state, error_callout, page, page_header
+from app.layout import empty_state, error_callout, listing, page, page_header
 from app.pages.templates_state import CategoryChip, TemplateCard
 from app.pages.templates_state import TemplatesState as S
+from components.dialogs import dialog_buttons
+from components.uploads import file_drop
 
 UPLOAD_ID = "template-upload"
 
@@ -146,26 +148,13 @@ def _import_dialog() -> rx.Component:
                 size="2",
                 margin_bottom="0.75rem",
             ),  # fmt: skip
-            rx.upload.root(
-                rx.vstack(
-                    rx.icon("upload", size=20),
-                    rx.text("Drop a .json or .yaml file here, or click to choose one", size="2"),
-                    rx.text("Up to 1 MB", size="1", color=rx.color("gray", 11)),
-                    align="center",
-                    spacing="1",
-                    padding="1.25rem",
-                    width="100%",
-                    border=f"1px dashed {rx.color('gray', 7)}",
-                    border_radius="var(--radius-3)",
-                    cursor="pointer",
-                ),  # fmt: skip
-                id=UPLOAD_ID,
+            file_drop(
+                UPLOAD_ID,
+                "Drop a .json or .yaml file here, or click to choose one",
+                "Up to 1 MB",
+                {"application/json": [".json"], "application/yaml": [".yaml", ".yml"]},
+                S.import_file(rx.upload_files(upload_id=UPLOAD_ID, on_upload_progress=S.import_progress)),
                 multiple=False,
-                accept={"application/json": [".json"], "application/yaml": [".yaml", ".yml"]},
-                on_drop=S.import_file(
-                    rx.upload_files(upload_id=UPLOAD_ID, on_upload_progress=S.import_progress)
-                ),
-                width="100%",
             ),
             rx.cond(
                 S.import_percent >= 0,
@@ -198,11 +187,7 @@ def _import_dialog() -> rx.Component:
                     id="template-import-error",
                 ),  # fmt: skip
             ),
-            rx.hstack(
-                rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),
-                justify="end",
-                margin_top="1rem",
-            ),
+            dialog_buttons(close="Close"),
             max_width="32rem",
         ),
         open=S.import_open,
@@ -228,21 +213,14 @@ def _gallery() -> rx.Component:
         "templates-no-match", "search-x", "No matching templates",
         "No template's title, description, tags or nodes contain that text in this category.",
     )  # fmt: skip
-    return rx.cond(
-        S.loaded,
-        rx.cond(
-            S.shown.length() > 0,
-            rx.grid(
-                rx.foreach(S.shown, _card),
-                columns=rx.breakpoints(initial="1", sm="2", lg="3"),
-                spacing="4",
-                width="100%",
-                id="template-grid",
-            ),
-            rx.cond(S.error == "", no_match),
-        ),
-        rx.center(rx.spinner(size="3"), padding_y="4rem", width="100%"),
+    grid = rx.grid(
+        rx.foreach(S.shown, _card),
+        columns=rx.breakpoints(initial="1", sm="2", lg="3"),
+        spacing="4",
+        width="100%",
+        id="template-grid",
     )
+    return listing(S.loaded, S.shown.length() > 0, grid, rx.cond(S.error == "", no_match), spinner=True)
 
 
 @page(route=routes.TEMPLATES, title="Templates", on_load=S.load)

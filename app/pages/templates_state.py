@@ -13,10 +13,10 @@ import reflex as rx
 from reflex.event import EventSpec
 
 from app import db, routes
-from app.auth.guard import requires
+from app.auth.guard import audit_who, requires
 from app.auth.policy import Role
 from components.graph_preview import preview_data_url
-from engine import template_gallery
+from engine import audit, template_gallery
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.errors import FlowloomError, user_message
 from engine.template_files import CATEGORY_LABELS, Template
@@ -131,7 +131,7 @@ class TemplatesState(rx.State):
     def use_template(self, key: str) -> EventSpec | list[EventSpec]:
         """Create the template's editable copy and open it in the editor."""
         try:
-            with db.db_session() as session:
+            with audit.acting_as(audit_who(self)), db.db_session() as session:
                 created = template_gallery.use_template(session, key)
         except FlowloomError as exc:
             return rx.toast.error(user_message(exc))
@@ -170,7 +170,7 @@ class TemplatesState(rx.State):
         raw = await upload.read(template_gallery.MAX_IMPORT_BYTES + 1)
         name = getattr(upload, "name", None) or getattr(upload, "filename", None) or "upload"
         try:
-            with db.db_session() as session:
+            with audit.acting_as(audit_who(self)), db.db_session() as session:
                 created = template_gallery.import_file(session, raw, str(name))
         except FlowloomError as exc:
             self.import_error = user_message(exc)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import reflex as rx
 
 from app import routes
-from app.layout import empty_state, error_callout, page, page_header
+from app.layout import empty_state, error_callout, listing, page, page_header
 from app.pages.workflows_dialogs import create_dialog, delete_dialog, rename_dialog
 from app.pages.workflows_state import WorkflowRow
 from app.pages.workflows_state import WorkflowsState as S
+from components.data_table import data_table
 from components.labels import screen_reader_text
 
 
@@ -105,24 +106,13 @@ def _row(row: WorkflowRow) -> rx.Component:
 
 
 def _table() -> rx.Component:
-    return rx.card(
-        rx.table.root(
-            rx.table.header(
-                rx.table.row(
-                    rx.table.column_header_cell("Name"),
-                    rx.table.column_header_cell("Latest version", width="9rem"),
-                    rx.table.column_header_cell("Updated", width="9rem"),
-                    rx.table.column_header_cell(screen_reader_text("Actions"), width="7rem"),
-                ),
-            ),
-            rx.table.body(rx.foreach(S.rows, _row)),
-            variant="ghost",
-            width="100%",
-            id="workflows-table",
-        ),
-        padding="0.5rem",
-        width="100%",
-    )
+    columns = [
+        "Name",
+        ("Latest version", "9rem"),
+        ("Updated", "9rem"),
+        (screen_reader_text("Actions"), "7rem"),
+    ]
+    return data_table("workflows-table", columns, S.rows, _row)
 
 
 def _search() -> rx.Component:
@@ -152,15 +142,8 @@ def _body() -> rx.Component:
         _new_button("empty-new-workflow-button"),
         rx.link("or start from a template", href=routes.TEMPLATES, size="2"),
     )
-    return rx.cond(
-        S.loaded,
-        rx.cond(
-            S.has_workflows,
-            _table(),
-            rx.cond(S.error == "", rx.cond(S.search != "", no_match, nothing_yet)),
-        ),
-        rx.center(rx.spinner(size="3"), padding_y="4rem", width="100%"),
-    )
+    nothing = rx.cond(S.error == "", rx.cond(S.search != "", no_match, nothing_yet))
+    return listing(S.loaded, S.has_workflows, _table(), nothing, spinner=True)
 
 
 @page(route=routes.WORKFLOWS, title="Workflows", on_load=S.load, aliases=(routes.INDEX,))

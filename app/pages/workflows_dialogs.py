@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from app.pages.workflows_state import WorkflowsState as S
+from components.dialogs import confirm_dialog, dialog_buttons
 from components.labels import field_label
 
 
@@ -35,14 +36,10 @@ def create_dialog() -> rx.Component:
                         id="new-workflow-description",
                         width="100%",
                     ),
-                    rx.hstack(
-                        rx.dialog.close(
-                            rx.button("Cancel", variant="soft", color_scheme="gray", type="button")
-                        ),
+                    dialog_buttons(
                         rx.button("Create", type="submit", id="create-workflow-submit"),
-                        justify="end",
+                        in_form=True,
                         width="100%",
-                        margin_top="1rem",
                     ),
                     spacing="1",
                 ),
@@ -74,11 +71,7 @@ def rename_dialog() -> rx.Component:
                 margin_top="0.25rem",
                 margin_bottom="1rem",
             ),
-            rx.hstack(
-                rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                rx.button("Save", on_click=S.rename, id="rename-workflow-submit"),
-                justify="end",
-            ),
+            dialog_buttons(rx.button("Save", on_click=S.rename, id="rename-workflow-submit"), margin_top="0"),
             max_width="26rem",
         ),
         open=S.rename_open,
@@ -88,27 +81,16 @@ def rename_dialog() -> rx.Component:
 
 def delete_dialog() -> rx.Component:
     """Confirmation before a workflow and its runs are deleted."""
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Delete workflow"),
-            rx.alert_dialog.description(
-                rx.text(
-                    "Delete ",
-                    rx.text.strong(S.delete_name),
-                    " with all its versions and runs? This cannot be undone.",
-                ),
-                size="2",
-            ),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(
-                    rx.button("Delete", color_scheme="red", on_click=S.delete, id="delete-workflow-confirm")
-                ),
-                justify="end",
-                margin_top="1rem",
-            ),
-            max_width="26rem",
+    return confirm_dialog(
+        "Delete workflow",
+        rx.text(
+            "Delete ",
+            rx.text.strong(S.delete_name),
+            " with all its versions and runs? This cannot be undone.",
         ),
+        "Delete",
+        S.delete,
         open=S.delete_open,
         on_open_change=S.set_delete_open,
+        confirm_id="delete-workflow-confirm",
     )

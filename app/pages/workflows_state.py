@@ -13,7 +13,9 @@ from reflex.event import EventSpec
 
 from app import db
 from app.api.schemas import WorkflowCreate
+from app.auth.guard import audit_who
 from app.pages.formatting import format_time, time_ago
+from app.pages.workspace_scope import current_workspace
 from engine import workflows
 from engine.db_errors import DB_ERRORS, describe_db_error
 from models.tables import Workflow
@@ -72,7 +74,10 @@ class WorkflowsState(rx.State):
 
     def _reload(self) -> None:
         with db.db_session() as session:
-            self.rows = [_row(w) for w in workflows.list_workflows(session, self.search)]
+            self.rows = [
+                _row(w)
+                for w in workflows.list_workflows(session, self.search, workspace_id=current_workspace(self))
+            ]
         self.error = ""
 
     def _refresh(self) -> None:
@@ -110,7 +115,13 @@ class WorkflowsState(rx.State):
             return rx.toast.error(_first_problem(exc))
         try:
             with db.db_session() as session:
-                workflows.create_workflow(session, data.name, data.description)
+                workflows.create_workflow(
+                    session,
+                    data.name,
+                    data.description,
+                    who=audit_who(self),
+                    workspace_id=current_workspace(self),
+                )
             self._reload()
         except DB_ERRORS as exc:
             return rx.toast.error(describe_db_error(exc))
@@ -138,7 +149,13 @@ class WorkflowsState(rx.State):
             return rx.toast.error(_first_problem(exc))
         try:
             with db.db_session() as session:
-                renamed = workflows.rename_workflow(session, uuid.UUID(self.rename_id), data.name)
+                renamed = workflows.rename_workflow(
+                    session,
+                    uuid.UUID(self.rename_id),
+                    data.name,
+                    who=audit_who(self),
+                    workspace_id=current_workspace(self),
+                )
             self._reload()
         except DB_ERRORS as exc:
             return rx.toast.error(describe_db_error(exc))
@@ -152,7 +169,9 @@ class WorkflowsState(rx.State):
         """Copy a workflow with its latest definition."""
         try:
             with db.db_session() as session:
-                copy = workflows.duplicate_workflow(session, uuid.UUID(workflow_id))
+                copy = workflows.duplicate_workflow(
+                    session, uuid.UUID(workflow_id), who=audit_who(self), workspace_id=current_workspace(self)
+                )
             self._reload()
         except DB_ERRORS as exc:
             return rx.toast.error(describe_db_error(exc))
@@ -173,7 +192,12 @@ class WorkflowsState(rx.State):
         """Delete the workflow named in the confirmation dialog."""
         try:
             with db.db_session() as session:
-                workflows.delete_workflow(session, uuid.UUID(self.delete_id))
+                workflows.delete_workflow(
+                    session,
+                    uuid.UUID(self.delete_id),
+                    who=audit_who(self),
+                    workspace_id=current_workspace(self),
+                )
             self._reload()
         except DB_ERRORS as exc:
             return rx.toast.error(describe_db_error(exc))

@@ -37,6 +37,7 @@ class CalledWorkflow:
     version_id: str
     name: str  # the workflow's name when it was read
     definition: WorkflowDefinition
+    workspace_id: str = ""  # a workflow may call only workflows of its own workspace
 
     @property
     def inputs_schema(self) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def called_workflow(workflow_id: str, version: int) -> CalledWorkflow | None:
     if found is not None:
         return found
     query = (
-        select(_versions.c.id, _versions.c.definition, _workflows.c.name)
+        select(_versions.c.id, _versions.c.definition, _workflows.c.name, _workflows.c.workspace_id)
         .join(_workflows, _workflows.c.id == _versions.c.workflow_id)
         .where(_versions.c.workflow_id == wanted, _versions.c.version == version)
     )
@@ -82,7 +83,7 @@ def called_workflow(workflow_id: str, version: int) -> CalledWorkflow | None:
         defn = parse_dict(row.definition)
     except DefinitionError:
         return None
-    found = CalledWorkflow(str(wanted), version, str(row.id), row.name, defn)
+    found = CalledWorkflow(str(wanted), version, str(row.id), row.name, defn, str(row.workspace_id))
     with _lock:
         if len(_cache) > 1000:
             _cache.clear()

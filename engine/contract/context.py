@@ -52,6 +52,8 @@ class StepContext:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("flowloom.step"))
     # Resolves a named SQL connection to a database URL (set by the worker from settings).
     sql_connection: Callable[[str], str] | None = None
+    # The run's workspace ("" = the default one): secrets, knowledge and memory are that workspace's.
+    workspace_id: str = ""
     _http: EgressClient | None = field(default=None, repr=False)
     _secret_http: EgressClient | None = field(default=None, repr=False)
     _secret_values: list[str] = field(default_factory=list, repr=False)
@@ -113,8 +115,9 @@ class StepContext:
         if not name:
             raise StepError(f"{where}: no secret named; enter a secret's name", retryable=False)
         value = secrets.resolve_for_node(
-            name, node_id=self.node_id, node_type=self.node_type, field=field, destination=destination
-        )
+            name, node_id=self.node_id, node_type=self.node_type, field=field, destination=destination,
+            workspace_id=self.workspace_id or None,
+        )  # fmt: skip
         self.keep_secret(value)
         return value
 

@@ -8,11 +8,12 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from engine.config_fields import SECRET_VALUES
 from engine.contract.context import StepContext
 from engine.egress import egress_httpx_client  # noqa: F401 - offered to nodes through the contract
 from engine.errors import PolicyViolation, StepError
@@ -59,6 +60,32 @@ class HttpAuth(BaseModel):
     def _header_name(cls, name: str) -> str:
         check_header_names([name])
         return name
+
+
+def check_secret_headers(headers: dict[str, str]) -> dict[str, str]:
+    """`headers` when every key is a header name and every value a secret name; ValueError otherwise."""
+    check_header_names(list(headers))
+    bad = [n for n in headers.values() if not re.match(SECRET_NAME_PATTERN, n)]
+    if bad:
+        raise ValueError(f"{', '.join(map(repr, bad))} is not a secret name")
+    return headers
+
+
+# The config fields of a node that sends credentials with its requests (tool.http, webhook.send):
+# `auth: HttpAuthField = None` and `secret_headers: SecretHeadersField`; `secret_headers_of` reads them.
+HttpAuthField = Annotated[
+    HttpAuth | None,
+    Field(description="A credential from the secrets store: {type: bearer|basic|header, secret, ...}"),
+]
+SecretHeadersField = Annotated[
+    dict[str, str],
+    Field(
+        default_factory=dict,
+        description="Header -> secret name; each header carries that secret's value",
+        json_schema_extra={"format": "keyvalue", SECRET_VALUES: True},
+    ),
+    AfterValidator(check_secret_headers),
+]
 
 
 def secret_headers_of(

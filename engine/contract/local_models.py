@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from engine.contract.registry import ensure_plugins_loaded
 from engine.errors import StepError
@@ -55,6 +55,16 @@ class ModelFolder:
     source: str = ""  # the checkpoint it was converted from, when Flowloom converted it
 
 
+class GenerationSettings(TypedDict, total=False):
+    """How a local model generates: new tokens at most (256), temperature (0: greedy), device ("CPU"),
+    and `on_chunk`, called with each text chunk as it comes (returning True stops the generation)."""
+
+    max_new_tokens: int
+    temperature: float
+    device: str
+    on_chunk: Callable[[str], bool | None] | None
+
+
 class LocalModels(Protocol):
     """Embedding and generation with models kept under the models directory, and what is there."""
 
@@ -65,14 +75,7 @@ class LocalModels(Protocol):
     ) -> Embeddings: ...
 
     def generate(
-        self,
-        model: str,
-        messages: list[dict[str, str]] | str,
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        device: str = "CPU",
-        on_chunk: Callable[[str], bool | None] | None = None,
+        self, model: str, messages: list[dict[str, str]] | str, **settings: Unpack[GenerationSettings]
     ) -> Generation: ...
 
 

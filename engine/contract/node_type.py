@@ -6,7 +6,7 @@ import builtins
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -71,6 +71,13 @@ class EmptyConfig(BaseModel):
     """Config of a node type that takes no settings."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def check_unique_names(names: list[str], what: str = "names") -> None:
+    """ValueError listing the names given more than once (a config's branches, fields, actions)."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} must be unique; repeated: {', '.join(repeated)}")
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,14 @@ class NodeType:
                 return dict(derived)
         return dict(self.inputs)
 
+    def workflow_called(self, config: Mapping[str, Any]) -> tuple[str, int] | None:
+        """What `calls_workflow` says of a raw config; None without it, or for a config it cannot read."""
+        return _ask_config_hook(self.calls_workflow, config)
+
+    def agent_used(self, config: Mapping[str, Any]) -> tuple[str, str] | None:
+        """What `uses_agent` says of a raw config; None without it, or for a config it cannot read."""
+        return _ask_config_hook(self.uses_agent, config)
+
     def join_mode(self, config: Mapping[str, Any]) -> JoinMode:
         """Whether a node with this raw config waits for all its incoming branches or runs at the first."""
         return self.join(config) if self.join is not None else "all"
@@ -175,3 +190,17 @@ class NodeType:
             "outputs": {k: vars(p) for k, p in self.outputs.items()},
             "branching": self.branching,
         }
+
+
+_Answer = TypeVar("_Answer")
+
+
+def _ask_config_hook(
+    hook: Callable[[Mapping[str, Any]], _Answer | None] | None, config: Mapping[str, Any]
+) -> _Answer | None:
+    if hook is None:
+        return None
+    try:
+        return hook(config)
+    except Exception:  # a config the type cannot read: its config check already says why
+        return None

@@ -55,15 +55,17 @@ def _read(fn: Any, *args: Any) -> Any:
         raise StepError(f"cannot read the saved agents: {exc}", code=ErrorCode.DATABASE_UNAVAILABLE) from exc
 
 
-def saved_agent(agent_id: str) -> SavedAgentView | None:
-    """The saved agent `agent_id` (in any state), or None."""
-    record = _read(agent_store.get, agent_id)
+def saved_agent(agent_id: str, *, workspace_id: str = "") -> SavedAgentView | None:
+    """The saved agent `agent_id` (in any state) of the run's workspace `workspace_id` ("": the
+    default one), or None."""
+    record = _read(lambda a: agent_store.get(a, workspace_id=workspace_id), agent_id)
     return None if record is None else _view(record)
 
 
-def agent_for_capability(capability: str) -> SavedAgentView | None:
-    """A saved agent with `capability` that can take work now (READY first, then the least busy); None if none."""
-    found = _read(agent_store.with_capability, capability)
+def agent_for_capability(capability: str, *, workspace_id: str = "") -> SavedAgentView | None:
+    """A saved agent of the run's workspace `workspace_id` ("": the default one) with `capability`
+    that can take work now (READY first, then the least busy); None if none."""
+    found = _read(lambda c: agent_store.with_capability(c, workspace_id=workspace_id), capability)
     return _view(found[0]) if found else None
 
 

@@ -100,8 +100,7 @@ def configure_worker(parser: argparse.ArgumentParser) -> None:
 def run_worker(args: argparse.Namespace) -> int:
     """Build the worker's Celery app and run it in this process, on the engine's queue (FLOWLOOM_QUEUE)."""
     from engine.key_files import check_key_files
-    from engine.ops.embedded_postgres import embedded_database_url
-    from engine.ops.embedded_redis import embedded_redis_url
+    from engine.ops.embedded_urls import use_embedded_services
     from engine.ops.health import check_broker, check_redis, require
 
     settings = load_settings()
@@ -111,11 +110,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
     # Empty URLs mean the embedded services (started by `flowloom up`); the pool's processes inherit
     # the environment, and the settings are read again from it.
-    if not settings.database_url:
-        os.environ["FLOWLOOM_DATABASE_URL"] = embedded_database_url(settings)
-    if not settings.redis_url:
-        os.environ["FLOWLOOM_REDIS_URL"] = embedded_redis_url(settings)
-    get_settings.cache_clear()
+    use_embedded_services(settings)
     settings = load_settings()
     require(check_redis(settings.redis_url))
     if settings.broker_url:

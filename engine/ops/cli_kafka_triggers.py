@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import threading
 
@@ -27,8 +26,7 @@ def run_kafka_triggers(args: argparse.Namespace) -> int:
     """Consume until SIGTERM or Ctrl-C; what was not committed is read again at the next start."""
     from engine.event_publisher import PublisherConfig, Topics
     from engine.kafka_triggers import ConsumerConfig, KafkaTriggers
-    from engine.ops.embedded_postgres import embedded_database_url
-    from engine.ops.embedded_redis import embedded_redis_url
+    from engine.ops.embedded_urls import use_embedded_services
 
     settings = get_settings()
     if not settings.kafka_bootstrap_servers:
@@ -38,11 +36,7 @@ def run_kafka_triggers(args: argparse.Namespace) -> int:
         )
     # Empty URLs mean the embedded services (as for `flowloom worker`): runs are recorded in the
     # database and their first steps sent to the Celery broker.
-    if not settings.database_url:
-        os.environ["FLOWLOOM_DATABASE_URL"] = embedded_database_url(settings)
-    if not settings.redis_url:
-        os.environ["FLOWLOOM_REDIS_URL"] = embedded_redis_url(settings)
-    get_settings.cache_clear()
+    use_embedded_services(settings)
     settings = get_settings()
     publisher = PublisherConfig(
         bootstrap_servers=settings.kafka_bootstrap_servers,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import threading
 
@@ -28,18 +27,13 @@ def configure_scheduler(parser: argparse.ArgumentParser) -> None:
 
 def run_scheduler(args: argparse.Namespace) -> int:
     """Fire due ticks until SIGTERM or Ctrl-C."""
-    from engine.ops.embedded_postgres import embedded_database_url
-    from engine.ops.embedded_redis import embedded_redis_url
+    from engine.ops.embedded_urls import use_embedded_services
     from engine.schedule_loop import SchedulerLoop
 
     settings = get_settings()
     # Empty URLs mean the embedded services (started by `flowloom up`); the runs' first steps go
     # to the broker through the settings, so they are resolved into the environment.
-    if not settings.database_url:
-        os.environ["FLOWLOOM_DATABASE_URL"] = embedded_database_url(settings)
-    if not settings.redis_url:
-        os.environ["FLOWLOOM_REDIS_URL"] = embedded_redis_url(settings)
-    get_settings.cache_clear()
+    use_embedded_services(settings)
     settings = get_settings()
     interval = args.interval if args.interval is not None else settings.schedule_poll_s
     if interval <= 0:

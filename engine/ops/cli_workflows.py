@@ -165,7 +165,7 @@ def _run_and_watch(defn: Any, inputs: dict[str, Any], timeout: float) -> int:
                     f"{_MARK[step['status']]} {step['node_id']} ({step['node_type']}){took}{error}",
                     flush=True,
                 )
-        if view.status != "running":
+        if view.status not in ("running", "queued"):  # queued: waiting for a slot
             break
         if time.monotonic() > deadline:
             print(f"gave up waiting after {timeout:g}s; run {run_id} is still {view.status}", file=sys.stderr)

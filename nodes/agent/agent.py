@@ -86,7 +86,7 @@ async def agent(ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any]) -> d
     """Run a language model with tools until it answers (or asks for an approval)."""
     if not cfg.saved:
         return await _run(ctx, cfg, inputs, None)
-    saved = _saved_agent(cfg)
+    saved = _saved_agent(cfg, ctx.workspace_id)
     saved = begin_agent_execution(saved.id, run_id=ctx.run_id, step_id=ctx.step_id, node_id=ctx.node_id)
     where = {"run_id": ctx.run_id, "step_id": ctx.step_id, "node_id": ctx.node_id}
     try:
@@ -103,15 +103,16 @@ async def agent(ctx: StepContext, cfg: AgentConfig, inputs: dict[str, Any]) -> d
     return result
 
 
-def _saved_agent(cfg: AgentConfig) -> SavedAgentView:
-    """The saved agent the node names, or one with the capability it asks for; StepError when there is none."""
+def _saved_agent(cfg: AgentConfig, workspace_id: str) -> SavedAgentView:
+    """The saved agent the node names, or one with the capability it asks for, of the run's
+    workspace only; StepError when there is none."""
     if cfg.agent_id:
-        found = saved_agent(cfg.agent_id)
+        found = saved_agent(cfg.agent_id, workspace_id=workspace_id)
         if found is None:
             raise StepError(f"agent_id: no saved agent {cfg.agent_id}", retryable=False,
                             code=ErrorCode.AGENT_NOT_FOUND, field="agent_id")  # fmt: skip
         return found
-    found = agent_for_capability(cfg.capability)
+    found = agent_for_capability(cfg.capability, workspace_id=workspace_id)
     if found is None:
         raise StepError(f"capability: no READY saved agent has capability {cfg.capability}", retryable=False,
                         code=ErrorCode.NO_CAPABLE_AGENT, field="capability")  # fmt: skip

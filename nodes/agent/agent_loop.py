@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 from engine.contract import (
     AGENT_TOOL_CALLED,
@@ -25,7 +25,15 @@ from nodes.agent.agent_config import AgentConfig
 from nodes.agent.agent_lifecycle import Agent, is_agent_id
 from nodes.agent.agent_tools import AgentTool
 from nodes.agent.citations import label
-from nodes.agent.llm import ChatResult, LLMProvider, Message, ToolCall, assistant_message, tool_result_message
+from nodes.agent.llm import (
+    ChatResult,
+    GenerationOptions,
+    LLMProvider,
+    Message,
+    ToolCall,
+    assistant_message,
+    tool_result_message,
+)
 
 REQUEST_KIND = "agent.tool_approval"
 MAX_TOOL_RESULT_CHARS = 16_000
@@ -119,14 +127,6 @@ def as_model_text(value: Any) -> str:
     """A tool result as the text the model reads (JSON unless it is text already), capped in size."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     return text[:MAX_TOOL_RESULT_CHARS]
-
-
-class _CallOptions(TypedDict):
-    """The model settings every call of a turn passes to the provider."""
-
-    model: str
-    temperature: float | None
-    max_tokens: int | None
 
 
 class AgentTurn:
@@ -247,7 +247,7 @@ class AgentTurn:
         Events of one call carry its `iteration`. A provider without `chat_stream` streams through
         `stream` when no tools are offered, else answers whole (its text then goes out as one chunk).
         """
-        options: _CallOptions = {
+        options: GenerationOptions = {
             "model": self.cfg.model,
             "temperature": self.cfg.temperature,
             "max_tokens": self.cfg.max_tokens,

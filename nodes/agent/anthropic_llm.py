@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from engine.contract import ErrorCode, HttpClient, StepError
 from nodes.agent.anthropic_stream import AnthropicStream
-from nodes.agent.llm import ChatResult, Message, ToolCall, content_text, register_provider
+from nodes.agent.llm import (
+    ChatOptions,
+    ChatResult,
+    GenerationOptions,
+    Message,
+    ToolCall,
+    content_text,
+    register_provider,
+)
 from nodes.agent.llm_http import HttpProvider
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com/v1"
@@ -89,54 +97,34 @@ class AnthropicProvider(HttpProvider):
         return headers
 
     def _payload(
-        self,
-        messages: list[Message],
-        model: str,
-        temperature: float | None,
-        max_tokens: int | None,
-        tools: list[dict[str, Any]] | None = None,
+        self, messages: list[Message], options: GenerationOptions, tools: list[dict[str, Any]] | None = None
     ) -> dict[str, Any]:
         system, converted = to_anthropic(messages)
         payload: dict[str, Any] = {
-            "model": model,
+            "model": options["model"],
             "messages": converted,
-            "max_tokens": max_tokens or DEFAULT_MAX_TOKENS,
+            "max_tokens": options.get("max_tokens") or DEFAULT_MAX_TOKENS,
         }
         if system:
             payload["system"] = system
-        if temperature is not None:
+        if (temperature := options.get("temperature")) is not None:
             payload["temperature"] = min(temperature, 1.0)  # Anthropic's range is 0-1
         if tools:
             payload["tools"] = [_tool_param(t) for t in tools]
         return payload
 
-    async def chat(
-        self,
-        messages: list[Message],
-        *,
-        model: str,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        tools: list[dict[str, Any]] | None = None,
-    ) -> ChatResult:
+    async def chat(self, messages: list[Message], **options: Unpack[ChatOptions]) -> ChatResult:
         """One Messages API call; tool_use blocks become tool calls."""
-        resp = await self._post("/messages", self._payload(messages, model, temperature, max_tokens, tools))
+        resp = await self._post("/messages", self._payload(messages, options, options.get("tools")))
         return _chat_result(resp)
 
     async def chat_stream(
-        self,
-        messages: list[Message],
-        *,
-        model: str,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        on_text: Callable[[str], Any],
+        self, messages: list[Message], *, on_text: Callable[[str], Any], **options: Unpack[ChatOptions]
     ) -> ChatResult:
         """One Messages API call streamed: `on_text` gets each text delta as the server sends it;
         tool_use blocks are put together from their JSON pieces. A reply that is not a stream is
         read as `chat` reads it."""
-        payload = self._payload(messages, model, temperature, max_tokens, tools)
+        payload = self._payload(messages, options, options.get("tools"))
         payload["stream"] = True
         reply = AnthropicStream(on_text)
         resp = await self._post_streamed("/messages", payload, reply.add)
@@ -151,15 +139,10 @@ class AnthropicProvider(HttpProvider):
         )
 
     async def stream(
-        self,
-        messages: list[Message],
-        *,
-        model: str,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
+        self, messages: list[Message], **options: Unpack[GenerationOptions]
     ) -> AsyncIterator[str]:
         """Text deltas of a streamed reply, each as soon as the server sent it."""
-        payload = self._payload(messages, model, temperature, max_tokens)
+        payload = self._payload(messages, options)
         payload["stream"] = True
         reply = AnthropicStream(lambda _text: None)  # raises on an `error` event
         async for event in self._stream_events("/messages", payload):

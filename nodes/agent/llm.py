@@ -5,9 +5,23 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Required, TypedDict, Unpack
 
 Message = dict[str, Any]
+
+
+class GenerationOptions(TypedDict, total=False):
+    """The model and its sampling settings, as every provider call takes them (keywords)."""
+
+    model: Required[str]
+    temperature: float | None
+    max_tokens: int | None
+
+
+class ChatOptions(GenerationOptions, total=False):
+    """A chat call's keywords: the generation options and the tools the model may call."""
+
+    tools: list[dict[str, Any]] | None
 
 
 @dataclass(frozen=True)
@@ -61,30 +75,13 @@ class LLMProvider(Protocol):
     providers with another wire format translate. Tool specs are {name, description, parameters}.
     """
 
-    async def chat(
-        self,
-        messages: list[Message],
-        *,
-        model: str,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        tools: list[dict[str, Any]] | None = None,
-    ) -> ChatResult: ...
+    async def chat(self, messages: list[Message], **options: Unpack[ChatOptions]) -> ChatResult: ...
 
-    async def complete(
-        self, prompt: str, *, model: str, temperature: float | None = None, max_tokens: int | None = None
-    ) -> ChatResult: ...
+    async def complete(self, prompt: str, **options: Unpack[GenerationOptions]) -> ChatResult: ...
 
     async def embed(self, texts: list[str], *, model: str) -> list[list[float]]: ...
 
-    def stream(
-        self,
-        messages: list[Message],
-        *,
-        model: str,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-    ) -> AsyncIterator[str]: ...
+    def stream(self, messages: list[Message], **options: Unpack[GenerationOptions]) -> AsyncIterator[str]: ...
 
 
 ProviderFactory = Callable[..., LLMProvider]

@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from engine.contract import HttpClient, raise_for_status, send, send_streamed
-from nodes.agent.llm import ChatResult
+from nodes.agent.llm import ChatResult, GenerationOptions
 
 
 class HttpProvider:
@@ -79,12 +79,10 @@ class HttpProvider:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    async def complete(
-        self, prompt: str, *, model: str, temperature: float | None = None, max_tokens: int | None = None
-    ) -> ChatResult:
+    async def complete(self, prompt: str, **options: Unpack[GenerationOptions]) -> ChatResult:
         """A single-prompt completion (sent as one user message)."""
         messages = [{"role": "user", "content": prompt}]
-        return await self.chat(messages, model=model, temperature=temperature, max_tokens=max_tokens)  # type: ignore[attr-defined]
+        return await self.chat(messages, **options)  # type: ignore[attr-defined]
 
 
 class SseDecoder:

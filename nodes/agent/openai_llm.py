@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from engine.contract import ErrorCode, HttpClient, StepError
-from nodes.agent.llm import ChatResult, LLMProvider, Message, ToolCall, register_provider
+from nodes.agent.llm import (
+    ChatOptions,
+    ChatResult,
+    GenerationOptions,
+    LLMProvider,
+    Message,
+    ToolCall,
+    register_provider,
+)
 from nodes.agent.llm_http import HttpProvider
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -41,47 +49,30 @@ class OpenAICompatibleProvider(HttpProvider):
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def _chat_payload(
-        self, messages: list[Message], model: str, temperature: float | None, max_tokens: int | None
+        self, messages: list[Message], options: GenerationOptions, tools: list[dict[str, Any]] | None = None
     ) -> dict[str, Any]:
-        payload: dict[str, Any] = {"model": model, "messages": messages}
-        if temperature is not None:
-            payload["temperature"] = temperature
-        if max_tokens is not None:
-            payload["max_tokens"] = max_tokens
-        return payload
-
-    async def chat(
-        self,
-        messages: list[Message],
-        *,
-        model: str,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        tools: list[dict[str, Any]] | None = None,
-    ) -> ChatResult:
-        """One chat completion."""
-        payload = self._chat_payload(messages, model, temperature, max_tokens)
+        payload: dict[str, Any] = {"model": options["model"], "messages": messages}
+        if options.get("temperature") is not None:
+            payload["temperature"] = options["temperature"]
+        if options.get("max_tokens") is not None:
+            payload["max_tokens"] = options["max_tokens"]
         if tools:
             payload["tools"] = [_tool_param(t) for t in tools]
+        return payload
+
+    async def chat(self, messages: list[Message], **options: Unpack[ChatOptions]) -> ChatResult:
+        """One chat completion."""
+        payload = self._chat_payload(messages, options, options.get("tools"))
         return _chat_result(_json(await self._post("/chat/completions", payload)))
 
     async def chat_stream(
-        self,
-        messages: list[Message],
-        *,
-        model: str,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        on_text: Callable[[str], Any],
+        self, messages: list[Message], *, on_text: Callable[[str], Any], **options: Unpack[ChatOptions]
     ) -> ChatResult:
         """One chat completion streamed: `on_text` gets each text delta as it arrives; tool calls
         are assembled from their deltas. A server that answers without streaming is read as `chat`."""
-        payload = self._chat_payload(messages, model, temperature, max_tokens)
+        payload = self._chat_payload(messages, options, options.get("tools"))
         payload["stream"] = True
         payload["stream_options"] = {"include_usage": True}
-        if tools:
-            payload["tools"] = [_tool_param(t) for t in tools]
         reply = _StreamedReply(on_text)
         resp = await self._post_streamed("/chat/completions", payload, reply.add)
         if not reply.events:  # no server-sent events: a plain JSON completion
@@ -97,15 +88,10 @@ class OpenAICompatibleProvider(HttpProvider):
         return [d["embedding"] for d in data]
 
     async def stream(
-        self,
-        messages: list[Message],
-        *,
-        model: str,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
+        self, messages: list[Message], **options: Unpack[GenerationOptions]
     ) -> AsyncIterator[str]:
         """Text deltas of a streamed chat completion, each as soon as the server sent it."""
-        payload = self._chat_payload(messages, model, temperature, max_tokens)
+        payload = self._chat_payload(messages, options)
         payload["stream"] = True
         async for event in self._stream_events("/chat/completions", payload):
             if not isinstance(event, dict):

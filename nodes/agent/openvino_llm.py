@@ -8,11 +8,18 @@ through the contract's local models service (provided by the OpenVINO node famil
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Unpack
 
-from engine.contract import Generation, StepError, local_models
-from nodes.agent.llm import ChatResult, Message, content_text, register_provider
+from engine.contract import Generation, GenerationSettings, StepError, local_models
+from nodes.agent.llm import (
+    ChatOptions,
+    ChatResult,
+    GenerationOptions,
+    Message,
+    content_text,
+    register_provider,
+)
 
 _DONE = object()
 
@@ -44,49 +51,39 @@ class OpenVINOProvider:
         self.device = device
         self.embed_model = embed_model
 
-    def _options(self, temperature: float | None, max_tokens: int | None) -> dict[str, Any]:
-        return {"max_new_tokens": max_tokens or 256, "temperature": temperature or 0.0}
+    def _settings(
+        self, options: GenerationOptions, on_chunk: Callable[[str], bool] | None = None
+    ) -> GenerationSettings:
+        return {
+            "max_new_tokens": options.get("max_tokens") or 256,
+            "temperature": options.get("temperature") or 0.0,
+            "device": self.device,
+            "on_chunk": on_chunk,
+        }
 
-    async def _generate(
-        self,
-        model: str,
-        prompt: str | list[dict[str, str]],
-        temperature: float | None,
-        max_tokens: int | None,
-    ) -> Generation:
+    async def _generate(self, prompt: str | list[dict[str, str]], options: GenerationOptions) -> Generation:
         """One generation in a worker thread: a raw prompt, or messages through the chat template."""
         return await asyncio.to_thread(
             local_models().generate,
-            model,
+            options["model"],
             prompt,
-            **self._options(temperature, max_tokens),
-            device=self.device,
+            **self._settings(options),
         )
 
-    async def chat(
-        self,
-        messages: list[Message],
-        *,
-        model: str,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        tools: list[dict[str, Any]] | None = None,
-    ) -> ChatResult:
+    async def chat(self, messages: list[Message], **options: Unpack[ChatOptions]) -> ChatResult:
         """Generate one answer with the model's chat template."""
-        if tools:
+        if options.get("tools"):
             raise StepError(
                 "tools: the openvino provider does not call tools; remove the tools or use an "
                 "openai-compatible server (OpenVINO Model Server, vLLM, Ollama) that does",
                 retryable=False,
             )
-        result = await self._generate(model, _plain(messages), temperature, max_tokens)
+        result = await self._generate(_plain(messages), options)
         return _chat_result(result, {"metrics": result.metrics, "chunks": result.chunks})
 
-    async def complete(
-        self, prompt: str, *, model: str, temperature: float | None = None, max_tokens: int | None = None
-    ) -> ChatResult:
+    async def complete(self, prompt: str, **options: Unpack[GenerationOptions]) -> ChatResult:
         """Generate from a raw prompt (no chat template)."""
-        result = await self._generate(model, prompt, temperature, max_tokens)
+        result = await self._generate(prompt, options)
         return _chat_result(result, {"metrics": result.metrics})
 
     async def embed(self, texts: list[str], *, model: str) -> list[list[float]]:
@@ -95,12 +92,7 @@ class OpenVINOProvider:
         return result.vectors
 
     async def stream(
-        self,
-        messages: list[Message],
-        *,
-        model: str,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
+        self, messages: list[Message], **options: Unpack[GenerationOptions]
     ) -> AsyncIterator[str]:
         """Text chunks as the model produces them."""
         loop = asyncio.get_running_loop()
@@ -113,11 +105,9 @@ class OpenVINOProvider:
         def run() -> None:
             try:
                 local_models().generate(
-                    model,
+                    options["model"],
                     _plain(messages),
-                    **self._options(temperature, max_tokens),
-                    device=self.device,
-                    on_chunk=on_chunk,
+                    **self._settings(options, on_chunk),
                 )
                 loop.call_soon_threadsafe(queue.put_nowait, _DONE)
             except BaseException as exc:  # handed to the consumer, raised there

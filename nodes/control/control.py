@@ -8,7 +8,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.contract import FlowloomError, JoinMode, Port, StepContext, StepError, Suspend, register
+from engine.contract import (
+    FlowloomError,
+    JoinMode,
+    Port,
+    StepContext,
+    StepError,
+    Suspend,
+    check_unique_names,
+    register,
+)
 
 # A delay up to this long sleeps inside the step; a longer one suspends the run on a timer.
 SHORT_DELAY_S = 5.0
@@ -77,9 +86,7 @@ class ConditionConfig(BaseModel):
         names = [b.name for b in branches]
         if "default" in names:
             raise ValueError("'default' is reserved for the branch taken when no other matches")
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"branch names must be unique; repeated: {', '.join(dupes)}")
+        check_unique_names(names, "branch names")
         return branches
 
     @model_validator(mode="after")

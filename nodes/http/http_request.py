@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine.contract import (
-    SECRET_NAME_PATTERN,
-    SECRET_VALUES,
-    HttpAuth,
+    HttpAuthField,
     Port,
+    SecretHeadersField,
     StepContext,
-    check_header_names,
     merge_headers,
     raise_for_status,
     register,
@@ -45,29 +42,14 @@ class HttpRequestConfig(BaseModel):
         description="JSON body; a string is sent as-is (set Content-Type yourself)",
         json_schema_extra={"format": "multiline"},
     )
-    auth: HttpAuth | None = Field(
-        None, description="A credential from the secrets store: {type: bearer|basic|header, secret, ...}"
-    )
-    secret_headers: dict[str, str] = Field(
-        default_factory=dict,
-        description="Header -> secret name; each header carries that secret's value",
-        json_schema_extra={"format": "keyvalue", SECRET_VALUES: True},
-    )
+    auth: HttpAuthField = None
+    secret_headers: SecretHeadersField
     body_from_input: bool = Field(False, description="Send the input value as the JSON body instead")
     timeout_s: float = Field(10.0, gt=0, le=300, description="Seconds before the request gives up")
     expect_status: list[int] = Field(
         default_factory=list,
         description="Statuses that count as success; empty = any 2xx or 3xx",
     )
-
-    @field_validator("secret_headers")
-    @classmethod
-    def _secret_headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        check_header_names(list(headers))
-        bad = [n for n in headers.values() if not re.match(SECRET_NAME_PATTERN, n)]
-        if bad:
-            raise ValueError(f"{', '.join(map(repr, bad))} is not a secret name")
-        return headers
 
 
 @register(

@@ -9,7 +9,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engine.contract import EXPIRED_BY, ErrorCode, Port, StepContext, StepError, Suspend, register
+from engine.contract import (
+    EXPIRED_BY,
+    ErrorCode,
+    Port,
+    StepContext,
+    StepError,
+    Suspend,
+    check_unique_names,
+    register,
+)
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 
@@ -92,10 +101,7 @@ class HumanApprovalConfig(BaseModel):
     @field_validator("fields", "actions")
     @classmethod
     def _unique_names(cls, items: list[Any]) -> list[Any]:
-        names = [i.name for i in items]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"names must be unique; repeated: {', '.join(dupes)}")
+        check_unique_names([i.name for i in items])
         return items
 
     @model_validator(mode="after")

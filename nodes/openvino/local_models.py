@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Unpack
 
-from engine.contract import DEFAULT_EMBEDDER, Embeddings, Generation, ModelFolder, provide_local_models
+from engine.contract import (
+    DEFAULT_EMBEDDER,
+    Embeddings,
+    Generation,
+    GenerationSettings,
+    ModelFolder,
+    provide_local_models,
+)
 from nodes.openvino import model_store
 from nodes.openvino import openvino_runtime as runtime
 
@@ -27,21 +34,14 @@ class OpenVINOModels:
         return Embeddings(result.vectors, result.model, result.timing.metrics())
 
     def generate(
-        self,
-        model: str,
-        messages: list[dict[str, str]] | str,
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        device: str = "CPU",
-        on_chunk: Callable[[str], bool | None] | None = None,
+        self, model: str, messages: list[dict[str, str]] | str, **settings: Unpack[GenerationSettings]
     ) -> Generation:
         """Text from a local language model, streamed chunk by chunk to `on_chunk`."""
-        options = runtime.SamplingOptions(max_new_tokens=max_new_tokens, temperature=temperature)
-        result = runtime.generate(model, messages, options=options, device=device, on_chunk=on_chunk)
-        return Generation(
-            result.text, result.chunks, result.token_count, result.input_tokens, result.timing.metrics()
+        options = runtime.SamplingOptions(
+            max_new_tokens=settings.get("max_new_tokens", 256), temperature=settings.get("temperature", 0.0)
         )
+        device, on_chunk = settings.get("device", "CPU"), settings.get("on_chunk")
+        return runtime.generate(model, messages, options=options, device=device, on_chunk=on_chunk)
 
 
 provide_local_models(OpenVINOModels())

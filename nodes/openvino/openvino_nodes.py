@@ -198,7 +198,7 @@ def openvino_generate(ctx: StepContext, cfg: GenerateConfig, inputs: dict[str, A
         ctx.emit(AGENT_FAILED, kind="openvino.generate", error=str(exc))
         raise
     recorder.flush()
-    metrics = result.timing.metrics()
+    metrics = result.metrics
     ctx.emit(
         AGENT_COMPLETED,
         kind="openvino.generate",

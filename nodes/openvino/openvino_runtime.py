@@ -20,7 +20,7 @@ from typing import Any
 
 import openvino_genai as ov_genai
 
-from engine.contract import ErrorCode, StepError
+from engine.contract import ErrorCode, Generation, StepError
 from nodes.openvino import (
     openvino_convert,
     openvino_privacy,  # noqa: F401 - OpenVINO telemetry off before any tool starts it
@@ -232,17 +232,6 @@ def llm_dir(name: str, *, field: str = "model") -> Path:
 
 
 @dataclass(frozen=True)
-class Generation:
-    """A generated text, the chunks it streamed in, and how long it took."""
-
-    text: str
-    chunks: list[str]
-    token_count: int
-    input_tokens: int
-    timing: Timing
-
-
-@dataclass(frozen=True)
 class SamplingOptions:
     """Generation settings; temperature 0 means greedy decoding."""
 
@@ -317,5 +306,5 @@ def generate(
         chunks=chunks,
         token_count=perf.get_num_generated_tokens(),
         input_tokens=perf.get_num_input_tokens(),
-        timing=Timing(load_ms, inference_ms, cached, extra),
+        metrics=Timing(load_ms, inference_ms, cached, extra).metrics(),
     )

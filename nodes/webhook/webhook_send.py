@@ -18,10 +18,10 @@ from standardwebhooks import Webhook
 
 from engine.contract import SECRET_REFERENCE_PATTERN as NAME_PATTERN
 from engine.contract import (
-    SECRET_VALUES,
     ErrorCode,
-    HttpAuth,
+    HttpAuthField,
     Port,
+    SecretHeadersField,
     StepContext,
     StepError,
     merge_headers,
@@ -64,14 +64,8 @@ class WebhookConfig(BaseModel):
         description="Extra request headers",
         json_schema_extra={"format": "keyvalue"},
     )
-    auth: HttpAuth | None = Field(
-        None, description="A credential from the secrets store: {type: bearer|basic|header, secret, ...}"
-    )
-    secret_headers: dict[str, str] = Field(
-        default_factory=dict,
-        description="Header -> secret name; each header carries that secret's value",
-        json_schema_extra={"format": "keyvalue", SECRET_VALUES: True},
-    )
+    auth: HttpAuthField = None
+    secret_headers: SecretHeadersField
     timeout_s: float = Field(10.0, gt=0, le=300, description="Seconds before the request gives up")
 
 

@@ -19,6 +19,7 @@ from app.auth import sessions
 from app.auth.guard import AuthState, EventGuard, access_of
 from app.auth.middleware import api_routes
 from app.auth.policy import PUBLIC, allows, api_access, page_access
+from models.workspace_column import DEFAULT_WORKSPACE_ID
 
 ROUTES = api_routes(api.router.routes)
 PAGES = sorted("/" if r == "index" else "/" + r for r in reflex_app.app._unevaluated_pages)
@@ -206,11 +207,35 @@ def test_guard_clears_what_a_tab_loaded_when_another_user_signs_in_there(make_us
     page = state.substates["page"] = LoadedPage()
 
     asyncio.run(EventGuard().preprocess(reflex_app.app, state, Event(name=hydrate)))
-    assert page.resets == 1 and state.auth._owner == str(user.id)
+    # The owner is the user in their workspace: another workspace forgets what was loaded, too.
+    assert page.resets == 1 and state.auth._owner == f"{user.id}@{DEFAULT_WORKSPACE_ID}"
     asyncio.run(EventGuard().preprocess(reflex_app.app, state, Event(name=hydrate)))
     assert page.resets == 1  # same user: nothing to forget
+    state.auth._owner = f"{user.id}@another-workspace"
+    asyncio.run(EventGuard().preprocess(reflex_app.app, state, Event(name=hydrate)))
+    assert page.resets == 2 and state.auth._owner == f"{user.id}@{DEFAULT_WORKSPACE_ID}"
+    page.resets = 1
 
     signed_out = FakeState("")
     signed_out.auth._owner, signed_out.substates["page"] = str(user.id), page
     asyncio.run(EventGuard().preprocess(reflex_app.app, signed_out, Event(name=hydrate)))
     assert page.resets == 2 and signed_out.auth._owner == ""
+
+
+def test_the_audit_log_its_page_handlers_and_exports_are_for_admins_only(make_user) -> None:
+    audit_handlers = {name: fn for name, fn in HANDLERS.items() if fn.__qualname__.startswith("AuditState.")}
+    assert {"AuditState.load", "AuditState.export_csv", "AuditState.apply_filters"} <= {
+        fn.__qualname__ for fn in audit_handlers.values()
+    }
+    assert page_access("/audit") == "admin" and api_access("GET", "/api/audit") == "admin"
+    for role in ("viewer", "operator", "editor"):
+        cookie = cookie_for(make_user, role)
+        for name, fn in audit_handlers.items():
+            assert guard_refuses(name, cookie), f"{role} {fn.__qualname__}"
+        client = session_client(make_user, role)
+        for query in ("", "?format=csv", "?format=json"):
+            assert client.get(f"/api/audit{query}").status_code == 403, f"{role} {query}"
+        assert client.get("/audit", follow_redirects=False).status_code == 403
+    admin = cookie_for(make_user, "admin")
+    assert not any(guard_refuses(name, admin) for name in audit_handlers)
+    assert session_client(make_user, "admin").get("/api/audit?format=csv").status_code == 200

@@ -118,3 +118,20 @@ def test_the_dead_letter_api_and_page_refuse_everyone_but_admins(api_client, mak
     )  # fmt: skip
     assert TestClient(api).get("/api/dead-letters").status_code == 401
     assert dead_letters.get(letter_id).replayed_at is None  # nothing was replayed
+
+
+def test_the_webhook_and_dead_letter_routes_are_typed_in_the_openapi_schema(api_client):
+    schema = api_client("viewer").get("/api/openapi.json").json()
+    paths, models = schema["paths"], schema["components"]["schemas"]
+    hook = paths["/api/hooks/{trigger_id}"]["post"]
+    assert {"202", "200", "401", "404", "409", "413", "422", "429"} <= set(hook["responses"])
+    assert hook["responses"]["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/HookAnswer"
+    }
+    assert set(models["HookAnswer"]["properties"]) >= {"run_id", "status", "duplicate", "outputs"}
+    assert "get" in paths["/api/dead-letters"] and "get" in paths["/api/dead-letters/{dead_letter_id}"]
+    replay = paths["/api/dead-letters/{dead_letter_id}/replay"]["post"]
+    assert {"200", "404", "409"} <= set(replay["responses"])
+    assert replay["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ReplayPublic"
+    }

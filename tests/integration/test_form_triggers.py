@@ -8,13 +8,17 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+import app.app  # noqa: F401 - registers the pages and their states, as the running app does
 from app.auth.principal import Principal
+from app.pages.forms_state import FormState
 from app.trigger_access import open_chat, open_form
 from engine import forms, triggers, workflows
 from engine.runs import get_run
 from models.db import get_engine, session_scope
 from models.tables import Run
+from models.workspace_column import DEFAULT_WORKSPACE_ID
 from tests.integration.engine_helpers import node, wait_for_run, workflow
+from tests.security.test_authorization import cookie_of, reflex_tab
 
 pytestmark = pytest.mark.usefixtures("engine_env", "engine_worker", "clean_db")
 
@@ -47,7 +51,9 @@ def _form_workflow(pg_url: str, *, public: bool, **config) -> triggers.TriggerRo
 
 
 def _person(role: str) -> Principal:
-    return Principal(str(uuid.uuid4()), f"{role}@example.test", role, role, "session")
+    # Acting in the default workspace, where the forms' workflows are.
+    return Principal(str(uuid.uuid4()), f"{role}@example.test", role, role, "session",
+                     workspace_id=str(DEFAULT_WORKSPACE_ID))  # fmt: skip
 
 
 def test_a_public_form_opens_only_with_its_current_token(pg_url):
@@ -120,3 +126,16 @@ def test_a_submission_starts_one_run_with_typed_inputs_however_often_it_is_sent(
     assert (run.started_via, run.started_by) == ("trigger", f"trigger:{trigger.id}")
     other = forms.submit(trigger, SCHEMA, {**values, "age": "43"}, uuid.uuid4().hex)
     assert other.run_id != first.run_id and wait_for_run(other.run_id).status == "succeeded"
+
+
+def test_a_form_without_show_result_says_its_message_and_shows_no_result(pg_url, make_user):
+    trigger = _form_workflow(pg_url, public=False, show_result=False, submit_message="Thanks, noted.")
+    operator = make_user("operator")
+    tab = reflex_tab(FormState, cookie_of(operator), f"/forms/{trigger.id}", "/forms/[trigger_id]")
+    FormState.load.fn(tab)
+    assert tab.status == "ready", tab.status
+    FormState.set_value.fn(tab, "name", "Ann")
+    FormState.set_value.fn(tab, "age", "30")
+    assert FormState.submit.fn(tab) is None  # no wait for the run's outputs
+    assert (tab.status, tab.message, tab.result) == ("done", "Thanks, noted.", "")
+    assert wait_for_run(tab.run_id).inputs == {"name": "Ann", "age": 30, "newsletter": False}

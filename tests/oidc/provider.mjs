@@ -1,8 +1,10 @@
 // A real OpenID provider (node-oidc-provider, certified) for Flowloom's SSO tests.
 // Configured from the environment: OIDC_PORT, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_REDIRECT_URIS
 // (comma separated). Any login name is accepted (dev interactions); it becomes the subject, and
-// <name>@example.test the e-mail. Prints "oidc-provider listening on <issuer>" when ready.
+// <name>@example.test the e-mail; its `groups` claim is what the JSON file OIDC_GROUPS_FILE
+// (read at every sign-in) lists for the login name. Prints "oidc-provider listening on <issuer>" when ready.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.OIDC_PORT);
@@ -16,12 +18,18 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code'],
     response_types: ['code'],
   }],
-  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'groups'] },
   async findAccount(ctx, id) {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, email: `${id}@example.test`, email_verified: true, name: `Test ${id}` };
+        let groups = [];
+        try {
+          groups = JSON.parse(fs.readFileSync(process.env.OIDC_GROUPS_FILE, 'utf8'))[id] || [];
+        } catch (err) {
+          groups = [];
+        }
+        return { sub: id, email: `${id}@example.test`, email_verified: true, name: `Test ${id}`, groups };
       },
     };
   },

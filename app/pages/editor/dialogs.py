@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import reflex as rx
 
+from app.pages.editor.review_view import status_badge, version_actions
 from app.pages.editor.run_state import EditorRun as R
 from app.pages.editor.tools_state import EditorTools as T
 from app.pages.editor.tools_state import VersionRow
 from components.config_form import config_form
+from components.dialogs import dialog_buttons
 
 UPLOAD_ID = "definition-upload"
 
@@ -57,12 +59,7 @@ def import_dialog() -> rx.Component:
                 rx.callout(T.import_error, icon="circle-alert", color_scheme="red", size="1", margin_top="0.5rem",
                            id="import-error"),
             ),
-            rx.hstack(
-                rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")),
-                rx.button("Import", on_click=T.import_definition, id="import-submit"),
-                justify="end",
-                margin_top="1rem",
-            ),
+            dialog_buttons(rx.button("Import", on_click=T.import_definition, id="import-submit")),
             max_width="44rem",
         ),
         open=T.import_open,
@@ -92,11 +89,9 @@ def export_dialog() -> rx.Component:
             rx.text("Secrets are not part of a definition: nodes only name them.", size="1",
                     color=rx.color("gray", 11), margin_bottom="0.5rem"),
             _mono_area(value=T.export_text, read_only=True, id="export-text", aria_label="The exported definition"),
-            rx.hstack(
-                rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),
+            dialog_buttons(
                 rx.button(rx.icon("download", size=14), "Download", on_click=T.download_export, id="export-download"),
-                justify="end",
-                margin_top="1rem",
+                close="Close",
             ),
             max_width="44rem",
         ),
@@ -108,12 +103,17 @@ def export_dialog() -> rx.Component:
 def _version_row(v: VersionRow) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.badge(f"v{v.version}", variant="soft")),
+        rx.table.cell(status_badge(v.status)),
         rx.table.cell(rx.text(v.note, size="2")),
         rx.table.cell(rx.text(v.nodes, size="2")),
         rx.table.cell(rx.tooltip(rx.text(v.created, size="2"), content=v.created_exact)),
         rx.table.cell(
-            rx.button("Restore", size="1", variant="soft", on_click=T.restore_version(v.version),
-                      data_testid="restore-version"),
+            rx.hstack(
+                version_actions(v),
+                rx.button("Restore", size="1", variant="soft", on_click=T.restore_version(v.version),
+                          data_testid="restore-version"),
+                spacing="1", justify="end",
+            ),
             text_align="right",
         ),
         align="center",
@@ -127,7 +127,9 @@ def versions_dialog() -> rx.Component:
         rx.dialog.content(
             rx.dialog.title("Version history"),
             rx.dialog.description(
-                "Every save is a version. Restoring puts it on the canvas; saving makes it the newest.",
+                "Every save is a version. Restoring puts it on the canvas; saving makes it the newest. "
+                "Triggers and operators run the published one; when the workspace requires review, "
+                "another editor approves a version before it is published.",
                 size="2",
                 margin_bottom="0.75rem",
             ),
@@ -137,6 +139,7 @@ def versions_dialog() -> rx.Component:
                     rx.table.header(
                         rx.table.row(
                             rx.table.column_header_cell("Version"),
+                            rx.table.column_header_cell("State"),
                             rx.table.column_header_cell("Note"),
                             rx.table.column_header_cell("Nodes"),
                             rx.table.column_header_cell("Saved"),
@@ -149,9 +152,8 @@ def versions_dialog() -> rx.Component:
                 ),
                 rx.text("Nothing saved yet.", size="2", color=rx.color("gray", 11)),
             ),
-            rx.hstack(rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")), justify="end",
-                      margin_top="1rem"),
-            max_width="40rem",
+            dialog_buttons(close="Close"),
+            max_width="52rem",
         ),
         open=T.versions_open,
         on_open_change=T.set_versions_open,
@@ -164,12 +166,9 @@ def run_inputs_dialog() -> rx.Component:
             rx.dialog.title("Run inputs"),
             rx.dialog.description("The workflow's inputs schema asks for these.", size="2", margin_bottom="1rem"),
             config_form(R.input_fields, "run-inputs-form", set=R.set_run_input, flag=R.set_run_flag),
-            rx.hstack(
-                rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")),
+            dialog_buttons(
                 rx.button(rx.icon("play", size=14), "Start run", on_click=R.submit_run_inputs, color_scheme="green",
                           id="run-inputs-submit"),
-                justify="end",
-                margin_top="1rem",
             ),
             max_width="30rem",
         ),

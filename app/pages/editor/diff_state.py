@@ -109,26 +109,31 @@ class EditorDiff(EditorCore):
     @requires(Role.VIEWER)
     def show_diff(self) -> EventSpec | None:
         """Compare the chosen versions on the canvas."""
-        workflow_id = self._workflow_uuid()
         try:
             before_no, after_no = int(self.diff_from), int(self.diff_to)
         except ValueError:
             self.diff_error = "Choose two versions."
             return None
+        self._compare(before_no, after_no)
+        return None
+
+    def _compare(self, before_no: int, after_no: int) -> bool:
+        """Draw the diff of two saved versions on the canvas; False (with `diff_error`) when it cannot."""
+        workflow_id = self._workflow_uuid()
         try:
             with db.db_session() as session:
                 before = workflows.get_version(session, workflow_id, before_no) if workflow_id else None
                 after = workflows.get_version(session, workflow_id, after_no) if workflow_id else None
             if before is None or after is None:
                 self.diff_error = f"Version {before_no if before is None else after_no} no longer exists."
-                return None
+                return False
             old, new = parse_dict(before), parse_dict(after)
         except DefinitionError as exc:
             self.diff_error = f"A version cannot be read: {user_message(exc)}"
-            return None
+            return False
         except DB_ERRORS as exc:
             self.diff_error = describe_db_error(exc)
-            return None
+            return False
         diff = diff_definitions(old, new)
         annotation_marks = {
             (notes_groups.NOTE_PREFIX if c.type == "note" else notes_groups.GROUP_PREFIX) + c.id: c.kind
@@ -158,7 +163,7 @@ class EditorDiff(EditorCore):
         self.diff_workflow = self.wf_id
         self.diff_open, self.diff_error = False, ""
         self._fit(everything=True)
-        return None
+        return True
 
     def _start_over(self) -> None:
         """A workflow was just opened: no diff on its canvas."""

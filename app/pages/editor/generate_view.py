@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from app.pages.editor.generate_state import EditorGenerate as G
+from components.dialogs import dialog_buttons
 from engine.workflow_generation import MAX_DESCRIPTION
 
 
@@ -46,11 +47,10 @@ def generate_dialog() -> rx.Component:
                     icon="circle-alert", color_scheme="red", size="1", margin_top="0.5rem", id="generate-error",
                 ),
             ),
-            rx.hstack(
-                rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", disabled=G.gen_busy)),
+            dialog_buttons(
                 rx.button(rx.icon("sparkles", size=15), "Generate", on_click=G.generate, loading=G.gen_busy,
                           disabled=(G.gen_description.strip() == "") | ~G.gen_configured, id="generate-submit"),
-                justify="end", margin_top="1rem",
+                close_disabled=G.gen_busy,
             ),
             max_width="40rem",
         ),

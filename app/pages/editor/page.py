@@ -12,6 +12,7 @@ from app.pages.editor.generate_view import generate_dialog, generated_banner
 from app.pages.editor.notes_state import EditorNotes as N
 from app.pages.editor.panel import side_panel
 from app.pages.editor.plan_view import plan_view
+from app.pages.editor.review_view import review_bar
 from app.pages.editor.run_state import EditorRun as R
 from app.pages.editor.snippets_state import EditorSnippets as P
 from app.pages.editor.state import EditorState as S
@@ -93,6 +94,7 @@ def canvas_area() -> rx.Component:
         ),
         issues_panel(),
         diff_panel(S.wf_id),
+        review_bar(S.wf_id),
         generated_banner(),
         rx.cond(
             R.run_id != "",

@@ -17,6 +17,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import reflex as rx
@@ -28,7 +29,7 @@ from app.pages.editor.core_state import EditorCore
 from app.pages.editor.tools_state import EditorTools
 from app.pages.formatting import format_time, short_id, time_ago
 from components.config_form import UNSET, FormField, InputError, build_fields, parse_input, resolve
-from engine import run_watch
+from engine import publishing, run_watch
 from engine.db_errors import DB_ERRORS
 from engine.errors import DefinitionError, FlowloomError, ValidationError, user_message
 from engine.runs import RunView, check_inputs, get_run, list_runs, start_run
@@ -135,10 +136,19 @@ class EditorRun(EditorCore):
         self.run_active, self.steps, self._steps = False, [], ()
         self._load_runs()
 
+    def _workspace(self) -> str:
+        # Runs of another workspace than the caller's are listed and opened as no run at all.
+        caller = caller_of(self)
+        return caller.workspace_id if caller is not None else ""
+
     def _load_runs(self) -> None:
         workflow_id = self._workflow_uuid()
         try:
-            found = list_runs(workflow_id=str(workflow_id), limit=RUNS_SHOWN) if workflow_id else []
+            found = (
+                list_runs(workspace_id=self._workspace(), workflow_id=str(workflow_id), limit=RUNS_SHOWN)
+                if workflow_id
+                else []
+            )
         except DB_ERRORS as exc:
             log.warning("listing runs failed: %s", exc)
             return
@@ -222,7 +232,11 @@ class EditorRun(EditorCore):
     def _saved_version(self) -> SavedVersion | None:
         """The version this tab opened or saved, as stored (what the Run button runs)."""
         try:
-            saved = saved_version(self.wf_id, self.version) if self.version else None
+            saved = (
+                saved_version(self.wf_id, self.version, workspace_id=self._workspace())
+                if self.version
+                else None
+            )
         except DB_ERRORS as exc:  # includes a stored definition that no longer parses
             log.warning("reading the saved version of %s failed: %s", self.wf_id, exc)
             return None
@@ -236,6 +250,8 @@ class EditorRun(EditorCore):
         if saved is None:
             return rx.toast.error("Runs start from a saved version; save the workflow first")
         try:
+            # Editors test-run this version; an operator runs it only when it is the published one.
+            publishing.refuse_unpublished(saved.workflow_id, saved.version, caller.role)
             run_id = start_run(
                 saved.definition, inputs, workflow_id=saved.workflow_id, version_id=saved.version_id,
                 created_by=caller.user_id, started_by=caller.started_by, started_via="ui", actor=caller.actor,
@@ -286,14 +302,14 @@ class EditorRun(EditorCore):
         """Follow the shown run until it ends (or stays unchanged for IDLE_STOP_S), re-reading it
         when it has a new event (pushed by PostgreSQL through engine.run_events), not on a timer."""
         async with self:
-            run_id = self.run_id
+            run_id, workspace = self.run_id, self._workspace()
         last, changed_at = None, time.monotonic()
         while run_id:
             # Armed before the read: an event that commits while we read still wakes the wait below.
             armed = await run_watch.arm([run_id], REREAD_S)
             try:
                 try:
-                    view = await asyncio.to_thread(get_run, run_id)
+                    view = await asyncio.to_thread(partial(get_run, run_id, workspace_id=workspace))
                 except Exception as exc:  # the database went away: stop watching and say why
                     log.warning("following run %s failed: %s", run_id, exc)
                     async with self:
@@ -326,7 +342,7 @@ class EditorRun(EditorCore):
     def open_run(self, run_id: str) -> EventSpec | None:
         """Show a run of the history on the canvas (and follow it if it is still going)."""
         try:
-            view = get_run(run_id)
+            view = get_run(run_id, workspace_id=self._workspace())
         except Exception as exc:
             return rx.toast.error(f"Cannot read run {short_id(run_id)}: {user_message(exc)}")
         if view is None:

@@ -16,12 +16,12 @@ import reflex as rx
 from reflex.event import EventSpec
 
 from app import db
-from app.auth.guard import caller_of, requires
+from app.auth.guard import audit_who, caller_of, requires
 from app.auth.policy import Role
 from app.pages.editor.core_state import EditorCore
 from app.pages.editor.graph import PASTE_OFFSET
 from app.pages.formatting import time_ago
-from engine import snippets
+from engine import audit, snippets
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.errors import DefinitionError, user_message
 from engine.fragments import parse_fragment_text
@@ -106,7 +106,7 @@ class EditorSnippets(EditorCore):
             self.snippet_error = "Sign in again to save snippets."
             return None
         try:
-            with db.db_session() as session:
+            with audit.acting_as(audit_who(self)), db.db_session() as session:
                 snippets.save_snippet(
                     session,
                     name=self.snippet_name,
@@ -161,7 +161,7 @@ class EditorSnippets(EditorCore):
         user_id = self._user_id()
         caller = caller_of(self)
         try:
-            with db.db_session() as session:
+            with audit.acting_as(audit_who(self, caller)), db.db_session() as session:
                 done = user_id is not None and snippets.delete_snippet(
                     session,
                     uuid.UUID(snippet_id),

@@ -65,8 +65,8 @@ class EditorState(EditorCore):
             return False
         if self.dirty:
             return True
-        workflow_id = self._workflow_uuid()
         try:
+            workflow_id = self._workflow_uuid()
             with db.db_session() as session:
                 found = workflows.load_workflow(session, workflow_id) if workflow_id else None
         except DB_ERRORS:

@@ -23,6 +23,7 @@ from app.pages.editor.core_state import EditorCore
 from app.pages.editor.graph import PASTE_OFFSET, WorkingGraph
 from app.pages.editor.inspector import control_of, focus_control
 from app.pages.formatting import format_time, time_ago
+from app.pages.workspace_scope import current_workspace
 from engine import workflows
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.definition import WorkflowPolicy
@@ -54,6 +55,7 @@ class VersionRow:
     nodes: int
     created: str
     created_exact: str
+    status: str = ""  # engine/publishing.py: draft, in_review, approved, rejected, published, superseded
 
 
 def _where(issue: dict[str, Any]) -> str:
@@ -112,7 +114,10 @@ class EditorTools(EditorCore):
             self.node_issues, self._report = {}, ()
             return rx.toast.error("The definition is malformed")
         workflow_id = self._workflow_uuid()  # a sub-workflow call back to this workflow is recursion
-        report = validate(defn, workflow_id=str(workflow_id) if workflow_id else None)
+        # It may call only workflows (and use agents) of the caller's current workspace.
+        report = validate(
+            defn, workflow_id=str(workflow_id) if workflow_id else None, workspace_id=current_workspace(self)
+        )
         self._report = tuple(i.to_dict() for i in report.issues)
         self.issues = [
             IssueRow(
@@ -336,7 +341,9 @@ class EditorTools(EditorCore):
         except DB_ERRORS as exc:
             return rx.toast.error(describe_db_error(exc))
         self.versions = [
-            VersionRow(v.version, v.note, v.nodes, time_ago(v.created_at), format_time(v.created_at))
+            VersionRow(
+                v.version, v.note, v.nodes, time_ago(v.created_at), format_time(v.created_at), v.status
+            )
             for v in found
         ]
         return None
