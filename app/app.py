@@ -4,6 +4,7 @@ import reflex as rx
 
 from app.api.main import api
 from app.auth.guard import EventGuard
+from app.db_outage import backend_exception_handler
 from app.layout import add_pages
 from app.pages import (  # noqa: F401  (importing declares the pages)
     agents,
@@ -32,6 +33,7 @@ observe_process("web")  # JSON logs at FLOWLOOM_LOG_LEVEL, traces to FLOWLOOM_OT
 
 app = rx.App(
     api_transformer=api,
+    backend_exception_handler=backend_exception_handler,  # the database down: a banner that retries
     head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
     style={"font_family": "Inter, ui-sans-serif, system-ui, -apple-system, 'Segoe UI', sans-serif"},
 )

@@ -16,6 +16,9 @@ from starlette.responses import HTMLResponse
 from app import routes
 
 API_PREFIXES = ("/api/", "/auth/", "/v1/")  # paths that answer problem+json, never this page
+# A 503 (the database is down) is about this moment: the page asks again by itself this often
+# (a meta refresh, no script), and says so; the response's Retry-After says the same.
+RETRY_S = 5
 
 TITLES = {
     500: "Something went wrong on our side",
@@ -63,18 +66,23 @@ def error_html(status: int, detail: str, path: str = "") -> str:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{status} · {escape(title)} · Flowloom</title>"
-        '<link rel="icon" href="/favicon.svg" type="image/svg+xml">'
+        + (f'<meta http-equiv="refresh" content="{RETRY_S}">' if status == 503 else "")
+        + '<link rel="icon" href="/favicon.svg" type="image/svg+xml">'
         f"<style>{_STYLE}</style></head><body>"
         f'<header><a href="{routes.WORKFLOWS}"><img src="/logo.svg" width="28" height="28" alt="">Flowloom</a></header>'
         f'<main><div class="card" id="error-page" data-status="{status}">'
         f'<p class="code">Error {status}</p><h1>{escape(title)}</h1><p id="error-detail">{escape(detail)}</p>'
-        f'<div class="actions"><a class="primary" href="{again}">Try again</a>'
+        + (
+            f'<p id="error-retry">Retrying every {RETRY_S} s: this page reloads by itself.</p>'
+            if status == 503
+            else ""
+        )
+        + f'<div class="actions"><a class="primary" href="{again}">Try again</a>'
         f'<a href="{routes.WORKFLOWS}">Go to workflows</a></div></div></main></body></html>'
     )
 
 
 def error_page_response(status: int, detail: str, path: str = "") -> HTMLResponse:
     """`error_html` as a response with that status (never cached: it is about this moment)."""
-    return HTMLResponse(
-        error_html(status, detail, path), status_code=status, headers={"Cache-Control": "no-store"}
-    )
+    headers = {"Cache-Control": "no-store"} | ({"Retry-After": str(RETRY_S)} if status == 503 else {})
+    return HTMLResponse(error_html(status, detail, path), status_code=status, headers=headers)

@@ -1,5 +1,11 @@
 """Knowledge collections for the Knowledge page: what each holds, adding and removing documents,
-(re-)indexing them in a worker (the memory family's `memory.index_documents` job)."""
+(re-)indexing them in a worker (the memory family's `memory.index_documents` job).
+
+Every door takes the caller's `workspace_id`: collections, documents and chunks are that
+workspace's only (two workspaces may each have a collection "docs" with a file "faq.md"), and the
+id of another workspace's document finds nothing, as an unknown one. None (engine-internal
+callers) is the default workspace.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,9 @@ from engine.contract import (
     document_media_type,
 )
 from engine.errors import ErrorCode, FlowloomError
+from engine.ids import parse_id
 from models.memory import KnowledgeDocument, MemoryChunk
+from models.workspace_column import DEFAULT_WORKSPACE_ID
 
 MAX_FILES = 20
 MAX_FILE_BYTES = MAX_DOCUMENT_BYTES
@@ -44,6 +52,14 @@ class Upload:
     data: bytes
 
 
+def workspace_key(workspace_id: str | uuid.UUID | None) -> uuid.UUID:
+    """The workspace a door acts in: None or "" is the default one; an id that is no UUID names a
+    workspace that has nothing."""
+    if workspace_id is None or workspace_id == "":
+        return DEFAULT_WORKSPACE_ID
+    return parse_id(workspace_id) or uuid.UUID(int=0)
+
+
 def check_collection(name: str) -> str:
     name = name.strip()
     if not _COLLECTION.match(name):
@@ -54,18 +70,25 @@ def check_collection(name: str) -> str:
     return name
 
 
-def collections(session: Session) -> list[CollectionSummary]:
-    """Every collection with uploaded documents or stored chunks."""
+def collections(session: Session, *, workspace_id: str | uuid.UUID | None = None) -> list[CollectionSummary]:
+    """Every collection of the workspace with uploaded documents or stored chunks."""
+    workspace = workspace_key(workspace_id)
     docs = session.exec(
         select(
             KnowledgeDocument.collection,
             func.count(),
             func.count().filter(col(KnowledgeDocument.status) == "ready"),
             func.count().filter(col(KnowledgeDocument.status) == "failed"),
-        ).group_by(col(KnowledgeDocument.collection))
+        )
+        .where(col(KnowledgeDocument.workspace_id) == workspace)
+        .group_by(col(KnowledgeDocument.collection))
     ).all()
     chunk_counts = dict(
-        session.exec(select(MemoryChunk.collection, func.count()).group_by(col(MemoryChunk.collection))).all()
+        session.exec(
+            select(MemoryChunk.collection, func.count())
+            .where(col(MemoryChunk.workspace_id) == workspace)
+            .group_by(col(MemoryChunk.collection))
+        ).all()
     )
     found = {
         name: CollectionSummary(name, n, ready, failed, chunk_counts.get(name, 0))
@@ -76,11 +99,17 @@ def collections(session: Session) -> list[CollectionSummary]:
     return sorted(found.values(), key=lambda c: c.name)
 
 
-def documents(session: Session, collection: str) -> list[KnowledgeDocument]:
+def documents(
+    session: Session, collection: str, *, workspace_id: str | uuid.UUID | None = None
+) -> list[KnowledgeDocument]:
+    """The documents of the workspace's collection `collection`, by name."""
     return list(
         session.exec(
             select(KnowledgeDocument)
-            .where(KnowledgeDocument.collection == collection)
+            .where(
+                KnowledgeDocument.collection == collection,
+                col(KnowledgeDocument.workspace_id) == workspace_key(workspace_id),
+            )
             .order_by(col(KnowledgeDocument.name))
         ).scalars()
     )
@@ -94,9 +123,12 @@ def add_documents(
     chunk_size: int = 800,
     chunk_overlap: int = 100,
     uploaded_by: uuid.UUID | None = None,
+    workspace_id: str | uuid.UUID | None = None,
 ) -> list[str]:
-    """Store the files (a file with a name already in the collection replaces it); their ids, to index."""
+    """Store the files in the workspace's collection (a file with a name already in it replaces it);
+    their ids, to index."""
     collection = check_collection(collection)
+    workspace = workspace_key(workspace_id)
     if not uploads:
         raise FlowloomError("choose at least one file", code=ErrorCode.REQUEST_INVALID)
     if len(uploads) > MAX_FILES:
@@ -122,10 +154,11 @@ def add_documents(
                 code=ErrorCode.BODY_TOO_LARGE,
             )
         row = session.exec(
-            select(KnowledgeDocument).where(KnowledgeDocument.collection == collection, KnowledgeDocument.name == name)
+            select(KnowledgeDocument).where(KnowledgeDocument.collection == collection, KnowledgeDocument.name == name,
+                                            col(KnowledgeDocument.workspace_id) == workspace)
         ).scalars().first()  # fmt: skip
         if row is None:
-            row = KnowledgeDocument(collection=collection, name=name, content=b"")
+            row = KnowledgeDocument(collection=collection, name=name, content=b"", workspace_id=workspace)
         row.media_type, row.content, row.size = media_type, upload.data, len(upload.data)
         row.chunk_size, row.chunk_overlap, row.status, row.error = chunk_size, chunk_overlap, "queued", None
         row.uploaded_by = uploaded_by
@@ -137,33 +170,54 @@ def add_documents(
     return ids
 
 
-def delete_document(session: Session, document_id: str) -> str | None:
-    """Remove a document and its chunks; its name, or None when there was none."""
-    row = session.get(KnowledgeDocument, uuid.UUID(document_id))
+def get_document(
+    session: Session, document_id: str, *, workspace_id: str | uuid.UUID | None = None
+) -> KnowledgeDocument | None:
+    """The workspace's document `document_id`; None when it is unknown, no id, or another workspace's."""
+    wanted = parse_id(document_id)
+    row = session.get(KnowledgeDocument, wanted) if wanted else None
+    if row is None or row.workspace_id != workspace_key(workspace_id):
+        return None
+    return row
+
+
+def delete_document(
+    session: Session, document_id: str, *, workspace_id: str | uuid.UUID | None = None
+) -> str | None:
+    """Remove a document of the workspace and its chunks; its name, or None when there was none."""
+    row = get_document(session, document_id, workspace_id=workspace_id)
     if row is None:
         return None
     session.exec(
         delete(MemoryChunk).where(
-            col(MemoryChunk.collection) == row.collection, col(MemoryChunk.document_id) == row.name
+            col(MemoryChunk.collection) == row.collection, col(MemoryChunk.document_id) == row.name,
+            col(MemoryChunk.workspace_id) == row.workspace_id,
         )
-    )
+    )  # fmt: skip
     session.delete(row)
     audit.record(session, action="knowledge.document_deleted", target_type="knowledge_document",
                  target_id=document_id, before={"collection": row.collection, "name": row.name, "size": row.size})  # fmt: skip
     return row.name
 
 
-def mark_queued(session: Session, collection: str) -> int:
-    rows = documents(session, collection)
+def mark_queued(session: Session, collection: str, *, workspace_id: str | uuid.UUID | None = None) -> int:
+    rows = documents(session, collection, workspace_id=workspace_id)
     for row in rows:
         row.status, row.error = "queued", None
         session.add(row)
     return len(rows)
 
 
-def start_indexing(*, document_ids: list[str] | None = None, collection: str = "") -> str:
-    """Submit the indexing job to the workers; its job id (engine.jobs.status follows it)."""
+def start_indexing(
+    *,
+    document_ids: list[str] | None = None,
+    collection: str = "",
+    workspace_id: str | uuid.UUID | None = None,
+) -> str:
+    """Submit the indexing job to the workers; its job id (engine.jobs.status follows it). The job
+    indexes documents of the workspace only (an id of another workspace's document is skipped)."""
     params: dict[str, object] = {"document_ids": document_ids} if document_ids else {"collection": collection}
+    params["workspace_id"] = str(workspace_key(workspace_id))
     return jobs.submit(INDEX_DOCUMENTS_JOB, params)
 
 

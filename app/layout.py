@@ -119,7 +119,7 @@ def _workspace_switcher() -> rx.Component:
     return rx.cond(
         AuthState.signed_in,
         rx.box(
-            rx.text("Workspace", size="1", color=rx.color("gray", 10), as_="div"),
+            rx.text("Workspace", size="1", color=rx.color("gray", 11), as_="div"),
             rx.cond(
                 AuthState.has_workspaces,
                 rx.select.root(

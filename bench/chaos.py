@@ -9,7 +9,10 @@ what it did and what it counted:
 - postgres restart: PostgreSQL is stopped and started again while runs are in flight; meanwhile
   the API answers 503 problem+json;
 - load: N concurrent runs of a 5-step workflow on 4 worker processes (runs/s, p95 run latency);
-- worker kills: a worker's main process is SIGKILLed again and again (and restarted) mid-runs.
+- worker kills: a worker's main process is SIGKILLed again and again mid-runs, and started again
+  by the supervisor `flowloom up` runs (engine.ops.launcher.Supervisor);
+- broker away: runs started while Redis is killed (refuses) or frozen (SIGSTOP: hangs) return
+  at once, recorded with their first step unsent, and run when it is back.
 
 The 5-step workflow is start -> effect1 (tool.sql) -> work (tool.python sleep) -> effect2
 (tool.sql) -> end. Each effect step records a delivery (a plain INSERT, so every execution counts)
@@ -17,7 +20,7 @@ and applies its effect keyed by run and node (INSERT ... ON CONFLICT DO NOTHING)
 count at-least-once executions, effects what happened once. A duplicate step is a (run, node)
 with more than one step row or more than one `workflow.step.completed` event.
 
-Run: `python bench/chaos.py [--runs 1000] [--only load,redis,postgres,kill]`.
+Run: `python bench/chaos.py [--runs 1000] [--only load,redis,postgres,kill,broker-away]`.
 tests/chaos/ runs the same scenarios with small sizes and asserts the counts.
 """
 
@@ -48,10 +51,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
+from prometheus_client import REGISTRY  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from engine import metrics  # noqa: E402, F401 - registers flowloom_step_sends_deferred
+from engine.ops.embedded_kafka import TansuBroker, tansu_path  # noqa: E402
 from engine.ops.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from engine.ops.health import ping_workers  # noqa: E402
+from engine.ops.launcher import RELAY_GRACE_S, WORKER_GRACE_S, Child, Supervisor  # noqa: E402
 from engine.ops.migrate import upgrade_to_head  # noqa: E402
 from engine.ops.services import find_free_port, redis_reachable  # noqa: E402
 from engine.parse import parse_dict  # noqa: E402
@@ -99,6 +106,17 @@ class OwnRedis:
             self.process.kill()
             self.process.wait(10)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the server keeps its port (connections open, the kernel's backlog accepts new
+        ones) and answers nothing, as a hung server or a dead network path does."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: the server answers again, the commands that waited in its sockets first."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+
 
 class OwnPostgres:
     """An embedded PostgreSQL (pgvector) on a free port, migrated, with the chaos tables."""
@@ -123,7 +141,9 @@ class OwnPostgres:
 
 
 class Workers:
-    """`flowloom worker` processes (each in its own process group) on our services."""
+    """`flowloom worker` processes (each in its own process group) on our services, run by the
+    supervisor of `flowloom up` (engine.ops.launcher.Supervisor) in a thread of this process: a
+    worker that dies is started again by it, after its backoff, its process group cleared first."""
 
     def __init__(self, pg_url: str, redis_url: str, log_dir: Path, env: dict[str, str] | None = None) -> None:
         self.env = {
@@ -133,27 +153,56 @@ class Workers:
         }  # fmt: skip
         self.redis_url = redis_url
         self.log_dir = log_dir
-        self.processes: list[subprocess.Popen] = []
+        self.supervisor = Supervisor()
         self.groups: set[int] = set()  # every process group started, killed at the end
-        self.started = 0
+        self._stopping = threading.Event()
+        self._loop: threading.Thread | None = None
+
+    def worker(self, index: int) -> Child:
+        """Worker `index` as the supervisor knows it (its process, restarts)."""
+        return [c for c in self.supervisor.children if c.name.startswith("worker-")][index]
+
+    @property
+    def processes(self) -> list[subprocess.Popen]:
+        """The current process of each worker (a restarted worker's new one)."""
+        return [c.process for c in self.supervisor.children if c.name.startswith("worker-")]
+
+    def start_relay(self, bootstrap: str, prefix: str = "chaos", timeout: float = 60.0) -> Child:
+        """`flowloom relay` under the same supervisor, publishing the outbox to the Kafka-protocol
+        broker at `bootstrap`; returns once it says it is connected."""
+        env = {
+            **self.env,
+            "FLOWLOOM_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "FLOWLOOM_KAFKA_TOPIC_PREFIX": prefix,
+        }
+        output = self.log_dir / "relay.log"
+        relay = self.supervisor.spawn("relay", [sys.executable, "-m", "engine.ops.cli", "relay"], env,
+                                      signal.SIGTERM, RELAY_GRACE_S, output=output)  # fmt: skip
+        self.groups.add(relay.process.pid)
+        _wait_for(lambda: "relay: connected to" in output.read_text(errors="replace"), timeout)
+        return relay
 
     def start(self, count: int, concurrency: int = 1) -> None:
         for _ in range(count):
-            self.processes.append(self._spawn(concurrency))
+            index = len(self.processes)
+            command = [sys.executable, "-m", "engine.ops.cli", "worker", "--concurrency", str(concurrency)]
+            self.supervisor.spawn(f"worker-{index}", command, self.env, signal.SIGTERM, WORKER_GRACE_S,
+                                  output=self.log_dir / f"worker-{index}.log")  # fmt: skip
+        if self._loop is None:
+            self._loop = threading.Thread(target=self._supervise, name="chaos-supervisor", daemon=True)
+            self._loop.start()
         self.wait_ready(self.processes)
 
-    def _spawn(self, concurrency: int) -> subprocess.Popen:
-        log_path = self.log_dir / f"worker-{self.started}.log"
-        self.started += 1
-        with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "engine.ops.cli", "worker", "--concurrency", str(concurrency)],
-                cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log_file,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        process.log_path = log_path  # type: ignore[attr-defined]
-        self.groups.add(process.pid)
-        return process
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.2):
+            self.groups.update(p.pid for p in self.processes)
+            self.supervisor.look_after_all()
+
+    def _output(self, process: subprocess.Popen) -> str:
+        for child in self.supervisor.children:
+            if child.process is process and child.output is not None:
+                return child.output.read_text(errors="replace")
+        return ""
 
     def wait_ready(self, processes: list[subprocess.Popen], timeout: float = 120.0) -> None:
         import socket
@@ -166,13 +215,12 @@ class Workers:
                     return
             dead = [p for p in processes if p.poll() is not None]
             if dead or time.monotonic() > deadline:
-                tail = Path(dead[0].log_path if dead else processes[0].log_path).read_text(errors="replace")
+                tail = self._output(dead[0] if dead else processes[0])
                 raise RuntimeError(f"worker did not answer a ping:\n{tail[-3000:]}")
 
     def kill_main(self, index: int) -> int:
         """SIGKILL worker `index`'s main (Celery master) process only, as a crash would; returns its pid.
-        Its pool processes are orphaned (one may still finish the step it runs); the sweeper resends
-        what they leave unfinished."""
+        Its pool processes are orphaned until the supervisor clears the dead worker's group."""
         victim = self.processes[index]
         victim.kill()
         victim.wait(30)
@@ -191,17 +239,16 @@ class Workers:
             return {p.pid for p in psutil.Process(self.processes[index].pid).children(recursive=True)}
         return set()
 
-    def replace(self, index: int, concurrency: int = 1) -> None:
-        """Start a new worker in place of `index` (what a supervisor does), without waiting for it."""
-        self.processes[index] = self._spawn(concurrency)
+    def restarts(self) -> int:
+        """How many times the supervisor started a worker again."""
+        return sum(c.restarts for c in self.supervisor.children if c.name.startswith("worker-"))
 
     def stop(self) -> None:
-        for process in self.processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(20)
+        self._stopping.set()
+        if self._loop is not None:
+            self._loop.join(30)
+        self.groups.update(p.pid for p in self.processes)
+        self.supervisor.stop_all()
         for group in self.groups:  # orphaned pool processes of killed workers too
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
@@ -212,6 +259,11 @@ class Workers:
 
 def definition(work_s: float = 0.05) -> Any:
     """start -> effect1 -> work -> effect2 -> end, the effects keyed by the run's `key` input."""
+    return parse_dict(definition_dict(work_s))
+
+
+def definition_dict(work_s: float = 0.05) -> dict:
+    """`definition` as the JSON a REST client sends."""
 
     def effect(node_id: str) -> dict:
         return {
@@ -232,7 +284,7 @@ def definition(work_s: float = 0.05) -> Any:
     edges = [
         {"id": f"e{i}", "source": a, "target": b} for i, (a, b) in enumerate(zip(ids, ids[1:], strict=False))
     ]
-    return parse_dict({"id": "chaos", "name": "chaos", "nodes": nodes, "edges": edges})
+    return {"id": "chaos", "name": "chaos", "nodes": nodes, "edges": edges}
 
 
 @dataclass
@@ -254,6 +306,8 @@ class Tally:
     effects: int = 0  # effects applied (once per run and node)
     duplicate_effects: int = 0
     missing_effects: int = 0
+    published_events: int = 0  # events of these runs the relay marked published (with a relay)
+    unpublished_events: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -270,6 +324,11 @@ class Tally:
             f"  effect deliveries {self.deliveries}, effects {self.effects}, duplicate effects"
             f" {self.duplicate_effects}, missing effects {self.missing_effects}"
         )
+        if self.published_events or self.unpublished_events:
+            out.append(
+                f"  outbox: {self.published_events} events marked published by the relay,"
+                f" {self.unpublished_events} unpublished"
+            )
         if self.latencies and self.seconds:
             p95 = (
                 statistics.quantiles(self.latencies, n=20)[-1]
@@ -331,7 +390,29 @@ def count(tally: Tally, pg_url: str, run_ids: list[str]) -> Tally:
     tally.effects = sum(n for _, n in applied)
     tally.duplicate_effects = sum(n - 1 for _, n in applied if n > 1)
     tally.missing_effects = len(keys) - len(applied)
+    if get_settings().kafka_bootstrap_servers:  # a relay publishes the outbox: wait for it to drain
+        wait_published(pg_url, run_ids, timeout=180)
+        tally.published_events, tally.unpublished_events = _published(pg_url, run_ids)
     return tally
+
+
+def _published(pg_url: str, run_ids: list[str]) -> tuple[int, int]:
+    """(events of `run_ids` marked published, events not yet)."""
+    sql = ("SELECT count(*) FILTER (WHERE published_at IS NOT NULL), count(*) FILTER (WHERE published_at IS NULL)"
+           " FROM events WHERE run_id = ANY(CAST(:keys AS uuid[]))")  # fmt: skip
+    row = _query(pg_url, sql, run_ids)[0]
+    return row[0], row[1]
+
+
+def wait_published(pg_url: str, run_ids: list[str], timeout: float) -> None:
+    """Wait until the relay marked every event of `run_ids` published (or `timeout` passes: the
+    counts then show how many stayed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):  # the database may be restarting
+            if _published(pg_url, run_ids)[1] == 0:
+                return
+        time.sleep(0.2)
 
 
 def start_runs(n: int, work_s: float) -> list[str]:
@@ -399,7 +480,8 @@ def redis_restart(pg_url: str, own_redis: OwnRedis, runs: int, down_s: float = 3
     tally.did.append(f"started {runs} runs; killed Redis (SIGKILL, no persistence) with {queued} steps"
                      f" queued and {running} running")  # fmt: skip
     # Runs started during the outage are recorded; their first message cannot leave (each start
-    # waits for the broker client's own retries first), so they start in a thread of their own.
+    # gives up on the broker after one quick retry and leaves it to the sweeper). They start in a
+    # thread of their own, so the outage lasts down_s whatever the starts take.
     during: list[str] = []
     start_s: list[float] = []
 
@@ -420,6 +502,49 @@ def redis_restart(pg_url: str, own_redis: OwnRedis, runs: int, down_s: float = 3
     tally.did.append(f"started {len(during)} more runs while Redis was down")
     tally.did.append(f"started Redis again (empty) after {down_s:g} s")
     run_ids += during
+    wait_done(pg_url, run_ids, 300)
+    tally.seconds = time.monotonic() - began
+    return count(tally, pg_url, run_ids)
+
+
+def _deferred_sends() -> float:
+    """How many step messages this process could not send (flowloom_step_sends_deferred_total)."""
+    return REGISTRY.get_sample_value("flowloom_step_sends_deferred_total") or 0.0
+
+
+def broker_away(
+    pg_url: str, own_redis: OwnRedis, start: Callable[[], str], runs: int, mode: str = "killed"
+) -> Tally:
+    """Start `runs` runs with `start()` (the REST API, start_run) while Redis is away: `killed`
+    (the port refuses) or `frozen` (SIGSTOP: connections hang). Each start returns with its run
+    recorded and its first step left unsent to the sweeper (counted by this process's
+    flowloom_step_sends_deferred_total); Redis comes back and the sweeper sends them."""
+    if mode not in ("killed", "frozen"):
+        raise ValueError(f"mode: killed or frozen, not {mode!r}")
+    tally = Tally(f"runs started while Redis is {mode}")
+    began = time.monotonic()
+    if mode == "killed":
+        own_redis.kill()
+    else:
+        own_redis.freeze()
+    run_ids: list[str] = []
+    start_s: list[float] = []
+    deferred_before = _deferred_sends()
+    try:
+        for _ in range(runs):
+            t0 = time.monotonic()
+            run_ids.append(start())
+            start_s.append(time.monotonic() - t0)
+        unsent = _deferred_sends() - deferred_before
+    finally:
+        if mode == "killed":
+            own_redis.start()
+        else:
+            own_redis.thaw()
+    tally.extra["first steps left to the sweeper"] = unsent
+    tally.extra["starts while away"] = f"{len(start_s)}, the slowest took {max(start_s):.1f} s"
+    tally.did.append(f"{mode} Redis ({'SIGKILL' if mode == 'killed' else 'SIGSTOP'}); started {runs} runs")
+    tally.did.append("brought Redis back" + (" (empty)" if mode == "killed" else " (SIGCONT)"))
     wait_done(pg_url, run_ids, 300)
     tally.seconds = time.monotonic() - began
     return count(tally, pg_url, run_ids)
@@ -473,15 +598,19 @@ def _worker_running_a_step(pg_url: str, workers: Workers, run_ids: list[str]) ->
 
 
 def worker_kills(pg_url: str, workers: Workers, runs: int, kills: int) -> Tally:
-    """SIGKILL a worker that is running a step, `kills` times while runs are in flight, a new worker
-    started in its place each time (as a supervisor does). Every other kill takes the main process
-    only (its pool processes finish their task and stop), the others the main process with its pool."""
+    """SIGKILL a worker that is running a step, `kills` times while runs are in flight; the
+    supervisor (the one `flowloom up` runs) clears its group and starts it again each time, and the
+    next kill waits for that. Every other kill takes the main process only (its pool processes are
+    orphaned until the supervisor clears the group), the others the main process with its pool."""
     tally = Tally("worker kills")
     began = time.monotonic()
+    restarts_at_start = workers.restarts()
     run_ids = start_runs(runs, work_s=1.0)
     main_only = with_pool = 0
     for i in range(kills):
-        index = _worker_running_a_step(pg_url, workers, run_ids)
+        index = _worker_running_a_step(
+            pg_url, workers, run_ids
+        )  # a live one: a dead one waits for its restart
         if index is None:
             break
         if i % 2 == 0:
@@ -490,11 +619,13 @@ def worker_kills(pg_url: str, workers: Workers, runs: int, kills: int) -> Tally:
         else:
             workers.kill_group(index)
             with_pool += 1
-        workers.replace(index)
+    # Every kill is followed by a restart, which the supervisor makes after its backoff.
+    _wait_for(lambda: workers.restarts() - restarts_at_start >= main_only + with_pool, timeout=300)
     tally.extra["kills"] = {"main only": main_only, "main and pool": with_pool}
+    tally.extra["restarted by the supervisor"] = workers.restarts() - restarts_at_start
     tally.did.append(f"started {runs} runs; killed a worker running a step {main_only + with_pool} times"
-                     f" (SIGKILL: {main_only} x the main process only, {with_pool} x main and pool),"
-                     " starting a new worker after each kill")  # fmt: skip
+                     f" (SIGKILL: {main_only} x the main process only, {with_pool} x main and pool);"
+                     " the supervisor started each killed worker again")  # fmt: skip
     wait_done(pg_url, run_ids, 300)
     tally.seconds = time.monotonic() - began
     workers.wait_ready(workers.processes)
@@ -504,44 +635,67 @@ def worker_kills(pg_url: str, workers: Workers, runs: int, kills: int) -> Tally:
 # --- the benchmark -----------------------------------------------------------------------------
 
 
+def own_kafka(log_dir: Path) -> TansuBroker | None:
+    """A Kafka-protocol broker of our own (Tansu, memory storage) for the relay, if installed."""
+    if not tansu_path():
+        return None
+    broker = TansuBroker(log_dir / "tansu.log")
+    broker.start()
+    return broker
+
+
 @contextlib.contextmanager
-def services(tmp: Path) -> Iterator[tuple[OwnPostgres, OwnRedis]]:
-    """Our own PostgreSQL and Redis, and the settings of this process pointing at them."""
+def services(tmp: Path) -> Iterator[tuple[OwnPostgres, OwnRedis, TansuBroker | None]]:
+    """Our own PostgreSQL, Redis and (when installed) Kafka-protocol broker, and the settings of
+    this process pointing at them."""
     tmp.chmod(0o755)  # the embedded PostgreSQL runs as its own user when we are root
     own_pg, own_redis = OwnPostgres(tmp / "pg"), OwnRedis()
     own_pg.start()
     own_redis.start()
+    kafka = own_kafka(tmp)
     try:
         own_pg.prepare()
         os.environ.update(FLOWLOOM_DATABASE_URL=own_pg.url, FLOWLOOM_REDIS_URL=own_redis.url,
-                          FLOWLOOM_STEP_LEASE_S=WORKER_ENV["FLOWLOOM_STEP_LEASE_S"])  # fmt: skip
+                          FLOWLOOM_STEP_LEASE_S=WORKER_ENV["FLOWLOOM_STEP_LEASE_S"],
+                          FLOWLOOM_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap if kafka else "")  # fmt: skip
         get_settings.cache_clear()
-        yield own_pg, own_redis
+        yield own_pg, own_redis, kafka
     finally:
+        if kafka is not None:
+            kafka.stop()
         own_redis.kill()
         own_pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _both_broker_outages(pg_url: str, own_redis: OwnRedis, runs: int) -> Tally:
+    killed = broker_away(pg_url, own_redis, lambda: start_runs(1, 0.05)[0], max(1, runs), "killed")
+    print("\n".join(killed.lines()) + "\n", flush=True)
+    return broker_away(pg_url, own_redis, lambda: start_runs(1, 0.05)[0], max(1, runs), "frozen")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=1000, help="concurrent runs of the load scenario")
     parser.add_argument("--fault-runs", type=int, default=100, help="runs in flight in each fault scenario")
-    parser.add_argument("--only", default="load,redis,postgres,kill")
+    parser.add_argument("--only", default="load,redis,postgres,kill,broker-away")
     args = parser.parse_args()
     only = set(args.only.split(","))
     # Sends that fail while Redis is down are expected (the sweeper resends them): no tracebacks.
     logging.getLogger("flowloom.dispatch").setLevel(logging.ERROR)
     tmp = Path(tempfile.mkdtemp(prefix="flowloom-chaos-"))
-    with services(tmp) as (own_pg, own_redis):
+    with services(tmp) as (own_pg, own_redis, kafka):
         workers = Workers(own_pg.url, own_redis.url, tmp)
         try:
             workers.start(4)
+            if kafka is not None:  # every event published: the counts say how many the relay marked
+                workers.start_relay(kafka.bootstrap)
             scenarios: dict[str, Callable[[], Tally]] = {
                 "load": lambda: load(own_pg.url, args.runs),
                 "redis": lambda: redis_restart(own_pg.url, own_redis, args.fault_runs),
                 "postgres": lambda: postgres_restart(own_pg, args.fault_runs),
                 "kill": lambda: worker_kills(own_pg.url, workers, args.fault_runs, kills=5),
+                "broker-away": lambda: _both_broker_outages(own_pg.url, own_redis, args.fault_runs // 5),
             }
             for name, scenario in scenarios.items():
                 if name in only:

@@ -42,6 +42,7 @@ from engine.ops.migrate import upgrade_to_head  # noqa: E402
 from engine.ops.services import find_free_port  # noqa: E402
 from models.db import get_engine  # noqa: E402
 from models.memory import EMBEDDING_DIM  # noqa: E402
+from models.workspace_column import DEFAULT_WORKSPACE_ID  # noqa: E402
 from nodes.memory import memory_nodes  # noqa: E402
 from nodes.openvino import model_store, openvino_convert, openvino_runtime  # noqa: E402
 
@@ -212,7 +213,12 @@ def _load_vectors(url: str, vectors: np.ndarray) -> float:
 
 
 def _query(conn, q: np.ndarray, k: int, ef: int | None) -> tuple[list[str], float]:
-    params = {"q": "[" + ",".join(f"{x:.7f}" for x in q) + "]", "collection": "bench", "k": k}
+    params = {
+        "q": "[" + ",".join(f"{x:.7f}" for x in q) + "]",
+        "collection": "bench",
+        "workspace": DEFAULT_WORKSPACE_ID,  # the rows above take the column's default
+        "k": k,
+    }
     started = time.perf_counter()
     if ef is None:  # exact: no index, a full scan ordered by the true distance
         conn.execute(text("SET LOCAL enable_indexscan = off"))

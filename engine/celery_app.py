@@ -14,6 +14,12 @@ from celery import Celery
 from engine.settings import get_settings
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:56379/0"
+# Senders (web, triggers, the CLI, a worker sending the next step) give up on the broker quickly:
+# the step is recorded in PostgreSQL before its message leaves, and a message that could not
+# leave is sent by the sweeper once the broker answers (engine/dispatch.py). One immediate retry
+# covers a pooled connection the broker closed when it restarted.
+SEND_TIMEOUT_S = 1.0
+SEND_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
 def broker_for(redis_url: str) -> str:
@@ -45,11 +51,24 @@ def create_celery(redis_url: str | None = None, *, set_as_current: bool = True) 
 
 @lru_cache(maxsize=4)
 def celery_for(redis_url: str, broker_url: str = "") -> Celery:
-    """A cached app for sending to `redis_url` (settings may be set after import, e.g. in tests).
+    """A cached app for sending to `redis_url` (settings may be set after import, e.g. in tests),
+    with short broker timeouts and one retry (SEND_TIMEOUT_S, SEND_RETRY_POLICY).
 
     `broker_url` (what broker_for says) is part of the cache key only: a changed
     FLOWLOOM_BROKER_URL gets an app of its own."""
-    return create_celery(redis_url, set_as_current=False)
+    app = create_celery(redis_url, set_as_current=False)
+    app.conf.update(task_publish_retry_policy=SEND_RETRY_POLICY)
+    if str(app.conf.broker_url).startswith("redis"):  # redis://, rediss://, redis+socket://
+        # A Redis that is down refuses at once; one that hangs (stopped, a dead link) would keep
+        # a publish waiting forever without a socket timeout (kombu's default is none).
+        app.conf.broker_transport_options = {
+            **app.conf.broker_transport_options,
+            "socket_timeout": SEND_TIMEOUT_S,
+            "socket_connect_timeout": SEND_TIMEOUT_S,
+        }
+    else:  # AMQP: how long opening a connection to RabbitMQ may take
+        app.conf.broker_connection_timeout = SEND_TIMEOUT_S
+    return app
 
 
 def current_celery() -> Celery:

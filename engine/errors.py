@@ -64,6 +64,8 @@ class ErrorCode(StrEnum):
     API_KEY_NOT_FOUND = "api_key_not_found"
     WORKSPACE_NOT_FOUND = "workspace_not_found"
     WORKSPACE_INVALID = "workspace_invalid"  # a bad short name, name or role
+    SHARE_NOT_FOUND = "share_not_found"  # no such share of that workflow
+    SHARE_INVALID = "share_invalid"  # a share with no recipient, a bad permission, the own workspace
     NO_WORKSPACE = "no_workspace"  # the caller is a member of no workspace
     KEY_NEEDS_SESSION = "key_needs_session"
     APPROVAL_NOT_FOUND = "approval_not_found"

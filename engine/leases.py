@@ -1,6 +1,7 @@
 """Leases of running steps: the heartbeat that extends them, and the sweep that finds lost steps.
 
-A step is lost when its lease expired (its worker died) or its Celery message never left; the
+A step is lost when its lease expired (its worker died) or its Celery message never left (sent
+long ago and never taken, or marked unsent by engine/dispatch.py when the broker refused it); the
 sweeper in every worker sends it again. A step that used up FLOWLOOM_MAX_STEP_ATTEMPTS is failed
 instead, so no step is redelivered forever.
 """
@@ -68,26 +69,32 @@ def _fail_exhausted_steps(conn: Connection, limit: int) -> list[Dispatch]:
 
 _s2 = _steps.alias("s2")
 _after = bindparam("after", type_=Interval)
+# Sent long enough ago without being taken, or never sent (NULL: the broker refused the message,
+# engine/dispatch.py), which goes at the next sweep.
+_UNDELIVERED = or_(_s2.c.sent_at.is_(None), _s2.c.sent_at < _now - _after)
 _LOST = (
     select(_s2.c.id)
+    # Only steps of running runs: the steps of runs waiting for a slot (queued runs) must not
+    # fill the limit and keep lost steps of running runs from being found.
+    .join(_runs, and_(_runs.c.id == _s2.c.run_id, _runs.c.status == status_literal("running")))
     .where(
         or_(
             and_(_s2.c.status == status_literal("running"), _s2.c.lease_until < _now),
             and_(
                 _s2.c.status == status_literal("queued"),
-                _s2.c.sent_at < _now - _after,
+                _UNDELIVERED,
                 or_(_s2.c.not_before.is_(None), _s2.c.not_before <= _now),
             ),
             and_(
                 _s2.c.status == status_literal("waiting"),
                 _s2.c.not_before.is_not(None),
                 _s2.c.not_before <= _now,
-                _s2.c.sent_at < _now - _after,
+                _UNDELIVERED,
             ),
         )
     )
     .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
+    .with_for_update(of=_s2, skip_locked=True)
 )
 _RESEND = (
     update(_steps)

@@ -71,6 +71,10 @@ LLM_LATENCY = Histogram(
     ["provider", "model"],
     buckets=_LLM_BUCKETS,
 )
+STEP_SENDS_DEFERRED = Counter(
+    "flowloom_step_sends_deferred",
+    "Step messages the broker did not take (down or hanging): recorded unsent, sent by the sweeper later",
+)
 TRIGGER_DELIVERIES = Counter(
     "flowloom_trigger_deliveries",
     "Trigger deliveries, by trigger kind and outcome (started | duplicate)",

@@ -91,7 +91,7 @@ def start_run(
     with _db(database_url).begin() as conn:
         run_id, sent = start_run_in(conn, defn, inputs, **options)
     with tracing.in_run(run_id):  # the first step's message carries the run's trace context
-        dispatch.send(sent)
+        dispatch.send(sent, database_url=database_url)  # the broker away: the sweeper sends it later
     return run_id
 
 

@@ -166,7 +166,7 @@ class SchedulerLoop:
     """Polls for due schedules and fires them; several may run against one database."""
 
     def __init__(self, database_url: str, *, poll_interval_s: float = 1.0,
-                 clock: Callable[[], datetime] = _utcnow, send: Callable[[list[Dispatch]], None] = dispatch.send,
+                 clock: Callable[[], datetime] = _utcnow, send: Callable[[list[Dispatch]], object] = dispatch.send,
                  batch: int = 500) -> None:  # fmt: skip
         self.engine = get_engine(database_url)
         self.poll_interval_s = poll_interval_s

@@ -5,6 +5,11 @@ engine.template_files for the format). Using a template creates an ordinary work
 first saved version is the template's definition, through engine.workflows, so its triggers are
 synced like any saved version's; the copy is then the user's to edit. Importing a file does the
 same for a template file or a bare workflow definition (JSON or YAML).
+
+The copy is made in the caller's workspace (`workspace_id`; None: the default one), and so are the
+workflows a template calls: in the default workspace at their fixed ids, in any other at an id
+derived from the fixed one and the workspace's (the copy's definition points at those), since a
+workflow cannot call another workspace's.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from engine.template_files import (
 )
 from engine.workflows import DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH
 from models.tables import Workflow
+from models.workspace_column import DEFAULT_WORKSPACE_ID
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 # An imported file is read whole into memory: far below the parser's own cap.
@@ -90,9 +96,16 @@ def get_template(key: str) -> Template:
     raise FlowloomError(f"no template {key!r}", code=ErrorCode.NOT_FOUND)
 
 
-def _create(session: Session, name: str, description: str, definition: dict[str, Any], note: str) -> Created:
+def _create(
+    session: Session,
+    name: str,
+    description: str,
+    definition: dict[str, Any],
+    note: str,
+    workspace_id: str | uuid.UUID | None = None,
+) -> Created:
     workflow: Workflow = workflows.create_workflow(
-        session, name[:NAME_MAX_LENGTH], description[:DESCRIPTION_MAX_LENGTH]
+        session, name[:NAME_MAX_LENGTH], description[:DESCRIPTION_MAX_LENGTH], workspace_id=workspace_id
     )
     version, _ = workflows.save_version(session, workflow.id, definition, note=note)
     # Nothing of a copy fires before its owner has adapted it: they resume its triggers in the editor.
@@ -100,28 +113,62 @@ def _create(session: Session, name: str, description: str, definition: dict[str,
     return Created(str(workflow.id), workflow.name, version)
 
 
-def install_subworkflows(session: Session, template: Template) -> list[str]:
+def subworkflow_ids(template: Template, workspace_id: str | uuid.UUID | None = None) -> dict[str, str]:
+    """Where each workflow the template calls lives in workspace `workspace_id`: its fixed id in the
+    default workspace (None), an id derived from it and the workspace's in any other."""
+    workspace = workflows.parse_id(workspace_id) if workspace_id is not None else DEFAULT_WORKSPACE_ID
+    if workspace is None:
+        raise FlowloomError(f"no workspace {workspace_id!r}", code=ErrorCode.NOT_FOUND)
+    if workspace == DEFAULT_WORKSPACE_ID:
+        return {b.id: b.id for b in template.subworkflows}
+    return {b.id: str(uuid.uuid5(uuid.UUID(b.id), str(workspace))) for b in template.subworkflows}
+
+
+def _pointed(value: Any, ids: dict[str, str]) -> Any:
+    """`value` (a definition) with every string that is a bundled workflow's fixed id replaced by `ids`."""
+    if isinstance(value, dict):
+        return {k: _pointed(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pointed(v, ids) for v in value]
+    return ids.get(value, value) if isinstance(value, str) else value
+
+
+def install_subworkflows(
+    session: Session, template: Template, *, workspace_id: str | uuid.UUID | None = None
+) -> list[str]:
     """Install the workflows the template's definition calls (its `subworkflows:`, each as version 1
-    of its fixed id) unless they exist; returns the ids installed now."""
+    of its id in workspace `workspace_id`, see subworkflow_ids) unless they exist; returns the ids
+    installed now."""
+    ids = subworkflow_ids(template, workspace_id)
     installed = []
     for bundled in template.subworkflows:
         note = f"installed by template {template.key}"
-        if workflows.install_workflow(session, uuid.UUID(bundled.id), bundled.name, bundled.description,
-                                      bundled.definition, note):  # fmt: skip
-            installed.append(bundled.id)
+        at = ids[bundled.id]
+        if workflows.install_workflow(session, uuid.UUID(at), bundled.name, bundled.description,
+                                      _pointed(bundled.definition, ids), note,
+                                      workspace_id=workspace_id):  # fmt: skip
+            installed.append(at)
     return installed
 
 
-def use_template(session: Session, key: str, *, name: str = "") -> Created:
-    """A new workflow (named `name`, else the template's title) whose version 1 is the template's
-    definition, in the caller's transaction; its triggers are synced as for any saved version.
-    The workflows it calls (`subworkflows:`) are installed first, once."""
+def use_template(
+    session: Session, key: str, *, name: str = "", workspace_id: str | uuid.UUID | None = None
+) -> Created:
+    """A new workflow in workspace `workspace_id` (None: the default one), named `name` (else the
+    template's title), whose version 1 is the template's definition, in the caller's transaction;
+    its triggers are synced as for any saved version. The workflows it calls (`subworkflows:`) are
+    installed first in the same workspace, once."""
     template = get_template(key)
-    install_subworkflows(session, template)
-    return _create(
-        session, name.strip() or template.title, template.meta.description, template.definition,
-        f"from template {template.key}",
-    )  # fmt: skip
+    return _from_template(session, template, name.strip() or template.title, f"from template {template.key}",
+                          workspace_id)  # fmt: skip
+
+
+def _from_template(
+    session: Session, template: Template, name: str, note: str, workspace_id: str | uuid.UUID | None
+) -> Created:
+    install_subworkflows(session, template, workspace_id=workspace_id)
+    definition = _pointed(template.definition, subworkflow_ids(template, workspace_id))
+    return _create(session, name, template.meta.description, definition, note, workspace_id)
 
 
 def _format_of(filename: str, text: str) -> Literal["json", "yaml"]:
@@ -160,12 +207,14 @@ def read_import(raw: bytes, filename: str) -> Template | dict[str, Any]:
     return json.loads(json.dumps(data))
 
 
-def import_file(session: Session, raw: bytes, filename: str) -> Created:
-    """A new workflow from an uploaded template file or definition, in the caller's transaction."""
+def import_file(
+    session: Session, raw: bytes, filename: str, *, workspace_id: str | uuid.UUID | None = None
+) -> Created:
+    """A new workflow in workspace `workspace_id` (None: the default one) from an uploaded template
+    file or definition, in the caller's transaction."""
     found = read_import(raw, filename)
     if isinstance(found, Template):
-        install_subworkflows(session, found)
-        return _create(session, found.title, found.meta.description, found.definition,
-                       f"imported from template file {Path(filename).name[:100]}")  # fmt: skip
+        return _from_template(session, found, found.title,
+                              f"imported from template file {Path(filename).name[:100]}", workspace_id)  # fmt: skip
     return _create(session, str(found["name"]), str(found.get("description") or ""), found,
-                   f"imported from {Path(filename).name[:100]}")  # fmt: skip
+                   f"imported from {Path(filename).name[:100]}", workspace_id)  # fmt: skip

@@ -76,8 +76,10 @@ def validate(
     caller's, else the saved workflow's): it may call only that workspace's workflows and agents.
     """
     issues: list[Issue] = []
+    if workspace_id is None and workflow_id:
+        workspace_id = workspace_of(workflow_id)
     _check_unique_ids(defn, issues)
-    infos = {node.id: _check_node(node, issues) for node in defn.nodes}
+    infos = {node.id: _check_node(node, issues, workspace_id) for node in defn.nodes}
     _check_edges(defn, infos, issues)
     _check_inputs_schema(defn.inputs, issues)
     for name, template in defn.outputs.items():
@@ -85,8 +87,6 @@ def validate(
     _check_graph(defn, workflow_graph(defn), issues)
     issues.extend(on_error_issues(defn))
     issues.extend(trigger_issues(defn))
-    if workspace_id is None and workflow_id:
-        workspace_id = workspace_of(workflow_id)
     issues.extend(call_issues(defn, workflow_id=workflow_id, workspace_id=workspace_id))
     issues.extend(agent_issues(defn, workspace_id=workspace_id))
     issues.extend(guardrail_issues(get_settings().guardrails, defn.policy.guardrails,
@@ -144,7 +144,9 @@ def _check_unique_ids(defn: WorkflowDefinition, issues: list[Issue]) -> None:
         seen.add(edge.id)
 
 
-def _check_node(node: NodeSpec, issues: list[Issue]) -> _NodeInfo:
+def _check_node(
+    node: NodeSpec, issues: list[Issue], workspace_id: str | uuid.UUID | None = None
+) -> _NodeInfo:
     node_type = get_node_type(node.type)
     _check_config_strings(node, node_type, issues)
     if node_type is None:
@@ -161,7 +163,8 @@ def _check_node(node: NodeSpec, issues: list[Issue]) -> _NodeInfo:
         )
         return _NodeInfo(None, None)
     cfg = _check_config(node, node_type, issues)
-    if cfg is not None and not resolvable(node):  # a call to a missing version: its ports are unknown
+    # A call to a missing version (or another workspace's workflow): its ports are unknown.
+    if cfg is not None and not resolvable(node, workspace_id):
         return _NodeInfo(node_type, None, None)
     if cfg is None:
         static = dict(node_type.outputs) if node_type.dynamic_outputs is None else None

@@ -36,14 +36,15 @@ def calls_of(node: NodeSpec | Mapping[str, Any]) -> tuple[str, int] | None:
     return None if node_type is None else node_type.workflow_called(config)
 
 
-def resolvable(node: NodeSpec) -> bool:
+def resolvable(node: NodeSpec, workspace_id: str | uuid.UUID | None = None) -> bool:
     """Whether what a node's ports depend on can be read: it calls no workflow, or the version it
-    calls exists (when not, its ports are unknown and `call_issues` says why)."""
+    calls exists (when not, its ports are unknown and `call_issues` says why). A workflow of another
+    workspace than `workspace_id` (when given) does not exist: its inputs and outputs stay unread."""
     target = calls_of(node)
     if target is None:
         return True
     try:
-        return called_workflow(*target) is not None
+        return callable_from(called_workflow(*target), workspace_id) is not None
     except FlowloomError:
         return False
 

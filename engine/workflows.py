@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, col, select
 
-from engine import audit, publishing
+from engine import audit, publishing, shares
 from engine.definition import WorkflowDefinition
 from engine.ids import parse_id  # noqa: F401 - re-exported: callers ask workflows.parse_id
 from engine.parse import parse_dict
@@ -70,12 +70,21 @@ def _workspace_key(workspace_id: str | uuid.UUID) -> uuid.UUID:
 
 
 def list_workflows(
-    session: Session, search: str = "", limit: int = 500, *, workspace_id: str | uuid.UUID | None = None
+    session: Session,
+    search: str = "",
+    limit: int = 500,
+    *,
+    workspace_id: str | uuid.UUID | None = None,
+    user_id: str | uuid.UUID | None = None,
+    shared: bool = False,
 ) -> list[Workflow]:
-    """Workflows (of workspace `workspace_id` when given), most recently updated first; `search`
-    matches names case-insensitively."""
+    """Workflows (of workspace `workspace_id` when given; with `shared`, also those shared with it or
+    with user `user_id`: engine/shares.py), most recently updated first; `search` matches names
+    case-insensitively."""
     query = select(Workflow)
-    if workspace_id is not None:
+    if workspace_id is not None and shared:
+        query = query.where(shares.visible(workspace_id, user_id))
+    elif workspace_id is not None:
         query = query.where(col(Workflow.workspace_id) == _workspace_key(workspace_id))
     term = search.strip()
     if term:
@@ -94,16 +103,23 @@ def count_workflows(session: Session, *, workspace_id: str | uuid.UUID | None = 
 
 
 def get_workflow(
-    session: Session, workflow_id: uuid.UUID, *, workspace_id: str | uuid.UUID | None = None
+    session: Session,
+    workflow_id: uuid.UUID,
+    *,
+    workspace_id: str | uuid.UUID | None = None,
+    user_id: str | uuid.UUID | None = None,
+    need: str = shares.OWN,
 ) -> Workflow | None:
     """The workflow with `workflow_id`, or None; with `workspace_id` (a caller's) also None when it
-    belongs to another workspace, so it answers like an unknown id."""
+    belongs to another workspace, so it answers like an unknown id, unless `need` is shares.READ or
+    shares.EDIT and it is shared with that workspace or with user `user_id` at least so."""
     workflow = session.get(Workflow, workflow_id)
-    if workflow is None or (
-        workspace_id is not None and workflow.workspace_id != _workspace_key(workspace_id)
-    ):
-        return None
-    return workflow
+    if workflow is None or workspace_id is None:
+        return workflow
+    if need == shares.OWN:
+        return workflow if workflow.workspace_id == _workspace_key(workspace_id) else None
+    have = shares.permission_of(session, workflow, workspace_id=workspace_id, user_id=user_id)
+    return workflow if shares.allows(have, need) else None
 
 
 def _audit(
@@ -154,9 +170,14 @@ def rename_workflow(
     *,
     who: audit.Who | None = None,
     workspace_id: str | uuid.UUID | None = None,
+    user_id: str | uuid.UUID | None = None,
+    need: str = shares.OWN,
 ) -> Workflow | None:
-    """Rename a workflow (audited); None when it does not exist (in `workspace_id` when given)."""
-    return update_workflow(session, workflow_id, name=name, who=who, workspace_id=workspace_id)
+    """Rename a workflow (audited); None when it does not exist (in `workspace_id` when given;
+    `user_id` and `need` as for get_workflow)."""
+    return update_workflow(
+        session, workflow_id, name=name, who=who, workspace_id=workspace_id, user_id=user_id, need=need
+    )
 
 
 def update_workflow(
@@ -167,10 +188,13 @@ def update_workflow(
     description: str | None = None,
     who: audit.Who | None = None,
     workspace_id: str | uuid.UUID | None = None,
+    user_id: str | uuid.UUID | None = None,
+    need: str = shares.OWN,
 ) -> Workflow | None:
     """Change a workflow's name and/or description (None leaves one as it is; audited with before
-    and after); None when it does not exist (in `workspace_id` when given)."""
-    workflow = get_workflow(session, workflow_id, workspace_id=workspace_id)
+    and after); None when it does not exist (in `workspace_id` when given; `user_id` and `need` as
+    for get_workflow: shares.EDIT lets an edit share do it)."""
+    workflow = get_workflow(session, workflow_id, workspace_id=workspace_id, user_id=user_id, need=need)
     if workflow is None:
         return None
     before = _fields(workflow)
@@ -219,15 +243,18 @@ def install_workflow(
     note: str,
     *,
     who: audit.Who | None = None,
+    workspace_id: str | uuid.UUID | None = None,
 ) -> bool:
-    """Create workflow `workflow_id` with `definition` as its version 1 unless it exists (a
-    template's bundled sub-workflow, which its definition calls at that id and version); True
-    when it was created now (audited). Two installs at once create it once."""
+    """Create workflow `workflow_id` with `definition` as its version 1 in workspace `workspace_id`
+    (None: the default one) unless it exists (a template's bundled sub-workflow, which its
+    definition calls at that id and version); True when it was created now (audited). Two installs
+    at once create it once."""
     now = utcnow()
+    where = {} if workspace_id is None else {"workspace_id": _workspace_key(workspace_id)}
     created = session.execute(
         pg_insert(Workflow)
         .values(id=workflow_id, name=name[:NAME_MAX_LENGTH], description=description[:DESCRIPTION_MAX_LENGTH],
-                latest_version=1, created_at=now, updated_at=now)
+                latest_version=1, created_at=now, updated_at=now, **where)
         .on_conflict_do_nothing()
         .returning(col(Workflow.id))
     ).first()  # fmt: skip
@@ -279,10 +306,16 @@ def latest_version(session: Session, workflow_id: uuid.UUID) -> WorkflowVersion 
 
 
 def load_workflow(
-    session: Session, workflow_id: uuid.UUID, *, workspace_id: str | uuid.UUID | None = None
+    session: Session,
+    workflow_id: uuid.UUID,
+    *,
+    workspace_id: str | uuid.UUID | None = None,
+    user_id: str | uuid.UUID | None = None,
+    need: str = shares.OWN,
 ) -> LoadedWorkflow | None:
-    """The workflow with its latest definition; None when it does not exist (in `workspace_id` when given)."""
-    workflow = get_workflow(session, workflow_id, workspace_id=workspace_id)
+    """The workflow with its latest definition; None when it does not exist (in `workspace_id` when
+    given; `user_id` and `need` as for get_workflow)."""
+    workflow = get_workflow(session, workflow_id, workspace_id=workspace_id, user_id=user_id, need=need)
     if workflow is None:
         return None
     latest = latest_version(session, workflow_id)

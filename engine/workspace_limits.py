@@ -97,15 +97,22 @@ def _checked(name: str, value: Any) -> int | None:
 
 
 def set_limits(
-    conn: Connection, workspace_id: uuid.UUID | str, limits: WorkspaceLimits, *, actor: str, source: str = ""
+    conn: Connection,
+    workspace_id: uuid.UUID | str,
+    limits: WorkspaceLimits,
+    *,
+    actor: str = "",
+    source: str = "",
+    who: audit.Who | None = None,
 ) -> list[Dispatch]:
-    """Store the workspace's settings (audited with before and after); returns the waiting runs a
-    looser limit admits now (send them after the commit)."""
+    """Store the workspace's settings (audited with before and after, as `who` or `actor`); returns
+    the waiting runs a looser limit admits now (send them after the commit)."""
     values = {name: _checked(name, getattr(limits, name)) for name in FIELDS}
     before = get_limits(conn, workspace_id)
     conn.execute(update(_workspaces).where(_workspaces.c.id == workspace_id).values(**values))
     audit.record(conn, action="workspace.limits_changed", actor=actor, target_type="workspace",
-                 target_id=str(workspace_id), source=source, before=asdict(before), after=values)  # fmt: skip
+                 target_id=str(workspace_id), source=source, who=who, before=asdict(before),
+                 after=values)  # fmt: skip
     return run_slots.admit(conn, workspace_id)
 
 

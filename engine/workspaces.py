@@ -167,7 +167,7 @@ def rename_workspace(
     session.add(workspace)
     audit.record(
         session, actor=actor, action="workspace.rename", target_type="workspace", target_id=str(workspace.id),
-        details={"before": before, "after": name}, ip=ip,
+        before={"name": before}, after={"name": name}, ip=ip,
     )  # fmt: skip
     return workspace
 
@@ -216,8 +216,8 @@ def set_member(
     )
     audit.record(
         session, actor=actor, action="workspace.member.set", target_type="workspace", target_id=str(workspace.id),
-        details={"user_id": str(user.id), "email": user.email, "before": before, "after": role or "instance role"},
-        ip=ip,
+        details={"user_id": str(user.id), "email": user.email, "added": existing is None},
+        before=None if before is None else {"role": before}, after={"role": role or "instance role"}, ip=ip,
     )  # fmt: skip
 
 
@@ -229,16 +229,18 @@ def remove_member(
     if workspace is None:
         raise _not_found(workspace_id)
     gone = session.execute(
-        delete(WorkspaceMember).where(
+        delete(WorkspaceMember)
+        .where(
             col(WorkspaceMember.workspace_id) == workspace.id,
             col(WorkspaceMember.user_id) == uuid.UUID(str(user_id)),
         )
-    )
-    if not gone.rowcount:  # type: ignore[attr-defined]
+        .returning(col(WorkspaceMember.role))
+    ).first()
+    if gone is None:
         return False
     audit.record(
         session, actor=actor, action="workspace.member.remove", target_type="workspace", target_id=str(workspace.id),
-        details={"user_id": str(user_id)}, ip=ip,
+        details={"user_id": str(user_id)}, before={"role": gone[0] or "instance role"}, ip=ip,
     )  # fmt: skip
     return True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, UniqueConstraint, false
+from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, Identity, Index, UniqueConstraint, false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -52,13 +52,33 @@ class ApiKey(SQLModel, table=True):
 
 
 class WorkflowShare(SQLModel, table=True):
-    """Optional per-workflow sharing with one user."""
+    """One workflow shared beyond its workspace: with one user or with a whole workspace, to read or
+    edit (engine/shares.py grants, revokes and applies it)."""
 
     __tablename__ = "workflow_shares"
+    __table_args__ = (
+        # Exactly one recipient; one share per recipient (a second grant changes its permission).
+        CheckConstraint(
+            "(shared_with_user_id IS NULL) <> (shared_with_workspace_id IS NULL)",
+            name="ck_workflow_share_target",
+        ),
+        CheckConstraint("permission IN ('read', 'edit')", name="ck_workflow_share_permission"),
+        UniqueConstraint("workflow_id", "shared_with_user_id", name="uq_workflow_share_user"),
+        UniqueConstraint("workflow_id", "shared_with_workspace_id", name="uq_workflow_share_workspace"),
+    )
 
-    workflow_id: uuid.UUID = Field(foreign_key="workflows.id", ondelete="CASCADE", primary_key=True)
-    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
-    permission: str = Field(default="view", max_length=10)  # view | run | edit
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    workflow_id: uuid.UUID = Field(foreign_key="workflows.id", ondelete="CASCADE", index=True)
+    shared_with_user_id: uuid.UUID | None = Field(
+        default=None, foreign_key="users.id", ondelete="CASCADE", index=True
+    )
+    shared_with_workspace_id: uuid.UUID | None = Field(
+        default=None, foreign_key="workspaces.id", ondelete="CASCADE", index=True
+    )
+    permission: str = Field(default="read", max_length=10)  # read | edit
+    granted_by: str = Field(default="", max_length=320)  # the granter as the audit log names them
+    granted_by_user_id: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    granted_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 
 class ApprovalVote(SQLModel, table=True):

@@ -49,7 +49,10 @@ class KnowledgeDocument(SQLModel, table=True):
     """
 
     __tablename__ = "knowledge_documents"
-    __table_args__ = (UniqueConstraint("collection", "name", name="uq_knowledge_document_name"),)
+    # A name is unique within its workspace's collection: each workspace may have its own "docs/faq.md".
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "collection", "name", name="uq_knowledge_document_name"),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     collection: str = Field(max_length=100, index=True)

@@ -8,7 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.callers import Admin, Caller, InstanceAdmin, client_ip
+from app.api.callers import Caller, InstanceAdmin, client_ip
 from app.auth import api_keys, users
 from app.auth.policy import Role
 from app.auth.principal import session_cache
@@ -133,8 +133,9 @@ def revoke_key(key_id: uuid.UUID, principal: Caller, request: Request) -> Respon
 
 
 @router.get("/users", response_model=list[UserPublic])
-def list_users(principal: Admin) -> list[UserPublic]:
-    """Every user with their role (admins only)."""
+def list_users(principal: InstanceAdmin) -> list[UserPublic]:
+    """Every user of the instance with their instance role (instance admins only; a workspace's
+    admins list their members with GET /api/workspaces/{workspace_id}/members)."""
     with db_session() as session:
         return [UserPublic.model_validate(u) for u in users.list_users(session)]
 
@@ -143,7 +144,7 @@ def list_users(principal: Admin) -> list[UserPublic]:
 def update_user(
     user_id: uuid.UUID, body: UserUpdate, principal: InstanceAdmin, request: Request
 ) -> UserPublic:
-    """Change a user's role or deactivate them (admins only); the change applies at once."""
+    """Change a user's instance role or deactivate them (instance admins only); it applies at once."""
     with db_session() as session:
         # UserError (the last admin, an unknown role) answers 409.
         changed = users.change_user(session, user_id, role=body.role, is_active=body.is_active)

@@ -6,6 +6,7 @@ not run (a router mounted somewhere else, a test app).
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -34,28 +35,30 @@ def requires(role: Role):
     return check
 
 
-def instance_admin(principal: Annotated[Principal, Depends(caller)]) -> Principal:
-    """The caller when they are an instance admin (users.role), acting as admin; a workspace's
-    admin is not one. For the instance-wide tools: dead letters, circuits, instance roles."""
-    if principal.instance_role != Role.ADMIN or not allows(principal.role, Role.ADMIN):
-        raise FlowloomError("this needs the instance admin role", code=ErrorCode.FORBIDDEN)
-    return principal
-
-
 Caller = Annotated[Principal, Depends(caller)]
 Admin = Annotated[Principal, Depends(requires(Role.ADMIN))]
-InstanceAdmin = Annotated[Principal, Depends(instance_admin)]
 
 
 def instance_admin(principal: Annotated[Principal, Depends(caller)]) -> Principal:
-    """Refuses everyone but instance admins (users.role admin): workspace admins manage their workspace only."""
-    # An admin's API key made with a lower role stays that role.
-    if principal.instance_role != Role.ADMIN or not allows(principal.role, Role.ADMIN):
+    """Refuses everyone but instance admins (users.role admin): workspace admins manage their workspace
+    only. For the instance-wide tools: users, dead letters, circuits, creating workspaces."""
+    if not principal.is_instance_admin:  # an admin's API key made with a lower role stays that role
         raise FlowloomError("this needs an instance admin", code=ErrorCode.FORBIDDEN)
     return principal
 
 
 InstanceAdmin = Annotated[Principal, Depends(instance_admin)]
+
+
+def administers(principal: Principal, workspace_id: uuid.UUID | str) -> str:
+    """The caller's role in the workspace named in a path (an API key's own role, in its workspace
+    only), when it is admin: WORKSPACE_NOT_FOUND unless they are a member there, FORBIDDEN below admin."""
+    role = principal.workspace_roles.get(str(workspace_id))
+    if role is None:
+        raise FlowloomError(f"workspace {workspace_id} not found", code=ErrorCode.WORKSPACE_NOT_FOUND)
+    if not allows(role, Role.ADMIN):
+        raise FlowloomError("this needs the admin role in that workspace", code=ErrorCode.FORBIDDEN)
+    return role
 
 
 def client_ip(request: Request) -> str:

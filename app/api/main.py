@@ -29,12 +29,14 @@ from app.api import (
     runs,
     secrets,
     security_headers,
+    shares,
     triggers,
     trusted_hosts,
     validation,
     version_diff,
     versions,
     workflows,
+    workspace_settings,
     workspaces,
 )
 
@@ -56,6 +58,7 @@ def create_api() -> FastAPI:
     api.include_router(workflows.router, prefix=routes.API_PREFIX)
     api.include_router(version_diff.router, prefix=routes.API_PREFIX)  # before versions: /diff
     api.include_router(versions.router, prefix=routes.API_PREFIX)
+    api.include_router(shares.router, prefix=routes.API_PREFIX)  # sharing one workflow
     api.include_router(publishing.router, prefix=routes.API_PREFIX)  # submit, approve, reject, publish
     api.include_router(validation.router, prefix=routes.API_PREFIX)
     api.include_router(node_types.router, prefix=routes.API_PREFIX)
@@ -66,6 +69,7 @@ def create_api() -> FastAPI:
     api.include_router(secrets.router, prefix=routes.API_PREFIX)
     api.include_router(audit.router, prefix=routes.API_PREFIX)  # the audit log: read and export, admins
     api.include_router(workspaces.router, prefix=routes.API_PREFIX)
+    api.include_router(workspace_settings.router, prefix=routes.API_PREFIX)  # review rule, limits, retention
     api.include_router(agents.router, prefix=routes.API_PREFIX)  # saved agents (Agent Manager)
     api.include_router(dead_letters.router, prefix=routes.API_PREFIX)
     api.include_router(circuits.router, prefix=routes.API_PREFIX)

@@ -59,6 +59,12 @@ class WorkflowPublic(BaseModel):
     latest_version: int = Field(description="0 while no version has been saved")
     created_at: datetime
     updated_at: datetime
+    shared_with_you: bool = Field(
+        False, description="reached through a share (with you or your workspace), not your workspace's own"
+    )
+    share_permission: Literal["read", "edit"] | None = Field(
+        None, description="what the share allows (null for your workspace's own workflows)"
+    )
 
 
 class IssuePublic(BaseModel):

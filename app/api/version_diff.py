@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from app import db
 from app.api.callers import Caller
 from app.api.versions import MAX_VERSION
-from engine import workflows
+from engine import shares, workflows
 from engine.errors import DefinitionError, ErrorCode, FlowloomError, user_message
 from engine.parse import parse_dict
 from engine.version_diff import diff_definitions
@@ -85,7 +85,11 @@ def diff_versions(
 ) -> VersionDiffPublic:
     """What changed between two saved versions of the workflow."""
     with db.db_session() as session:
-        if workflows.get_workflow(session, workflow_id, workspace_id=principal.workspace_id) is None:
+        reached = workflows.get_workflow(
+            session, workflow_id, workspace_id=principal.workspace_id, user_id=principal.user_id,
+            need=shares.READ,
+        )  # fmt: skip
+        if reached is None:  # neither its workspace's nor shared with the caller
             raise FlowloomError(f"workflow {workflow_id} not found", code=ErrorCode.WORKFLOW_NOT_FOUND)
         before = _definition(session, workflow_id, from_version)
         after = _definition(session, workflow_id, to_version)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Path, Query, status
+from sqlmodel import Session
 
 from app import db
 from app.api.callers import Caller
@@ -22,12 +23,13 @@ from app.api.schemas import (
     VersionSaved,
     VersionSummary,
 )
-from engine import workflows
+from app.auth.principal import Principal
+from engine import shares, workflows
 from engine.errors import ErrorCode, FlowloomError
 from engine.ids import parse_id
 from engine.parse import parse_dict
 from engine.validate import ValidationReport, validate
-from models.tables import WorkflowVersion
+from models.tables import Workflow, WorkflowVersion
 
 router = APIRouter(prefix="/workflows/{workflow_id}/versions", tags=["workflows"])
 
@@ -49,6 +51,13 @@ def _no_workflow(workflow_id: uuid.UUID) -> FlowloomError:
     return FlowloomError(f"workflow {workflow_id} not found", code=ErrorCode.WORKFLOW_NOT_FOUND)
 
 
+def _readable(session: Session, workflow_id: uuid.UUID, principal: Principal) -> Workflow | None:
+    """The workflow when the caller's workspace owns it or it is shared with them (engine/shares.py)."""
+    return workflows.get_workflow(
+        session, workflow_id, workspace_id=principal.workspace_id, user_id=principal.user_id, need=shares.READ
+    )
+
+
 def _public(workflow_id: uuid.UUID, row: WorkflowVersion) -> VersionPublic:
     definition = dict(row.definition)
     return VersionPublic(
@@ -63,6 +72,7 @@ def _public(workflow_id: uuid.UUID, row: WorkflowVersion) -> VersionPublic:
     status_code=status.HTTP_201_CREATED,
     responses={
         **_NO_WORKFLOW,
+        403: {"description": "Shared with you to read only (forbidden)"},
         422: {"description": "The definition does not parse (definition_invalid, with the place)"},
     },
 )
@@ -70,9 +80,11 @@ def save_version(workflow_id: uuid.UUID, body: VersionCreate, principal: Caller)
     """Save `definition` as the workflow's next version (numbered 1, 2, ...; its `name` becomes the
     workflow's, its `version` the new number) and make its triggers the live ones."""
     with db.db_session() as session:
-        workflow = workflows.get_workflow(session, workflow_id, workspace_id=principal.workspace_id)
-        if workflow is None:
-            raise _no_workflow(workflow_id)
+        # Its own workspace, or an edit share (a read share: 403); validated in the caller's workspace.
+        workflow = shares.require(
+            session, workflow_id, workspace_id=principal.workspace_id, user_id=principal.user_id,
+            need=shares.EDIT,
+        )  # fmt: skip
         defn = parse_dict({**body.definition, "name": workflow.name})
         number, _ = workflows.save_version(
             session, workflow_id, defn.to_dict(), body.note, created_by=parse_id(principal.user_id)
@@ -103,7 +115,7 @@ def list_versions(
 ) -> VersionPage:
     """The workflow's saved versions, newest first, without their definitions."""
     with db.db_session() as session:
-        if workflows.get_workflow(session, workflow_id, workspace_id=principal.workspace_id) is None:
+        if _readable(session, workflow_id, principal) is None:
             raise _no_workflow(workflow_id)
         found = workflows.list_versions(session, workflow_id, limit + 1, before=before)
     page = found[:limit]
@@ -128,7 +140,7 @@ def read_version(
 ) -> VersionPublic:
     """One saved version with its definition."""
     with db.db_session() as session:
-        if workflows.get_workflow(session, workflow_id, workspace_id=principal.workspace_id) is None:
+        if _readable(session, workflow_id, principal) is None:
             raise _no_workflow(workflow_id)
         row = workflows.read_version(session, workflow_id, version)
         if row is None:

@@ -11,8 +11,8 @@ import uuid
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.callers import Caller, InstanceAdmin, client_ip
-from app.auth.policy import Role, allows
+from app.api.callers import Caller, InstanceAdmin, administers, client_ip
+from app.auth.policy import Role
 from app.auth.principal import Principal, session_cache
 from app.db import db_session
 from engine import workspaces
@@ -68,13 +68,9 @@ def _public(m: workspaces.Membership) -> WorkspacePublic:
 
 
 def _administered(principal: Principal, workspace_id: uuid.UUID) -> None:
-    """404 unless the caller is a member of the workspace; 403 unless they are its admin."""
-    mine = {m.workspace_id: m for m in principal.workspaces}
-    membership = mine.get(str(workspace_id))
-    if membership is None:
-        raise FlowloomError(f"workspace {workspace_id} not found", code=ErrorCode.WORKSPACE_NOT_FOUND)
-    if not allows(membership.role, Role.ADMIN):
-        raise FlowloomError("this needs the admin role in that workspace", code=ErrorCode.FORBIDDEN)
+    """404 unless the caller is a member of the workspace; 403 unless they are its admin (an API
+    key: at the key's own role, not its owner's)."""
+    administers(principal, workspace_id)
 
 
 @router.get("/workspaces", response_model=WorkspacesPublic)
@@ -86,7 +82,9 @@ def list_mine(principal: Caller) -> WorkspacesPublic:
     )
 
 
-@router.post("/workspaces", response_model=WorkspacePublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/workspaces", response_model=WorkspacePublic, status_code=status.HTTP_201_CREATED, responses={409: {}}
+)
 def create(body: WorkspaceCreate, principal: InstanceAdmin, request: Request) -> WorkspacePublic:
     """Create a workspace (instance admins); you are its admin as an instance admin."""
     with db_session() as session:

@@ -29,10 +29,12 @@ from app.auth.middleware import login_url
 from app.auth.policy import PUBLIC, Access, Role, allows, handler_access, page_access
 from app.auth.principal import WORKSPACE_COOKIE, Principal, from_cookie_header
 from engine import audit
+from engine.contract.called_workflows import calls_within
 
 log = logging.getLogger(__name__)
 
 ACCESS_ATTR = "__flowloom_access__"
+_NO_WORKSPACE = "00000000-0000-0000-0000-000000000000"  # a caller in none reaches no workflow
 _APP_PACKAGES = ("app.", "components.")
 # Reflex route -> the page's own on_load events, started by check_page once access is granted.
 _PAGE_LOADS: dict[str, list[Any]] = {}
@@ -83,6 +85,12 @@ def requires(role: Role) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 return None
             return _refusal(principal, role, self.router.url.path)
 
+        def within(self: BaseState) -> Any:
+            # Nothing the handler derives comes from another workspace's workflows (a sub-workflow
+            # node's ports are its called workflow's inputs and outputs): calls resolve in the caller's.
+            principal = caller_of(self)
+            return calls_within((principal.workspace_id if principal else "") or _NO_WORKSPACE)
+
         if inspect.isasyncgenfunction(fn):
 
             @functools.wraps(fn)
@@ -99,7 +107,8 @@ def requires(role: Role) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             async def wrapper(self, *args, **kwargs):
                 if (refusal := refused(self)) is not None:
                     return refusal
-                return await fn(self, *args, **kwargs)
+                with within(self):
+                    return await fn(self, *args, **kwargs)
 
         elif inspect.isgeneratorfunction(fn):
 
@@ -116,7 +125,8 @@ def requires(role: Role) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             def wrapper(self, *args, **kwargs):
                 if (refusal := refused(self)) is not None:
                     return refusal
-                return fn(self, *args, **kwargs)
+                with within(self):
+                    return fn(self, *args, **kwargs)
 
         setattr(wrapper, ACCESS_ATTR, role)
         return wrapper

@@ -52,6 +52,10 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/api/workflows/{workflow_id}/versions"): Role.VIEWER,
     ("GET", "/api/workflows/{workflow_id}/versions/{version}"): Role.VIEWER,
     ("GET", "/api/workflows/{workflow_id}/versions/diff"): Role.VIEWER,  # app/api/version_diff.py
+    # sharing one workflow (app/api/shares.py): its own workspace only (engine/shares.py checks)
+    ("GET", "/api/workflows/{workflow_id}/shares"): Role.VIEWER,
+    ("POST", "/api/workflows/{workflow_id}/shares"): Role.EDITOR,
+    ("DELETE", "/api/workflows/{workflow_id}/shares/{share_id}"): Role.EDITOR,
     # four-eyes publishing (app/api/publishing.py); who may approve is checked by engine.publishing
     ("POST", "/api/workflows/{workflow_id}/versions/{version}/submit"): Role.EDITOR,
     ("POST", "/api/workflows/{workflow_id}/versions/{version}/approve"): Role.EDITOR,
@@ -85,7 +89,7 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/api/keys"): Role.VIEWER,
     ("POST", "/api/keys"): Role.VIEWER,
     ("DELETE", "/api/keys/{key_id}"): Role.VIEWER,
-    ("GET", "/api/users"): Role.ADMIN,
+    ("GET", "/api/users"): Role.ADMIN,  # instance admins only (the routes check users.role)
     ("PATCH", "/api/users/{user_id}"): Role.ADMIN,
     # Any member may list their workspaces; the routes check admin rights in the named workspace
     # (404 when not a member) and instance admin for creating one (app/api/workspaces.py).
@@ -95,6 +99,11 @@ API_POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/api/workspaces/{workspace_id}/members"): Role.VIEWER,
     ("PUT", "/api/workspaces/{workspace_id}/members/{user_id}"): Role.VIEWER,
     ("DELETE", "/api/workspaces/{workspace_id}/members/{user_id}"): Role.VIEWER,
+    # A workspace's review rule, limits, retention and its prune preview (app/api/workspace_settings.py):
+    # its admins, checked by the route in the named workspace (404 when not a member).
+    ("GET", "/api/workspaces/{workspace_id}/settings"): Role.VIEWER,
+    ("PATCH", "/api/workspaces/{workspace_id}/settings"): Role.VIEWER,
+    ("GET", "/api/workspaces/{workspace_id}/retention/preview"): Role.VIEWER,
     ("GET", "/api/audit"): Role.ADMIN,
     # saved agents (app/api/agents.py): viewers read, editors change
     ("GET", "/api/agents"): Role.VIEWER,
@@ -201,6 +210,14 @@ HANDLER_POLICY: dict[str, Access] = {
     "WorkflowsState.rename": Role.EDITOR,
     "WorkflowsState.duplicate": Role.EDITOR,
     "WorkflowsState.delete": Role.EDITOR,
+    # sharing one workflow (engine/shares.py checks it is the caller's workspace's)
+    "WorkflowsState.open_share": Role.VIEWER,
+    "WorkflowsState.set_share_open": Role.VIEWER,
+    "WorkflowsState.set_share_kind": Role.VIEWER,
+    "WorkflowsState.set_share_target": Role.VIEWER,
+    "WorkflowsState.set_share_permission": Role.VIEWER,
+    "WorkflowsState.grant_share": Role.EDITOR,
+    "WorkflowsState.revoke_share": Role.EDITOR,
     # A form trigger's page (app/pages/forms_state.py): public; each handler that reads or starts
     # anything checks app.trigger_access.open_form itself (operator, or a public form's token).
     "FormState.load": PUBLIC,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 
 from app.auth import api_keys, sessions
-from app.auth.policy import RANK, lower_role
+from app.auth.policy import RANK, Role, allows, lower_role
 from app.auth.users import get_user
 from app.db import db_session
 from engine import workspaces
@@ -56,6 +56,12 @@ class Principal:
         """How the audit log names the caller."""
         suffix = f" (key {self.key_id})" if self.key_id else ""
         return f"{self.email or self.user_id}{suffix}"
+
+    @property
+    def is_instance_admin(self) -> bool:
+        """An instance admin (users.role admin) acting as admin: a workspace's admin is not one, nor
+        an instance admin's key made with a lower role."""
+        return self.instance_role == Role.ADMIN and allows(self.role, Role.ADMIN)
 
     @property
     def started_by(self) -> str:

@@ -1,4 +1,8 @@
-"""State of the Knowledge page: collections, their documents, uploads and (re-)indexing in a worker."""
+"""State of the Knowledge page: collections, their documents, uploads and (re-)indexing in a worker.
+
+Everything is the caller's current workspace's (app.pages.workspace_scope): another workspace's
+collection shows empty, its document ids delete and re-index nothing.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import reflex as rx
 from app import db, knowledge
 from app.auth.guard import audit_who, caller_of, requires
 from app.pages.models_state import human_size
+from app.pages.workspace_scope import current_workspace
 from engine import audit, jobs
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.errors import FlowloomError, user_message
@@ -68,8 +73,9 @@ class KnowledgeState(rx.State):
 
     def _refresh(self) -> None:
         try:
+            workspace = current_workspace(self)
             with db.db_session() as session:
-                found = knowledge.collections(session)
+                found = knowledge.collections(session, workspace_id=workspace)
                 self.collections = [
                     CollectionRow(c.name, c.documents, c.ready, c.failed, c.chunks) for c in found
                 ]
@@ -77,7 +83,11 @@ class KnowledgeState(rx.State):
                     self.collections.append(CollectionRow(self.selected, 0, 0, 0, 0))
                 if not self.selected and found:
                     self.selected = found[0].name
-                rows = knowledge.documents(session, self.selected) if self.selected else []
+                rows = (
+                    knowledge.documents(session, self.selected, workspace_id=workspace)
+                    if self.selected
+                    else []
+                )
                 self.documents = [
                     DocumentRow(
                         str(r.id),
@@ -159,7 +169,7 @@ class KnowledgeState(rx.State):
             with audit.acting_as(audit_who(self)), db.db_session() as session:
                 ids = knowledge.add_documents(
                     session, self.selected, uploads, chunk_size=size, chunk_overlap=overlap,
-                    uploaded_by=uploader,
+                    uploaded_by=uploader, workspace_id=current_workspace(self),
                 )  # fmt: skip
         except ValueError:
             self.error = "Chunk size and overlap must be whole numbers."
@@ -181,7 +191,7 @@ class KnowledgeState(rx.State):
         if not self.selected or self.busy:
             return None
         with db.db_session() as session:
-            knowledge.mark_queued(session, self.selected)
+            knowledge.mark_queued(session, self.selected, workspace_id=current_workspace(self))
         self._refresh()
         return KnowledgeState.follow([], self.selected)
 
@@ -193,9 +203,13 @@ class KnowledgeState(rx.State):
             if self.busy:
                 return
             self.busy, self.job_percent, self.job_message = "Indexing…", 0, "queued"
+            workspace = current_workspace(self)  # the job indexes this workspace's documents only
         try:
             job_id = await asyncio.to_thread(
-                knowledge.start_indexing, document_ids=document_ids or None, collection=collection
+                knowledge.start_indexing,
+                document_ids=document_ids or None,
+                collection=collection,
+                workspace_id=workspace,
             )
             status = await asyncio.to_thread(jobs.status, job_id)
             while not status.done:
@@ -235,7 +249,7 @@ class KnowledgeState(rx.State):
         self.delete_id, self.delete_name = "", ""
         try:
             with audit.acting_as(audit_who(self)), db.db_session() as session:
-                name = knowledge.delete_document(session, document_id)
+                name = knowledge.delete_document(session, document_id, workspace_id=current_workspace(self))
         except DB_ERRORS as exc:
             self.error = describe_db_error(exc)
             return None

@@ -129,11 +129,15 @@ def _workflow_options(workspace_id: str) -> list[Option]:
         return [Option(str(w.id), w.name) for w in sorted(found, key=lambda w: w.name.lower())]
 
 
-def _trigger_options(workflow_id: str) -> list[Option]:
-    if workflow_id == ANY:
+def _trigger_options(workflow_id: str, workspace_id: str) -> list[Option]:
+    wanted = workflows.parse_id(workflow_id) if workflow_id != ANY else None
+    if wanted is None:
         return []
     with db_session() as session:
-        found = triggers.list_for_workflow(session.connection(), workflow_id)
+        # A workflow of another workspace has no triggers for this caller (as if unknown).
+        if workflows.get_workflow(session, wanted, workspace_id=workspace_id) is None:
+            return []
+        found = triggers.list_for_workflow(session.connection(), wanted)
     return [Option(t.id, f"{t.key} ({t.kind})") for t in found]
 
 
@@ -234,7 +238,7 @@ class RunsState(rx.State):
     def _load_options(self) -> None:
         try:
             self.workflow_options = _workflow_options(self._workspace())
-            self.trigger_options = _trigger_options(self.f_workflow)
+            self.trigger_options = _trigger_options(self.f_workflow, self._workspace())
             self.who_options = _who_options(self._workspace())
         except DB_ERRORS as exc:
             log.warning("loading the runs filters failed: %s", exc)
@@ -274,7 +278,7 @@ class RunsState(rx.State):
         self._set_filters(filters)
         if workflow_changed:
             try:
-                self.trigger_options = _trigger_options(filters.workflow)
+                self.trigger_options = _trigger_options(filters.workflow, self._workspace())
             except DB_ERRORS as exc:
                 log.warning("listing triggers failed: %s", exc)
                 self.trigger_options = []

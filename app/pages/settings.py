@@ -1,11 +1,11 @@
-"""The Settings page: my API keys (created, shown once, revoked) and, for admins, users' roles."""
+"""The Settings page: my API keys (created, shown once, revoked), for instance admins users' roles,
+for the workspace's admins its limits and review rule."""
 
 from __future__ import annotations
 
 import reflex as rx
 
 from app import routes
-from app.auth.guard import AuthState
 from app.layout import error_callout, page, page_header
 from app.pages.settings_limits import limits_section
 from app.pages.settings_review import review_section
@@ -133,11 +133,11 @@ def _confirm_dialog() -> rx.Component:
 def settings_page() -> rx.Component:
     """API keys and users."""
     return rx.box(
-        page_header("Settings", "Your API keys; users and roles for admins."),
+        page_header("Settings", "Your API keys; users and roles for instance admins."),
         error_callout(S.error),
         _keys(),
         rx.cond(
-            AuthState.is_admin,
+            S.instance_admin,  # users are the instance's: a workspace's admin neither sees nor changes them
             rx.card(
                 rx.vstack(
                     rx.heading("Users", size="4"),

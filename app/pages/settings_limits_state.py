@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import reflex as rx
 
 from app import db
-from app.auth.guard import caller_of, requires
+from app.auth.guard import audit_who, caller_of, requires
 from app.auth.policy import Role, allows
 from app.pages.formatting import format_time
 from engine import dispatch, retention, workspace_limits
@@ -119,7 +119,7 @@ class LimitsState(rx.State):
             with get_engine(db.database_url()).begin() as conn:
                 sent = workspace_limits.set_limits(
                     conn, principal.workspace_id, workspace_limits.WorkspaceLimits(**values),  # type: ignore[arg-type]
-                    actor=principal.actor, source="ui",
+                    who=audit_who(self, principal),
                 )  # fmt: skip
             dispatch.send(sent)
             self._load()

@@ -1,4 +1,4 @@
-"""State of the Settings page: my API keys, and (for admins) everyone's role.
+"""State of the Settings page: my API keys, and (for instance admins) every user's instance role.
 
 Revoking a key, changing a role and deactivating a user are asked first (`ask_*`): the page shows a
 confirmation saying what will happen, and only `confirm` sends the change, as its own event, to the
@@ -21,7 +21,7 @@ from reflex.event import EventSpec
 from app import db
 from app.auth import api_keys, users
 from app.auth.guard import audit_who, caller_of, requires
-from app.auth.policy import Role, allows
+from app.auth.policy import Role
 from app.auth.principal import session_cache
 from app.pages.formatting import format_time, time_ago
 from engine import audit
@@ -49,7 +49,7 @@ class KeyRow:
 
 @dataclass
 class UserRow:
-    """One user, for admins."""
+    """One user of the instance, for instance admins."""
 
     id: str
     email: str
@@ -60,10 +60,11 @@ class UserRow:
 
 
 class SettingsState(rx.State):
-    """My keys; everyone's roles for admins."""
+    """My keys; every user's instance role for instance admins (a workspace's admin is not one)."""
 
     keys: list[KeyRow] = []
     users: list[UserRow] = []
+    instance_admin: bool = False  # whether the user list shows (users are the whole instance's)
     new_key_name: str = ""
     new_key_role: str = Role.VIEWER.value
     key_shown: bool = False  # whether the field holding a new key is visible (never the key)
@@ -82,6 +83,7 @@ class SettingsState(rx.State):
 
     def _reload(self) -> None:
         principal = caller_of(self)
+        self.instance_admin = principal is not None and principal.is_instance_admin
         if principal is None:
             self.keys, self.users = [], []
             return
@@ -105,7 +107,7 @@ class SettingsState(rx.State):
                     UserRow(str(u.id), u.email, u.name, u.issuer, u.role, u.is_active)
                     for u in users.list_users(session)
                 ]
-                if allows(principal.role, Role.ADMIN)
+                if self.instance_admin
                 else []
             )
         self.error = ""
@@ -120,7 +122,7 @@ class SettingsState(rx.State):
     @rx.event
     @requires(Role.VIEWER)
     def load(self) -> EventSpec:
-        """Fetch my keys (and the users, for admins)."""
+        """Fetch my keys (and the users, for instance admins)."""
         self.key_shown = False
         self._refresh()
         return rx.set_value(CREATED_KEY_ID, "")
@@ -188,19 +190,19 @@ class SettingsState(rx.State):
     @rx.event
     @requires(Role.ADMIN)
     def set_user_role(self, user_id: str, role: str) -> EventSpec | None:
-        """Change a user's role (admins only); it applies at once."""
+        """Change a user's instance role (instance admins only); it applies at once."""
         return self._change(user_id, role=role)
 
     @rx.event
     @requires(Role.ADMIN)
     def set_user_active(self, user_id: str, active: bool) -> EventSpec | None:
-        """Deactivate or reactivate a user (admins only)."""
+        """Deactivate or reactivate a user (instance admins only)."""
         return self._change(user_id, is_active=active)
 
     def _change(self, user_id: str, **change: object) -> EventSpec | None:
         principal = caller_of(self)
         # Users and their instance roles are the whole instance's: a workspace's admin changes neither.
-        if principal is None or principal.instance_role != Role.ADMIN:
+        if principal is None or not principal.is_instance_admin:
             return rx.toast.error("Changing a user needs the instance admin role")
         try:
             with db.db_session() as session:

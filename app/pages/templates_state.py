@@ -1,7 +1,8 @@
 """State of the Templates page: the gallery's cards, search and category filter, "use" and import.
 
 Templates come from engine.template_gallery (files in engine/templates/). Anyone signed in may
-browse; using a template or importing a file creates a workflow, so it needs the editor role.
+browse; using a template or importing a file creates a workflow, so it needs the editor role. The
+copy is made in the caller's current workspace (app.pages.workspace_scope).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from reflex.event import EventSpec
 from app import db, routes
 from app.auth.guard import audit_who, requires
 from app.auth.policy import Role
+from app.pages.workspace_scope import current_workspace
 from components.graph_preview import preview_data_url
 from engine import audit, template_gallery
 from engine.db_errors import DB_ERRORS, describe_db_error
@@ -132,7 +134,7 @@ class TemplatesState(rx.State):
         """Create the template's editable copy and open it in the editor."""
         try:
             with audit.acting_as(audit_who(self)), db.db_session() as session:
-                created = template_gallery.use_template(session, key)
+                created = template_gallery.use_template(session, key, workspace_id=current_workspace(self))
         except FlowloomError as exc:
             return rx.toast.error(user_message(exc))
         except DB_ERRORS as exc:
@@ -171,7 +173,9 @@ class TemplatesState(rx.State):
         name = getattr(upload, "name", None) or getattr(upload, "filename", None) or "upload"
         try:
             with audit.acting_as(audit_who(self)), db.db_session() as session:
-                created = template_gallery.import_file(session, raw, str(name))
+                created = template_gallery.import_file(
+                    session, raw, str(name), workspace_id=current_workspace(self)
+                )
         except FlowloomError as exc:
             self.import_error = user_message(exc)
             return None

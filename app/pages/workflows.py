@@ -1,4 +1,5 @@
-"""The Workflows page: list, search, create, rename, duplicate and delete workflows."""
+"""The Workflows page: list, search, create, rename, duplicate, share and delete workflows; the ones
+shared with the caller carry a badge and only the actions their share allows."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import reflex as rx
 
 from app import routes
 from app.layout import empty_state, error_callout, listing, page, page_header
-from app.pages.workflows_dialogs import create_dialog, delete_dialog, rename_dialog
+from app.pages.workflows_dialogs import create_dialog, delete_dialog, rename_dialog, share_dialog
 from app.pages.workflows_state import WorkflowRow
 from app.pages.workflows_state import WorkflowsState as S
 from components.data_table import data_table
@@ -31,14 +32,50 @@ def _row_menu(row: WorkflowRow) -> rx.Component:
             ),
         ),
         rx.dropdown_menu.content(
-            rx.dropdown_menu.item(
-                rx.icon("pencil", size=14), "Rename", on_click=S.open_rename(row.id, row.name)
+            rx.cond(
+                row.permission != "read",
+                rx.dropdown_menu.item(
+                    rx.icon("pencil", size=14), "Rename", on_click=S.open_rename(row.id, row.name)
+                ),
             ),
-            rx.dropdown_menu.item(rx.icon("copy", size=14), "Duplicate", on_click=S.duplicate(row.id)),
-            rx.dropdown_menu.separator(),
-            rx.dropdown_menu.item(
-                rx.icon("trash-2", size=14), "Delete", color="red", on_click=S.open_delete(row.id, row.name)
+            # A share never allows copying, sharing on or deleting (engine/shares.py).
+            rx.cond(
+                row.permission == "",
+                rx.fragment(
+                    rx.dropdown_menu.item(
+                        rx.icon("copy", size=14), "Duplicate", on_click=S.duplicate(row.id)
+                    ),
+                    rx.dropdown_menu.item(
+                        rx.icon("share-2", size=14), "Share…", on_click=S.open_share(row.id, row.name)
+                    ),
+                    rx.dropdown_menu.separator(),
+                    rx.dropdown_menu.item(
+                        rx.icon("trash-2", size=14),
+                        "Delete",
+                        color="red",
+                        on_click=S.open_delete(row.id, row.name),
+                    ),
+                ),
+                rx.dropdown_menu.item(rx.icon("info", size=14), "Shared by ", row.owner, disabled=True),
             ),
+        ),
+    )
+
+
+def _shared_badge(row: WorkflowRow) -> rx.Component:
+    return rx.cond(
+        row.permission != "",
+        rx.tooltip(
+            rx.badge(
+                rx.icon("share-2", size=11),
+                "Shared with you · ",
+                row.permission,
+                color_scheme="blue",
+                variant="soft",
+                size="1",
+                data_testid="workflow-shared-badge",
+            ),
+            content="Shared by " + row.owner,
         ),
     )
 
@@ -56,11 +93,16 @@ def _row(row: WorkflowRow) -> rx.Component:
                     flex_shrink="0",
                 ),
                 rx.vstack(
-                    rx.link(
-                        rx.text(row.name, weight="medium", size="2", data_testid="workflow-name"),
-                        href=routes.workflow_editor(row.id),
-                        color=rx.color("gray", 12),
-                        data_testid="workflow-open",
+                    rx.hstack(
+                        rx.link(
+                            rx.text(row.name, weight="medium", size="2", data_testid="workflow-name"),
+                            href=routes.workflow_editor(row.id),
+                            color=rx.color("gray", 12),
+                            data_testid="workflow-open",
+                        ),
+                        _shared_badge(row),
+                        align="center",
+                        spacing="2",
                     ),
                     rx.text(
                         rx.cond(row.description != "", row.description, "No description"),
@@ -157,5 +199,6 @@ def workflows_page() -> rx.Component:
         create_dialog(),
         rename_dialog(),
         delete_dialog(),
+        share_dialog(),
         width="100%",
     )

@@ -1,4 +1,5 @@
-"""State of the Workflows page: the list, the search box and the create/rename/delete dialogs."""
+"""State of the Workflows page: the list (with the workflows shared with the caller), the search box
+and the create/rename/delete/share dialogs."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from reflex.event import EventSpec
 
 from app import db
 from app.api.schemas import WorkflowCreate
-from app.auth.guard import audit_who
+from app.auth.guard import audit_who, caller_of
 from app.pages.formatting import format_time, time_ago
 from app.pages.workspace_scope import current_workspace
-from engine import workflows
+from engine import shares, workflows, workspaces
 from engine.db_errors import DB_ERRORS, describe_db_error
+from engine.errors import FlowloomError, user_message
 from models.tables import Workflow
 
 log = logging.getLogger(__name__)
@@ -33,9 +35,11 @@ class WorkflowRow:
     version: str
     updated: str
     updated_exact: str
+    permission: str = ""  # "" = the workspace's own; "read" or "edit" = shared with the caller
+    owner: str = ""  # the owning workspace's name, for shared ones
 
 
-def _row(workflow: Workflow) -> WorkflowRow:
+def _row(workflow: Workflow, permission: str = "", owner: str = "") -> WorkflowRow:
     return WorkflowRow(
         id=str(workflow.id),
         name=workflow.name,
@@ -43,7 +47,21 @@ def _row(workflow: Workflow) -> WorkflowRow:
         version=f"v{workflow.latest_version}" if workflow.latest_version else "Draft",
         updated=time_ago(workflow.updated_at),
         updated_exact=format_time(workflow.updated_at),
+        permission=permission,
+        owner=owner,
     )
+
+
+@dataclass
+class ShareRow:
+    """One share of the workflow in the Share dialog."""
+
+    id: str
+    kind: str  # user | workspace
+    target: str
+    target_name: str
+    permission: str
+    granted: str
 
 
 def _first_problem(exc: PydanticValidationError) -> str:
@@ -67,17 +85,33 @@ class WorkflowsState(rx.State):
     delete_open: bool = False
     delete_id: str = ""
     delete_name: str = ""
+    share_open: bool = False
+    share_id: str = ""
+    share_name: str = ""
+    share_rows: list[ShareRow] = []
+    share_kind: str = "user"  # whom the dialog shares with: a user (by e-mail) or a workspace
+    share_target: str = ""
+    share_permission: str = shares.READ
 
     @rx.var
     def has_workflows(self) -> bool:
         return len(self.rows) > 0
 
+    def _caller_id(self) -> str | None:
+        caller = caller_of(self)
+        return caller.user_id if caller else None
+
     def _reload(self) -> None:
+        workspace_id, user_id = current_workspace(self), self._caller_id()
         with db.db_session() as session:
-            self.rows = [
-                _row(w)
-                for w in workflows.list_workflows(session, self.search, workspace_id=current_workspace(self))
-            ]
+            found = workflows.list_workflows(
+                session, self.search, workspace_id=workspace_id, user_id=user_id, shared=True
+            )
+            others = [w.id for w in found if str(w.workspace_id) != workspace_id]
+            shared = shares.shared_permissions(session, others, workspace_id=workspace_id, user_id=user_id)
+            owners = {w.workspace_id for w in found if w.id in shared}
+            names = {o: ws.name for o in owners if (ws := workspaces.get_workspace(session, o)) is not None}
+            self.rows = [_row(w, shared.get(w.id, ""), names.get(w.workspace_id, "")) for w in found]
         self.error = ""
 
     def _refresh(self) -> None:
@@ -155,6 +189,8 @@ class WorkflowsState(rx.State):
                     data.name,
                     who=audit_who(self),
                     workspace_id=current_workspace(self),
+                    user_id=self._caller_id(),
+                    need=shares.EDIT,  # an edit share may rename it too
                 )
             self._reload()
         except DB_ERRORS as exc:
@@ -203,3 +239,87 @@ class WorkflowsState(rx.State):
             return rx.toast.error(describe_db_error(exc))
         self.delete_open = False
         return rx.toast.success(f'Deleted "{self.delete_name}"')
+
+    # Sharing (engine/shares.py): the owning workspace lists, grants and revokes
+
+    def _load_shares(self) -> None:
+        with db.db_session() as session:
+            found = shares.list_shares(
+                session,
+                uuid.UUID(self.share_id),
+                workspace_id=current_workspace(self),
+                user_id=self._caller_id(),
+            )
+        self.share_rows = [
+            ShareRow(s.id, s.kind, s.target, s.target_name, s.permission, time_ago(s.granted_at))
+            for s in found
+        ]
+
+    @rx.event
+    def open_share(self, workflow_id: str, name: str) -> EventSpec | None:
+        """Open the Share dialog of a workflow with its current shares."""
+        self.share_id, self.share_name, self.share_target = workflow_id, name, ""
+        try:
+            self._load_shares()
+        except (FlowloomError, ValueError) as exc:
+            return rx.toast.error(user_message(exc))
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
+        self.share_open = True
+        return None
+
+    @rx.event
+    def set_share_open(self, value: bool) -> None:
+        self.share_open = value
+
+    @rx.event
+    def set_share_kind(self, value: str) -> None:
+        self.share_kind = "workspace" if value == "workspace" else "user"
+
+    @rx.event
+    def set_share_target(self, value: str) -> None:
+        self.share_target = value[:320]
+
+    @rx.event
+    def set_share_permission(self, value: str) -> None:
+        self.share_permission = value if value in shares.PERMISSIONS else shares.READ
+
+    @rx.event
+    def grant_share(self) -> EventSpec | None:
+        """Share the dialog's workflow with the typed user or workspace."""
+        target = self.share_target.strip()
+        if not target:
+            return rx.toast.error(
+                "Type an e-mail address" if self.share_kind == "user" else "Type a workspace"
+            )
+        recipient = {"email": target} if self.share_kind == "user" else {"workspace": target}
+        try:
+            with db.db_session() as session:
+                info = shares.grant(
+                    session, uuid.UUID(self.share_id), workspace_id=current_workspace(self),
+                    permission=self.share_permission, who=audit_who(self), granted_by_user_id=self._caller_id(),
+                    **recipient,
+                )  # fmt: skip
+            self._load_shares()
+        except (FlowloomError, ValueError) as exc:
+            return rx.toast.error(user_message(exc))
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
+        self.share_target = ""
+        return rx.toast.success(f"Shared with {info.target} ({info.permission})")
+
+    @rx.event
+    def revoke_share(self, share_id: str) -> EventSpec | None:
+        """Revoke one share: its recipient no longer reaches the workflow."""
+        try:
+            with db.db_session() as session:
+                info = shares.revoke(
+                    session, uuid.UUID(self.share_id), uuid.UUID(share_id), workspace_id=current_workspace(self),
+                    user_id=self._caller_id(), who=audit_who(self),
+                )  # fmt: skip
+            self._load_shares()
+        except (FlowloomError, ValueError) as exc:
+            return rx.toast.error(user_message(exc))
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
+        return rx.toast.success(f"{info.target} no longer has access")

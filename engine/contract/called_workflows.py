@@ -9,6 +9,9 @@ never change, so what was read is kept per process.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,9 @@ from models.tables import Workflow, WorkflowVersion
 _versions, _workflows = table_of(WorkflowVersion), table_of(Workflow)
 _cache: dict[tuple[str, str, int], CalledWorkflow] = {}
 _lock = threading.Lock()
+# The workspace a caller acts in, while `calls_within` sets it: another workspace's workflow is no
+# called workflow then, so nothing derived from it (a sub-workflow node's ports) reaches the caller.
+_within: ContextVar[str | None] = ContextVar("called_workflows_within", default=None)
 
 
 @dataclass(frozen=True)
@@ -50,11 +56,28 @@ class CalledWorkflow:
         return list(self.definition.outputs)
 
 
+@contextmanager
+def calls_within(workspace_id: str | None) -> Iterator[None]:
+    """Inside, `called_workflow` finds workflows of workspace `workspace_id` only (None: any)."""
+    token = _within.set(str(workspace_id) if workspace_id else None)
+    try:
+        yield
+    finally:
+        _within.reset(token)
+
+
 def called_workflow(workflow_id: str, version: int) -> CalledWorkflow | None:
-    """The saved `version` of workflow `workflow_id`; None when there is no such version.
+    """The saved `version` of workflow `workflow_id`; None when there is no such version (or,
+    inside `calls_within`, when it is another workspace's).
 
     FlowloomError (database_unavailable) when the database cannot be read.
     """
+    found = _read(workflow_id, version)
+    within = _within.get()
+    return None if found is None or (within is not None and found.workspace_id != within) else found
+
+
+def _read(workflow_id: str, version: int) -> CalledWorkflow | None:
     wanted = parse_id(workflow_id)
     if wanted is None or not isinstance(version, int) or isinstance(version, bool) or version < 1:
         return None

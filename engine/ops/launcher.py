@@ -249,6 +249,72 @@ class Child:
     crashes_in_a_row: int = 0
     restarts: int = 0
     restart_at: float | None = None  # when a dead child is due to start again
+    output: Path | None = None  # the file its output is appended to (None: ours)
+
+
+class Supervisor:
+    """Children that are started again when they die, after a growing wait (`restart_delay`), their
+    process group cleared first (a Celery pool orphaned by its killed master goes with it).
+
+    The loop of `flowloom up` (`Launcher`); the chaos suite runs its workers under it too, so its
+    worker kills are survived the way a deployment survives them. `on_change` is called after a
+    child was started or stopped (the launcher records the pids).
+    """
+
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+        self.children: list[Child] = []
+        self._on_change = on_change or (lambda: None)
+
+    def spawn(
+        self, name: str, command: list[str], env: dict[str, str], stop_signal: int, grace: float,
+        output: Path | None = None,
+    ) -> Child:  # fmt: skip
+        """Start `command` as the child `name`; `output`: a file its stdout and stderr go to."""
+        log.info("starting %s: %s", name, " ".join(command))
+        process = _popen(command, env, output)
+        child = Child(name, process, stop_signal, grace, command, env, time.monotonic(), output=output)
+        self.children.append(child)
+        self._on_change()
+        return child
+
+    def look_after_all(self) -> None:
+        """One round of the loop: every child that died is cleared, then started again when due."""
+        for child in list(self.children):
+            self.look_after(child)
+
+    def look_after(self, child: Child) -> None:
+        now = time.monotonic()
+        if child.process.poll() is None:
+            if child.crashes_in_a_row and now - child.started_at >= RESTART_STABLE_S:
+                child.crashes_in_a_row = 0
+            return
+        if child.restart_at is None:
+            child.crashes_in_a_row += 1
+            delay = restart_delay(child.crashes_in_a_row)
+            log.error(
+                "%s (pid %s) %s after %.0f s; starting it again in %.1f s (crash %d in a row)",
+                child.name, child.process.pid, describe_exit(child.process.returncode),
+                now - child.started_at, delay, child.crashes_in_a_row,
+            )  # fmt: skip
+            # Its pool processes or other leftovers in its group go first, so they free ports and queues.
+            stop_process_group(child.process, signal.SIGTERM, child.grace)
+            child.restart_at = time.monotonic() + delay
+            return
+        if now < child.restart_at:
+            return
+        child.process = _popen(child.command, child.env, child.output)
+        child.started_at, child.restart_at = time.monotonic(), None
+        child.restarts += 1
+        log.warning("restarted %s as pid %s (restart %d)", child.name, child.process.pid, child.restarts)
+        self._on_change()
+
+    def stop_all(self) -> None:
+        """The children in reverse order of their start, each its stop signal, escalating to SIGKILL."""
+        for child in reversed(self.children):
+            log.info("stopping %s", child.name)
+            stop_process_group(child.process, child.stop_signal, child.grace)
+        self.children.clear()
+        self._on_change()
 
 
 class Launcher:
@@ -261,9 +327,13 @@ class Launcher:
     def __init__(self, settings: Settings, announce: Callable[[str], None] = log.info) -> None:
         self.settings = settings
         self.announce = announce
-        self.children: list[Child] = []
+        self.supervisor = Supervisor(on_change=self._record)
         self._stop = threading.Event()
         self._lock_file: IO[str] | None = None
+
+    @property
+    def children(self) -> list[Child]:
+        return self.supervisor.children
 
     def request_stop(self, signum: int = signal.SIGTERM, frame: object = None) -> None:
         """Ask the supervisor loop to stop everything (the SIGINT/SIGTERM handler)."""
@@ -357,10 +427,7 @@ class Launcher:
     def _spawn(
         self, name: str, command: list[str], env: dict[str, str], stop_signal: int, grace: float
     ) -> None:
-        log.info("starting %s: %s", name, " ".join(command))
-        process = _popen(command, env)
-        self.children.append(Child(name, process, stop_signal, grace, command, env, time.monotonic()))
-        self._record()
+        self.supervisor.spawn(name, command, env, stop_signal, grace)
 
     def _dead_child(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)
@@ -395,48 +462,29 @@ class Launcher:
     def _supervise(self) -> int:
         """Until a signal: start each child that died again, after a growing wait (restart_delay)."""
         while not self._stop.wait(0.5):
-            for child in self.children:
-                self._look_after(child)
+            self.supervisor.look_after_all()
         return 0
 
     def _look_after(self, child: Child) -> None:
-        now = time.monotonic()
-        if child.process.poll() is None:
-            if child.crashes_in_a_row and now - child.started_at >= RESTART_STABLE_S:
-                child.crashes_in_a_row = 0
-            return
-        if child.restart_at is None:
-            child.crashes_in_a_row += 1
-            delay = restart_delay(child.crashes_in_a_row)
-            log.error(
-                "%s (pid %s) %s after %.0f s; starting it again in %.1f s (crash %d in a row)",
-                child.name, child.process.pid, describe_exit(child.process.returncode),
-                now - child.started_at, delay, child.crashes_in_a_row,
-            )  # fmt: skip
-            # Its pool processes or other leftovers in its group go first, so they free ports and queues.
-            stop_process_group(child.process, signal.SIGTERM, child.grace)
-            child.restart_at = time.monotonic() + delay
-            return
-        if now < child.restart_at:
-            return
-        child.process = _popen(child.command, child.env)
-        child.started_at, child.restart_at = time.monotonic(), None
-        child.restarts += 1
-        log.warning("restarted %s as pid %s (restart %d)", child.name, child.process.pid, child.restarts)
-        self._record()
+        self.supervisor.look_after(child)
 
     def _stop_children(self) -> None:
         """The web app first (SIGINT to its group), then the workers (SIGTERM), each escalating to SIGKILL."""
-        for child in reversed(self.children):
-            log.info("stopping %s", child.name)
-            stop_process_group(child.process, child.stop_signal, child.grace)
-        self.children.clear()
-        self._record()
+        self.supervisor.stop_all()
 
 
-def _popen(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    """Start a child in its own session (so its whole group can be stopped), stdin closed."""
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+def _popen(command: list[str], env: dict[str, str], output: Path | None = None) -> subprocess.Popen:
+    """Start a child in its own session (so its whole group can be stopped), stdin closed; its
+    output goes to ours, or appended to the file `output`."""
+    if output is None:
+        return subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    with open(output, "ab") as out:
+        return subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
 
 
 def _kill_leftovers(record_text: str) -> None:

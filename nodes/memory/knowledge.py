@@ -3,7 +3,8 @@
 A document's file (PDF, Markdown, plain text, HTML) is kept in `knowledge_documents`; the
 `memory.index_documents` job, run by a worker, reads it, extracts its text, chunks it with the
 document's own settings and embeds it into `memory_chunks` (document_id = its name), reporting
-progress. Re-indexing a collection runs the same job over all its documents. `memory.search`
+progress. Re-indexing a collection runs the same job over all its documents. A document's chunks
+belong to its workspace; the job, given a workspace, indexes that workspace's documents only. `memory.search`
 and agents with a memory collection then find its chunks, with their document, chunk and score.
 
 Text extraction: PDF with pypdf (the text layer only: a scanned PDF without one has no text,
@@ -35,7 +36,7 @@ from engine.contract import (
 )
 from models.core_tables import table_of
 from models.memory import KnowledgeDocument
-from nodes.memory.memory_nodes import ingest
+from nodes.memory.memory_nodes import ingest, workspace_of
 
 INDEX_JOB = INDEX_DOCUMENTS_JOB
 MAX_FILE_BYTES = MAX_DOCUMENT_BYTES
@@ -123,12 +124,15 @@ _docs = table_of(KnowledgeDocument)
 
 
 def index_documents(
-    progress: Progress, document_ids: list[str] | None = None, collection: str = ""
+    progress: Progress, document_ids: list[str] | None = None, collection: str = "", workspace_id: str = ""
 ) -> dict[str, Any]:
-    """The job: (re-)index the given documents, or every document of `collection`, one at a time."""
+    """The job: (re-)index the given documents, or every document of `collection`, one at a time;
+    with `workspace_id` only that workspace's (another workspace's document id is skipped)."""
     with database().connect() as conn:
         query = select(_docs.c.id, _docs.c.collection, _docs.c.name, _docs.c.media_type, _docs.c.content,
-                       _docs.c.chunk_size, _docs.c.chunk_overlap)  # fmt: skip
+                       _docs.c.chunk_size, _docs.c.chunk_overlap, _docs.c.workspace_id)  # fmt: skip
+        if workspace_id:
+            query = query.where(_docs.c.workspace_id == workspace_of(workspace_id))
         if document_ids:
             query = query.where(_docs.c.id.in_(document_ids))
         elif collection:
@@ -149,6 +153,7 @@ def index_documents(
             stored = ingest(
                 row.collection, [Document(row.name, text, {"document": row.name, "media_type": row.media_type})],
                 chunk_size=row.chunk_size, chunk_overlap=row.chunk_overlap, on_progress=report,
+                workspace_id=row.workspace_id,
             )  # fmt: skip
         except (UnsupportedDocument, StepError) as exc:
             failed += 1

@@ -1,7 +1,9 @@
 """Long-term memory in pgvector: `memory.ingest` chunks and embeds documents, `memory.search` finds them.
 
 Chunks live in `memory_chunks` (one row per chunk, 384-dim embedding, HNSW index on cosine
-distance), this family's own table. Ingesting a document again replaces its chunks, so a retried
+distance), this family's own table. Each chunk belongs to a workspace: a step reads and writes the
+memory of its run's workspace only (`StepContext.workspace_id`), so two workspaces with a
+collection of the same name never see each other's chunks. Ingesting a document again replaces its chunks, so a retried
 step stores them once. Embeddings come from the contract's local models service.
 """
 
@@ -34,6 +36,7 @@ from engine.contract import MEMORY_COLLECTION_PATTERN as COLLECTION_PATTERN
 from engine.contract import MODEL_NAME_PATTERN as NAME_PATTERN
 from models.core_tables import table_of
 from models.memory import EMBEDDING_DIM, MemoryChunk
+from models.workspace_column import DEFAULT_WORKSPACE_ID
 from nodes.memory.documents import chunk_text
 
 EMBED_BATCH = 64  # chunks embedded per call: a long ingest reports progress between batches
@@ -49,7 +52,7 @@ _SEARCH = (
         _chunks.c.meta,
         _distance.label("distance"),
     )
-    .where(_chunks.c.collection == bindparam("collection"))
+    .where(_chunks.c.collection == bindparam("collection"), _chunks.c.workspace_id == bindparam("workspace"))
     .order_by(_distance)
     .limit(bindparam("k"))
 )
@@ -60,6 +63,18 @@ def _db() -> Engine:
         return database()
     except StepError as exc:
         raise StepError(f"memory: {exc}", retryable=False) from None
+
+
+def workspace_of(workspace_id: str | uuid.UUID | None) -> uuid.UUID:
+    """The workspace whose memory a step uses: its run's ("" or None: the default one)."""
+    if workspace_id is None or workspace_id == "":
+        return DEFAULT_WORKSPACE_ID
+    if isinstance(workspace_id, uuid.UUID):
+        return workspace_id
+    try:
+        return uuid.UUID(str(workspace_id))
+    except ValueError:
+        raise StepError(f"memory: {workspace_id!r} is no workspace id", retryable=False) from None
 
 
 def _ms(start: float) -> float:
@@ -95,8 +110,10 @@ def ingest(
     precision: str = "f32",
     extra_meta: dict[str, Any] | None = None,
     on_progress: OnProgress | None = None,
+    workspace_id: str | uuid.UUID | None = None,
 ) -> Ingested:
-    """Chunk, embed and store documents; earlier chunks of the same document ids are replaced.
+    """Chunk, embed and store documents in workspace `workspace_id`'s collection (None: the default
+    workspace); earlier chunks of the same document ids there are replaced.
 
     The chunks are embedded EMBED_BATCH at a time; `on_progress` hears how many are done after each batch.
     """
@@ -112,13 +129,20 @@ def ingest(
     _check_dimension(embeddings)
     started = time.perf_counter()
     ids = sorted({r["document_id"] for r in rows})
+    workspace = workspace_of(workspace_id)
     with _db().begin() as conn:
         table = table_of(MemoryChunk)
-        conn.execute(delete(table).where(table.c.collection == collection, table.c.document_id.in_(ids)))
+        conn.execute(
+            delete(table).where(
+                table.c.collection == collection,
+                table.c.document_id.in_(ids),
+                table.c.workspace_id == workspace,
+            )
+        )
         conn.execute(
             insert(table),
             [
-                {**r, "id": uuid.uuid4(), "collection": collection, "embedding": v}
+                {**r, "id": uuid.uuid4(), "collection": collection, "workspace_id": workspace, "embedding": v}
                 for r, v in zip(rows, embeddings.vectors, strict=True)
             ],
         )
@@ -180,17 +204,21 @@ def search(
     model: str = DEFAULT_EMBEDDER,
     device: str = "CPU",
     precision: str = "f32",
+    workspace_id: str | uuid.UUID | None = None,
 ) -> tuple[list[Hit], dict[str, Any]]:
-    """The `top_k` chunks of `collection` nearest to `query` by cosine distance (HNSW index)."""
+    """The `top_k` chunks of workspace `workspace_id`'s `collection` (None: the default workspace)
+    nearest to `query` by cosine distance (HNSW index)."""
+    workspace = workspace_of(workspace_id)
     embeddings = local_models().embed([query], model=model, device=device, precision=precision)
     _check_dimension(embeddings)
     started = time.perf_counter()
     with _db().begin() as conn:
-        # The index scan keeps looking past rows of other collections until it has k of ours.
+        # The index scan keeps looking past rows of other collections (and workspaces) until it has k of ours.
         conn.execute(select(func.set_config("hnsw.iterative_scan", "strict_order", True)))
         conn.execute(select(func.set_config("hnsw.ef_search", str(max(ef_search, top_k)), True)))
         rows = conn.execute(
-            _SEARCH, {"q": list(embeddings.vectors[0]), "collection": collection, "k": top_k}
+            _SEARCH,
+            {"q": list(embeddings.vectors[0]), "collection": collection, "workspace": workspace, "k": top_k},
         ).all()
     hits = [
         Hit(r.document_id, r.chunk_index, r.content, 1.0 - float(r.distance), r.meta or {})
@@ -252,6 +280,7 @@ def memory_ingest(ctx: StepContext, cfg: IngestConfig, inputs: dict[str, Any]) -
         device=cfg.device,
         extra_meta={"run_id": ctx.run_id},
         on_progress=ctx.progress,
+        workspace_id=ctx.workspace_id,
     )
     out = {"collection": cfg.collection, "document_ids": result.document_ids, "chunks": result.chunks}
     return {"out": out, "metrics": result.metrics}
@@ -294,5 +323,6 @@ def memory_search(ctx: StepContext, cfg: SearchConfig, inputs: dict[str, Any]) -
         ef_search=cfg.ef_search,
         model=cfg.model,
         device=cfg.device,
+        workspace_id=ctx.workspace_id,
     )
     return {"out": [h.as_dict() for h in hits], "metrics": metrics}

@@ -93,7 +93,11 @@ def test_the_dashboard_shows_circuit_breakers_that_opened(
     for _ in range(get_settings().breaker_failures):
         circuit_breaker.record(destination, ok=False)
     try:
-        login_as(page, "viewer")
+        login_as(page, "viewer")  # circuits are the whole instance's: a viewer sees none
+        page.goto(f"{app_server}/dashboard")
+        expect(page.locator("#success-rate")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(page.get_by_test_id("circuit-row")).to_have_count(0)
+        login_as(page, "admin")
         page.goto(f"{app_server}/dashboard")
         row = page.get_by_test_id("circuit-row").filter(has_text=destination)
         expect(row).to_contain_text("open", timeout=TIMEOUT_MS)

@@ -32,6 +32,8 @@ EDIT_RUN_APPROVE = [
     ("DELETE", "/api/workflows/{workflow_id}"),
     ("PATCH", "/api/workflows/{workflow_id}"),
     ("POST", "/api/workflows/{workflow_id}/versions"),
+    ("POST", "/api/workflows/{workflow_id}/shares"),
+    ("DELETE", "/api/workflows/{workflow_id}/shares/{share_id}"),
     ("POST", "/api/runs"),
     ("POST", "/api/workflows/{workflow_id}/runs"),
     ("POST", "/api/runs/{run_id}/cancel"),
@@ -42,6 +44,7 @@ EDIT_RUN_APPROVE = [
 DATA_HANDLERS = [
     "WorkflowsState.create", "WorkflowsState.rename", "WorkflowsState.delete", "WorkflowsState.duplicate",
     "TemplatesState.use_template", "InboxState.decide", "InboxState.load",
+    "WorkflowsState.grant_share", "WorkflowsState.revoke_share",
     # the editor's notes, groups and snippets (app/pages/editor/notes_state.py, snippets_state.py)
     "EditorNotes.annotate", "EditorSnippets.save_snippet", "EditorSnippets.insert_snippet",
     "EditorSnippets.delete_snippet", "EditorSnippets.paste_fragment", "EditorSnippets.set_snippets_open",

@@ -167,6 +167,48 @@ def test_step_recorded_but_never_sent_is_sent_by_the_sweeper(engine_env):
     assert view.status == "succeeded"
 
 
+@pytest.mark.parametrize("scheme", ["redis", "amqp"])
+def test_a_send_the_broker_refuses_marks_the_step_unsent_for_the_next_sweep(engine_env, scheme):
+    """With the broker down, dispatch.send gives up (no result backend, one retry) and marks the
+    steps unsent (sent_at NULL), which the next sweep resends however recent the step is."""
+    from engine import dispatch, executor, leases, metrics
+    from engine.celery_app import celery_for
+    from engine.ops.services import find_free_port
+
+    closed = find_free_port()  # nothing listens there
+    defn = workflow([node("start", "start"), node("end", "end")], [("start", "end")])
+    db = get_engine(get_settings().database_url)
+    with db.begin() as conn:
+        _, sent = executor.create_run(conn, defn, {})
+    step_id = sent[0].step_id
+    deferred = metrics.REGISTRY.get_sample_value("flowloom_step_sends_deferred_total") or 0.0
+    with db.connect() as holder:
+        # A key-share lock: our UPDATE of sent_at may pass, session workers' sweepers skip the row.
+        holder.execute(text("SELECT 1 FROM step_runs WHERE id = :s FOR KEY SHARE"), {"s": step_id})
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("FLOWLOOM_REDIS_URL", f"redis://127.0.0.1:{closed}/0")
+            if scheme == "amqp":
+                mp.setenv("FLOWLOOM_BROKER_URL", f"amqp://guest:guest@127.0.0.1:{closed}//")
+            else:
+                mp.delenv("FLOWLOOM_BROKER_URL", raising=False)
+            get_settings.cache_clear()
+            try:
+                assert dispatch.send(sent) == [step_id]
+            finally:
+                mp.undo()
+                get_settings.cache_clear()
+                celery_for.cache_clear()
+        assert metrics.REGISTRY.get_sample_value("flowloom_step_sends_deferred_total") == deferred + 1
+        row = holder.execute(
+            text("SELECT status, sent_at FROM step_runs WHERE id = :s"), {"s": step_id}
+        ).one()
+        assert (row.status, row.sent_at) == ("queued", None)
+        # The sweep takes it at once (the lease time has not passed since the step was recorded).
+        resent = leases.lost_steps(holder, resend_after_s=3600)
+        assert step_id in {d.step_id for d in resent}
+        holder.rollback()  # the session workers' sweepers send it now; it runs like any other
+
+
 @pytest.mark.usefixtures("engine_worker")
 def test_a_lone_ready_successor_runs_in_the_same_worker_without_a_broker_hop(engine_env):
     defn = workflow(

@@ -28,6 +28,7 @@ READ_ONLY_EDITOR_HANDLERS = {
     "EditorDiff.close_diff", "EditorDiff.focus_diff_item",
     "EditorTriggers.trig_select", "EditorTriggers.trig_set_new_kind", "EditorTriggers.trig_refresh",
     "EditorTriggers.trig_hide_token",
+    "EditorReview.close_review",
 }  # fmt: skip
 # What a viewer's canvas would send if it were not read-only: each must be refused.
 CANVAS_EDITS = [

@@ -12,6 +12,7 @@ from engine.runs import start_run
 from engine.settings import get_settings
 from models.db import get_engine
 from models.memory import EMBEDDING_DIM
+from models.workspace_column import DEFAULT_WORKSPACE_ID
 from nodes.memory import memory_nodes
 from nodes.memory.documents import chunk_text
 from tests.fixtures.ai_engine import ai_data_dir, ai_env, ai_worker  # noqa: F401
@@ -106,7 +107,7 @@ def test_search_query_uses_the_hnsw_index(clean_db):
             r[0]
             for r in conn.execute(
                 text("EXPLAIN " + str(memory_nodes._SEARCH)),
-                {"q": rows[0]["e"], "collection": "bulk", "k": 5},
+                {"q": rows[0]["e"], "collection": "bulk", "workspace": DEFAULT_WORKSPACE_ID, "k": 5},
             )
         )
     assert "ix_memory_chunks_embedding_hnsw" in plan, plan

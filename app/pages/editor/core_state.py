@@ -28,7 +28,7 @@ from app.pages.editor.inspector import (
 )
 from app.pages.workspace_scope import current_workspace
 from components.config_form import FormField, build_fields
-from engine import workflows
+from engine import shares, workflows
 from engine.contract import get_node_type
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.definition import NodeSpec, WorkflowDefinition
@@ -76,6 +76,9 @@ class EditorCore(rx.State):
     # The caller may change the workflow (editor role): else the canvas and the panel are read-only.
     # Display only: every changing handler carries `requires(Role.EDITOR)`, which the guard enforces.
     can_edit: bool = False
+    # "" for the caller's workspace's own workflow; "read" or "edit" when a share reaches it
+    # (engine/shares.py): a read share opens read-only, and no shared workflow is run from here.
+    share_permission: str = ""
 
     canvas_nodes: list[dict[str, Any]] = []
     canvas_edges: list[dict[str, Any]] = []
@@ -200,14 +203,25 @@ class EditorCore(rx.State):
 
     # Loading and saving
 
-    def _workflow_uuid(self) -> uuid.UUID | None:
+    def _caller_id(self) -> str | None:
+        caller = caller_of(self)
+        return caller.user_id if caller else None
+
+    def _workflow_uuid(self, need: str = shares.OWN) -> uuid.UUID | None:
         """The id of the open workflow when it is in the caller's current workspace, else None: a
-        workflow of another workspace does not exist for this tab, whatever its URL or state says."""
+        workflow of another workspace does not exist for this tab, whatever its URL or state says;
+        with `need` shares.READ or shares.EDIT, also when a share with the caller allows that."""
         workflow_id = workflows.parse_id(self.wf_id)
         if workflow_id is None:
             return None
         with db.db_session() as session:
-            found = workflows.get_workflow(session, workflow_id, workspace_id=current_workspace(self))
+            found = workflows.get_workflow(
+                session,
+                workflow_id,
+                workspace_id=current_workspace(self),
+                user_id=self._caller_id(),
+                need=need,
+            )
         return workflow_id if found is not None else None
 
     def _open_workflow(self) -> bool:
@@ -218,11 +232,20 @@ class EditorCore(rx.State):
         self.node_statuses, self.node_issues, self.focus, self.node_phases = {}, {}, {}, {}
         self.selected_nodes, self.selected_edges, self.panel_tab = [], [], "node"
         workflow_id = workflows.parse_id(self.wf_id)
+        workspace_id, user_id = current_workspace(self), self._caller_id()
         try:
             with db.db_session() as session:
                 found = (
-                    workflows.load_workflow(session, workflow_id, workspace_id=current_workspace(self))
+                    workflows.load_workflow(
+                        session, workflow_id, workspace_id=workspace_id, user_id=user_id, need=shares.READ
+                    )
                     if workflow_id
+                    else None
+                )
+                row = workflows.get_workflow(session, workflow_id) if found and workflow_id else None
+                have = (
+                    shares.permission_of(session, row, workspace_id=workspace_id, user_id=user_id)
+                    if row
                     else None
                 )
         except DB_ERRORS as exc:
@@ -233,6 +256,7 @@ class EditorCore(rx.State):
             self.load_error = "This workflow does not exist (it may have been deleted)."
             return False
         self.wf_name, self.version, self._version_id = found.name, found.version, found.version_id or ""
+        self.share_permission = "" if have in (None, shares.OWN) else have
         try:
             graph = WorkingGraph.from_definition(parse_dict(found.definition or empty_definition(found.name)))
         except DefinitionError as exc:
@@ -255,11 +279,11 @@ class EditorCore(rx.State):
     def _save(self, note: str = "") -> str | None:
         """Store the working graph as a new version; the error message when it cannot be."""
         try:
-            workflow_id = self._workflow_uuid()
+            workflow_id = self._workflow_uuid(shares.EDIT)  # its workspace's, or an edit share
         except DB_ERRORS as exc:
             return describe_db_error(exc)
         if workflow_id is None:
-            return "no workflow is open"
+            return "no workflow is open, or it is shared with you to read only"
         try:
             defn = self._g().to_definition()
         except DefinitionError as exc:

@@ -22,7 +22,7 @@ from app.auth.policy import Role
 from app.pages.editor import notes_groups
 from app.pages.editor.core_state import EditorCore
 from app.pages.editor.graph import WorkingGraph
-from engine import workflows
+from engine import shares, workflows
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.errors import DefinitionError, user_message
 from engine.parse import parse_dict
@@ -81,7 +81,7 @@ class EditorDiff(EditorCore):
         self.diff_open, self.diff_error = value, ""
         if not value:
             return None
-        workflow_id = self._workflow_uuid()
+        workflow_id = self._workflow_uuid(shares.READ)
         try:
             with db.db_session() as session:
                 found = workflows.list_versions(session, workflow_id, 500) if workflow_id else []
@@ -119,7 +119,7 @@ class EditorDiff(EditorCore):
 
     def _compare(self, before_no: int, after_no: int) -> bool:
         """Draw the diff of two saved versions on the canvas; False (with `diff_error`) when it cannot."""
-        workflow_id = self._workflow_uuid()
+        workflow_id = self._workflow_uuid(shares.READ)
         try:
             with db.db_session() as session:
                 before = workflows.get_version(session, workflow_id, before_no) if workflow_id else None

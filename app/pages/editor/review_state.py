@@ -138,4 +138,6 @@ class EditorReview(EditorDiff):
         return [EditorTools.set_versions_open(True), done] if refresh else done
 
     def _uuid(self):
-        return parse_id(self.wf_id)
+        # The open workflow only when it is the caller's workspace's: a tab whose wf_id names another
+        # workspace's workflow (its URL, or a forged var) reviews and publishes nothing of it.
+        return self._workflow_uuid()

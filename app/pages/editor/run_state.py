@@ -172,6 +172,8 @@ class EditorRun(EditorCore):
     @requires(Role.OPERATOR)
     def run_workflow(self) -> EventSpec | list | None:
         """Save if needed, then ask for the run's inputs (when it takes any) or start it."""
+        if self.share_permission:  # engine/shares.py: runs stay with the workflow's own workspace
+            return rx.toast.error("This workflow is shared with you; only its own workspace runs it")
         if self.dirty or not self.version:
             caller = caller_of(self)
             if caller is None or not allows(caller.role, Role.EDITOR):

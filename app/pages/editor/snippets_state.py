@@ -3,7 +3,8 @@ as a named snippet, insert one with fresh node ids, paste nodes copied in anothe
 
 A sub-state of `EditorCore`. Stored snippets live in PostgreSQL (engine/snippets.py); pasted
 clipboard text is checked by engine/fragments.py before anything is added; inserting is an
-undoable edit of the working graph like a paste.
+undoable edit of the working graph like a paste. Snippets are the caller's current workspace's
+(app.pages.workspace_scope): another workspace's snippet id inserts and deletes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from app.auth.policy import Role
 from app.pages.editor.core_state import EditorCore
 from app.pages.editor.graph import PASTE_OFFSET
 from app.pages.formatting import time_ago
+from app.pages.workspace_scope import current_workspace
 from engine import audit, snippets
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.errors import DefinitionError, user_message
@@ -60,7 +62,11 @@ class EditorSnippets(EditorCore):
     def _reload(self) -> None:
         user_id = self._user_id()
         with db.db_session() as session:
-            found = snippets.list_snippets(session, user_id) if user_id else []
+            found = (
+                snippets.list_snippets(session, user_id, workspace_id=current_workspace(self))
+                if user_id
+                else []
+            )
         self.snippet_rows = [
             SnippetRow(s.id, s.name, s.nodes, s.shared, s.mine, time_ago(s.created_at)) for s in found
         ]
@@ -113,6 +119,7 @@ class EditorSnippets(EditorCore):
                     fragment=fragment,
                     owner_id=user_id,
                     shared=self.snippet_shared,
+                    workspace_id=current_workspace(self),
                 )
             self._reload()
         except DefinitionError as exc:
@@ -140,7 +147,13 @@ class EditorSnippets(EditorCore):
         user_id = self._user_id()
         try:
             with db.db_session() as session:
-                fragment = snippets.get_fragment(session, uuid.UUID(snippet_id), user_id) if user_id else None
+                fragment = (
+                    snippets.get_fragment(
+                        session, uuid.UUID(snippet_id), user_id, workspace_id=current_workspace(self)
+                    )
+                    if user_id
+                    else None
+                )
         except ValueError:
             fragment = None
         except DefinitionError as exc:
@@ -167,6 +180,7 @@ class EditorSnippets(EditorCore):
                     uuid.UUID(snippet_id),
                     user_id,
                     is_admin=bool(caller and caller.role == Role.ADMIN),
+                    workspace_id=current_workspace(self),
                 )
             self._reload()
         except (ValueError, *DB_ERRORS) as exc:

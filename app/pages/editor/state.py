@@ -23,7 +23,7 @@ from app.pages.editor.graph import EditRefused
 from app.pages.editor.run_state import EditorRun
 from app.pages.editor.tools_state import EditorTools
 from components.config_form import UNSET, InputError, pairs_value, parse_input, resolve
-from engine import workflows
+from engine import shares, workflows
 from engine.contract import get_node_type
 from engine.db_errors import DB_ERRORS
 from engine.errors import user_message
@@ -47,9 +47,11 @@ class EditorState(EditorCore):
         self.can_edit = caller is not None and allows(caller.role, Role.EDITOR)
         if self._still_open():
             self._sync_canvas()  # the browser's canvas was rebuilt from scratch
+            self.can_edit = self.can_edit and self.share_permission != shares.READ
             return
         if not self._open_workflow():
             return
+        self.can_edit = self.can_edit and self.share_permission != shares.READ  # a read share: read-only
         tools = await self.get_state(EditorTools)
         tools._start_over()
         runs = await self.get_state(EditorRun)
@@ -66,7 +68,7 @@ class EditorState(EditorCore):
         if self.dirty:
             return True
         try:
-            workflow_id = self._workflow_uuid()
+            workflow_id = self._workflow_uuid(shares.READ)
             with db.db_session() as session:
                 found = workflows.load_workflow(session, workflow_id) if workflow_id else None
         except DB_ERRORS:

@@ -101,8 +101,16 @@ def toolbar() -> rx.Component:
                   on_click=T.run_validation, id="validate-button"),
         rx.cond(S.can_edit, rx.button(rx.icon("save", size=15), "Save", variant=rx.cond(S.dirty, "solid", "soft"),
                                       on_click=S.save, id="save-button")),
-        rx.button(rx.icon("play", size=15), "Run", color_scheme="green", high_contrast=True, on_click=R.run_workflow,
-                  id="run-button", loading=R.run_active),
+        # A shared workflow runs in its own workspace only (engine/shares.py): no Run button here.
+        rx.cond(
+            S.share_permission == "",
+            rx.button(rx.icon("play", size=15), "Run", color_scheme="green", high_contrast=True,
+                      on_click=R.run_workflow, id="run-button", loading=R.run_active),
+            rx.tooltip(rx.badge(rx.icon("share-2", size=12), "Shared with you: ", S.share_permission,
+                                color_scheme="blue", variant="surface", id="shared-badge"),
+                       content="Another workspace shared this workflow with you. Read: look, compare and export; "
+                               "edit: also save versions. Only its own workspace runs it."),
+        ),
         align="center",
         spacing="2",
         padding="0.5rem 0.75rem",

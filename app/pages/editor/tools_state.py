@@ -24,7 +24,7 @@ from app.pages.editor.graph import PASTE_OFFSET, WorkingGraph
 from app.pages.editor.inspector import control_of, focus_control
 from app.pages.formatting import format_time, time_ago
 from app.pages.workspace_scope import current_workspace
-from engine import workflows
+from engine import shares, workflows
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.definition import WorkflowPolicy
 from engine.dsl_export import to_dsl
@@ -113,7 +113,9 @@ class EditorTools(EditorCore):
             self.issues = [IssueRow("error", "definition", user_message(exc), "")]
             self.node_issues, self._report = {}, ()
             return rx.toast.error("The definition is malformed")
-        workflow_id = self._workflow_uuid()  # a sub-workflow call back to this workflow is recursion
+        workflow_id = self._workflow_uuid(
+            shares.READ
+        )  # a sub-workflow call back to this workflow is recursion
         # It may call only workflows (and use agents) of the caller's current workspace.
         report = validate(
             defn, workflow_id=str(workflow_id) if workflow_id else None, workspace_id=current_workspace(self)
@@ -334,7 +336,7 @@ class EditorTools(EditorCore):
         self.versions_open = value
         if not value:
             return None
-        workflow_id = self._workflow_uuid()
+        workflow_id = self._workflow_uuid(shares.READ)
         try:
             with db.db_session() as session:
                 found = workflows.list_versions(session, workflow_id) if workflow_id else []
@@ -352,7 +354,7 @@ class EditorTools(EditorCore):
     @requires(Role.EDITOR)
     def restore_version(self, version: int) -> EventSpec:
         """Put a saved version on the canvas (undoable); saving makes it the newest version."""
-        workflow_id = self._workflow_uuid()
+        workflow_id = self._workflow_uuid(shares.READ)
         try:
             with db.db_session() as session:
                 data = workflows.get_version(session, workflow_id, version) if workflow_id else None
