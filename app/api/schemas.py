@@ -46,6 +46,11 @@ class WorkflowUpdate(BaseModel):
 
     name: WorkflowName | None = None
     description: WorkflowDescription | None = None
+    max_concurrent_runs: int | None = Field(
+        None, ge=1, le=1_000_000,
+        description="how many runs of this workflow may run at once (more wait queued); null: only the "
+        "workspace's limit. Changing it needs the workflow's own workspace (not a share).",
+    )  # fmt: skip
 
 
 class WorkflowPublic(BaseModel):
@@ -59,6 +64,9 @@ class WorkflowPublic(BaseModel):
     latest_version: int = Field(description="0 while no version has been saved")
     created_at: datetime
     updated_at: datetime
+    max_concurrent_runs: int | None = Field(
+        None, description="runs of it at once; null: only the workspace's limit"
+    )
     shared_with_you: bool = Field(
         False, description="reached through a share (with you or your workspace), not your workspace's own"
     )

@@ -14,9 +14,10 @@ from app import db
 from app.api.callers import Caller
 from app.api.schemas import WorkflowCreate, WorkflowPublic, WorkflowUpdate
 from app.auth.principal import Principal
-from engine import shares, workflows
+from engine import dispatch, shares, workflows, workspace_limits
 from engine.errors import ErrorCode, FlowloomError
 from engine.parse import parse_dict
+from engine.run_state import Dispatch
 from models.tables import Workflow
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
@@ -40,6 +41,9 @@ def _public(workflow: Workflow, share_permission: str | None = None) -> Workflow
     if share_permission is None:
         return found
     return found.model_copy(update={"shared_with_you": True, "share_permission": share_permission})
+
+
+_LIMIT = "max_concurrent_runs"
 
 
 def _reach(session: Session, workflow_id: uuid.UUID, principal: Principal, need: str) -> Workflow:
@@ -105,8 +109,20 @@ def get_workflow(workflow_id: uuid.UUID, principal: Caller) -> WorkflowPublic:
 def update_workflow(workflow_id: uuid.UUID, body: WorkflowUpdate, principal: Caller) -> WorkflowPublic:
     """Rename a workflow or change its description (its versions stay as they are); an edit share
     allows it too, a read share does not (403)."""
+    admitted: list[Dispatch] = []
     with db.db_session() as session:
-        _reach(session, workflow_id, principal, shares.EDIT)
+        _reach(
+            session, workflow_id, principal, shares.OWN if _LIMIT in body.model_fields_set else shares.EDIT
+        )
+        if _LIMIT in body.model_fields_set:
+            admitted = workspace_limits.set_workflow_limit(
+                session.connection(),
+                workflow_id,
+                body.max_concurrent_runs,
+                actor=principal.actor,
+                source="api",
+            )
+            session.expire_all()  # the row changed under the ORM's copy
         workflow = workflows.update_workflow(
             session,
             workflow_id,
@@ -118,7 +134,9 @@ def update_workflow(workflow_id: uuid.UUID, body: WorkflowUpdate, principal: Cal
         )
         if workflow is None:
             raise _not_found(workflow_id)
-        return WorkflowPublic.model_validate(workflow)
+        answer = WorkflowPublic.model_validate(workflow)
+    dispatch.send(admitted)  # after the commit: runs a looser limit let start
+    return answer
 
 
 @router.delete("/{workflow_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_SHARED)

@@ -70,7 +70,7 @@ def review_section() -> rx.Component:
             rx.vstack(
                 rx.heading("Publishing", size="4"),
                 rx.hstack(
-                    rx.switch(checked=S.require_review, on_change=S.set_require_review, id="require-review"),
+                    rx.switch(checked=S.require_review, on_change=S.set_require_review, id="require-review", aria_label="Require review before publishing"),
                     rx.text("Require review: another editor approves a version before it is published", size="2"),
                     align="center",
                 ),

@@ -265,3 +265,32 @@ def test_only_instance_admins_list_users_on_the_api_and_see_them_on_the_settings
     SettingsState.load.fn(boss_tab)
     assert boss_tab.instance_admin is True
     assert team.outsider.email in {u.email for u in boss_tab.users}
+
+
+@pytest.mark.usefixtures("engine_env", "engine_worker")
+def test_an_editor_sets_a_workflows_own_limit_through_the_api_and_runs_beyond_it_wait(team: Team) -> None:
+    with db_session() as session:
+        workflow_id = str(workflows.create_workflow(session, "one at a time", workspace_id=team.id).id)
+    url = f"/api/workflows/{workflow_id}"
+    editor = team.client(team.editor)
+    assert editor.get(url).json()["max_concurrent_runs"] is None
+    bad = editor.patch(url, json={"max_concurrent_runs": 0})
+    assert bad.status_code == 422 and "max_concurrent_runs" in bad.text
+    assert team.client(team.outsider, "other").patch(url, json={"max_concurrent_runs": 5}).status_code == 404
+    changed = editor.patch(url, json={"max_concurrent_runs": 1})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["max_concurrent_runs"], changed.json()["name"]) == (1, "one at a time")
+
+    slow = workflow([node("start", "start"), node("nap", "tool.python", tool="sleep", args={"seconds": 1.0}),
+                     node("end", "end")], [("start", "nap"), ("nap", "end")])  # fmt: skip
+    first = start_run(slow, {}, workflow_id=workflow_id)
+    second = start_run(slow, {}, workflow_id=workflow_id)
+    with db_session() as session:
+        assert session.get(Run, uuid.UUID(second)).status == "queued"  # one at a time: it waits
+    assert wait_for_run(first).status == "succeeded" and wait_for_run(second).status == "succeeded"
+
+    cleared = editor.patch(url, json={"max_concurrent_runs": None})
+    assert cleared.status_code == 200 and cleared.json()["max_concurrent_runs"] is None
+    changes = [(e.before, e.after) for e in entries("workflow.limit_changed", workflow_id)]
+    assert changes == [({"max_concurrent_runs": None}, {"max_concurrent_runs": 1}),
+                       ({"max_concurrent_runs": 1}, {"max_concurrent_runs": None})]  # fmt: skip

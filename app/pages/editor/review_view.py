@@ -18,9 +18,9 @@ def status_badge(status) -> rx.Component:
     return rx.box(
         rx.match(
             status,
-            *[(name, rx.badge(name.replace("_", " "), color_scheme=colour, variant="soft"))
+            *[(name, rx.badge(name.replace("_", " "), color_scheme=colour, variant="soft", high_contrast=True))
               for name, colour in _COLOURS.items()],
-            rx.badge(status, variant="soft"),
+            rx.badge(status, variant="soft", high_contrast=True),
         ),
         data_testid="version-status",
     )  # fmt: skip
