@@ -6,8 +6,9 @@ page's own handler. Reflex hands that exception to the app's backend exception h
 turns a database outage (`engine.db_errors.outage_cause`) into a banner at the top of the page,
 "The database is unavailable (...). Retrying every 5 s.", instead of Reflex's "An error occurred"
 toast with a traceback in the log, and asks `/api/health/ready` every 5 s until it answers 200,
-then reloads the page. It is a script the event sends back (no state, no handler of ours to call,
-so nothing needs the database to show it). A page requested while the database is down is the
+then reloads the page; meanwhile the banner names what the answer reports unavailable (the database
+may come back while Redis is still away). It is a script the event sends back (no state, no handler
+of ours to call, so nothing needs the database to show it). A page requested while the database is down is the
 HTTP gate's 503 page (app/error_html.py), which refreshes itself on the same period.
 Any other exception goes to Reflex's default handler.
 """
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 BANNER_ID = "db-unavailable"
 READY_PATH = "/api/health/ready"
+# How the banner names what /api/health/ready reports unavailable.
+PART_NAMES = {"database": "The database", "redis": "Redis (the task broker)", "workers": "The workers"}
 
 _BANNER_SCRIPT = """(() => {
   let bar = document.getElementById(%(id)s);
@@ -40,10 +43,17 @@ _BANNER_SCRIPT = """(() => {
   }
   bar.textContent = %(text)s;
   if (window.__flowloomDbRetry) return;
+  const parts = %(parts)s;
   window.__flowloomDbRetry = setInterval(async () => {
     try {
       const answer = await fetch(%(ready)s, {cache: "no-store", credentials: "same-origin"});
-      if (answer.ok) { clearInterval(window.__flowloomDbRetry); window.location.reload(); }
+      if (answer.ok) { clearInterval(window.__flowloomDbRetry); window.location.reload(); return; }
+      // Still not ready: say what is away now (the database may be back while Redis is not).
+      const away = ((await answer.json()).unavailable || []).map((name) => parts[name] || name);
+      if (away.length) {
+        document.getElementById(%(id)s).textContent =
+          away.join(" and ") + (away.length > 1 ? " are" : " is") + %(tail)s;
+      }
     } catch (e) { /* the web process itself is away: keep trying */ }
   }, %(period_ms)d);
 })()"""
@@ -60,6 +70,8 @@ def banner_script(exc: BaseException) -> str:
         "id": json.dumps(BANNER_ID),
         "text": json.dumps(banner_text(exc)),
         "ready": json.dumps(READY_PATH),
+        "parts": json.dumps(PART_NAMES),
+        "tail": json.dumps(f" unavailable. Retrying every {RETRY_S} s."),
         "period_ms": RETRY_S * 1000,
     }
 

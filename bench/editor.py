@@ -33,14 +33,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright  # noqa: E402
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
+from sqlmodel import Session  # noqa: E402
 
 from engine.ops.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from engine.ops.launcher import stop_process_group  # noqa: E402
@@ -135,15 +137,31 @@ def grid_definition(count: int) -> dict:
     return {"name": f"bench {count}", "nodes": nodes, "edges": edges}
 
 
-def make_workflows(database_url: str) -> tuple[dict[int, str], str]:
-    """A workflow per size and an editor user's session cookie."""
+def use_database(database_url: str) -> None:
+    """Point this process's app code (app.db, engine.workflows) at the bench's database."""
     os.environ["FLOWLOOM_DATABASE_URL"] = database_url
     os.environ.update(LIMITS)
     get_settings.cache_clear()
-    from app import db
+
+
+def editor_token(session: Session) -> str:
+    """A new editor user in `session` (an app.db session) and its session cookie's value."""
     from app.auth import sessions
-    from engine import workflows
     from models.auth import User
+
+    email = f"bench-{uuid.uuid4().hex[:6]}@example.test"
+    user = User(issuer="https://bench.example.test", subject=email, email=email, name="bench", role="editor")
+    session.add(user)
+    session.flush()
+    token, _ = sessions.issue(str(user.id))
+    return token
+
+
+def make_workflows(database_url: str) -> tuple[dict[int, str], str]:
+    """A workflow per size and an editor user's session cookie."""
+    use_database(database_url)
+    from app import db
+    from engine import workflows
 
     ids = {}
     with db.db_session() as session:
@@ -152,14 +170,25 @@ def make_workflows(database_url: str) -> tuple[dict[int, str], str]:
                 workflows.create_workflow(session, f"bench {count}", definition=grid_definition(count)).id
             )
         ids[0] = str(workflows.create_workflow(session, "bench empty").id)
-        email = f"bench-{uuid.uuid4().hex[:6]}@example.test"
-        user = User(
-            issuer="https://bench.example.test", subject=email, email=email, name="bench", role="editor"
-        )
-        session.add(user)
-        session.flush()
-        token, _ = sessions.issue(str(user.id))
+        token = editor_token(session)
     return ids, token
+
+
+def launch_chromium(playwright: Playwright) -> Browser:
+    """Headless Chromium (Debian's /usr/bin/chromium when present)."""
+    return playwright.chromium.launch(
+        headless=True,
+        executable_path=str(CHROMIUM) if CHROMIUM.exists() else None,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"],
+    )
+
+
+def signed_in_context(browser: Browser, base_url: str, token: str, init_script: str) -> BrowserContext:
+    """A fresh 1600 x 900 context with the session cookie and `init_script` in every page."""
+    context = browser.new_context(viewport={"width": 1600, "height": 900})
+    context.add_cookies([{"name": "flowloom_session", "value": token, "url": base_url, "httpOnly": True}])
+    context.add_init_script(init_script)
+    return context
 
 
 def open_empty(new_page: Callable[[], Page], url: str) -> float:
@@ -277,22 +306,14 @@ def run(base_url: str, database_url: str) -> None:
     load_before = os.getloadavg()
     results = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            headless=True,
-            executable_path=str(CHROMIUM) if CHROMIUM.exists() else None,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"],
-        )
+        browser = launch_chromium(playwright)
         contexts = []
 
         def new_page() -> Page:
             for old in contexts:
                 old.close()
             contexts.clear()
-            context = browser.new_context(viewport={"width": 1600, "height": 900})
-            context.add_cookies(
-                [{"name": "flowloom_session", "value": token, "url": base_url, "httpOnly": True}]
-            )
-            context.add_init_script(INIT_SCRIPT)
+            context = signed_in_context(browser, base_url, token, INIT_SCRIPT)
             contexts.append(context)
             return context.new_page()
 
@@ -371,6 +392,26 @@ def start_flowloom(tmp: Path, database_url: str) -> tuple[subprocess.Popen, str]
     )
 
 
+@contextmanager
+def embedded_flowloom() -> Iterator[tuple[str, str]]:
+    """`flowloom up` on its own embedded PostgreSQL (migrated) in a temporary folder: (base URL,
+    database URL); both stop on exit."""
+    tmp = Path(tempfile.mkdtemp(prefix="flowloom-bench-editor-"))
+    tmp.chmod(0o755)  # the embedded PostgreSQL runs as its own user when we are root
+    postgres = EmbeddedPostgres(tmp / "pg", find_free_port())
+    database_url = postgres.start()
+    process = None
+    try:
+        upgrade_to_head(database_url)
+        os.environ["FLOWLOOM_SECRET_KEY"] = SECRET_KEY
+        process, base_url = start_flowloom(tmp, database_url)
+        yield base_url, database_url
+    finally:
+        if process is not None:
+            stop_process_group(process, signal.SIGINT, 20)
+        postgres.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", help="a running Flowloom (else one is started)")
@@ -382,20 +423,8 @@ def main() -> None:
             os.environ["FLOWLOOM_SECRET_KEY"] = args.secret_key
         run(args.base_url.rstrip("/"), args.database_url or get_settings().database_url)
         return
-    tmp = Path(tempfile.mkdtemp(prefix="flowloom-bench-editor-"))
-    tmp.chmod(0o755)  # the embedded PostgreSQL runs as its own user when we are root
-    postgres = EmbeddedPostgres(tmp / "pg", find_free_port())
-    database_url = postgres.start()
-    process = None
-    try:
-        upgrade_to_head(database_url)
-        os.environ["FLOWLOOM_SECRET_KEY"] = SECRET_KEY
-        process, base_url = start_flowloom(tmp, database_url)
+    with embedded_flowloom() as (base_url, database_url):
         run(base_url, database_url)
-    finally:
-        if process is not None:
-            stop_process_group(process, signal.SIGINT, 20)
-        postgres.stop()
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def stop_process(process: subprocess.Popen) -> None:
 def start_worker(env: dict[str, str], concurrency: int, log_path: Path) -> subprocess.Popen:
     """The engine's Celery worker (bench/worker_app.py), prefork, in a process group of its own."""
     command = [sys.executable, "-m", "bench.worker_app", "worker", "--loglevel", "WARNING",
-               "--concurrency", str(concurrency), "--pool", "prefork", "-Q", "flowloom",
+               "--concurrency", str(concurrency), "--pool", "prefork", "-Q", env.get("FLOWLOOM_QUEUE", "flowloom"),
                "--without-gossip", "--without-mingle", "--without-heartbeat"]  # fmt: skip
     with open(log_path, "ab") as log:
         return subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,

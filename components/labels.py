@@ -25,6 +25,18 @@ def field_label(text: Any, control_id: str | rx.Var[str], *extra: rx.Component, 
     return rx.el.label(text, *extra, html_for=control_id, id=label_id(control_id), style=LABEL_STYLE, **props)
 
 
+def labelled_select(
+    text: Any, control_id: str, choices: Any, value: Any, on_change: Any, **label_props: Any
+) -> list[rx.Component]:
+    """A field_label and the Radix select it names (a select's trigger takes its label by
+    aria-labelledby), to put side by side in a toolbar or a form's row."""
+    return [
+        field_label(text, control_id, **label_props),
+        rx.select(choices, value=value, on_change=on_change, size="2", id=control_id,
+                  custom_attrs={"aria-labelledby": label_id(control_id)}),
+    ]  # fmt: skip
+
+
 # Hidden on screen, read by screen readers (the usual "sr-only" rules).
 SR_ONLY = {
     "position": "absolute",

@@ -1,8 +1,9 @@
-"""Previous/next paging of a page's list: "21–40 of 57" and the two buttons."""
+"""Previous/next paging of a page's list: "21–40 of 57" and the two buttons, and the State mixin
+that pages the list (its offset, total and the moves between pages)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import reflex as rx
 
@@ -30,3 +31,43 @@ def pager(
         rx.button(rx.icon("chevron-right", size=16), variant="soft", size="1", disabled=~has_next,
                   on_click=on_next, aria_label="Next page"),
     ]  # fmt: skip
+
+
+class PagedState(rx.State, mixin=True):
+    """The paging of a page State's list, `page_size` rows at a time from `offset` of `total`.
+
+    The page's State sets `page_size` and `_refresh` (read the list again at `offset`); its access
+    to `next_page` and `previous_page` is in app.auth.policy.HANDLER_POLICY (`Class.method`).
+    """
+
+    page_size: ClassVar[int] = 25
+    total: int = 0
+    offset: int = 0
+
+    @rx.var
+    def range_label(self) -> str:
+        return page_range(self.offset, self.total, self.page_size)
+
+    @rx.var
+    def has_previous(self) -> bool:
+        return self.offset > 0
+
+    @rx.var
+    def has_next(self) -> bool:
+        return self.offset + self.page_size < self.total
+
+    def _refresh(self) -> None:
+        raise NotImplementedError("a paged State reads its list in _refresh")
+
+    @rx.event
+    def next_page(self) -> None:
+        """Show the next page (if there is one)."""
+        if self.offset + self.page_size < self.total:
+            self.offset += self.page_size
+        self._refresh()
+
+    @rx.event
+    def previous_page(self) -> None:
+        """Show the previous page (the first stays the first)."""
+        self.offset = max(0, self.offset - self.page_size)
+        self._refresh()

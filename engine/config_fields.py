@@ -17,6 +17,10 @@ from pydantic import BaseModel
 FIXED = "x-fixed"  # the field takes no templates (a power, such as allowing writes)
 SECRET_FORMAT = "secret"  # a secret's name (the editor offers the secrets store)
 SECRET_VALUES = "x-secret-values"  # a mapping whose values are secret names
+# The editor offers a list to pick from instead of a typed value: "workflows" (the saved workflows
+# of the caller's workspace, by id) or "workflow_versions" (the saved versions of the workflow the
+# sibling "workflows" field names). A marker for the side panel only: the engine checks the value.
+CHOICES = "x-choices"
 
 _NESTED_KEYS = ("items", "additionalProperties", "not", "if", "then", "else")
 _LIST_KEYS = ("anyOf", "allOf", "oneOf", "prefixItems")

@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, insert
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Insert,
+    Text,
+    Uuid,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.selectable import CTE
 
 from models.core_tables import table_of
 from models.tables import Event
@@ -59,8 +74,9 @@ EVENT_TYPES = (
 )
 
 # inline(): the generated id is not fetched back (no RETURNING); nothing reads it here.
+_EVENTS = table_of(Event)
 _INSERT = (
-    insert(table_of(Event))
+    insert(_EVENTS)
     .values(
         event_id=bindparam("event_id"),
         event_type=bindparam("event_type"),
@@ -117,3 +133,38 @@ class StepRef(Protocol):
 def emit_step(conn: Connection, event_type: str, step: StepRef, **data: Any) -> None:
     """`emit` an event of one step: in its run, with its step_id and node_id before `data`."""
     emit(conn, event_type, step.run_id, step_id=step.step_id, node_id=step.node_id, **data)
+
+
+def step_event_from(event_type: str, steps: CTE, *, strip_nulls: bool = False, **data: Any) -> Insert:
+    """An INSERT of one `event_type` event per row of `steps` (a CTE of step rows with id, run_id and
+    node_id), with the payload `emit_step` writes and `data` (columns of `steps` or values): the
+    statement that changes the steps writes their events too, so they cost no round trip of their
+    own and exist exactly when a row changed. With `strip_nulls`, data fields bound to None are
+    left out (as `emit_step` callers leave out what they do not know). Bind
+    `step_event_params(event_type)` with it."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    fields: list[Any] = ["step_id", cast(steps.c.id, Text), "node_id", steps.c.node_id]
+    for key, value in data.items():
+        fields += [key, value]
+    body = func.jsonb_build_object(*fields)
+    if strip_nulls:
+        body = func.jsonb_strip_nulls(body)
+    payload = cast(bindparam("event_envelope", type_=JSONB), JSONB).op("||")(
+        func.jsonb_build_object("correlation_id", cast(steps.c.run_id, Text), "data", body)
+    )
+    rows = select(
+        bindparam("event_id", type_=Uuid),
+        literal(event_type),
+        steps.c.run_id,
+        payload,
+        bindparam("event_created_at", type_=DateTime(timezone=True)),
+    ).select_from(steps)
+    return insert(_EVENTS).from_select(["event_id", "event_type", "run_id", "payload", "created_at"], rows)
+
+
+def step_event_params(event_type: str) -> Mapping[str, Any]:
+    """The bound values of a `step_event_from` statement: a new event id, its envelope and time."""
+    now = datetime.now(UTC)
+    env = envelope(event_type, None, {}, now)
+    return {"event_id": env["event_id"], "event_envelope": env, "event_created_at": now}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import (
@@ -40,12 +41,12 @@ from engine.run_state import (
     Dispatch,
     LazyMapping,
     RunContext,
+    RunStates,
     claimed,
     finished_order,
     has_active_steps,
     last_visit,
     load_run,
-    node_states,
     outputs_of,
     primary_output,
     status_literal,
@@ -145,19 +146,23 @@ _INSERT_STEP = insert(_steps).values(
 
 
 def _insert_step(conn: Connection, run_id: str, graph: Graph, node_id: str, visit: int, inputs: dict) -> str:
-    step_id = str(uuid.uuid4())
-    conn.execute(
-        _INSERT_STEP,
-        {
-            "id": step_id,
-            "run": run_id,
-            "node": node_id,
-            "type": graph.nodes[node_id].type,
-            "visit": visit,
-            "inputs": inputs,
-        },
-    )
-    return step_id
+    return _insert_steps(conn, run_id, graph, [(node_id, visit, inputs)])[0]
+
+
+def _insert_steps(
+    conn: Connection, run_id: str, graph: Graph, steps: list[tuple[str, int, dict]]
+) -> list[str]:
+    """Record queued steps (node id, visit, inputs) in one statement (a fan-out's hundreds of
+    branches cost one round trip, not one each); their new ids, in order."""
+    ids = [str(uuid.uuid4()) for _ in steps]
+    rows: list[dict[str, Any]] = [
+        {"id": step_id, "run": run_id, "node": node_id, "type": graph.nodes[node_id].type,
+         "visit": visit, "inputs": inputs}
+        for step_id, (node_id, visit, inputs) in zip(ids, steps, strict=True)
+    ]  # fmt: skip
+    if rows:
+        conn.execute(_INSERT_STEP, rows)
+    return ids
 
 
 _CLAIM = (
@@ -186,18 +191,28 @@ _CLAIM = (
 )
 
 
+_CLAIMED = _CLAIM.cte("claimed")
+# The claim and its step-started event in one statement (one round trip; the event only if claimed).
+_CLAIM_WITH_EVENT = select(*_CLAIMED.c).add_cte(
+    events.step_event_from(events.STEP_STARTED, _CLAIMED, attempt=_CLAIMED.c.attempt).cte("started")
+)
+
+
 def claim_step(conn: Connection, step_id: str, *, lease_s: float, worker: str) -> ClaimedStep | None:
-    """Take a queued step (or one whose lease expired); None if it is not ours to run."""
+    """Take a queued step (or one whose lease expired) and record that it started; None if it is
+    not ours to run."""
     max_attempts = get_settings().max_step_attempts  # past it, lost_steps fails the step
     row = conn.execute(
-        _CLAIM,
-        {"step": step_id, "lease": interval(lease_s), "worker": worker, "max_attempts": max_attempts},
+        _CLAIM_WITH_EVENT,
+        {
+            "step": step_id,
+            "lease": interval(lease_s),
+            "worker": worker,
+            "max_attempts": max_attempts,
+            **events.step_event_params(events.STEP_STARTED),
+        },  # fmt: skip
     ).first()
-    if row is None:
-        return None
-    step = claimed(row)
-    events.emit_step(conn, events.STEP_STARTED, step, attempt=step.attempt)
-    return step
+    return None if row is None else claimed(row)
 
 
 _LOCK_RUN = select(_runs.c.status).where(_runs.c.id == bindparam("run")).with_for_update()
@@ -228,8 +243,29 @@ _FINISH_STEP = (
         _steps.c.status == bindparam("expected"),
         _steps.c.attempt == bindparam("step_attempt"),
     )
-    .returning(_steps.c.id)
+    .returning(_steps.c.id, _steps.c.run_id, _steps.c.node_id)
 )
+_FINISHED = _FINISH_STEP.cte("finished")
+# The step's end and its completed/failed event in one statement (the event only if it matched).
+_FINISH_SUCCEEDED = select(_FINISHED.c.id).add_cte(
+    events.step_event_from(
+        events.STEP_COMPLETED, _FINISHED, fired_edges=bindparam("event_fired", type_=JSONB)
+    ).cte("completed")
+)
+_FINISH_FAILED = select(_FINISHED.c.id).add_cte(
+    events.step_event_from(
+        events.STEP_FAILED, _FINISHED, strip_nulls=True,
+        error=bindparam("event_error", type_=Text), error_code=bindparam("event_error_code", type_=Text),
+        error_field=bindparam("event_error_field", type_=Text),
+    ).cte("failed")
+)  # fmt: skip
+
+
+def _json_text(value: object) -> str | None:
+    """What json.dumps writes for an event field (a str enum's value), or None when unset."""
+    if not value:
+        return None
+    return str(value.value) if isinstance(value, Enum) else str(value)
 
 
 def finish_step(
@@ -260,8 +296,9 @@ def finish_step(
                                                               variables=variables)  # fmt: skip
     except FlowloomError as exc:
         failed, error, fired, outputs = True, str(exc), [], {"error": {"message": str(exc)}}
+    event_type = events.STEP_FAILED if failed else events.STEP_COMPLETED
     done = conn.execute(
-        _FINISH_STEP,
+        _FINISH_FAILED if failed else _FINISH_SUCCEEDED,
         {
             "new_status": "failed" if failed else "succeeded",
             "outputs": outputs,
@@ -271,15 +308,15 @@ def finish_step(
             "step": step.step_id,
             "expected": expected_status,
             "step_attempt": step.attempt,
+            "event_fired": fired,
+            "event_error": error,
+            "event_error_code": _json_text(error_code),
+            "event_error_field": _json_text(error_field),
+            **events.step_event_params(event_type),
         },
     ).first()
     if done is None:  # our lease expired and another worker owns the step now
         return []
-    if failed:
-        where = {k: v for k, v in (("error_code", error_code), ("error_field", error_field)) if v}
-        events.emit_step(conn, events.STEP_FAILED, step, error=error, **where)
-    else:
-        events.emit_step(conn, events.STEP_COMPLETED, step, fired_edges=fired)
     if failed and not fired and (end_run or failure_policy.ends_run(run.graph.nodes[step.node_id], run.defn)):
         return _end_run(conn, run, "failed", error=f'node "{step.node_id}" failed: {error}')
     if run.defn.mode == "state_machine":
@@ -305,9 +342,9 @@ _INSERT_SKIPPED = (
 
 
 def _next_dag_steps(conn: Connection, run: RunContext, step: ClaimedStep, outputs: dict) -> list[Dispatch]:
-    states = node_states(conn, step.run_id)
+    states = RunStates(conn, step.run_id, run.graph.node_ids)
     candidates = [e.target for e in run.graph.out[step.node_id]]
-    decision = dag_decide(run.graph, candidates, states)
+    decision = dag_decide(run.graph, candidates, states, states)
     for node_id in decision.skipped:
         conn.execute(
             _INSERT_SKIPPED,
@@ -319,14 +356,14 @@ def _next_dag_steps(conn: Connection, run: RunContext, step: ClaimedStep, output
             },
         )
         events.emit(conn, events.STEP_SKIPPED, step.run_id, node_id=node_id)
-    dispatches = []
+    ready = []
     for node_id in decision.ready:
         sources = [e.source for e in run.graph.inc[node_id] if e.source != step.node_id]
         outs = outputs_of(conn, step.run_id, sources)
         outs[step.node_id] = outputs
-        fired = {src: states[src].fired_edges for src in states}
-        inputs = port_inputs(run.graph, node_id, fired, outs)
-        dispatches.append(Dispatch(_insert_step(conn, step.run_id, run.graph, node_id, 1, inputs)))
+        fired = {e.source: states[e.source].fired_edges for e in run.graph.inc[node_id] if e.source in states}
+        ready.append((node_id, 1, port_inputs(run.graph, node_id, fired, outs)))
+    dispatches = [Dispatch(step_id) for step_id in _insert_steps(conn, step.run_id, run.graph, ready)]
     if not dispatches and not has_active_steps(conn, step.run_id):
         return _complete_run(conn, run)
     return dispatches

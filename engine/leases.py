@@ -85,8 +85,9 @@ _LOST = (
                 _UNDELIVERED,
                 or_(_s2.c.not_before.is_(None), _s2.c.not_before <= _now),
             ),
-            and_(
+            and_(  # a due timer; a sub-workflow step's deadline is child_runs.expire_due's
                 _s2.c.status == status_literal("waiting"),
+                _s2.c.child_run_id.is_(None),
                 _s2.c.not_before.is_not(None),
                 _s2.c.not_before <= _now,
                 _UNDELIVERED,

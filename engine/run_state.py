@@ -5,7 +5,7 @@ The reads here are SQLAlchemy Core over the model tables, built once at import.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import distinct_on
 
 from engine.definition import WorkflowDefinition
-from engine.scheduler import Graph, NodeState
+from engine.scheduler import TERMINAL, Graph, NodeState
 from models.core_tables import table_of
 from models.tables import Run, StepRun
 
@@ -203,10 +203,58 @@ def primary_output(outputs: dict | None) -> Any:
 _NODE_STATES = _latest_per_node(_steps.c.status, _steps.c.fired_edges)
 
 
-def node_states(conn: Connection, run_id: str) -> dict[str, NodeState]:
-    """Each node's latest status and fired edges (what the DAG scheduler decides on)."""
-    rows = conn.execute(_NODE_STATES, {"run": run_id})
-    return {r.node_id: NodeState(r.status, r.fired_edges or []) for r in rows}
+_STATES_OF = _NODE_STATES.where(_steps.c.node_id == any_(bindparam("nodes", type_=ARRAY(String))))
+# DAG runs have one step row per node (visit 1), so counting rows counts nodes.
+_RESOLVED = select(func.count()).where(
+    _steps.c.run_id == bindparam("run"),
+    _steps.c.node_id == any_(bindparam("nodes", type_=ARRAY(String))),
+    _steps.c.status.in_(status_literals(*TERMINAL)),
+)
+
+
+_RESOLVED_OUTSIDE = select(func.count()).where(
+    _steps.c.run_id == bindparam("run"),
+    ~(_steps.c.node_id == any_(bindparam("nodes", type_=ARRAY(String)))),
+    _steps.c.status.in_(status_literals(*TERMINAL)),
+)
+
+
+class RunStates(dict[str, NodeState]):
+    """The states of a DAG run's nodes, read from its step rows a batch at a time as the scheduler
+    asks (engine/scheduler.py StateLookup), instead of every node's row at each step's end."""
+
+    def __init__(self, conn: Connection, run_id: str, graph_nodes: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self._conn, self._run_id = conn, run_id
+        self._nodes = graph_nodes
+        self._read: set[str] = set()
+
+    def prefetch(self, node_ids: Iterable[str]) -> None:
+        wanted = [n for n in dict.fromkeys(node_ids) if n not in self._read and n not in self]
+        if not wanted:
+            return
+        self._read.update(wanted)
+        for r in self._conn.execute(_STATES_OF, {"run": self._run_id, "nodes": wanted}):
+            self[r.node_id] = NodeState(r.status, r.fired_edges or [])
+
+    def count_resolved(self, node_ids: list[str]) -> int:
+        done, unknown = 0, []
+        for n in node_ids:
+            state = self.get(n)
+            if state is not None:
+                done += state.status in TERMINAL
+            elif n not in self._read:
+                unknown.append(n)
+        if not unknown:
+            return done
+        # Name the smaller side in the statement: a wide join's sources are most of the graph, and a
+        # list of thousands is costly to send and is searched once per row scanned.
+        outside = self._nodes.difference(unknown) if self._nodes.issuperset(unknown) else None
+        if outside is not None and len(outside) < len(unknown):
+            statement, nodes = _RESOLVED_OUTSIDE, sorted(outside)
+        else:
+            statement, nodes = _RESOLVED, unknown
+        return done + int(self._conn.execute(statement, {"run": self._run_id, "nodes": nodes}).scalar_one())
 
 
 _OUTPUTS_OF = _latest_per_node(_steps.c.outputs).where(

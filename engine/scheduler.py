@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from engine import expressions, failure_policy
 from engine.contract import get_node_type
@@ -20,6 +20,22 @@ class NodeState:
 
     status: str
     fired_edges: list[str] = field(default_factory=list)
+
+
+class StateLookup(Protocol):
+    """Where a scheduler decision reads node states it has not seen yet (the run's step rows)."""
+
+    def prefetch(self, node_ids: Iterable[str]) -> None:
+        """Have the states of these nodes (those that have a step) in the decision's mapping."""
+
+    def count_resolved(self, node_ids: list[str]) -> int:
+        """How many of these nodes have finished (a terminal status), counted without reading them."""
+
+
+# A join with more incoming sources than this first counts its finished sources in PostgreSQL
+# and reads their states only once all are finished: each branch of a wide fan-in would
+# otherwise read every other branch's row, O(branches^2) rows for the whole run.
+WIDE_JOIN = 8
 
 
 @dataclass
@@ -42,6 +58,9 @@ class Graph:
             self.out[e.source].append(e)
             self.inc[e.target].append(e)
         self.start = next(n.id for n in defn.nodes if n.type == "start")
+        self.node_ids = frozenset(self.nodes)
+        # Each node's distinct source nodes, in edge order (a wide join asks at every branch's end).
+        self.sources = {n: tuple(dict.fromkeys(e.source for e in edges)) for n, edges in self.inc.items()}
 
     def join_mode(self, node_id: str) -> str:
         """How the node joins, as its type says: wait for "all" incoming branches, or run at "any" first."""
@@ -95,21 +114,36 @@ def _condition_holds(edge: EdgeSpec, outputs: Mapping[str, Any], variables: Mapp
         raise StepError(f'edge "{edge.id}" condition: {exc}', retryable=False) from exc
 
 
-def dag_decide(graph: Graph, candidates: list[str], states: dict[str, NodeState]) -> Decision:
+def dag_decide(
+    graph: Graph,
+    candidates: list[str],
+    states: MutableMapping[str, NodeState],
+    lookup: StateLookup | None = None,
+) -> Decision:
     """Decide readiness of `candidates` (and, through skips, their successors) in a DAG run.
 
     A node is ready when every incoming edge is resolved (its source finished) and at least
     one fired; a node whose type joins "any" (a merge in that mode) is ready as soon as one
     fired. A node whose incoming edges are all resolved with none fired is skipped, and the
-    skip propagates.
+    skip propagates. `states` holds every node's state, or, with `lookup`, those read so far:
+    the decision then reads only the nodes it looks at (a wide join counts first).
     """
     decision = Decision()
     queue = list(dict.fromkeys(candidates))
+    if lookup is not None:  # one read for all candidates and the sources of the narrow ones
+        lookup.prefetch([*queue, *(src for n in queue if not _wide(graph, n) for src in graph.sources[n])])
     while queue:
         node_id = queue.pop(0)
+        incoming = graph.inc[node_id]
+        if lookup is not None:
+            sources = list(graph.sources[node_id])
+            if _wide(graph, node_id):
+                lookup.prefetch([node_id])
+                if node_id not in states and lookup.count_resolved(sources) < len(sources):
+                    continue  # a branch is still running: neither ready nor skipped yet
+            lookup.prefetch([node_id, *sources])
         if node_id in states or node_id in decision.ready:
             continue
-        incoming = graph.inc[node_id]
         resolved = [e for e in incoming if e.source in states and states[e.source].status in TERMINAL]
         fired = [e for e in resolved if e.id in states[e.source].fired_edges]
         if fired and (graph.join_mode(node_id) == "any" or len(resolved) == len(incoming)):
@@ -119,6 +153,11 @@ def dag_decide(graph: Graph, candidates: list[str], states: dict[str, NodeState]
             states[node_id] = NodeState("skipped")
             queue.extend(e.target for e in graph.out[node_id])
     return decision
+
+
+def _wide(graph: Graph, node_id: str) -> bool:
+    """A join of all its incoming branches with more sources than WIDE_JOIN."""
+    return len(graph.sources[node_id]) > WIDE_JOIN and graph.join_mode(node_id) == "all"
 
 
 def port_inputs(

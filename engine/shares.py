@@ -15,7 +15,9 @@ so a revoke applies at once, for sessions and API keys alike.
 
 The owning workspace's editors and admins grant and revoke (the routes and handlers check the
 role; this module checks the workflow is the caller's workspace's). Both are audited
-(`workflow.share`, `workflow.unshare`).
+(`workflow.share`, `workflow.unshare`). A sharer finds by e-mail only people who are members of a
+workspace they belong to too (instance admins: anyone); any other address gets the same refusal as
+one no account has, so sharing cannot probe which addresses have accounts.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sqlmodel import Session, col, select
 from engine import audit, workspaces
 from engine.errors import ErrorCode, FlowloomError
 from engine.ids import parse_id
+from engine.roles import Role
 from models.auth import User, WorkflowShare
 from models.tables import Workflow, utcnow
 from models.workspaces import Workspace
@@ -193,11 +196,28 @@ def _target_workspace(session: Session, name: str) -> Workspace:
     return found
 
 
-def _target_user(session: Session, email: str) -> User:
+def findable(session: Session, sharer_id: str | uuid.UUID | None, user: User, *, find_anyone: bool) -> bool:
+    """Whether a sharer may find `user` by e-mail: instance admins (`find_anyone`) anyone; everyone
+    else only people who are a member of a workspace the sharer belongs to too (whose addresses the
+    sharer can see in its member list already); no one when the sharer is unknown."""
+    if find_anyone:
+        return True
+    sharer = session.get(User, _key(sharer_id)) if sharer_id else None
+    if sharer is None:
+        return False
+    mine = {m.workspace_id for m in workspaces.memberships(session, sharer)}
+    return any(m.workspace_id in mine for m in workspaces.memberships(session, user))
+
+
+def _target_user(session: Session, email: str, sharer_id: str | uuid.UUID | None, find_anyone: bool) -> User:
     found = workspaces.find_user(session, email)
-    if found is None:
+    # One answer for "no such account" and "an account you may not find": it reveals no address.
+    if found is None or not findable(session, sharer_id, found, find_anyone=find_anyone):
         raise FlowloomError(
-            f"no active user has the e-mail {email.strip()!r}", code=ErrorCode.SHARE_INVALID, field="email"
+            f"no one you can share with has the e-mail {email.strip()!r} (only members of your"
+            " workspaces, or share with their workspace)",
+            code=ErrorCode.SHARE_INVALID,
+            field="email",
         )
     return found
 
@@ -216,11 +236,13 @@ def grant(
     workspace: str = "",
     who: audit.Who | None = None,
     granted_by_user_id: str | uuid.UUID | None = None,
+    find_anyone: bool | None = None,
 ) -> ShareInfo:
     """Share the workflow (of the caller's `workspace_id`) with the user of `email` or the workspace
     `workspace` (short name or id) to `permission`; a second grant to the same recipient changes
-    its permission (`granted_by_user_id`: the granter, a recipient of it is refused). Audited as
-    `workflow.share`."""
+    its permission (`granted_by_user_id`: the granter, a recipient of it is refused). A user is found
+    by e-mail as `findable` says (`find_anyone`: the granter is an instance admin; None: as their
+    user row says). Audited as `workflow.share`."""
     workflow = require(session, workflow_id, workspace_id=workspace_id, user_id=granted_by_user_id, need=OWN)
     if permission not in PERMISSIONS:
         raise FlowloomError(
@@ -232,7 +254,10 @@ def grant(
         raise FlowloomError(
             "share with one user (email) or one workspace, not both or neither", code=ErrorCode.SHARE_INVALID
         )
-    user = _target_user(session, email) if email.strip() else None
+    if find_anyone is None:
+        granter = session.get(User, _key(granted_by_user_id)) if granted_by_user_id else None
+        find_anyone = granter is not None and granter.is_active and granter.role == Role.ADMIN
+    user = _target_user(session, email, granted_by_user_id, find_anyone) if email.strip() else None
     target_ws = _target_workspace(session, workspace) if user is None else None
     if target_ws is not None and target_ws.id == workflow.workspace_id:
         raise FlowloomError(

@@ -119,45 +119,55 @@ def execute_step(step_id: str) -> str:
     """Claim, run and record one step; returns what happened (for logs and tests).
 
     When exactly one step becomes ready and nothing else is, this process runs it next instead of
-    sending it through the broker (up to FLOWLOOM_INLINE_STEPS in a row): it is already recorded
-    as queued, so if this process dies the sweeper sends it as usual. Fan-outs and delayed
-    retries always go through Celery, so parallel branches still spread over the workers.
+    sending it through the broker (up to FLOWLOOM_INLINE_STEPS in a row), claiming it in the same
+    transaction that records the step before it: if this process dies, the claim's lease expires
+    and the sweeper sends it as usual. Fan-outs and delayed retries always go through Celery, so
+    parallel branches still spread over the workers.
     """
-    result, sent = _execute_once(step_id)
     inline_left = get_settings().inline_steps
-    while inline_left > 0 and len(sent) == 1 and not sent[0].countdown:
+    result, sent, claimed = _execute_once(step_id, None, inline=inline_left > 0)
+    while claimed is not None:
         inline_left -= 1
-        _, sent = _execute_once(sent[0].step_id)
+        _, sent, claimed = _execute_once(claimed.step_id, claimed, inline=inline_left > 0)
     dispatch.send(sent)
     return result
 
 
-def _execute_once(step_id: str) -> tuple[str, list[executor.Dispatch]]:
+def _execute_once(
+    step_id: str, claimed: executor.ClaimedStep | None, *, inline: bool
+) -> tuple[str, list[executor.Dispatch], executor.ClaimedStep | None]:
+    """Run one step (claimed here, or already by the transaction before); what happened, what to
+    send, and the next step when this process claimed it to run inline."""
     settings = get_settings()
     engine = _db()
-    with engine.begin() as conn:
-        step = executor.claim_step(
-            conn, step_id, lease_s=settings.step_lease_s, worker=f"{socket.gethostname()}:{os.getpid()}"
+    with engine.begin() if claimed is None else engine.connect() as conn:
+        step = claimed or executor.claim_step(
+            conn, step_id, lease_s=settings.step_lease_s, worker=_worker_name()
         )
         if step is None:
-            return _resume_timer_if_due(step_id)
-        run = executor.load_run(conn, step.run_id)
+            return (*_resume_timer_if_due(step_id), None)
+        run = executor.load_run(conn, step.run_id)  # cached: no statement for a run seen before
     ids = {"run_id": step.run_id, "step_id": step_id, "node_id": step.node_id, "workflow_id": run.workflow_id}
     with logs.bound(**ids), tracing.step_span(
         run_id=step.run_id, step_id=step_id, node_id=step.node_id, node_type=step.node_type,
         attempt=step.attempt, workflow_id=run.workflow_id,
     ) as span:  # fmt: skip
-        result, sent, outcome = _run_claimed(step, run, settings)
+        result, sent, outcome, following = _run_claimed(step, run, settings, inline=inline)
         tracing.step_result(span, result, outcome.error)
         log.debug("step %s (%s) %s", step.node_id, step.node_type, result)
     metrics.step_ran(step.node_type, result, outcome.metrics.get("duration_ms", 0) / 1000)
-    return result, sent
+    return result, sent, following
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _run_claimed(
-    step: executor.ClaimedStep, run: executor.RunContext, settings: Any
-) -> tuple[str, list[executor.Dispatch], Outcome]:
-    """Run a claimed step's node and record what happened."""
+    step: executor.ClaimedStep, run: executor.RunContext, settings: Any, *, inline: bool = False
+) -> tuple[str, list[executor.Dispatch], Outcome, executor.ClaimedStep | None]:
+    """Run a claimed step's node and record what happened; with `inline`, a lone step that became
+    ready without a delay is claimed in the same transaction (returned last, not to be sent)."""
     engine = _db()
     steps = executor.LazyMapping(lambda: _load_step_outputs(step.run_id))
     step_id = step.step_id
@@ -212,7 +222,14 @@ def _run_claimed(
                     metrics=outcome.metrics,
                 )
                 result = "failed"
-    return result, sent, outcome
+        following = None
+        if inline and len(sent) == 1 and not sent[0].countdown:
+            following = executor.claim_step(
+                conn, sent[0].step_id, lease_s=settings.step_lease_s, worker=_worker_name()
+            )
+            if following is not None:
+                sent = []
+    return result, sent, outcome, following
 
 
 def _error_output(outcome: Outcome) -> dict[str, Any]:
@@ -303,8 +320,8 @@ class _Sweeper(threading.Thread):
 
 
 def sweep_once() -> int:
-    """One sweep: resend lost steps, admit runs waiting for a slot and apply approval deadlines;
-    returns how many steps were resent."""
+    """One sweep: resend lost steps, admit runs waiting for a slot, apply approval deadlines and
+    sub-workflow steps' timeouts; returns how many steps were resent."""
     settings = get_settings()
     with _db().begin() as conn:
         lost = leases.lost_steps(conn, resend_after_s=settings.step_lease_s)
@@ -315,6 +332,9 @@ def sweep_once() -> int:
     expired = approvals.expire_due()
     if expired:
         log.info("applied the deadline of %d approval(s)", expired)
+    timed_out = child_runs.expire_due()
+    if timed_out:
+        log.info("timed out %d sub-workflow step(s) and cancelled their child runs", timed_out)
     return len(lost)
 
 

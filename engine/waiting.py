@@ -136,6 +136,7 @@ _DUE_TIMER_STEP = (
         _steps.c.status == status_literal("waiting"),
         _steps.c.not_before <= _now,
         ~exists().where(_approvals.c.step_id == _steps.c.id),
+        _steps.c.child_run_id.is_(None),  # a sub-workflow step's not_before is its deadline
     )
     .with_for_update(of=_steps)
 )
@@ -148,6 +149,7 @@ def waiting_step(conn: Connection, step_id: str) -> ClaimedStep | None:
 
 
 def due_timer_step(conn: Connection, step_id: str) -> ClaimedStep | None:
-    """A waiting step whose timer is due (a delay node, not an approval), locked; None otherwise."""
+    """A waiting step whose timer is due (a delay node, not an approval nor a child run), locked;
+    None otherwise."""
     row = conn.execute(_DUE_TIMER_STEP, {"step": step_id}).first()
     return None if row is None else claimed(row)

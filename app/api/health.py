@@ -71,10 +71,13 @@ def _answer(
     if not healthy:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     overall = "ok" if healthy else "degraded"
+    # Which part is away, by name only, is for signed-in callers: an open page's outage banner says it.
+    unavailable = [name for name in required if not checks[name].ok] or None
     if not _is_admin(request):  # hosts, versions and errors help an attacker more than a monitor
-        return HealthPublic(status=overall)
+        signed_in = getattr(request.state, "principal", None) is not None
+        return HealthPublic(status=overall, unavailable=unavailable if signed_in else None)
     details = {name: CheckPublic.model_validate(result) for name, result in checks.items()}
-    return HealthPublic(status=overall, checks=details, versions=_versions())
+    return HealthPublic(status=overall, unavailable=unavailable, checks=details, versions=_versions())
 
 
 @router.get("/health/live", response_model=LivePublic)

@@ -213,5 +213,9 @@ class HealthPublic(BaseModel):
     """Overall health: "ok" when every check passed. Only admins get the checks and versions."""
 
     status: Literal["ok", "degraded"]
+    unavailable: list[str] | None = Field(
+        None,
+        description="the required parts that failed (database, redis, workers); names only, for everyone",
+    )
     checks: dict[str, CheckPublic] | None = Field(None, description="admins only")
     versions: dict[str, str] | None = Field(None, description="admins only")

@@ -1,7 +1,8 @@
 """/api/workflows/{workflow_id}/shares: share one workflow with a user or a workspace, list and revoke.
 
 Only the workflow's own workspace manages its shares (editors and admins change them, any member
-lists them); a recipient gets 403, anyone else 404. What a share allows is engine/shares.py's rule.
+lists them); a recipient gets 403, anyone else 404. What a share allows is engine/shares.py's rule,
+and whom a sharer finds by e-mail too (members of their workspaces; instance admins anyone).
 """
 
 from __future__ import annotations
@@ -80,7 +81,10 @@ def list_shares(workflow_id: uuid.UUID, principal: Caller) -> list[SharePublic]:
     status_code=status.HTTP_201_CREATED,
     responses={
         **_ANSWERS,
-        422: {"description": "No such user or workspace, the workflow's own workspace (share_invalid)"},
+        422: {
+            "description": "No such workspace, the workflow's own workspace, or no user you can share "
+            "with has that e-mail: one answer whether or not an account has it (share_invalid)"
+        },
     },
 )
 def grant_share(workflow_id: uuid.UUID, body: ShareCreate, principal: Caller) -> SharePublic:
@@ -89,6 +93,7 @@ def grant_share(workflow_id: uuid.UUID, body: ShareCreate, principal: Caller) ->
         info = shares.grant(
             session, workflow_id, workspace_id=principal.workspace_id, permission=body.permission,
             email=body.email or "", workspace=body.workspace or "", granted_by_user_id=parse_id(principal.user_id),
+            find_anyone=principal.is_instance_admin,  # an admin's key made with a lower role is not one
         )  # fmt: skip
         created = _public(info)
     return created

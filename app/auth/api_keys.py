@@ -64,18 +64,23 @@ def create(
     owner_role: str | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key for `owner` acting in workspace `workspace_id` only (None: the default one), with a
-    role up to `owner_role` (their role there; None: their instance role); returns the row and the
-    key itself, which is never shown again."""
+    role up to what the owner can do there: the lower of `owner_role` (their role there; None: their
+    instance role) and their instance role, as a key acts (`verify`, `lower_role`). Returns the row
+    and the key itself, which is never shown again."""
     name = name.strip()
     if not name or len(name) > 100:
-        raise ApiKeyError("name: give the key a name of 1 to 100 characters")
+        raise ApiKeyError("name: give the key a name of 1 to 100 characters", field="name")
     if not is_role(role):
-        raise ApiKeyError(f"role: {role!r} is not one of admin, editor, operator, viewer")
-    ceiling = owner_role or owner.role
+        raise ApiKeyError(f"role: {role!r} is not one of admin, editor, operator, viewer", field="role")
+    ceiling = lower_role(owner_role, owner.role) if owner_role else owner.role
     if not allows(ceiling, role):
-        raise ApiKeyError(f"role: a {ceiling} cannot create a key with the {role} role")
+        raise ApiKeyError(
+            f"role: your keys here act as {ceiling} at most (the lower of your role in this workspace"
+            f" and your instance role), so you cannot create a key with the {role} role",
+            field="role",
+        )
     if not 1 <= rate_limit_per_min <= MAX_RATE_PER_MIN:
-        raise ApiKeyError(f"rate_limit_per_min: between 1 and {MAX_RATE_PER_MIN}")
+        raise ApiKeyError(f"rate_limit_per_min: between 1 and {MAX_RATE_PER_MIN}", field="rate_limit_per_min")
     prefix = secrets.token_hex(PREFIX_LENGTH // 2)
     key = f"{KEY_MARK}{prefix}_{secrets.token_urlsafe(32)}"
     row = ApiKey(

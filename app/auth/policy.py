@@ -218,6 +218,11 @@ HANDLER_POLICY: dict[str, Access] = {
     "WorkflowsState.set_share_permission": Role.VIEWER,
     "WorkflowsState.grant_share": Role.EDITOR,
     "WorkflowsState.revoke_share": Role.EDITOR,
+    # Paging of the admin lists: components.pager.PagedState's handlers, copied onto each State
+    "AuditState.next_page": Role.ADMIN,
+    "AuditState.previous_page": Role.ADMIN,
+    "DeadLettersState.next_page": Role.ADMIN,  # its list reads nothing for a workspace-only admin
+    "DeadLettersState.previous_page": Role.ADMIN,
     # A form trigger's page (app/pages/forms_state.py): public; each handler that reads or starts
     # anything checks app.trigger_access.open_form itself (operator, or a public form's token).
     "FormState.load": PUBLIC,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
 
 from app import routes
@@ -77,38 +79,27 @@ def _labelled(label: str, control: rx.Component) -> rx.Component:
     return rx.vstack(rx.text(label, size="2", weight="medium"), control, spacing="1", width="100%")
 
 
+def _text_field(label: str, key: str, value: rx.Var[str], aria_label: str = "", **props: Any) -> rx.Component:
+    """A labelled text input of the agent form, bound to its field `key` (set_form_value)."""
+    control = rx.input(
+        value=value, aria_label=aria_label or label, on_change=lambda v: S.set_form_value(key, v), **props
+    )
+    return _labelled(label, control)
+
+
 def _form() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.heading(rx.cond(S.editing_id != "", "Edit agent", "New agent"), size="3", weight="medium"),
-            _labelled(
-                "Name",
-                rx.input(
-                    value=S.name,
-                    on_change=lambda v: S.set_form_value("name", v),
-                    id="agent-name",
-                    aria_label="Name",
-                    width="100%",
-                ),
-            ),  # fmt: skip
-            _labelled(
-                "Description",
-                rx.input(
-                    value=S.description,
-                    width="100%",
-                    aria_label="Description",
-                    on_change=lambda v: S.set_form_value("description", v),
-                ),
-            ),  # fmt: skip
-            _labelled(
+            _text_field("Name", "name", S.name, id="agent-name", width="100%"),
+            _text_field("Description", "description", S.description, width="100%"),
+            _text_field(
                 "Capabilities (comma-separated, e.g. SUMMARISE; those the config implies are added)",
-                rx.input(
-                    value=S.capabilities_text,
-                    id="agent-capabilities",
-                    aria_label="Capabilities",
-                    width="100%",
-                    on_change=lambda v: S.set_form_value("capabilities_text", v),
-                ),
+                "capabilities_text",
+                S.capabilities_text,
+                aria_label="Capabilities",
+                id="agent-capabilities",
+                width="100%",
             ),  # fmt: skip
             rx.hstack(
                 _labelled(
@@ -120,30 +111,9 @@ def _form() -> rx.Component:
                         custom_attrs={"aria-label": "Sessions across runs"},
                     ),
                 ),
-                _labelled(
-                    "Turns kept",
-                    rx.input(
-                        value=S.memory_turns,
-                        aria_label="Turns kept",
-                        on_change=lambda v: S.set_form_value("memory_turns", v),
-                    ),
-                ),
-                _labelled(
-                    "USD per 1M input tokens",
-                    rx.input(
-                        value=S.price_in,
-                        aria_label="USD per 1M input tokens",
-                        on_change=lambda v: S.set_form_value("price_in", v),
-                    ),
-                ),
-                _labelled(
-                    "USD per 1M output tokens",
-                    rx.input(
-                        value=S.price_out,
-                        aria_label="USD per 1M output tokens",
-                        on_change=lambda v: S.set_form_value("price_out", v),
-                    ),
-                ),
+                _text_field("Turns kept", "memory_turns", S.memory_turns),
+                _text_field("USD per 1M input tokens", "price_in", S.price_in),
+                _text_field("USD per 1M output tokens", "price_out", S.price_out),
                 width="100%",
             ),  # fmt: skip
             rx.heading("Model, prompt, tools and memory", size="2", weight="medium", margin_top="0.5rem"),

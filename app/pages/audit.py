@@ -9,7 +9,7 @@ from app.layout import empty_state, error_callout, listing, page, page_header
 from app.pages.audit_state import AuditRow
 from app.pages.audit_state import AuditState as S
 from components.data_table import data_table
-from components.labels import field_label, label_id
+from components.labels import field_label, labelled_select
 from components.pager import pager
 
 
@@ -48,18 +48,7 @@ def _text_filter(label: str, name: str, value: rx.Var[str], kind: str = "text", 
 
 
 def _select_filter(label: str, control: str, choices: rx.Var, value: rx.Var, on_change) -> rx.Component:
-    return rx.vstack(
-        field_label(label, control),
-        rx.select(
-            choices,
-            value=value,
-            on_change=on_change,
-            size="2",
-            id=control,
-            custom_attrs={"aria-labelledby": label_id(control)},
-        ),  # fmt: skip
-        spacing="1",
-    )
+    return rx.vstack(*labelled_select(label, control, choices, value, on_change), spacing="1")
 
 
 def _filters() -> rx.Component:

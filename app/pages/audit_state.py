@@ -7,7 +7,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import reflex as rx
 from reflex.event import EventSpec
@@ -15,7 +15,7 @@ from reflex.event import EventSpec
 from app.auth.guard import audit_who, requires
 from app.db import db_session
 from app.pages.formatting import format_time, time_ago
-from components.pager import page_range
+from components.pager import PagedState
 from engine import audit
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.roles import Role
@@ -88,12 +88,11 @@ def build_query(
     )  # fmt: skip
 
 
-class AuditState(rx.State):
+class AuditState(PagedState, rx.State):
     """The entries on show, the filters, the page and the exports."""
 
     rows: list[AuditRow] = []
-    total: int = 0
-    offset: int = 0
+    page_size: ClassVar[int] = PAGE_SIZE
     actor: str = ""
     action: str = ANY
     target_type: str = ANY
@@ -105,18 +104,6 @@ class AuditState(rx.State):
     form_key: int = 0
     loaded: bool = False
     error: str = ""
-
-    @rx.var
-    def range_label(self) -> str:
-        return page_range(self.offset, self.total, PAGE_SIZE)
-
-    @rx.var
-    def has_previous(self) -> bool:
-        return self.offset > 0
-
-    @rx.var
-    def has_next(self) -> bool:
-        return self.offset + PAGE_SIZE < self.total
 
     def _query(self) -> audit.AuditQuery:
         return build_query(
@@ -180,19 +167,6 @@ class AuditState(rx.State):
         self.actor, self.action, self.target_type, self.target_id = "", ANY, ANY, ""
         self.date_from, self.date_to, self.offset = "", "", 0
         self.form_key += 1
-        self._refresh()
-
-    @rx.event
-    @requires(Role.ADMIN)
-    def next_page(self) -> None:
-        if self.offset + PAGE_SIZE < self.total:
-            self.offset += PAGE_SIZE
-        self._refresh()
-
-    @rx.event
-    @requires(Role.ADMIN)
-    def previous_page(self) -> None:
-        self.offset = max(0, self.offset - PAGE_SIZE)
         self._refresh()
 
     def _export(self, kind: str) -> EventSpec:

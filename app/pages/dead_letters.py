@@ -9,7 +9,7 @@ from app.layout import empty_state, error_callout, listing, page, page_header
 from app.pages.dead_letters_state import SOURCE_FILTERS, STATE_FILTERS, DeadLetterView
 from app.pages.dead_letters_state import DeadLettersState as S
 from components.data_table import data_table
-from components.labels import field_label, label_id
+from components.labels import labelled_select
 from components.pager import pager
 
 
@@ -71,23 +71,9 @@ def _table() -> rx.Component:
 
 def _filters() -> rx.Component:
     return rx.hstack(
-        field_label("Source", "dead-letter-source"),
-        rx.select(
-            SOURCE_FILTERS,
-            value=S.source,
-            on_change=S.set_source,
-            size="2",
-            id="dead-letter-source",
-            custom_attrs={"aria-labelledby": label_id("dead-letter-source")},
-        ),
-        field_label("Replay", "dead-letter-status", margin_left="0.75rem"),
-        rx.select(
-            STATE_FILTERS,
-            value=S.status,
-            on_change=S.set_status,
-            size="2",
-            id="dead-letter-status",
-            custom_attrs={"aria-labelledby": label_id("dead-letter-status")},
+        *labelled_select("Source", "dead-letter-source", SOURCE_FILTERS, S.source, S.set_source),
+        *labelled_select(
+            "Replay", "dead-letter-status", STATE_FILTERS, S.status, S.set_status, margin_left="0.75rem"
         ),
         rx.spacer(),
         *pager(S.range_label, S.has_previous, S.has_next, S.previous_page, S.next_page),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from typing import ClassVar
 
 import reflex as rx
 from reflex.event import EventSpec
@@ -12,7 +13,7 @@ from reflex.event import EventSpec
 from app.auth.guard import caller_of, requires
 from app.pages.formatting import format_time, short_id, time_ago
 from app.pages.page_reads import reading
-from components.pager import page_range
+from components.pager import PagedState
 from engine import dead_letters
 from engine.db_errors import DB_ERRORS, describe_db_error
 from engine.roles import Role
@@ -70,28 +71,15 @@ def view(row: dead_letters.DeadLetterRow) -> DeadLetterView:
     )  # fmt: skip
 
 
-class DeadLettersState(rx.State):
+class DeadLettersState(PagedState, rx.State):
     """The dead letters on show, the filters and the page."""
 
     rows: list[DeadLetterView] = []
-    total: int = 0
-    offset: int = 0
+    page_size: ClassVar[int] = PAGE_SIZE
     source: str = "all"
     status: str = "waiting"
     loaded: bool = False
     error: str = ""
-
-    @rx.var
-    def range_label(self) -> str:
-        return page_range(self.offset, self.total, PAGE_SIZE)
-
-    @rx.var
-    def has_previous(self) -> bool:
-        return self.offset > 0
-
-    @rx.var
-    def has_next(self) -> bool:
-        return self.offset + PAGE_SIZE < self.total
 
     def _instance_admin(self) -> bool:
         # Dead letters are the whole instance's: a workspace's admin does not see or replay them.
@@ -128,19 +116,6 @@ class DeadLettersState(rx.State):
     def set_status(self, value: str) -> None:
         self.status = value if value in STATE_FILTERS else "waiting"
         self.offset = 0
-        self._refresh()
-
-    @rx.event
-    @requires(Role.ADMIN)
-    def next_page(self) -> None:
-        if self.offset + PAGE_SIZE < self.total:
-            self.offset += PAGE_SIZE
-        self._refresh()
-
-    @rx.event
-    @requires(Role.ADMIN)
-    def previous_page(self) -> None:
-        self.offset = max(0, self.offset - PAGE_SIZE)
         self._refresh()
 
     @rx.event

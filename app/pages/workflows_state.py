@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import reflex as rx
 from pydantic import ValidationError as PydanticValidationError
 from reflex.event import EventSpec
+from sqlmodel import Session
 
 from app import db
 from app.api.schemas import WorkflowCreate
@@ -23,6 +25,10 @@ from engine.errors import FlowloomError, user_message
 from models.tables import Workflow
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# What a share's grant or revoke refuses with a message of its own (an unknown user, not yours, ...).
+_SHARE_REFUSALS = (FlowloomError, ValueError)
 
 
 @dataclass
@@ -114,6 +120,24 @@ class WorkflowsState(rx.State):
             self.rows = [_row(w, shared.get(w.id, ""), names.get(w.workspace_id, "")) for w in found]
         self.error = ""
 
+    def _write(
+        self,
+        change: Callable[[Session], T],
+        then: Callable[[], None],
+        refusals: tuple[type[Exception], ...] = (),
+    ) -> T | EventSpec:
+        """Make `change` in one transaction, then `then()` (read the list or shares again); what it
+        returns, or the error toast of a database failure or of one of `refusals` instead."""
+        try:
+            with db.db_session() as session:
+                done = change(session)
+            then()
+        except refusals as exc:
+            return rx.toast.error(user_message(exc))
+        except DB_ERRORS as exc:
+            return rx.toast.error(describe_db_error(exc))
+        return done
+
     def _refresh(self) -> None:
         """Reload, turning a database failure into the page's error callout."""
         try:
@@ -147,18 +171,18 @@ class WorkflowsState(rx.State):
             data = WorkflowCreate(name=form.get("name", ""), description=form.get("description", ""))
         except PydanticValidationError as exc:
             return rx.toast.error(_first_problem(exc))
-        try:
-            with db.db_session() as session:
-                workflows.create_workflow(
-                    session,
-                    data.name,
-                    data.description,
-                    who=audit_who(self),
-                    workspace_id=current_workspace(self),
-                )
-            self._reload()
-        except DB_ERRORS as exc:
-            return rx.toast.error(describe_db_error(exc))
+        created = self._write(
+            lambda session: workflows.create_workflow(
+                session,
+                data.name,
+                data.description,
+                who=audit_who(self),
+                workspace_id=current_workspace(self),
+            ),
+            self._reload,
+        )
+        if isinstance(created, EventSpec):
+            return created
         self.create_open = False
         return rx.toast.success(f'Workflow "{data.name}" created')
 
@@ -181,20 +205,20 @@ class WorkflowsState(rx.State):
             data = WorkflowCreate(name=self.rename_name)
         except PydanticValidationError as exc:
             return rx.toast.error(_first_problem(exc))
-        try:
-            with db.db_session() as session:
-                renamed = workflows.rename_workflow(
-                    session,
-                    uuid.UUID(self.rename_id),
-                    data.name,
-                    who=audit_who(self),
-                    workspace_id=current_workspace(self),
-                    user_id=self._caller_id(),
-                    need=shares.EDIT,  # an edit share may rename it too
-                )
-            self._reload()
-        except DB_ERRORS as exc:
-            return rx.toast.error(describe_db_error(exc))
+        renamed = self._write(
+            lambda session: workflows.rename_workflow(
+                session,
+                uuid.UUID(self.rename_id),
+                data.name,
+                who=audit_who(self),
+                workspace_id=current_workspace(self),
+                user_id=self._caller_id(),
+                need=shares.EDIT,  # an edit share may rename it too
+            ),
+            self._reload,
+        )
+        if isinstance(renamed, EventSpec):
+            return renamed
         self.rename_open = False
         if renamed is None:
             return rx.toast.warning("That workflow no longer exists")
@@ -203,14 +227,14 @@ class WorkflowsState(rx.State):
     @rx.event
     def duplicate(self, workflow_id: str) -> EventSpec | None:
         """Copy a workflow with its latest definition."""
-        try:
-            with db.db_session() as session:
-                copy = workflows.duplicate_workflow(
-                    session, uuid.UUID(workflow_id), who=audit_who(self), workspace_id=current_workspace(self)
-                )
-            self._reload()
-        except DB_ERRORS as exc:
-            return rx.toast.error(describe_db_error(exc))
+        copy = self._write(
+            lambda session: workflows.duplicate_workflow(
+                session, uuid.UUID(workflow_id), who=audit_who(self), workspace_id=current_workspace(self)
+            ),
+            self._reload,
+        )
+        if isinstance(copy, EventSpec):
+            return copy
         if copy is None:
             return rx.toast.warning("That workflow no longer exists")
         return rx.toast.success(f'Created "{copy.name}"')
@@ -226,17 +250,14 @@ class WorkflowsState(rx.State):
     @rx.event
     def delete(self) -> EventSpec | None:
         """Delete the workflow named in the confirmation dialog."""
-        try:
-            with db.db_session() as session:
-                workflows.delete_workflow(
-                    session,
-                    uuid.UUID(self.delete_id),
-                    who=audit_who(self),
-                    workspace_id=current_workspace(self),
-                )
-            self._reload()
-        except DB_ERRORS as exc:
-            return rx.toast.error(describe_db_error(exc))
+        deleted = self._write(
+            lambda session: workflows.delete_workflow(
+                session, uuid.UUID(self.delete_id), who=audit_who(self), workspace_id=current_workspace(self)
+            ),
+            self._reload,
+        )
+        if isinstance(deleted, EventSpec):
+            return deleted
         self.delete_open = False
         return rx.toast.success(f'Deleted "{self.delete_name}"')
 
@@ -261,7 +282,7 @@ class WorkflowsState(rx.State):
         self.share_id, self.share_name, self.share_target = workflow_id, name, ""
         try:
             self._load_shares()
-        except (FlowloomError, ValueError) as exc:
+        except _SHARE_REFUSALS as exc:
             return rx.toast.error(user_message(exc))
         except DB_ERRORS as exc:
             return rx.toast.error(describe_db_error(exc))
@@ -293,33 +314,31 @@ class WorkflowsState(rx.State):
                 "Type an e-mail address" if self.share_kind == "user" else "Type a workspace"
             )
         recipient = {"email": target} if self.share_kind == "user" else {"workspace": target}
-        try:
-            with db.db_session() as session:
-                info = shares.grant(
-                    session, uuid.UUID(self.share_id), workspace_id=current_workspace(self),
-                    permission=self.share_permission, who=audit_who(self), granted_by_user_id=self._caller_id(),
-                    **recipient,
-                )  # fmt: skip
-            self._load_shares()
-        except (FlowloomError, ValueError) as exc:
-            return rx.toast.error(user_message(exc))
-        except DB_ERRORS as exc:
-            return rx.toast.error(describe_db_error(exc))
+        info = self._write(
+            lambda session: shares.grant(
+                session, uuid.UUID(self.share_id), workspace_id=current_workspace(self),
+                permission=self.share_permission, who=audit_who(self), granted_by_user_id=self._caller_id(),
+                **recipient,
+            ),
+            self._load_shares,
+            _SHARE_REFUSALS,
+        )  # fmt: skip
+        if isinstance(info, EventSpec):
+            return info
         self.share_target = ""
         return rx.toast.success(f"Shared with {info.target} ({info.permission})")
 
     @rx.event
     def revoke_share(self, share_id: str) -> EventSpec | None:
         """Revoke one share: its recipient no longer reaches the workflow."""
-        try:
-            with db.db_session() as session:
-                info = shares.revoke(
-                    session, uuid.UUID(self.share_id), uuid.UUID(share_id), workspace_id=current_workspace(self),
-                    user_id=self._caller_id(), who=audit_who(self),
-                )  # fmt: skip
-            self._load_shares()
-        except (FlowloomError, ValueError) as exc:
-            return rx.toast.error(user_message(exc))
-        except DB_ERRORS as exc:
-            return rx.toast.error(describe_db_error(exc))
+        info = self._write(
+            lambda session: shares.revoke(
+                session, uuid.UUID(self.share_id), uuid.UUID(share_id), workspace_id=current_workspace(self),
+                user_id=self._caller_id(), who=audit_who(self),
+            ),
+            self._load_shares,
+            _SHARE_REFUSALS,
+        )  # fmt: skip
+        if isinstance(info, EventSpec):
+            return info
         return rx.toast.success(f"{info.target} no longer has access")

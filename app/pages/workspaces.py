@@ -3,6 +3,8 @@ admins also see every workspace and create new ones."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
 
 from app import routes
@@ -10,7 +12,7 @@ from app.layout import error_callout, page, page_header
 from app.pages.workspaces_state import ROLE_CHOICES, MemberView, WorkspaceView
 from app.pages.workspaces_state import WorkspacesState as S
 from components.data_table import data_table
-from components.labels import field_label, label_id
+from components.labels import field_label, label_id, labelled_select
 
 
 def _member_row(m: MemberView) -> rx.Component:
@@ -45,25 +47,23 @@ def _workspace_row(w: WorkspaceView) -> rx.Component:
     )
 
 
+def _labelled_input(
+    text: str, control_id: str, value: rx.Var[str], on_change: Any, placeholder: str
+) -> list[rx.Component]:
+    """A field_label and the text input it names."""
+    return [
+        field_label(text, control_id),
+        rx.input(value=value, on_change=on_change, placeholder=placeholder, id=control_id,
+                 custom_attrs={"aria-labelledby": label_id(control_id)}),
+    ]  # fmt: skip
+
+
 def _add_member() -> rx.Component:
     return rx.hstack(
-        field_label("E-mail", "new-member-email"),
-        rx.input(
-            value=S.new_member_email,
-            on_change=S.set_new_member_email,
-            placeholder="someone@example.com",
-            id="new-member-email",
-            custom_attrs={"aria-labelledby": label_id("new-member-email")},
-        ),  # fmt: skip
-        field_label("Role", "new-member-role"),
-        rx.select(
-            ROLE_CHOICES,
-            value=S.new_member_role,
-            on_change=S.set_new_member_role,
-            size="2",
-            id="new-member-role",
-            custom_attrs={"aria-labelledby": label_id("new-member-role")},
-        ),  # fmt: skip
+        *_labelled_input(
+            "E-mail", "new-member-email", S.new_member_email, S.set_new_member_email, "someone@example.com"
+        ),
+        *labelled_select("Role", "new-member-role", ROLE_CHOICES, S.new_member_role, S.set_new_member_role),
         rx.button("Add member", on_click=S.add_member, id="add-member"),
         align="center",
         margin_bottom="1rem",
@@ -76,22 +76,8 @@ def _instance() -> rx.Component:
         rx.vstack(
             rx.heading("All workspaces", size="4", margin_top="2rem"),
             rx.hstack(
-                field_label("Short name", "new-workspace-slug"),
-                rx.input(
-                    value=S.new_slug,
-                    on_change=S.set_new_slug,
-                    placeholder="team-a",
-                    id="new-workspace-slug",
-                    custom_attrs={"aria-labelledby": label_id("new-workspace-slug")},
-                ),  # fmt: skip
-                field_label("Name", "new-workspace-name"),
-                rx.input(
-                    value=S.new_name,
-                    on_change=S.set_new_name,
-                    placeholder="Team A",
-                    id="new-workspace-name",
-                    custom_attrs={"aria-labelledby": label_id("new-workspace-name")},
-                ),  # fmt: skip
+                *_labelled_input("Short name", "new-workspace-slug", S.new_slug, S.set_new_slug, "team-a"),
+                *_labelled_input("Name", "new-workspace-name", S.new_name, S.set_new_name, "Team A"),
                 rx.button("Create workspace", on_click=S.create_workspace, id="create-workspace"),
                 align="center",
             ),

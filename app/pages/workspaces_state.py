@@ -4,10 +4,12 @@ instance admins, every workspace and a form to create one."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import reflex as rx
 from reflex.event import EventSpec
+from sqlmodel import Session
 
 from app.auth.guard import caller_of, requires
 from app.auth.principal import Principal, session_cache
@@ -99,17 +101,25 @@ class WorkspacesState(rx.State):
         if found is None:
             return None
         principal, workspace_id = found
+        failed = self._commit(lambda session: fn(session, workspace_id, *args, actor=principal.actor))
+        if failed is not None:
+            return failed
+        self._refresh()
+        return rx.toast.success(action)
+
+    def _commit(self, write: Callable[[Session], object]) -> EventSpec | None:
+        """Make `write` in one committed transaction and forget the cached sign-ins (roles and
+        workspaces may have changed); the error toast of a refusal or a database failure instead."""
         try:
             with db_session() as session:
-                fn(session, workspace_id, *args, actor=principal.actor)
+                write(session)
                 session.commit()
         except FlowloomError as exc:
             return rx.toast.error(user_message(exc))
         except DB_ERRORS as exc:
             return rx.toast.error(describe_db_error(exc))
         session_cache.clear()
-        self._refresh()
-        return rx.toast.success(action)
+        return None
 
     @rx.event
     @requires(Role.ADMIN)
@@ -175,17 +185,13 @@ class WorkspacesState(rx.State):
         principal = caller_of(self)
         if principal is None or principal.instance_role != Role.ADMIN:
             return rx.toast.error("Only instance admins create workspaces.")
-        try:
-            with db_session() as session:
-                workspaces.create_workspace(
-                    session, slug=self.new_slug, name=self.new_name, actor=principal.actor
-                )
-                session.commit()
-        except FlowloomError as exc:
-            return rx.toast.error(user_message(exc))
-        except DB_ERRORS as exc:
-            return rx.toast.error(describe_db_error(exc))
-        session_cache.clear()
+        failed = self._commit(
+            lambda session: workspaces.create_workspace(
+                session, slug=self.new_slug, name=self.new_name, actor=principal.actor
+            )
+        )
+        if failed is not None:
+            return failed
         created, self.new_slug, self.new_name = self.new_name, "", ""
         self._refresh()
         return rx.toast.success(

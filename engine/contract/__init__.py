@@ -17,7 +17,7 @@ from engine.agent_lifecycle import (
     new_agent_id,
 )
 from engine.agent_lifecycle import ID_PATTERN as AGENT_ID_PATTERN
-from engine.config_fields import FIXED, SECRET_FORMAT, SECRET_VALUES
+from engine.config_fields import CHOICES, FIXED, SECRET_FORMAT, SECRET_VALUES
 from engine.contract.agent_runtime import AgentRequirement, AgentRuntime, agent_runtime, provide_agent_runtime
 from engine.contract.called_workflows import CalledWorkflow, called_workflow
 from engine.contract.context import StepContext
@@ -140,6 +140,7 @@ __all__ = [
     "AGENT_STARTED",
     "AGENT_STREAM",
     "AGENT_TOOL_CALLED",
+    "CHOICES",
     "CalledWorkflow",
     "ChildRun",
     "DEFAULT_EMBEDDER",

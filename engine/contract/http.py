@@ -8,7 +8,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, TypedDict, Unpack
 
 import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -164,21 +164,21 @@ def retry_after_s(value: str | None, *, now: datetime | None = None) -> float | 
     return float(min(max(seconds, 0.0), MAX_RETRY_AFTER_S))
 
 
+class RequestOptions(TypedDict, total=False):
+    """The keyword arguments of `HttpClient.request`, each optional: those of `EgressClient.request`."""
+
+    headers: httpx.Headers | dict[str, str] | None
+    json: Any
+    content: bytes | str | None
+    params: dict[str, Any] | None
+    timeout: float | None
+    on_chunk: Callable[[bytes], Awaitable[None]] | None
+
+
 class HttpClient(Protocol):
     """What a node needs from HTTP; `StepContext.http` (the egress-checked client) fits."""
 
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: httpx.Headers | dict[str, str] | None = None,
-        json: Any = None,
-        content: bytes | str | None = None,
-        params: dict[str, Any] | None = None,
-        timeout: float | None = None,
-        on_chunk: Callable[[bytes], Awaitable[None]] | None = None,
-    ) -> httpx.Response: ...
+    async def request(self, method: str, url: str, **options: Unpack[RequestOptions]) -> httpx.Response: ...
 
 
 async def send(client: HttpClient, method: str, url: str, *, timeout: float, **kwargs: Any) -> httpx.Response:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.contract import (
+    CHOICES,
     FIXED,
     PORT_TYPES,
     CalledWorkflow,
@@ -44,9 +45,15 @@ class SubWorkflowConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     workflow_id: str = Field(
-        description="The saved workflow to call (its id)", json_schema_extra={FIXED: True}
+        description="The saved workflow to call (its id)",
+        json_schema_extra={FIXED: True, CHOICES: "workflows"},
     )
-    version: int = Field(1, ge=1, description="Its version, pinned", json_schema_extra={FIXED: True})
+    version: int = Field(
+        1,
+        ge=1,
+        description="Its version, pinned",
+        json_schema_extra={FIXED: True, CHOICES: "workflow_versions"},
+    )
     inputs: dict[str, Any] = Field(
         default_factory=dict,
         description="Values of its inputs that no port brings (templated, e.g. {{ input.city }})",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos import OwnPostgres, OwnRedis, Workers, own_kafka
+from bench.chaos_services import OwnPostgres, OwnRedis, Workers, own_kafka
 from engine.settings import get_settings
 
 TEST_SECRET_KEY = "test-secret-key-for-flowloom-chaos-0123456789abcdef"

@@ -1,4 +1,4 @@
-"""Survived faults (bench/chaos.py's scenarios with small sizes): load on four workers, Redis and
+"""Survived faults (bench/chaos_scenarios.py's scenarios with small sizes): load on four workers, Redis and
 PostgreSQL restarted under load, a worker's main process killed again and again. Each test prints
 its figures and asserts the counts: every run succeeded, every step and event exactly once, every
 side effect applied exactly once. No timing is asserted."""
@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from bench.chaos import (
+from bench.chaos_scenarios import (
     RUN_STEPS,
     Tally,
     broker_away,

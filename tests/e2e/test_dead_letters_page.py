@@ -1,5 +1,5 @@
-"""The Dead letters page in Chromium: an admin sees the error, source and payload preview and replays one;
-an operator is refused."""
+"""The Dead letters page in Chromium: an admin sees the error, source and payload preview, replays one
+and pages through them; an operator is refused."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import uuid
 import pytest
 from playwright.sync_api import Page, expect
 
+from app.pages.dead_letters_state import PAGE_SIZE
 from engine import dead_letters, triggers, workflows
 from engine.settings import get_settings
 from models.db import get_engine, session_scope
@@ -64,3 +65,31 @@ def test_an_operator_is_refused_the_dead_letters_page(page: Page, app_server: st
     page.goto(f"{app_server}/runs")
     expect(page.locator("#sidebar")).to_be_visible(timeout=TIMEOUT_MS)
     expect(page.locator("#nav-dead-letters")).to_have_count(0)
+
+
+def test_an_admin_pages_through_the_dead_letters(
+    page: Page, app_server: str, login_as, webhook_dead_letter, pg_url: str
+):
+    first = dead_letters.get(webhook_dead_letter)
+    assert first is not None
+    with get_engine(pg_url).begin() as conn:
+        for n in range(PAGE_SIZE + 2):  # more than a page waiting, whatever the other tests left
+            dead_letters.record(conn, source="webhook", error=f"paging e2e {n}", trigger_id=first.trigger_id,
+                                payload={"n": n})  # fmt: skip
+    total = dead_letters.list_dead_letters(replayed=False, limit=1, database_url=pg_url).total
+    login_as(page, "admin")
+    page.goto(f"{app_server}/dead-letters")
+    previous, following = page.get_by_label("Previous page"), page.get_by_label("Next page")
+    expect(page.get_by_text(f"1–{PAGE_SIZE} of {total}")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(previous).to_be_disabled()
+    expect(page.get_by_test_id("dead-letter-row")).to_have_count(PAGE_SIZE)
+
+    following.click()
+    shown = min(2 * PAGE_SIZE, total)
+    expect(page.get_by_text(f"{PAGE_SIZE + 1}–{shown} of {total}")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("dead-letter-row")).to_have_count(shown - PAGE_SIZE)
+    expect(previous).to_be_enabled()
+
+    previous.click()
+    expect(page.get_by_text(f"1–{PAGE_SIZE} of {total}")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(previous).to_be_disabled()

@@ -1,7 +1,9 @@
-"""Build a parent with a sub-workflow in the editor, run it, and follow the link from the parent
-step to the child run and back, in Chromium."""
+"""Build a parent with a sub-workflow in the editor (the called workflow picked from a list), run it,
+and follow the link from the parent step to the child run and back, in Chromium."""
 
 from __future__ import annotations
+
+import uuid
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -36,8 +38,9 @@ def test_build_a_parent_with_a_sub_workflow_and_see_the_child_run(
         inputs={"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
         outputs={"greeting": "Hello, {{ input.name }}"},
     )
+    name = f"Greeter {uuid.uuid4().hex[:6]}"  # one option of that name, whatever else the session saved
     with session_scope(engine_here) as session:
-        child_id = str(workflows.create_workflow(session, "Greeter", definition=greeter.to_dict()).id)
+        child_id = str(workflows.create_workflow(session, name, definition=greeter.to_dict()).id)
         parent = Workflow(name="Greets through a sub-workflow")
         session.add(parent)
         session.flush()
@@ -49,7 +52,11 @@ def test_build_a_parent_with_a_sub_workflow_and_see_the_child_run(
     ed.drop("subworkflow", 300, 260)
     ed.drop("end", 470, 440)
     ed.configure("subworkflow")
-    ed.fill("workflow_id", child_id)
+    # The workflow is picked from the workspace's saved ones, which pins its newest version.
+    ed.choose("workflow_id", f"{name} (v1)")
+    expect(ed.field("version").locator("button").first).to_have_text(
+        "v1 · published · created", timeout=TIMEOUT_MS
+    )
     ed.fill("inputs", '{"name": "Ada"}')
     ed.click_canvas()
     # The node's ports are the called workflow's: its input "name" and its output "greeting".
@@ -59,6 +66,11 @@ def test_build_a_parent_with_a_sub_workflow_and_see_the_child_run(
     ed.connect("subworkflow", "greeting", "end")
     expect(ed.edges()).to_have_count(2)
     ed.save()
+    with session_scope(engine_here) as session:
+        saved = workflows.load_workflow(session, uuid.UUID(parent_id))
+    assert saved is not None and saved.definition is not None
+    call = next(n for n in saved.definition["nodes"] if n["id"] == "subworkflow")
+    assert (call["config"]["workflow_id"], call["config"]["version"]) == (child_id, 1)
 
     page.click("#run-button")
     expect(page.locator("#run-status")).to_have_attribute("data-status", "succeeded", timeout=TIMEOUT_MS)
@@ -75,7 +87,7 @@ def test_build_a_parent_with_a_sub_workflow_and_see_the_child_run(
     page.wait_for_url(f"**/runs/{child_run}")
     back = page.locator("#run-parent")
     expect(back).to_have_text(f"Child run of {parent_run.id[:8]} (step subworkflow)", timeout=TIMEOUT_MS)
-    expect(page.locator("#run-workflow")).to_have_text("Greeter")
+    expect(page.locator("#run-workflow")).to_have_text(name)
     back.click()
     page.wait_for_url(f"**/runs/{parent_run.id}")
     expect(page.get_by_test_id("step-child-run")).to_be_visible(timeout=TIMEOUT_MS)

@@ -1,6 +1,7 @@
-"""Sharing a workflow in Chromium: its editor shares it with a colleague of another workspace to read
-through the Share dialog; the colleague sees it marked in their list and opens it read-only, without
-Save or Run; the revoke in the dialog takes it away."""
+"""Sharing a workflow in Chromium: its editor shares it with a colleague of another workspace (one
+the editor is a viewer of too, so they may find the colleague by e-mail) to read through the Share
+dialog; the colleague sees it marked in their list and opens it read-only, without Save or Run;
+the revoke in the dialog takes it away."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlmodel import select
 
 from app.db import db_session
 from engine import workspaces
-from engine.workflows import create_workflow
+from engine.workflows import create_workflow, save_version
 from models.auth import User
 from tests.integration.engine_helpers import node, workflow
 
@@ -24,10 +25,11 @@ def test_an_editor_shares_a_workflow_to_read_and_revokes_it_in_the_share_dialog(
 ) -> None:
     suffix = uuid.uuid4().hex[:6]
     name = f"Shared invoices {suffix}"
-    login_as(page, "editor")
+    sharer = login_as(page, "editor")
     definition = workflow([node("START", "start"), node("DONE", "end")], [("START", "DONE")], name=name)
     with db_session() as session:
         workflow_id = str(create_workflow(session, name, definition=definition.to_dict()).id)
+        save_version(session, uuid.UUID(workflow_id), definition.to_dict(), "v2")  # v1: superseded
         team = workspaces.create_workspace(
             session, slug=f"team-{suffix}", name=f"Team {suffix}", actor="test"
         )
@@ -40,6 +42,10 @@ def test_an_editor_shares_a_workflow_to_read_and_revokes_it_in_the_share_dialog(
         user = session.exec(select(User).where(User.email == colleague)).one()
         workspaces.set_member(session, team_id, user.id, "editor", actor="test")
         workspaces.remove_member(session, workspaces.DEFAULT_WORKSPACE_ID, user.id, actor="test")
+        # The sharer finds the colleague by e-mail: they are both in the colleague's team (the
+        # sharer as a viewer, still acting in Default, which owns the workflow).
+        sharing = session.exec(select(User).where(User.email == sharer)).one()
+        workspaces.set_member(session, team_id, sharing.id, "viewer", actor="test")
         session.commit()
 
     page.goto(f"{app_server}/workflows")
@@ -62,6 +68,13 @@ def test_an_editor_shares_a_workflow_to_read_and_revokes_it_in_the_share_dialog(
     expect(colleague_page.locator("#read-only-badge")).to_be_visible()
     expect(colleague_page.locator("#save-button")).to_have_count(0)
     expect(colleague_page.locator("#run-button")).to_have_count(0)
+    # Its version history offers no Submit for review or Publish (only its own workspace publishes).
+    colleague_page.click("#toolbar-versions")
+    expect(colleague_page.get_by_test_id("version-row")).to_have_count(2, timeout=TIMEOUT_MS)
+    expect(colleague_page.locator("#versions-shared-note")).to_be_visible()
+    for action in ("submit-version", "publish-version", "restore-version"):
+        expect(colleague_page.get_by_test_id(action)).to_have_count(0)
+    colleague_page.keyboard.press("Escape")
 
     page.get_by_test_id("share-revoke").click()
     expect(page.locator("#share-none")).to_be_visible(timeout=TIMEOUT_MS)

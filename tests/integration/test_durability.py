@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -224,3 +225,39 @@ def test_a_lone_ready_successor_runs_in_the_same_worker_without_a_broker_hop(eng
     assert wait_for_run(run_id).status == "succeeded"
     workers = {s["worker"] for s in get_run_steps(run_id)}
     assert len(workers) == 1, workers  # one process ran the whole chain
+
+
+@pytest.mark.usefixtures("engine_worker")
+def test_a_successor_claimed_inline_by_a_process_that_then_dies_runs_once_its_lease_expires(
+    engine_env, monkeypatch
+):
+    """The inline path claims the lone ready successor in the transaction that records the step
+    before it, so no message is sent for it. A process that dies right after that commit leaves the
+    successor running under its lease: when the lease expires a sweeper sends it and it runs."""
+    from engine import executor, tasks
+
+    defn = workflow(
+        [
+            node("start", "start"),
+            node("a", "tool.python", tool="echo", args={"value": 1}),
+            node("end", "end"),
+        ],
+        [("start", "a"), ("a", "end")],
+    )
+    with get_engine(get_settings().database_url).begin() as conn:
+        run_id, unsent = executor.create_run(conn, defn, {})  # committed, no Celery message sent
+    with monkeypatch.context() as patched:
+        patched.setenv("FLOWLOOM_STEP_LEASE_S", "1")
+        get_settings.cache_clear()
+        # This process runs the start step and claims "a" to run next, then "dies" (never runs it).
+        result, sent, claimed = tasks._execute_once(unsent[0].step_id, None, inline=True)
+    get_settings.cache_clear()
+    assert (result, sent) == ("succeeded", []) and claimed is not None and claimed.node_id == "a"
+    a = next(s for s in get_run_steps(run_id) if s["node_id"] == "a")
+    assert a["status"] == "running" and a["worker"].endswith(f":{os.getpid()}")  # claimed by this process
+
+    view = wait_for_run(run_id, timeout=60)
+    assert view.status == "succeeded", view.error
+    steps = steps_by_node(view)
+    assert steps["a"]["attempt"] == 2 and steps["a"]["outputs"] == {"out": 1}  # its lease ran out once
+    assert steps["end"]["status"] == "succeeded"

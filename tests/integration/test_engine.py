@@ -91,6 +91,42 @@ def test_condition_routes_to_the_matching_branch_and_skips_the_other():
     assert view.outputs == {"out": "auto"}
 
 
+def test_a_wide_fan_in_waits_for_every_branch_and_counts_skipped_ones_as_resolved():
+    """12 branches (wider than the scheduler's counted-join threshold) into a merge; a condition in
+    front of every third one skips it. The merge runs once, after the last branch, with exactly the
+    branches that ran."""
+    width = 12
+    nodes = [node("start", "start"), node("join", "merge", mode="all"), node("end", "end")]
+    edges: list[tuple] = [("join", "end")]
+    for i in range(width):
+        if i % 3 == 0:
+            nodes.append(node(f"c{i}", "condition", expression="value.go"))
+            edges += [("start", f"c{i}"), (f"c{i}", f"b{i}", "true")]
+        else:
+            edges.append(("start", f"b{i}"))
+        sleep = 0.2 if i == width - 1 else 0.0  # one branch finishes last, well after the others
+        nodes.append(node(f"b{i}", "tool.python", tool="sleep" if sleep else "echo",
+                          args={"seconds": sleep} if sleep else {"value": i}))  # fmt: skip
+        edges.append((f"b{i}", "join"))
+    defn = workflow(nodes, edges, inputs={"type": "object", "properties": {"go": {"type": "boolean"}}})
+
+    view = wait_for_run(start_run(defn, {"go": False}))
+    assert view.status == "succeeded", view.error
+    steps = steps_by_node(view)
+    ran = {f"b{i}" for i in range(width) if i % 3}
+    assert {n for n in steps if n.startswith("b") and steps[n]["status"] == "skipped"} == {
+        f"b{i}" for i in range(0, width, 3)
+    }
+    joins = [s for s in view.steps if s["node_id"] == "join"]
+    assert len(joins) == 1 and set(joins[0]["inputs"]["in"]) == ran
+    assert joins[0]["started_at"] >= steps[f"b{width - 1}"]["finished_at"]
+
+    view = wait_for_run(start_run(defn, {"go": True}))
+    assert view.status == "succeeded", view.error
+    joins = [s for s in view.steps if s["node_id"] == "join"]
+    assert len(joins) == 1 and set(joins[0]["inputs"]["in"]) == {f"b{i}" for i in range(width)}
+
+
 def test_run_inputs_that_miss_the_schema_are_refused_naming_the_field():
     from engine.errors import ValidationError
 
@@ -274,3 +310,51 @@ def test_events_are_written_with_each_state_change():
     assert kinds[0] == "workflow.started" and kinds[-1] == "workflow.completed"
     assert kinds.count("workflow.step.completed") == 2
     assert {"event_id", "event_type", "timestamp", "source", "correlation_id", "data"} <= set(envelope)
+
+
+def test_step_events_carry_the_envelope_and_exactly_their_data_fields():
+    """The claim and the step's end write their events in the same statement as the change: each
+    event has the full envelope (its own id, the run as correlation id) and exactly its fields."""
+    from sqlalchemy import text
+
+    from engine.settings import get_settings
+    from models.db import get_engine
+
+    defn = workflow(
+        [
+            node("start", "start"),
+            node("bad", "tool.python", tool="fail", args={"retryable": False}),
+            node("end", "end"),
+        ],
+        [("start", "bad"), ("bad", "end")],
+    )
+    run_id = start_run(defn, {})
+    view = wait_for_run(run_id)
+    assert view.status == "failed"
+    steps = steps_by_node(view)
+    with get_engine(get_settings().database_url).connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT event_id, event_type, payload FROM events WHERE run_id = :r AND event_type LIKE "
+                "'workflow.step.%' ORDER BY id"
+            ),  # fmt: skip
+            {"r": run_id},
+        ).all()
+    by_type = {}
+    for event_id, event_type, payload in rows:
+        assert payload["event_id"] == str(event_id) and payload["event_type"] == event_type
+        assert payload["correlation_id"] == run_id and payload["source"] == "flowloom.engine"
+        assert payload["schema_version"] == 1 and payload["timestamp"].endswith("+00:00")
+        by_type.setdefault(event_type, []).append(payload["data"])
+    assert len({r[0] for r in rows}) == len(rows)  # every event its own id
+    start, bad = str(steps["start"]["id"]), str(steps["bad"]["id"])
+    assert by_type["workflow.step.started"] == [
+        {"step_id": start, "node_id": "start", "attempt": 1},
+        {"step_id": bad, "node_id": "bad", "attempt": 1},
+    ]
+    assert by_type["workflow.step.completed"] == [
+        {"step_id": start, "node_id": "start", "fired_edges": ["e0"]}
+    ]
+    [failed] = by_type["workflow.step.failed"]
+    assert failed == {"step_id": bad, "node_id": "bad", "error": failed["error"], "error_code": "step_failed"}
+    assert failed["error"].startswith("failed on purpose")  # no error_field: the failure names none

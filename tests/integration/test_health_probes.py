@@ -68,8 +68,11 @@ def test_ready_is_503_when_redis_is_down_and_admins_see_why(
 
     refused = anonymous.get("/api/health/ready")
     assert refused.status_code == 503 and refused.json() == {"status": "degraded"}
+    # A signed-in caller learns which part is away (an open page's outage banner says it), nothing more.
+    viewer = api_client("viewer").get("/api/health/ready")
+    assert viewer.status_code == 503 and viewer.json() == {"status": "degraded", "unavailable": ["redis"]}
     detailed = admin.get("/api/health/ready").json()
-    assert detailed["status"] == "degraded"
+    assert detailed["status"] == "degraded" and detailed["unavailable"] == ["redis"]
     assert detailed["checks"]["database"]["ok"] is True and detailed["checks"]["redis"]["ok"] is False
     assert "127.0.0.1:1" in detailed["checks"]["redis"]["detail"] and detailed["checks"]["redis"]["fix"]
 

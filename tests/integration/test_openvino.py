@@ -96,6 +96,35 @@ def test_int8_weight_compression_keeps_a_language_model_working(tmp_path, monkey
     assert result.token_count == 8 and result.chunks
 
 
+def test_precision_auto_calibrates_once_and_keeps_cosine_to_f32(tmp_path, monkeypatch):
+    from nodes.openvino import precision_auto
+
+    monkeypatch.setenv("FLOWLOOM_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    (tmp_path / "models").symlink_to(built_models().root, target_is_directory=True)
+    monkeypatch.setattr(precision_auto, "ROUNDS", 2)
+    precision_auto.forget()
+    try:
+        first = openvino_runtime.embed(REFERENCE_SENTENCES, model=EMBEDDER, precision="auto")
+        again = openvino_runtime.embed(REFERENCE_SENTENCES, model=EMBEDDER, precision="auto")
+    finally:
+        precision_auto.forget()
+    m = first.timing.metrics()
+    capabilities = precision_auto.device_capabilities("CPU")
+    tried = {"f32", "int8"} | {h for h, needs in precision_auto.HINTS if needs in capabilities}
+    assert set(m["precision_rates"]) == tried  # the INT8 sibling exists; only hints the CPU lists
+    assert m["precision_chosen"] in tried and m["precision_calibration_ms"] > 0
+    assert m["precision_cosines"][m["precision_chosen"]] >= precision_auto.MIN_COSINE
+    assert m["precision_cosines"]["f32"] == pytest.approx(1.0, abs=1e-4)
+    fp32 = np.asarray(openvino_runtime.embed(REFERENCE_SENTENCES, model=EMBEDDER).vectors)
+    assert (fp32 * np.asarray(first.vectors)).sum(axis=1).min() >= 0.99
+    again_m = again.timing.metrics()
+    assert again_m["precision_chosen"] == m["precision_chosen"] and "precision_calibration_ms" not in again_m
+    assert again.vectors == first.vectors
+    stored = (tmp_path / "openvino" / "precision-auto.json").read_text()
+    assert f'"precision": "{m["precision_chosen"]}"' in stored
+
+
 def test_model_names_cannot_leave_the_models_directory():
     from engine.errors import StepError
 

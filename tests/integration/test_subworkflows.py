@@ -1,11 +1,14 @@
 """Sub-workflows on real workers: a `subworkflow` step runs a saved workflow's pinned version as a
 child run linked both ways, waits for it without holding a worker and resumes with its outputs or
 its error; cancelling the parent cancels the child; recursion is refused when validating and the
-nesting depth is capped when running; a worker killed while the parent waits loses nothing."""
+nesting depth is capped when running; a step's timeout_s bounds its child run; a worker killed while
+the parent waits loses nothing."""
 
 from __future__ import annotations
 
 import signal
+import time
+import uuid
 from typing import Any
 
 import pytest
@@ -53,14 +56,21 @@ def doubler(middle: list[dict] | None = None, edges: list[tuple] | None = None):
 
 
 def caller(
-    workflow_id: str, version: int = 1, *, inputs: dict | None = None, out: str = "doubled", **extra: Any
+    workflow_id: str,
+    version: int = 1,
+    *,
+    inputs: dict | None = None,
+    out: str = "doubled",
+    timeout_s: float | None = None,
+    **extra: Any,
 ):
     """start -> call (subworkflow, x = input.n) -`out`-> end; the run output `result` is that output."""
     inputs = {"x": "{{ input.n }}"} if inputs is None else inputs
+    limit = {} if timeout_s is None else {"timeout_s": timeout_s}
     return workflow(
         [
             node("start", "start"),
-            node("call", "subworkflow", workflow_id=workflow_id, version=version, inputs=inputs),
+            node("call", "subworkflow", workflow_id=workflow_id, version=version, inputs=inputs, **limit),
             node("end", "end"),
         ],
         [("start", "call"), ("call", "end", out)],
@@ -231,6 +241,57 @@ class TestOnTheSessionWorker:
         assert view.status == "failed"
         assert f"child run {child_run} cancelled" in steps_by_node(view)["call"]["error"]
 
+    def test_a_timed_out_step_cancels_its_child_and_grandchild_then_retries_and_branches(self):
+        waits = workflow(
+            [node("start", "start"), node("REVIEW", "human.approval"), node("end", "end")],
+            [("start", "REVIEW"), ("REVIEW", "end", "approved")],
+        )
+        middle = save(caller(save(waits, "Waits"), inputs={}, out="out", name="Middle"), "Middle")
+        defn = workflow(
+            [
+                node("start", "start"),
+                node("call", "subworkflow", workflow_id=middle, timeout_s=1,
+                     retry={"max_attempts": 2, "backoff_s": 0}),
+                node("handled", "tool.python", tool="echo", args={"value": "{{ ports.in.code }}"}),
+                node("end", "end"),
+            ],
+            [("start", "call"), ("call", "handled", "error"), ("handled", "end")],
+        )  # fmt: skip
+        view = wait_for_run(start_run(defn))
+
+        # Both attempts timed out (each its own child run); the second took the error edge.
+        assert view.status == "succeeded", (view.error, view.steps)
+        assert steps_by_node(view)["handled"]["outputs"] == {"out": ErrorCode.STEP_TIMEOUT.value}
+        call = steps_by_node(view)["call"]
+        assert call["status"] == "failed" and call["attempt"] == 2
+        assert 'node "call" (subworkflow) timed out after 1s (timeout_s)' in call["error"]
+        assert call["outputs"]["error"]["field"] == "timeout_s"
+        children = [w["child_run_id"] for w in events_of(view.id, "workflow.step.waiting")]
+        assert len(children) == 2 and children[-1] == str(call["child_run_id"])
+        for child_id in children:  # each child, and the grandchild it waited for, was cancelled
+            child = get_run(child_id)
+            assert child.status == "cancelled", child.error
+            assert 'the step "call" of its parent run timed out' in (child.error or "")
+            grandchild = child_of(child)
+            assert grandchild.status == "cancelled" and "parent run ended" in (grandchild.error or "")
+            assert steps_by_node(grandchild)["REVIEW"]["status"] == "cancelled"
+
+    def test_a_timeout_releases_a_step_whose_child_run_was_deleted_with_its_workflow(self):
+        waits = workflow(
+            [node("start", "start"), node("REVIEW", "human.approval"), node("end", "end")],
+            [("start", "REVIEW"), ("REVIEW", "end", "approved")],
+        )
+        child_id = save(waits, "Waits, then goes")
+        run_id = start_run(caller(child_id, inputs={}, out="out", timeout_s=1))
+        wait_for_step(run_id, "call", "waiting")
+        with session_scope(get_settings().database_url) as session:
+            assert workflows.delete_workflow(session, uuid.UUID(child_id))  # its runs go with it
+
+        view = wait_for_run(run_id)
+        assert view.status == "failed"
+        error = steps_by_node(view)["call"]["error"]
+        assert "timed out after 1s (timeout_s)" in error and "the child run no longer exists" in error
+
     def test_recursion_across_workflows_is_refused_with_the_node_and_field(self):
         a_id = save(doubler(), "A")
         b_id = save(caller(a_id, name="B"), "B")  # B v1 calls A v1
@@ -349,3 +410,54 @@ def test_a_worker_killed_while_the_parent_waits_loses_nothing(two_workers):
     child = get_run(child_run)
     assert steps_by_node(child)["nap"]["attempt"] == 2  # the child's step ran again on the other worker
     assert steps_by_node(view)["call"]["attempt"] == 1  # the parent step was never re-run
+
+
+NAP_S = 10.0
+
+
+@pytest.fixture
+def one_worker(engine_env, isolated_broker, worker_factory):
+    """A worker of its own with one process: its sleeping child step holds no session worker, and
+    a run started after it can only run once that process is free again."""
+    worker = worker_factory(concurrency=1, env={"FLOWLOOM_SWEEP_INTERVAL_S": "0.5"})
+    yield worker
+    worker.stop()
+
+
+def test_a_steps_timeout_cancels_its_sleeping_child_and_fails_the_parent(one_worker):
+    slow = doubler(
+        [
+            node("nap", "tool.python", tool="sleep", args={"seconds": NAP_S}),
+            node("calc", "tool.python", tool="add", args={"a": "{{ input.x }}", "b": "{{ input.x }}"}),
+        ],
+        [("start", "nap"), ("nap", "calc"), ("calc", "end")],
+    )
+    child_id = save(slow, "Slow doubler")
+    started = time.monotonic()
+    run_id = start_run(caller(child_id, timeout_s=1), {"n": 5})
+
+    view = wait_for_run(run_id, timeout=NAP_S)  # it ends while the child's step still sleeps
+    assert time.monotonic() - started < NAP_S
+    assert view.status == "failed"
+    step = steps_by_node(view)["call"]
+    assert step["status"] == "failed" and step["attempt"] == 1
+    assert (
+        f'node "call" (subworkflow) timed out after 1s (timeout_s) waiting for child run {step["child_run_id"]}'
+        in step["error"]
+    )
+    assert step["outputs"]["error"]["code"] == ErrorCode.STEP_TIMEOUT.value
+    assert 'node "call" failed' in (view.error or "") and "timed out" in (view.error or "")
+    child = child_of(view)
+    assert child.status == "cancelled" and "timed out after 1s" in (child.error or "")
+    assert steps_by_node(child)["nap"]["status"] == "cancelled"
+
+    # Once the sleeping step's process is free again (a run after it got to run), nothing of the
+    # child ran after the cancel: its nap stayed cancelled, nothing after it started.
+    assert wait_for_run(start_run(doubler(), {"x": 1}), timeout=60).status == "succeeded"
+    child = get_run(child.id)
+    assert child.status == "cancelled"
+    assert {n: s["status"] for n, s in steps_by_node(child).items()} == {
+        "start": "succeeded",
+        "nap": "cancelled",
+    }
+    assert [e["node_id"] for e in events_of(child.id, "workflow.step.started")] == ["start", "nap"]

@@ -20,11 +20,12 @@ from app.api.main import api
 from app.auth import api_keys, sessions
 from app.auth.principal import WORKSPACE_COOKIE, session_cache
 from app.db import db_session
+from app.pages.editor.review_state import EditorReview
 from app.pages.editor.run_state import EditorRun
 from app.pages.editor.state import EditorState
 from app.pages.editor.tools_state import EditorTools
 from app.pages.workflows_state import WorkflowsState
-from engine import workspaces
+from engine import publishing, workspaces
 from engine.workflows import create_workflow
 from models.auth import AuditLog, User, WorkflowShare
 from models.tables import Run
@@ -40,13 +41,18 @@ def definition(name: str = "shared") -> dict:
 
 
 class Teams:
-    """Alpha owns a workflow (two versions); Beta and Gamma are other workspaces; each has members."""
+    """Alpha owns a workflow (two versions); Beta and Gamma are other workspaces; each has members.
+    Everyone is also a viewer of Company (sorted last, so no one acts there by default): a sharer
+    finds by e-mail only people of a workspace they belong to too."""
 
     def __init__(self, make_user) -> None:
         with db_session() as session:
             self.alpha = str(workspaces.create_workspace(session, slug="alpha", name="Alpha", actor="t").id)
             self.beta = str(workspaces.create_workspace(session, slug="beta", name="Beta", actor="t").id)
             self.gamma = str(workspaces.create_workspace(session, slug="gamma", name="Gamma", actor="t").id)
+            self.company = str(
+                workspaces.create_workspace(session, slug="company", name="Whole company", actor="t").id
+            )
         self.owner = self._member(make_user("editor"), {self.alpha: "editor"})
         self.alpha_viewer = self._member(make_user("viewer"), {self.alpha: "viewer"})
         self.bob = self._member(make_user("editor"), {self.beta: "editor"})
@@ -64,10 +70,9 @@ class Teams:
             == 201
         )
 
-    @staticmethod
-    def _member(user: User, roles: dict[str, str]) -> User:
+    def _member(self, user: User, roles: dict[str, str]) -> User:
         with db_session() as session:
-            for workspace_id, role in roles.items():
+            for workspace_id, role in {**roles, self.company: "viewer"}.items():
                 workspaces.set_member(session, workspace_id, user.id, role, actor="t")
             workspaces.remove_member(session, DEFAULT_WORKSPACE_ID, user.id, actor="t")
         session_cache.clear()
@@ -264,6 +269,39 @@ def test_only_the_owning_workspaces_editors_grant_and_bad_shares_are_refused(tea
     assert owner.get(f"{teams.url}/shares").json() == []
 
 
+def test_an_email_without_an_account_and_one_of_a_stranger_are_refused_alike(teams: Teams, make_user) -> None:
+    # Dora is only in Delta: no workspace in common with Alpha's editor, who may not find her.
+    with db_session() as session:
+        delta = workspaces.create_workspace(session, slug="delta", name="Delta", actor="t").id
+        dora = make_user("editor")
+        workspaces.set_member(session, delta, dora.id, "editor", actor="t")
+        workspaces.remove_member(session, DEFAULT_WORKSPACE_ID, dora.id, actor="t")
+    session_cache.clear()
+    owner = teams.client(teams.owner)
+
+    def refusal(email: str) -> tuple[int, str, str | None, str]:
+        answer = owner.post(f"{teams.url}/shares", json={"email": email, "permission": "read"})
+        body = answer.json()
+        return answer.status_code, body["code"], body.get("field"), body["detail"].replace(email, "<e-mail>")
+
+    stranger, nobody = refusal(dora.email), refusal(f"nobody-{uuid.uuid4().hex[:6]}@example.test")
+    assert stranger == nobody
+    assert stranger[:3] == (422, "share_invalid", "email")
+    assert owner.get(f"{teams.url}/shares").json() == []
+    # The Share dialog answers alike too.
+    tab = workflows_tab(teams.owner)
+    WorkflowsState.open_share.fn(tab, teams.workflow, "Shared flow")
+    WorkflowsState.set_share_target.fn(tab, dora.email)
+    WorkflowsState.grant_share.fn(tab)
+    assert tab.share_rows == []
+    # Someone of a workspace in common is found (Bob, through Company); an instance admin finds anyone.
+    assert teams.share(email=teams.bob.email, permission="read")["target"] == teams.bob.email
+    admin = teams.client(make_user("admin"), teams.alpha)
+    granted = admin.post(f"{teams.url}/shares", json={"email": dora.email, "permission": "read"})
+    assert granted.status_code == 201, granted.text
+    assert teams.client(dora).get(teams.url).status_code == 200
+
+
 def test_deleting_the_workflow_removes_its_shares(teams: Teams) -> None:
     teams.share(workspace="beta", permission="read")
     teams.share(email=teams.gus.email, permission="edit")
@@ -325,6 +363,7 @@ def test_the_editor_opens_a_read_share_read_only_saves_with_an_edit_share_and_ne
     share = teams.share(email=teams.bob.email, permission="read")
     tab = editor_tab(teams.bob, teams.workflow)
     assert tab.loaded and (tab.share_permission, tab.can_edit, tab.version) == ("read", False, 2)
+    assert not tab.can_publish  # the version history hides Submit for review and Publish
     tools = asyncio.run(tab.get_state(EditorTools))
     EditorTools.set_versions_open.fn(tools, True)
     assert [v.version for v in tools.versions] == [2, 1]
@@ -334,7 +373,15 @@ def test_the_editor_opens_a_read_share_read_only_saves_with_an_edit_share_and_ne
 
     teams.share(email=teams.bob.email, permission="edit")
     tab = editor_tab(teams.bob, teams.workflow)
-    assert (tab.share_permission, tab.can_edit) == ("edit", True)
+    assert (tab.share_permission, tab.can_edit, tab.can_publish) == ("edit", True, False)
+    owners = editor_tab(teams.owner, teams.workflow)
+    assert (owners.share_permission, owners.can_publish) == ("", True)
+    # Publishing v1 (superseded) from the recipient's tab is refused before reaching the server.
+    review = asyncio.run(tab.get_state(EditorReview))
+    EditorReview.publish_version.fn(review, 1)
+    assert not review._last_ok
+    with db_session() as session:
+        assert publishing.review_state(session, uuid.UUID(teams.workflow), 1).published_version == 2
     tab.dirty = True
     EditorState.save.fn(tab)
     assert tab.version == 3 and teams.client(teams.owner).get(teams.url).json()["latest_version"] == 3

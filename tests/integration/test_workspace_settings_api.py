@@ -7,6 +7,7 @@ Real PostgreSQL behind the API's auth gate; the page's handlers on real states (
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,8 @@ from sqlmodel import select
 
 from app.auth.principal import WORKSPACE_COOKIE, session_cache
 from app.db import db_session
+from app.pages.editor.limit_state import EditorLimit
+from app.pages.editor.state import EditorState
 from app.pages.settings_limits_state import LimitsState
 from app.pages.settings_review import ReviewSettingState
 from app.pages.settings_state import SettingsState
@@ -25,7 +28,7 @@ from engine.runs import start_run
 from engine.settings import get_settings
 from models.auth import AuditLog, User
 from models.db import get_engine
-from models.tables import Run
+from models.tables import Run, Workflow
 from models.workspace_column import DEFAULT_WORKSPACE_ID
 from tests.integration.engine_helpers import node, wait_for_run, workflow
 from tests.security.test_authorization import cookie_of, key_client, reflex_tab, session_client
@@ -294,3 +297,46 @@ def test_an_editor_sets_a_workflows_own_limit_through_the_api_and_runs_beyond_it
     changes = [(e.before, e.after) for e in entries("workflow.limit_changed", workflow_id)]
     assert changes == [({"max_concurrent_runs": None}, {"max_concurrent_runs": 1}),
                        ({"max_concurrent_runs": 1}, {"max_concurrent_runs": None})]  # fmt: skip
+
+
+def test_an_editor_sets_a_workflows_own_limit_in_the_editors_workflow_tab_as_the_api_does(team: Team) -> None:
+    with db_session() as session:
+        workflow_id = str(
+            workflows.create_workflow(session, "limited in the editor", workspace_id=team.id).id
+        )
+
+    def limit_tab(user: User, workspace: str) -> EditorLimit:
+        cookie = f"{cookie_of(user)}; {WORKSPACE_COOKIE}={workspace}"
+        tab = reflex_tab(EditorState, cookie, f"/workflows/{workflow_id}", "/workflows/[workflow_id]")
+        asyncio.run(EditorState.load.fn(tab))
+        return asyncio.run(tab.get_state(EditorLimit))
+
+    def stored() -> int | None:
+        with db_session() as session:
+            return session.get(Workflow, uuid.UUID(workflow_id)).max_concurrent_runs
+
+    tab = limit_tab(team.editor, team.id)
+    assert tab.run_limit_text == ""
+    for bad in ("0", "many"):
+        EditorLimit.set_run_limit_text.fn(tab, bad)
+        EditorLimit.save_run_limit.fn(tab)
+        assert "max_concurrent_runs" in tab.run_limit_error and stored() is None
+    EditorLimit.set_run_limit_text.fn(tab, "2")
+    EditorLimit.save_run_limit.fn(tab)
+    assert (tab.run_limit_error, tab.run_limit_saved, stored()) == ("", "Saved.", 2)
+    assert team.client(team.editor).get(f"/api/workflows/{workflow_id}").json()["max_concurrent_runs"] == 2
+    assert limit_tab(team.editor, team.id).run_limit_text == "2"  # reopened: the stored value
+    # Another workspace's admin with the workflow's URL: nothing shown, nothing changed.
+    outsider = limit_tab(team.outsider, team.other)
+    assert outsider.run_limit_text == ""
+    EditorLimit.set_run_limit_text.fn(outsider, "9")
+    EditorLimit.save_run_limit.fn(outsider)
+    assert outsider.run_limit_error and stored() == 2
+    EditorLimit.set_run_limit_text.fn(tab, "")
+    EditorLimit.save_run_limit.fn(tab)
+    assert stored() is None
+    changes = [(e.actor, e.source, e.before, e.after) for e in entries("workflow.limit_changed", workflow_id)]
+    assert changes == [
+        (team.editor.email, "ui", {"max_concurrent_runs": None}, {"max_concurrent_runs": 2}),
+        (team.editor.email, "ui", {"max_concurrent_runs": 2}, {"max_concurrent_runs": None}),
+    ]

@@ -158,6 +158,23 @@ def test_an_api_key_acts_in_its_own_workspace_only_and_never_above_its_owners_ro
     assert client.get("/api/me").status_code == 401  # its owner left the workspace: the key is dead
 
 
+def test_a_workspace_admin_who_is_an_instance_editor_cannot_create_a_key_above_editor(make_user) -> None:
+    user = make_user("editor")
+    team = new_workspace("key-ceiling")
+    add(team, user, "admin")
+    client = session_client(user, team)
+    assert client.get("/api/me").json()["role"] == "admin"  # a session acts as the workspace admin
+    refused = client.post("/api/keys", json={"name": "too high", "role": "admin"})
+    body = refused.json()
+    assert (refused.status_code, body["code"], body.get("field")) == (422, "api_key_invalid", "role")
+    assert "at most" in body["detail"] and "editor" in body["detail"]
+    assert client.get("/api/keys").json() == []
+    made = client.post("/api/keys", json={"name": "editor key", "role": "editor"})
+    assert made.status_code == 201, made.text
+    keyed = TestClient(api, headers={"Authorization": f"Bearer {made.json()['key']}"})
+    assert keyed.get("/api/me").json()["role"] == "editor"  # what it was made with is what it does
+
+
 def test_a_run_is_always_in_its_workflows_workspace(make_user) -> None:
     team = new_workspace("runs-team")
     with db_session() as session:

@@ -169,3 +169,21 @@ def test_typed_text_becomes_config_values():
     assert parse_input(body, "plain text") == "plain text"
     optional = resolve({"anyOf": [{"type": "number"}, {"type": "null"}], "default": None}, {})
     assert optional["type"] == "number" and optional["nullable"]
+
+
+def test_a_choice_field_offers_the_rows_it_is_given_and_keeps_a_value_not_among_them():
+    schema = {
+        "properties": {
+            "workflow_id": {"type": "string", "x-choices": "workflows"},
+            "version": {"type": "integer", "x-choices": "workflow_versions", "default": 1},
+        }
+    }
+    rows = {"workflow_id": [["a1", "Billing (v3)"]], "version": [["3", "v3"], ["1", "v1"]]}
+    fields = {f.name: f for f in build_fields(schema, {"workflow_id": "zz", "version": 3}, choices=rows)}
+    assert fields["workflow_id"].kind == "choice" and fields["version"].kind == "choice"
+    assert fields["workflow_id"].choices == [["a1", "Billing (v3)"], ["zz", "zz (not in the list)"]]
+    assert (fields["version"].value, fields["version"].choices) == ("3", [["3", "v3"], ["1", "v1"]])
+    assert parse_input(schema["properties"]["version"], "3") == 3  # a version picked is a number
+    with pytest.raises(InputError, match="pick one from the list"):
+        parse_input(schema["properties"]["version"], "v3")
+    assert parse_input(schema["properties"]["workflow_id"], "a1") == "a1"

@@ -18,6 +18,7 @@ import reflex as rx
 from app import db
 from app.auth.guard import audit_who, caller_of
 from app.pages.editor import notes_groups
+from app.pages.editor.config_choices import field_choices
 from app.pages.editor.graph import WorkingGraph, empty_definition
 from app.pages.editor.inspector import (
     EdgeForm,
@@ -79,6 +80,9 @@ class EditorCore(rx.State):
     # "" for the caller's workspace's own workflow; "read" or "edit" when a share reaches it
     # (engine/shares.py): a read share opens read-only, and no shared workflow is run from here.
     share_permission: str = ""
+    # The version history's Submit for review, Review and Publish: editors of the workflow's own
+    # workspace only (engine/publishing.py refuses anyone else; a share never publishes).
+    can_publish: bool = False
 
     canvas_nodes: list[dict[str, Any]] = []
     canvas_edges: list[dict[str, Any]] = []
@@ -191,7 +195,14 @@ class EditorCore(rx.State):
         self.sel_type_label = node_type.label if node_type else "unknown type"
         self.sel_description = node_type.description if node_type else ""
         shown = {k: v.get("pairs", v["text"]) for k, v in drafts.items()}
-        self.form_fields = build_fields(schema, node.get("config") or {}, errors, shown)
+        config = node.get("config") or {}
+        # What choice fields offer: the caller's workspace's (none in a workflow another one shares).
+        choices = (
+            {}
+            if self.share_permission
+            else field_choices(schema, config, workspace_id=current_workspace(self), open_workflow=self.wf_id)
+        )
+        self.form_fields = build_fields(schema, config, errors, shown, choices)
         self.form_error = errors.get("", "")
         self.sel_issues = [
             i["message"]

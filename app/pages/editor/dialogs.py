@@ -110,8 +110,8 @@ def _version_row(v: VersionRow) -> rx.Component:
         rx.table.cell(
             rx.hstack(
                 version_actions(v),
-                rx.button("Restore", size="1", variant="soft", on_click=T.restore_version(v.version),
-                          data_testid="restore-version"),
+                rx.cond(T.can_edit, rx.button("Restore", size="1", variant="soft",
+                                              on_click=T.restore_version(v.version), data_testid="restore-version")),
                 spacing="1", justify="end",
             ),
             text_align="right",
@@ -132,6 +132,12 @@ def versions_dialog() -> rx.Component:
                 "another editor approves a version before it is published.",
                 size="2",
                 margin_bottom="0.75rem",
+            ),
+            rx.cond(
+                T.share_permission != "",
+                rx.callout("This workflow is shared with you: only its own workspace submits, reviews and "
+                           "publishes its versions.", icon="share-2", size="1", margin_bottom="0.75rem",
+                           id="versions-shared-note"),
             ),
             rx.cond(
                 T.versions.length() > 0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from app.pages.editor.inspector_panel import behaviour_section, edge_section
+from app.pages.editor.limit_state import EditorLimit as L
 from app.pages.editor.run_state import EditorRun as R
 from app.pages.editor.state import EditorState as S
 from app.pages.editor.tools_state import EditorTools as T
@@ -104,7 +105,27 @@ def _workflow_tab() -> rx.Component:
         rx.text_area(value=T.outputs_text, on_change=lambda t: T.set_workflow_field("outputs", t),
                      debounce_timeout=400, rows="4", font_family="monospace", width="100%", id="workflow-outputs"),
         rx.cond(T.settings_error != "", rx.text(T.settings_error, size="1", color=rx.color("red", 11))),
+        rx.cond(S.share_permission == "", _run_limit()),
         spacing="2", width="100%",
+    )  # fmt: skip
+
+
+def _run_limit() -> rx.Component:
+    """The workflow's own limit of runs at once: applies when applied, not with a saved version."""
+    return rx.vstack(
+        rx.divider(margin_y="0.5rem"),
+        field_label("Runs at once (this workflow)", "workflow-run-limit"),
+        rx.hstack(
+            rx.input(value=L.run_limit_text, on_change=L.set_run_limit_text, placeholder="no limit",
+                     input_mode="numeric", flex="1", id="workflow-run-limit"),
+            rx.button("Apply", size="2", variant="soft", on_click=L.save_run_limit, id="workflow-run-limit-save"),
+            width="100%", spacing="2",
+        ),
+        rx.cond(L.run_limit_error != "", rx.text(L.run_limit_error, size="1", color=rx.color("red", 11),
+                                                 id="workflow-run-limit-error")),
+        rx.text("More runs wait queued, in order; the workspace's limit applies too. Applies at once, "
+                "not with a saved version; empty: no limit of its own.", size="1", color=rx.color("gray", 11)),
+        spacing="1", width="100%",
     )  # fmt: skip
 
 

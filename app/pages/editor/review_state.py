@@ -122,6 +122,10 @@ class EditorReview(EditorDiff):
         refresh: bool = True,
     ) -> EventSpec | list[EventSpec]:
         self._last_ok = False
+        if self.share_permission:  # engine/shares.py: publishing stays with the workflow's own workspace
+            return rx.toast.error(
+                "This workflow is shared with you: only its own workspace reviews and publishes it"
+            )
         caller = caller_of(self)
         if caller is None or self._uuid() is None:
             return rx.toast.error("Sign in and open a workflow first")

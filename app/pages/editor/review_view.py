@@ -27,11 +27,12 @@ def status_badge(status) -> rx.Component:
 
 
 def version_actions(v: VersionRow) -> rx.Component:
-    """Submit for review, Review (approve or reject with the diff) and Publish, as the state allows."""
+    """Submit for review, Review (approve or reject with the diff) and Publish, as the state allows;
+    none for a viewer or on a workflow shared with you (only its own workspace publishes it)."""
     submittable = (
         (v.status == _SUBMITTABLE[0]) | (v.status == _SUBMITTABLE[1]) | (v.status == _SUBMITTABLE[2])
     )
-    return rx.hstack(
+    return rx.cond(V.can_publish, rx.hstack(
         rx.cond(submittable, rx.button("Submit for review", size="1", variant="soft",
                                        on_click=V.submit_version(v.version), data_testid="submit-version")),
         rx.cond(v.status == "in_review", rx.button("Review", size="1", variant="soft", color_scheme="amber",
@@ -40,7 +41,7 @@ def version_actions(v: VersionRow) -> rx.Component:
                 rx.button("Publish", size="1", variant="soft", color_scheme="green",
                           on_click=V.publish_version(v.version), data_testid="publish-version")),
         spacing="1", justify="end",
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def review_bar(current_workflow) -> rx.Component:

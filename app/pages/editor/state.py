@@ -17,11 +17,14 @@ from app import db
 from app.auth.guard import caller_of, requires
 from app.auth.policy import Role, allows
 from app.pages.editor import notes_groups
+from app.pages.editor.config_choices import pinned_versions
 from app.pages.editor.core_state import EditorCore
 from app.pages.editor.diff_state import EditorDiff
 from app.pages.editor.graph import EditRefused
+from app.pages.editor.limit_state import EditorLimit
 from app.pages.editor.run_state import EditorRun
 from app.pages.editor.tools_state import EditorTools
+from app.pages.workspace_scope import current_workspace
 from components.config_form import UNSET, InputError, pairs_value, parse_input, resolve
 from engine import shares, workflows
 from engine.contract import get_node_type
@@ -45,19 +48,24 @@ class EditorState(EditorCore):
         """
         caller = caller_of(self)
         self.can_edit = caller is not None and allows(caller.role, Role.EDITOR)
+        self.can_publish = False
         if self._still_open():
             self._sync_canvas()  # the browser's canvas was rebuilt from scratch
             self.can_edit = self.can_edit and self.share_permission != shares.READ
+            self.can_publish = self.can_edit and not self.share_permission
             return
         if not self._open_workflow():
             return
         self.can_edit = self.can_edit and self.share_permission != shares.READ  # a read share: read-only
+        self.can_publish = self.can_edit and not self.share_permission  # a share never publishes
         tools = await self.get_state(EditorTools)
         tools._start_over()
         runs = await self.get_state(EditorRun)
         runs._start_over()
         diff = await self.get_state(EditorDiff)
         diff._start_over()  # a diff shown before is not shown over the reopened workflow
+        limit = await self.get_state(EditorLimit)
+        limit._load_run_limit()  # the Workflow tab's "Runs at once" (not part of a version)
 
     def _still_open(self) -> bool:
         """Whether this tab already has the URL's workflow open with unsaved changes, or with the
@@ -177,10 +185,15 @@ class EditorState(EditorCore):
             return None
         return node, node_type.config_model.model_json_schema()
 
-    def _set_config(self, node: dict[str, Any], name: str, value: Any) -> None:
-        config = {k: v for k, v in (node.get("config") or {}).items() if k != name}
+    def _set_config(
+        self, node: dict[str, Any], name: str, value: Any, also: dict[str, Any] | None = None
+    ) -> None:
+        """Set config field `name` (and the fields of `also`, in the same undo step)."""
+        also = also or {}
+        config = {k: v for k, v in (node.get("config") or {}).items() if k != name and k not in also}
         if value is not UNSET:
             config[name] = value
+        config.update(also)
         before = self._g().canvas_node(node["id"])
         self._commit(
             self._g().update_node(node["id"], config=config), edit=f"{node['id']}:{name}", canvas=False
@@ -204,8 +217,13 @@ class EditorState(EditorCore):
         except InputError as exc:
             self._drafts = {**self._drafts, key: {"text": text, "error": str(exc)}}
         else:
-            self._drafts = {**self._drafts, key: {"text": text, "error": ""}}
-            self._set_config(node, name, value)
+            # A workflow picked for a sub-workflow node: its version is pinned at that one's newest.
+            pinned = (
+                {} if self.share_permission else pinned_versions(schema, name, value, current_workspace(self))
+            )
+            drafts = {k: v for k, v in self._drafts.items() if k[0] != node["id"] or k[1] not in pinned}
+            self._drafts = {**drafts, key: {"text": text, "error": ""}}
+            self._set_config(node, name, value, pinned)
         self._refresh_form()
 
     @rx.event
