@@ -160,7 +160,9 @@ def _insert_steps(
          "visit": visit, "inputs": inputs}
         for step_id, (node_id, visit, inputs) in zip(ids, steps, strict=True)
     ]  # fmt: skip
-    if rows:
+    if len(rows) == 1:  # a plain execute: psycopg runs a list of parameter sets in pipeline mode
+        conn.execute(_INSERT_STEP, rows[0])
+    elif rows:
         conn.execute(_INSERT_STEP, rows)
     return ids
 
