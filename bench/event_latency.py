@@ -22,14 +22,19 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import text
 from standardwebhooks import Webhook
 
-from app.auth import api_keys
-from bench.event_setup import create_topic, echo_workflow, save_workflow, start_kafka_triggers, stop_process
+from bench.event_setup import (
+    create_topic,
+    echo_workflow,
+    operator_key,
+    save_workflow,
+    start_kafka_triggers,
+    stop_process,
+)
 from engine import run_events, secrets
 from engine.kafka_triggers import FETCH_MAX_WAIT_MS
 from engine.parse import parse_dict
 from engine.runs import start_run
-from models.auth import User
-from models.db import get_engine, session_scope
+from models.db import get_engine
 
 SIGNING_SECRET = "whsec_" + base64.b64encode(b"flowloom-bench-webhook-key-32byt").decode()
 WARM_UP = 5  # untimed runs first: the web process's imports, caches and connection pools
@@ -87,12 +92,7 @@ def webhook_latency(pg_url: str, base: str, m: int) -> dict[str, Latencies]:
                           actor="bench", database_url=pg_url)  # fmt: skip
     hook = {"id": "hook", "kind": "webhook", "config": {"secret": "bench-hook", "rate_per_minute": 100_000}}
     wid, tids = save_workflow(pg_url, echo_workflow([hook]))
-    with session_scope(pg_url) as session:
-        user = User(issuer="https://bench.invalid", subject=f"bench-{uuid.uuid4().hex[:6]}", name="bench",
-                    email="bench@example.test", role="operator", email_verified=True)  # fmt: skip
-        session.add(user)
-        session.flush()
-        _, key = api_keys.create(session, user, name="bench", role="operator", rate_limit_per_min=6000)
+    key = operator_key(pg_url)
     signer, defn = Webhook(SIGNING_SECRET), parse_dict(echo_workflow())
 
     def by_webhook(client: httpx.Client, i: int) -> str:

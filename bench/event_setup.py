@@ -44,6 +44,20 @@ def save_workflow(pg_url: str, defn: dict) -> tuple[str, dict[str, str]]:
         return wid, {t.key: t.id for t in triggers.list_for_workflow(conn, wid)}
 
 
+def operator_key(pg_url: str) -> str:
+    """A new operator user's API key (6000 calls a minute), for the benchmarks' API calls."""
+    from app.auth import api_keys
+    from models.auth import User
+
+    with session_scope(pg_url) as session:
+        user = User(issuer="https://bench.invalid", subject=f"bench-{uuid.uuid4().hex[:6]}", name="bench",
+                    email="bench@example.test", role="operator", email_verified=True)  # fmt: skip
+        session.add(user)
+        session.flush()
+        _, key = api_keys.create(session, user, name="bench", role="operator", rate_limit_per_min=6000)
+    return key
+
+
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     """A new topic with one replica."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)

@@ -42,7 +42,7 @@ import psutil  # noqa: E402
 import redis  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from bench.event_setup import save_workflow, serve_api, start_worker, stop_process  # noqa: E402
+from bench.event_setup import operator_key, save_workflow, serve_api, start_worker, stop_process  # noqa: E402
 from engine import run_events  # noqa: E402
 from engine.ops.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from engine.ops.embedded_redis import EmbeddedRedis  # noqa: E402
@@ -283,20 +283,6 @@ def fan_lines(result: Fan) -> list[str]:
     ]
 
 
-def _api_key(pg_url: str) -> str:
-    from app.auth import api_keys
-    from models.auth import User
-    from models.db import session_scope
-
-    with session_scope(pg_url) as session:
-        user = User(issuer="https://bench.invalid", subject=f"bench-{uuid.uuid4().hex[:6]}", name="bench",
-                    email="bench@example.test", role="operator", email_verified=True)  # fmt: skip
-        session.add(user)
-        session.flush()
-        _, key = api_keys.create(session, user, name="bench", role="operator", rate_limit_per_min=6000)
-    return key
-
-
 def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -329,7 +315,7 @@ def main() -> None:
 
         app = current_celery()
         _wait(lambda: bool(app.control.ping(timeout=0.5)), 60)
-        stack = Stack(pg_url, redis_url, base, _api_key(pg_url), worker.pid, app)
+        stack = Stack(pg_url, redis_url, base, operator_key(pg_url), worker.pid, app)
         print(f"CPU cores: {os.cpu_count()}, load average at start {_load()}, worker processes: {concurrency}, "
               f"FLOWLOOM_INLINE_STEPS={get_settings().inline_steps}")  # fmt: skip
         with httpx.Client(base_url=base, timeout=60) as client:

@@ -11,10 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from bench.event_setup import serve_api, start_worker, stop_process
+from bench.event_setup import operator_key, serve_api, start_worker, stop_process
 from bench.windmill import (
     Stack,
-    _api_key,
     _wait,
     chain_lines,
     engine_chain,
@@ -46,7 +45,7 @@ def stack(pg_url: str, isolated_broker: str, tmp_path) -> Iterator[Stack]:
         server, base = serve_api(env, tmp_path / "granian.log")
         app = current_celery()
         _wait(lambda: bool(app.control.ping(timeout=0.5)), 60)
-        yield Stack(pg_url, isolated_broker, base, _api_key(pg_url), worker.pid, app)
+        yield Stack(pg_url, isolated_broker, base, operator_key(pg_url), worker.pid, app)
     finally:
         if server is not None:
             stop_process(server)
